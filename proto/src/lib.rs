@@ -1,0 +1,21 @@
+//! The wire format of raftmq: RocketMQ's message layout today; remoting frames, request
+//! codes and headers as the vertical-slice issue adds them.
+//!
+//! `proto` owns the message layout so that the bytes the store appends are the bytes a
+//! pull returns and a RocketMQ client decodes (DESIGN.md §2). It is pure: no I/O, no
+//! runtime, and every decoder returns an error value instead of panicking on bad input.
+//!
+//! # Layout
+//! - [`message`]: RocketMQ's `MessageDecoder` layout (encode, zero-copy decode, msg ids).
+//! - [`properties`]: the `name\u{1}value\u{2}` property string and well-known keys.
+//! - [`hash`]: Java's `String.hashCode`, which RocketMQ uses as the tag code.
+
+pub mod hash;
+pub mod message;
+pub mod properties;
+
+pub use message::{
+    DecodeError, MessageId, MessageRef, NewMessage, StoreFields, MESSAGE_FIXED_SIZE,
+    MESSAGE_MAGIC_V1, MESSAGE_MAGIC_V2,
+};
+pub use properties::Properties;
