@@ -8,10 +8,12 @@
 //! # Layout
 //! - [`message`]: RocketMQ's `MessageDecoder` layout (encode, zero-copy decode, msg ids).
 //! - [`properties`]: the `name\u{1}value\u{2}` property string and well-known keys.
+//! - [`names`]: topic and group name validation.
 //! - [`hash`]: Java's `String.hashCode`, which RocketMQ uses as the tag code.
 
 pub mod hash;
 pub mod message;
+pub mod names;
 pub mod properties;
 
 pub use message::{

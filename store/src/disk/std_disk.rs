@@ -1,0 +1,232 @@
+//! `StdDisk`: the real disk, files under a root directory.
+//!
+//! Never compiled into the simulated build: it blocks on real fsyncs, which it runs on
+//! tokio's blocking pool so a 4 ms `fdatasync` does not stall the runtime's workers.
+//! Appends and reads are `pwrite`/`pread` into the page cache and run inline.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Disk, DiskFile, DiskSpace};
+
+#[derive(Clone, Debug)]
+pub struct StdDisk {
+    root: Arc<PathBuf>,
+}
+
+impl StdDisk {
+    /// A disk rooted at `root`, which is created if missing.
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(StdDisk {
+            root: Arc::new(root),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> io::Result<PathBuf> {
+        if name.is_empty()
+            || name
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad file name {name:?}"),
+            ));
+        }
+        Ok(self.root.join(name))
+    }
+}
+
+/// Makes a directory entry change durable (`fsync` on the directory).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn walk(dir: &Path, root: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, root, prefix, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let name = rel
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            if name.starts_with(prefix) {
+                out.push(name);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Disk for StdDisk {
+    type File = StdFile;
+
+    async fn open(&self, name: &str, create: bool) -> io::Result<StdFile> {
+        let path = self.path(name)?;
+        let parent = path
+            .parent()
+            .expect("joined path has a parent")
+            .to_path_buf();
+        let existed = path.exists();
+        if create && !existed {
+            fs::create_dir_all(&parent)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .open(&path)?;
+        if create && !existed {
+            sync_dir(&parent)?;
+        }
+        let len = file.metadata()?.len();
+        Ok(StdFile {
+            inner: Arc::new(Inner {
+                file,
+                len: AtomicU64::new(len),
+            }),
+        })
+    }
+
+    async fn remove(&self, name: &str) -> io::Result<()> {
+        let path = self.path(name)?;
+        fs::remove_file(&path)?;
+        sync_dir(path.parent().expect("joined path has a parent"))
+    }
+
+    async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        // Walk only the deepest directory the prefix names.
+        let dir = match prefix.rfind('/') {
+            Some(i) => self.root.join(&prefix[..i]),
+            None => self.root.to_path_buf(),
+        };
+        let mut out = Vec::new();
+        walk(&dir, &self.root, prefix, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn space(&self) -> io::Result<DiskSpace> {
+        let path = std::ffi::CString::new(self.root.to_string_lossy().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: `path` is a valid NUL-terminated string and `stat` is a plain C struct
+        // that statvfs fills in completely on success.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let block = stat.f_frsize as u64;
+        Ok(DiskSpace {
+            total_bytes: stat.f_blocks as u64 * block,
+            free_bytes: stat.f_bavail as u64 * block,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StdFile {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    /// Length including unsynced appends; only the single writer changes it.
+    len: AtomicU64,
+}
+
+impl DiskFile for StdFile {
+    fn len(&self) -> u64 {
+        self.inner.len.load(Ordering::Acquire)
+    }
+
+    async fn append(&self, data: &[u8]) -> io::Result<u64> {
+        let offset = self.inner.len.load(Ordering::Acquire);
+        self.inner.file.write_all_at(data, offset)?;
+        self.inner
+            .len
+            .store(offset + data.len() as u64, Ordering::Release);
+        Ok(offset)
+    }
+
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let len = self.len();
+        if offset >= len {
+            return Ok(0);
+        }
+        let n = buf.len().min((len - offset) as usize);
+        self.inner.file.read_exact_at(&mut buf[..n], offset)?;
+        Ok(n)
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        let inner = self.inner.clone();
+        // Not reachable from the simulator: StdDisk is cfg(not(madsim)).
+        tokio::task::spawn_blocking(move || inner.file.sync_data())
+            .await
+            .map_err(|e| io::Error::other(format!("fsync task failed: {e}")))?
+    }
+
+    async fn truncate(&self, len: u64) -> io::Result<()> {
+        assert!(len <= self.len(), "truncate may only shorten a file");
+        self.inner.file.set_len(len)?;
+        self.inner.len.store(len, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn append_read_truncate_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = StdDisk::new(dir.path()).unwrap();
+        let f = disk.open("a/b/file1", true).await.unwrap();
+        assert_eq!(f.append(b"hello").await.unwrap(), 0);
+        assert_eq!(f.append(b" world").await.unwrap(), 5);
+        f.sync().await.unwrap();
+        let mut buf = [0u8; 20];
+        let n = f.read_at(6, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"world");
+        f.truncate(5).await.unwrap();
+        assert_eq!(f.len(), 5);
+        disk.open("a/c", true).await.unwrap();
+        assert_eq!(
+            disk.list("a/").await.unwrap(),
+            vec!["a/b/file1".to_string(), "a/c".to_string()]
+        );
+        assert_eq!(
+            disk.list("a/b").await.unwrap(),
+            vec!["a/b/file1".to_string()]
+        );
+        let reopened = disk.open("a/b/file1", false).await.unwrap();
+        assert_eq!(reopened.len(), 5);
+        disk.remove("a/b/file1").await.unwrap();
+        assert_eq!(
+            disk.open("a/b/file1", false).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert!(disk.open("../escape", true).await.is_err());
+        assert!(disk.space().unwrap().total_bytes > 0);
+    }
+}

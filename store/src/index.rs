@@ -1,0 +1,539 @@
+//! Key index: message keys and unique ids → CommitLog offsets, queryable by time range.
+//!
+//! RocketMQ's `IndexFile` is an on-disk hash table written in place. Our `Disk` is
+//! append-only, so the index is a small LSM instead (same semantics, own format):
+//! - the *active* file `index/{first commitlog offset:020}.log` is an append-only log of
+//!   entries, mirrored in memory by a hash map;
+//! - when it holds `entries_per_file` entries it is *sealed*: rewritten sorted by key
+//!   hash as `index/{first:020}.sst`, after which the log is removed. Lookups in a sealed
+//!   file binary-search it with reads; nothing of it stays in memory.
+//!
+//! Entries are hints. A query reads each candidate message from the CommitLog and keeps
+//! it only if its topic and key match and its store time is in range, so hash
+//! collisions, entries left over from a truncated CommitLog tail and duplicates from
+//! re-dispatch after a crash never reach a caller. Like RocketMQ, the indexed key is
+//! `topic#key`, for each key in `KEYS` and for `UNIQ_KEY`.
+//!
+//! ```text
+//! entry
+//! offset size field
+//!      0    8 key hash           FNV-1a 64 of "topic#key"
+//!      8    8 commitlog offset   of the message
+//!     16    8 store timestamp    ms
+//!     24    4 size               of the message
+//!     28    4 crc32c             of bytes [0, 28)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::disk::{read_exact_at, Disk, DiskFile};
+use crate::error::{IoContext, Result, StoreError};
+
+pub const INDEX_ENTRY_SIZE: usize = 32;
+const _: () = assert!(INDEX_ENTRY_SIZE == 8 + 8 + 8 + 4 + 4);
+
+const DIR: &str = "index/";
+const LOG_SUFFIX: &str = ".log";
+const SORTED_SUFFIX: &str = ".sst";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexEntry {
+    pub key_hash: u64,
+    pub commitlog_offset: u64,
+    pub store_timestamp_ms: i64,
+    pub size: u32,
+}
+
+impl IndexEntry {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.key_hash.to_be_bytes());
+        out.extend_from_slice(&self.commitlog_offset.to_be_bytes());
+        out.extend_from_slice(&self.store_timestamp_ms.to_be_bytes());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        let crc = crc32c::crc32c(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+
+    /// `None` when the CRC does not match (a torn write).
+    fn decode(b: &[u8]) -> Option<Self> {
+        assert_eq!(b.len(), INDEX_ENTRY_SIZE);
+        let crc = u32::from_be_bytes(b[28..32].try_into().expect("4 bytes"));
+        if crc != crc32c::crc32c(&b[..28]) {
+            return None;
+        }
+        Some(IndexEntry {
+            key_hash: u64::from_be_bytes(b[0..8].try_into().expect("8 bytes")),
+            commitlog_offset: u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")),
+            store_timestamp_ms: i64::from_be_bytes(b[16..24].try_into().expect("8 bytes")),
+            size: u32::from_be_bytes(b[24..28].try_into().expect("4 bytes")),
+        })
+    }
+}
+
+/// FNV-1a 64 of `topic#key`: stable across processes, unlike std's seeded hasher.
+pub fn key_hash(topic: &str, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic
+        .bytes()
+        .chain(std::iter::once(b'#'))
+        .chain(key.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+struct Sealed<F> {
+    first: u64,
+    file: F,
+    count: u64,
+}
+
+struct Active<F> {
+    first: u64,
+    file: F,
+    entries: HashMap<u64, Vec<IndexEntry>>,
+    count: u64,
+    synced: bool,
+}
+
+struct State<F> {
+    sealed: Vec<Sealed<F>>,
+    active: Option<Active<F>>,
+}
+
+pub struct KeyIndex<D: Disk> {
+    disk: D,
+    entries_per_file: u64,
+    state: tokio::sync::Mutex<State<D::File>>,
+    /// Sealed-file handles for readers, so lookups do not wait for the writer.
+    readers: Mutex<Vec<(u64, D::File, u64)>>,
+}
+
+fn log_name(first: u64) -> String {
+    format!("{DIR}{first:020}{LOG_SUFFIX}")
+}
+
+fn sorted_name(first: u64) -> String {
+    format!("{DIR}{first:020}{SORTED_SUFFIX}")
+}
+
+impl<D: Disk> KeyIndex<D> {
+    /// Opens the index. Entries of the active log at or past `redispatch_from` are cut,
+    /// since recovery re-dispatches those records.
+    pub async fn open(disk: D, entries_per_file: u64, redispatch_from: u64) -> Result<Self> {
+        let names = disk.list(DIR).await.context(|| format!("list {DIR}"))?;
+        let mut logs = Vec::new();
+        let mut sorted = Vec::new();
+        for name in &names {
+            let stem = &name[DIR.len()..];
+            let parsed = |suffix: &str| {
+                stem.strip_suffix(suffix)
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            if let Some(first) = parsed(LOG_SUFFIX) {
+                logs.push(first);
+            } else if let Some(first) = parsed(SORTED_SUFFIX) {
+                sorted.push(first);
+            } else {
+                return Err(StoreError::UnexpectedFile {
+                    file: name.clone(),
+                    reason: "not an index file".into(),
+                });
+            }
+        }
+        let mut state = State {
+            sealed: Vec::new(),
+            active: None,
+        };
+        for first in sorted {
+            let name = sorted_name(first);
+            let file = disk
+                .open(&name, false)
+                .await
+                .context(|| format!("open {name}"))?;
+            if logs.contains(&first) {
+                // Crashed while sealing: the log is complete, the sorted copy may not be.
+                disk.remove(&name)
+                    .await
+                    .context(|| format!("remove {name}"))?;
+                continue;
+            }
+            let count = file.len() / INDEX_ENTRY_SIZE as u64;
+            state.sealed.push(Sealed { first, file, count });
+        }
+        for (i, first) in logs.iter().copied().enumerate() {
+            let active = load_log(&disk, first, redispatch_from).await?;
+            if i + 1 < logs.len() {
+                // Only the newest log can be active; an older one was being sealed.
+                seal(&disk, &mut state, active).await?;
+            } else {
+                state.active = Some(active);
+            }
+        }
+        state.sealed.sort_by_key(|s| s.first);
+        let readers = state
+            .sealed
+            .iter()
+            .map(|s| (s.first, s.file.clone(), s.count))
+            .collect();
+        Ok(KeyIndex {
+            disk,
+            entries_per_file,
+            state: tokio::sync::Mutex::new(state),
+            readers: Mutex::new(readers),
+        })
+    }
+
+    /// Adds entries (in CommitLog order). One writer only.
+    pub async fn add(&self, entries: &[IndexEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.state.lock().await;
+        let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_SIZE);
+        let mut rest = entries;
+        while !rest.is_empty() {
+            if state.active.is_none() {
+                let first = rest[0].commitlog_offset;
+                let name = log_name(first);
+                let file = self
+                    .disk
+                    .open(&name, true)
+                    .await
+                    .context(|| format!("create {name}"))?;
+                state.active = Some(Active {
+                    first,
+                    file,
+                    entries: HashMap::new(),
+                    count: 0,
+                    synced: true,
+                });
+            }
+            let active = state.active.as_mut().expect("active log exists");
+            let room = (self.entries_per_file - active.count) as usize;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            buf.clear();
+            for e in now {
+                e.encode_into(&mut buf);
+            }
+            active
+                .file
+                .append(&buf)
+                .await
+                .context(|| format!("append to {}", log_name(active.first)))?;
+            for e in now {
+                active.entries.entry(e.key_hash).or_default().push(*e);
+            }
+            active.count += now.len() as u64;
+            active.synced = false;
+            if active.count == self.entries_per_file {
+                let full = state.active.take().expect("active log exists");
+                seal(&self.disk, &mut state, full).await?;
+                let readers = state
+                    .sealed
+                    .iter()
+                    .map(|s| (s.first, s.file.clone(), s.count))
+                    .collect();
+                *self.readers.lock().expect("index readers poisoned") = readers;
+            }
+            rest = later;
+        }
+        Ok(())
+    }
+
+    /// Candidate entries for `hash` with store time in `[begin_ms, end_ms]`, newest first,
+    /// deduplicated by CommitLog offset. At most `max` of them.
+    pub async fn lookup(
+        &self,
+        hash: u64,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<IndexEntry>> {
+        let mut found: Vec<IndexEntry> = Vec::new();
+        {
+            let state = self.state.lock().await;
+            if let Some(active) = &state.active {
+                found.extend(active.entries.get(&hash).into_iter().flatten().copied());
+            }
+        }
+        let readers = self.readers.lock().expect("index readers poisoned").clone();
+        for (first, file, count) in readers.iter().rev() {
+            found.extend(lookup_sorted(file, *first, *count, hash).await?);
+        }
+        found.retain(|e| (begin_ms..=end_ms).contains(&e.store_timestamp_ms));
+        found.sort_by(|a, b| b.commitlog_offset.cmp(&a.commitlog_offset));
+        found.dedup_by_key(|e| e.commitlog_offset);
+        found.truncate(max);
+        Ok(found)
+    }
+
+    /// Makes every entry added so far durable.
+    pub async fn sync(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if let Some(active) = state.active.as_mut() {
+            if !active.synced {
+                active
+                    .file
+                    .sync()
+                    .await
+                    .context(|| format!("sync {}", log_name(active.first)))?;
+                active.synced = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retention: deletes sealed files whose entries all lie below `commitlog_min`.
+    pub async fn delete_below(&self, commitlog_min: u64) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let active_first = state.active.as_ref().map(|a| a.first);
+        let mut keep = Vec::new();
+        let sealed = std::mem::take(&mut state.sealed);
+        for (i, s) in sealed.iter().enumerate() {
+            // A sealed file's entries end where the next file begins.
+            let next_first = sealed.get(i + 1).map(|n| n.first).or(active_first);
+            if next_first.is_some_and(|n| n <= commitlog_min) {
+                let name = sorted_name(s.first);
+                self.disk
+                    .remove(&name)
+                    .await
+                    .context(|| format!("remove {name}"))?;
+            } else {
+                keep.push(i);
+            }
+        }
+        state.sealed = sealed
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(i))
+            .map(|(_, s)| s)
+            .collect();
+        let readers = state
+            .sealed
+            .iter()
+            .map(|s| (s.first, s.file.clone(), s.count))
+            .collect();
+        *self.readers.lock().expect("index readers poisoned") = readers;
+        Ok(())
+    }
+}
+
+async fn load_log<D: Disk>(disk: &D, first: u64, redispatch_from: u64) -> Result<Active<D::File>> {
+    let name = log_name(first);
+    let file = disk
+        .open(&name, false)
+        .await
+        .context(|| format!("open {name}"))?;
+    let mut buf = vec![0u8; file.len() as usize];
+    read_exact_at(&file, 0, &mut buf)
+        .await
+        .context(|| format!("read {name}"))?;
+    let mut entries: HashMap<u64, Vec<IndexEntry>> = HashMap::new();
+    let mut count = 0u64;
+    for chunk in buf.chunks_exact(INDEX_ENTRY_SIZE) {
+        match IndexEntry::decode(chunk) {
+            Some(e) if e.commitlog_offset < redispatch_from => {
+                entries.entry(e.key_hash).or_default().push(e);
+                count += 1;
+            }
+            _ => break,
+        }
+    }
+    let keep = count * INDEX_ENTRY_SIZE as u64;
+    if keep < file.len() {
+        tracing::info!(file = %name, keep, len = file.len(), "cutting index entries that recovery re-dispatches");
+        file.truncate(keep)
+            .await
+            .context(|| format!("truncate {name}"))?;
+        file.sync().await.context(|| format!("sync {name}"))?;
+    }
+    Ok(Active {
+        first,
+        file,
+        entries,
+        count,
+        synced: true,
+    })
+}
+
+/// Writes the active log sorted by key hash as a sealed file, then removes the log.
+async fn seal<D: Disk>(
+    disk: &D,
+    state: &mut State<D::File>,
+    active: Active<D::File>,
+) -> Result<()> {
+    let mut entries: Vec<IndexEntry> = active.entries.into_values().flatten().collect();
+    entries.sort();
+    let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_SIZE);
+    for e in &entries {
+        e.encode_into(&mut buf);
+    }
+    let name = sorted_name(active.first);
+    let file = disk
+        .open(&name, true)
+        .await
+        .context(|| format!("create {name}"))?;
+    file.append(&buf)
+        .await
+        .context(|| format!("write {name}"))?;
+    file.sync().await.context(|| format!("sync {name}"))?;
+    let log = log_name(active.first);
+    disk.remove(&log)
+        .await
+        .context(|| format!("remove {log}"))?;
+    state.sealed.push(Sealed {
+        first: active.first,
+        file,
+        count: entries.len() as u64,
+    });
+    state.sealed.sort_by_key(|s| s.first);
+    Ok(())
+}
+
+async fn lookup_sorted<F: DiskFile>(
+    file: &F,
+    first: u64,
+    count: u64,
+    hash: u64,
+) -> Result<Vec<IndexEntry>> {
+    let name = sorted_name(first);
+    let read = |i: u64| read_entry(file, &name, i);
+    // First entry with key_hash >= hash.
+    let (mut lo, mut hi) = (0u64, count);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if read(mid).await?.key_hash < hash {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = lo;
+    while i < count {
+        let e = read(i).await?;
+        if e.key_hash != hash {
+            break;
+        }
+        out.push(e);
+        i += 1;
+    }
+    Ok(out)
+}
+
+async fn read_entry<F: DiskFile>(file: &F, name: &str, i: u64) -> Result<IndexEntry> {
+    let mut buf = [0u8; INDEX_ENTRY_SIZE];
+    let offset = i * INDEX_ENTRY_SIZE as u64;
+    read_exact_at(file, offset, &mut buf)
+        .await
+        .context(|| format!("read {name}"))?;
+    IndexEntry::decode(&buf).ok_or_else(|| StoreError::Corrupt {
+        file: name.to_string(),
+        offset,
+        reason: "index entry crc mismatch".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::{SimDisk, SimDiskConfig};
+
+    fn entry(key: &str, offset: u64, ts: i64) -> IndexEntry {
+        IndexEntry {
+            key_hash: key_hash("T", key),
+            commitlog_offset: offset,
+            store_timestamp_ms: ts,
+            size: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn lookup_spans_sealed_and_active_files_with_time_range() {
+        let disk = SimDisk::new(SimDiskConfig::reliable(1));
+        let index = KeyIndex::open(disk.clone(), 4, u64::MAX).await.unwrap();
+        let entries: Vec<_> = (0..10)
+            .map(|i| entry(if i % 2 == 0 { "even" } else { "odd" }, i * 100, i as i64))
+            .collect();
+        index.add(&entries).await.unwrap();
+        let names = disk.list(DIR).await.unwrap();
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(SORTED_SUFFIX)).count(),
+            2
+        );
+        let even = index
+            .lookup(key_hash("T", "even"), 0, 100, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            even.iter().map(|e| e.commitlog_offset).collect::<Vec<_>>(),
+            vec![800, 600, 400, 200, 0]
+        );
+        let ranged = index.lookup(key_hash("T", "odd"), 3, 7, 100).await.unwrap();
+        assert_eq!(
+            ranged
+                .iter()
+                .map(|e| e.commitlog_offset)
+                .collect::<Vec<_>>(),
+            vec![700, 500, 300]
+        );
+        assert_eq!(
+            index
+                .lookup(key_hash("T", "none"), 0, 100, 100)
+                .await
+                .unwrap(),
+            vec![]
+        );
+        // Reopen: the same answers.
+        index.sync().await.unwrap();
+        let reopened = KeyIndex::open(disk.clone(), 4, u64::MAX).await.unwrap();
+        assert_eq!(
+            reopened
+                .lookup(key_hash("T", "even"), 0, 100, 100)
+                .await
+                .unwrap(),
+            even
+        );
+        // Retention drops whole sealed files.
+        reopened.delete_below(800).await.unwrap();
+        let left = reopened
+            .lookup(key_hash("T", "even"), 0, 100, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            left.iter().map(|e| e.commitlog_offset).collect::<Vec<_>>(),
+            vec![800]
+        );
+    }
+
+    #[tokio::test]
+    async fn open_cuts_entries_to_be_redispatched_and_torn_ones() {
+        let disk = SimDisk::new(SimDiskConfig::reliable(1));
+        let index = KeyIndex::open(disk.clone(), 100, u64::MAX).await.unwrap();
+        index
+            .add(&(0..5).map(|i| entry("k", i * 100, 0)).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        disk.open(&log_name(0), false)
+            .await
+            .unwrap()
+            .append(&[7; 20])
+            .await
+            .unwrap();
+        let reopened = KeyIndex::open(disk.clone(), 100, 300).await.unwrap();
+        let found = reopened
+            .lookup(key_hash("T", "k"), 0, 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 3);
+        assert_eq!(
+            disk.open(&log_name(0), false).await.unwrap().len(),
+            3 * INDEX_ENTRY_SIZE as u64
+        );
+    }
+}

@@ -1,0 +1,525 @@
+//! `MessageStore` (RocketMQ: `DefaultMessageStore`): the CommitLog, its ConsumeQueues
+//! and key index, and the tasks that write, flush, checkpoint and clean them.
+//!
+//! # Data path
+//! `put_messages` validates, then hands the batch to the single writer task over a
+//! bounded channel. The writer drains whatever else is waiting (group commit), assigns
+//! queue offsets, appends everything to the CommitLog in one disk write, dispatches the
+//! ConsumeQueue units and index entries, and replies. With `flush = sync` the caller
+//! then waits until the flusher's next fsync covers its bytes; one fsync covers every
+//! write that landed before it began. With `flush = async` the caller is answered at
+//! once and the flusher syncs every `flush_interval_ms`.
+//!
+//! A disk error on the write or flush path stops the store from accepting writes
+//! (`Unavailable`): after a failed fsync it no longer knows what is durable, and the
+//! only safe way on is to reopen, which runs recovery.
+
+mod recovery;
+mod services;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "fault-injection")]
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::{MessageId, MessageRef, NewMessage};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::commit_log::CommitLog;
+use crate::config::{FlushMode, StoreConfig};
+use crate::consume_queue::ConsumeQueue;
+use crate::disk::Disk;
+use crate::error::{Result, StoreError};
+use crate::index::{key_hash, KeyIndex};
+
+/// Where a stored message landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    pub msg_id: MessageId,
+    pub physical_offset: u64,
+    pub size: u32,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub store_timestamp_ms: i64,
+}
+
+impl PutResult {
+    /// CommitLog offset just past this message: durable once `flushed_offset` reaches it.
+    pub fn end_offset(&self) -> u64 {
+        self.physical_offset + u64::from(self.size)
+    }
+}
+
+/// Outcome of a read from a queue (RocketMQ `GetMessageStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetStatus {
+    Found,
+    /// Messages exist past the offset, but none matched the filter in this window.
+    NoMatchedMessage,
+    /// The queue has no messages (or does not exist).
+    NoMessageInQueue,
+    /// Below the queue's min offset: retention removed it.
+    OffsetTooSmall,
+    /// Exactly the max offset: no new message yet (a long poll parks here).
+    OffsetOverflowOne,
+    /// Past the max offset.
+    OffsetOverflowBadly,
+}
+
+#[derive(Clone, Debug)]
+pub struct GetMessages {
+    pub status: GetStatus,
+    /// Messages in the stored layout, in queue order.
+    pub messages: Vec<Bytes>,
+    /// Where the next read should start.
+    pub next_offset: u64,
+    pub min_offset: u64,
+    pub max_offset: u64,
+}
+
+pub(crate) type QueueKey = (String, u32);
+
+struct WriteRequest {
+    messages: Vec<NewMessage>,
+    reply: oneshot::Sender<Result<Written>>,
+}
+
+struct Written {
+    results: Vec<PutResult>,
+    end_offset: u64,
+}
+
+/// What the flush tasks publish.
+#[derive(Clone, Debug, Default)]
+struct FlushState {
+    flushed_offset: u64,
+    failed: Option<String>,
+}
+
+struct Shared<D: Disk> {
+    config: StoreConfig,
+    disk: D,
+    commit_log: CommitLog<D>,
+    queues: RwLock<BTreeMap<QueueKey, Arc<ConsumeQueue<D>>>>,
+    index: KeyIndex<D>,
+    flushed: watch::Sender<FlushState>,
+    /// CommitLog offset up to which ConsumeQueues and the index are written.
+    dispatched: watch::Sender<u64>,
+    flush_wakeup: Notify,
+    checkpoint_sequence: AtomicU64,
+    failed: Mutex<Option<String>>,
+    #[cfg(feature = "fault-injection")]
+    ack_before_fsync: std::sync::atomic::AtomicBool,
+}
+
+impl<D: Disk> Shared<D> {
+    fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue<D>>> {
+        let queues = self.queues.read().expect("queues lock poisoned");
+        queues.get(&(topic.to_string(), queue_id)).cloned()
+    }
+
+    fn queue_or_create(&self, topic: &str, queue_id: u32) -> Arc<ConsumeQueue<D>> {
+        if let Some(q) = self.queue(topic, queue_id) {
+            return q;
+        }
+        let mut queues = self.queues.write().expect("queues lock poisoned");
+        queues
+            .entry((topic.to_string(), queue_id))
+            .or_insert_with(|| {
+                Arc::new(ConsumeQueue::new(
+                    self.disk.clone(),
+                    topic,
+                    queue_id,
+                    self.config.consume_queue_units_per_file,
+                ))
+            })
+            .clone()
+    }
+
+    fn all_queues(&self) -> Vec<Arc<ConsumeQueue<D>>> {
+        self.queues
+            .read()
+            .expect("queues lock poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops the store from accepting writes and wakes every waiter with the reason.
+    fn fail(&self, error: &StoreError) {
+        let reason = error.to_string();
+        tracing::error!(%reason, "message store stops accepting writes");
+        self.failed
+            .lock()
+            .expect("failed lock poisoned")
+            .get_or_insert(reason.clone());
+        self.flushed.send_modify(|s| {
+            s.failed.get_or_insert(reason);
+        });
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().expect("failed lock poisoned").clone()
+    }
+}
+
+pub struct MessageStore<D: Disk> {
+    shared: Arc<Shared<D>>,
+    write_tx: mpsc::Sender<WriteRequest>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Bound on write requests waiting for the writer; senders wait beyond it.
+const WRITE_QUEUE_DEPTH: usize = 4096;
+
+impl<D: Disk> MessageStore<D> {
+    /// Opens the store on `disk`, running recovery (see `recovery`), and starts its tasks.
+    pub async fn open(disk: D, config: StoreConfig) -> Result<Self> {
+        config.validate()?;
+        let shared = Arc::new(recovery::recover(disk, config).await?);
+        let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
+        let tasks = vec![
+            tokio::spawn(writer::run(shared.clone(), write_rx)),
+            tokio::spawn(services::run_flusher(shared.clone())),
+            tokio::spawn(services::run_checkpointer(shared.clone())),
+        ];
+        Ok(MessageStore {
+            shared,
+            write_tx,
+            tasks,
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Stores `messages` (one batch, in order) and returns where each landed, once the
+    /// configured flush mode allows an acknowledgement.
+    pub async fn put_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<PutResult>> {
+        for message in &messages {
+            self.validate(message)?;
+        }
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(reason) = self.shared.failure() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let (reply, written) = oneshot::channel();
+        self.write_tx
+            .send(WriteRequest { messages, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        let written = written
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))??;
+        if self.shared.config.flush_disk_type == FlushMode::Sync && !self.ack_before_fsync() {
+            self.wait_flushed(written.end_offset).await?;
+        }
+        Ok(written.results)
+    }
+
+    /// Stores one message.
+    pub async fn put_message(&self, message: NewMessage) -> Result<PutResult> {
+        let mut results = self.put_messages(vec![message]).await?;
+        Ok(results.pop().expect("one result per message"))
+    }
+
+    fn validate(&self, message: &NewMessage) -> Result<()> {
+        proto::names::validate_name("topic", &message.topic).map_err(StoreError::MessageIllegal)?;
+        message
+            .validate()
+            .map_err(|e| StoreError::MessageIllegal(e.to_string()))?;
+        let size = message.encoded_size(self.shared.config.store_host);
+        if size > self.shared.config.message_size_max {
+            return Err(StoreError::MessageIllegal(format!(
+                "message of {size} bytes exceeds message_size_max {}",
+                self.shared.config.message_size_max
+            )));
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn ack_before_fsync(&self) -> bool {
+        self.shared.ack_before_fsync.load(Ordering::Relaxed)
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn ack_before_fsync(&self) -> bool {
+        false
+    }
+
+    /// PLANTED BUG for tests: acknowledge sync-flush writes before their fsync.
+    #[cfg(feature = "fault-injection")]
+    pub fn plant_ack_before_fsync(&self) {
+        self.shared.ack_before_fsync.store(true, Ordering::Relaxed);
+    }
+
+    async fn wait_flushed(&self, end_offset: u64) -> Result<()> {
+        self.shared.flush_wakeup.notify_one();
+        let mut rx = self.shared.flushed.subscribe();
+        let timeout_ms = self.shared.config.sync_flush_timeout_ms;
+        let waited = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            rx.wait_for(|s| s.flushed_offset >= end_offset || s.failed.is_some()),
+        )
+        .await;
+        match waited {
+            Err(_) => Err(StoreError::FlushTimeout { timeout_ms }),
+            Ok(Err(_)) => Err(StoreError::Unavailable("the flusher has stopped".into())),
+            Ok(Ok(state)) if state.flushed_offset >= end_offset => Ok(()),
+            Ok(Ok(state)) => Err(StoreError::Unavailable(
+                state.failed.clone().unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Reads up to `max_count` messages of a queue from `offset` whose tag hash passes
+    /// `filter` (RocketMQ `getMessage`).
+    pub async fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_count: usize,
+        filter: impl Fn(i64) -> bool,
+    ) -> Result<GetMessages> {
+        let Some(queue) = self.shared.queue(topic, queue_id) else {
+            return Ok(GetMessages {
+                status: GetStatus::NoMessageInQueue,
+                messages: Vec::new(),
+                next_offset: 0,
+                min_offset: 0,
+                max_offset: 0,
+            });
+        };
+        let (min, max) = (queue.min_offset(), queue.max_offset());
+        let reply = |status, next_offset| GetMessages {
+            status,
+            messages: Vec::new(),
+            next_offset,
+            min_offset: min,
+            max_offset: max,
+        };
+        if max == 0 {
+            return Ok(reply(GetStatus::NoMessageInQueue, 0));
+        }
+        if offset < min {
+            return Ok(reply(GetStatus::OffsetTooSmall, min));
+        }
+        if offset == max {
+            return Ok(reply(GetStatus::OffsetOverflowOne, offset));
+        }
+        if offset > max {
+            return Ok(reply(GetStatus::OffsetOverflowBadly, max));
+        }
+        let commitlog_min = self.shared.commit_log.min_offset();
+        let mut messages = Vec::new();
+        let mut next = offset;
+        let mut bytes = 0usize;
+        while messages.len() < max_count
+            && next < max
+            && bytes < self.shared.config.write_batch_size_max
+        {
+            let units = queue.read(next, max_count.max(32)).await?;
+            if units.is_empty() {
+                break;
+            }
+            for unit in units {
+                if messages.len() >= max_count {
+                    break;
+                }
+                next += 1;
+                if unit.commitlog_offset < commitlog_min || !filter(unit.tag_hash) {
+                    continue;
+                }
+                let message = self
+                    .shared
+                    .commit_log
+                    .read(unit.commitlog_offset, unit.size)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        file: crate::consume_queue::queue_dir(topic, queue_id),
+                        offset: next - 1,
+                        reason: format!(
+                            "unit points at CommitLog offset {} which is not stored",
+                            unit.commitlog_offset
+                        ),
+                    })?;
+                bytes += message.len();
+                messages.push(message);
+            }
+        }
+        let status = if messages.is_empty() {
+            GetStatus::NoMatchedMessage
+        } else {
+            GetStatus::Found
+        };
+        Ok(GetMessages {
+            status,
+            messages,
+            next_offset: next,
+            min_offset: min,
+            max_offset: max,
+        })
+    }
+
+    /// The message stored at CommitLog offset `physical_offset` (a lookup by msg id).
+    pub async fn message_at(&self, physical_offset: u64) -> Result<Option<Bytes>> {
+        self.shared.commit_log.read_unsized(physical_offset).await
+    }
+
+    /// Messages of `topic` whose `KEYS` or `UNIQ_KEY` include `key`, stored within
+    /// `[begin_ms, end_ms]`, newest first, at most `max`.
+    pub async fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Bytes>> {
+        let candidates = self
+            .shared
+            .index
+            .lookup(key_hash(topic, key), begin_ms, end_ms, usize::MAX)
+            .await?;
+        let mut found = Vec::new();
+        for entry in candidates {
+            if found.len() >= max {
+                break;
+            }
+            let Some(bytes) = self
+                .shared
+                .commit_log
+                .read(entry.commitlog_offset, entry.size)
+                .await
+                .ok()
+                .flatten()
+            else {
+                continue; // A stale hint: the record is gone or was replaced.
+            };
+            let Ok(message) = MessageRef::parse(&bytes) else {
+                continue;
+            };
+            let keys = message
+                .property(proto::properties::keys::KEYS)
+                .unwrap_or_default();
+            let matches = message.topic() == topic
+                && (keys
+                    .split(proto::properties::keys::KEY_SEPARATOR)
+                    .any(|k| k == key)
+                    || message.property(proto::properties::keys::UNIQ_KEY) == Some(key))
+                && (begin_ms..=end_ms).contains(&message.store_timestamp_ms());
+            if matches {
+                found.push(bytes.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn min_offset(&self, topic: &str, queue_id: u32) -> u64 {
+        self.shared
+            .queue(topic, queue_id)
+            .map_or(0, |q| q.min_offset())
+    }
+
+    /// One past the last queue offset (RocketMQ's max offset).
+    pub fn max_offset(&self, topic: &str, queue_id: u32) -> u64 {
+        self.shared
+            .queue(topic, queue_id)
+            .map_or(0, |q| q.max_offset())
+    }
+
+    /// Every (topic, queue id) with a ConsumeQueue.
+    pub fn queues(&self) -> Vec<(String, u32)> {
+        self.shared
+            .queues
+            .read()
+            .expect("queues lock poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// CommitLog offset below which everything is durable.
+    pub fn flushed_offset(&self) -> u64 {
+        self.shared.commit_log.flushed_offset()
+    }
+
+    /// End of the CommitLog.
+    pub fn commitlog_max_offset(&self) -> u64 {
+        self.shared.commit_log.write_offset()
+    }
+
+    pub fn commitlog_min_offset(&self) -> u64 {
+        self.shared.commit_log.min_offset()
+    }
+
+    /// Notified with the dispatched CommitLog offset after every write: long polling
+    /// waits on this for new messages.
+    pub fn arrivals(&self) -> watch::Receiver<u64> {
+        self.shared.dispatched.subscribe()
+    }
+
+    /// Why the store stopped accepting writes, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Runs retention once now (it also runs every `clean_interval_ms`).
+    pub async fn clean_now(&self) -> Result<()> {
+        services::clean(&self.shared).await
+    }
+
+    /// Syncs everything and writes a checkpoint now (it also runs every
+    /// `checkpoint_interval_ms`).
+    pub async fn checkpoint_now(&self) -> Result<()> {
+        self.shared.commit_log.sync().await?;
+        services::checkpoint(&self.shared).await
+    }
+
+    /// Stops the tasks after a final flush and checkpoint.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let result = self.checkpoint_now().await;
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        result
+    }
+}
+
+impl<D: Disk> Drop for MessageStore<D> {
+    /// Dropping without `shutdown` is a crash as far as the disk is concerned: the tasks
+    /// stop and nothing more is flushed.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// How far the flushed and dispatched offsets are; for tests and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub write_offset: u64,
+    pub flushed_offset: u64,
+    pub dispatched_offset: u64,
+}
+
+impl<D: Disk> MessageStore<D> {
+    pub fn progress(&self) -> Progress {
+        Progress {
+            write_offset: self.shared.commit_log.write_offset(),
+            flushed_offset: self.shared.commit_log.flushed_offset(),
+            dispatched_offset: *self.shared.dispatched.borrow(),
+        }
+    }
+}

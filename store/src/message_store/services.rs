@@ -1,0 +1,107 @@
+//! Background services: the CommitLog flusher, the checkpointer and retention.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Shared;
+use crate::checkpoint::{self, Checkpoint};
+use crate::clock;
+use crate::config::FlushMode;
+use crate::disk::Disk;
+use crate::error::Result;
+use crate::retention::{segments_to_delete, RetentionPolicy};
+
+/// Syncs the CommitLog: on every wakeup with `flush = sync` (group commit: one fsync for
+/// everything written since the last), every `flush_interval_ms` with `flush = async`.
+pub(super) async fn run_flusher<D: Disk>(shared: Arc<Shared<D>>) {
+    let interval = Duration::from_millis(shared.config.flush_interval_ms);
+    loop {
+        match shared.config.flush_disk_type {
+            FlushMode::Sync => {
+                // A timeout as well, so a lost wakeup cannot strand a waiter.
+                let _ = tokio::time::timeout(interval, shared.flush_wakeup.notified()).await;
+            }
+            FlushMode::Async => tokio::time::sleep(interval).await,
+        }
+        if shared.failure().is_some() {
+            return;
+        }
+        match shared.commit_log.sync().await {
+            Ok(flushed_offset) => {
+                shared
+                    .flushed
+                    .send_modify(|s| s.flushed_offset = s.flushed_offset.max(flushed_offset));
+            }
+            Err(e) => {
+                shared.fail(&e);
+                return;
+            }
+        }
+    }
+}
+
+/// Every `checkpoint_interval_ms`, syncs ConsumeQueues and the index and writes a
+/// checkpoint; every `clean_interval_ms`, runs retention.
+pub(super) async fn run_checkpointer<D: Disk>(shared: Arc<Shared<D>>) {
+    let interval_ms = shared.config.checkpoint_interval_ms;
+    let clean_every = (shared.config.clean_interval_ms / interval_ms).max(1);
+    let mut ticks = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        if shared.failure().is_some() {
+            return;
+        }
+        ticks += 1;
+        let mut result = checkpoint(&shared).await;
+        if result.is_ok() && ticks % clean_every == 0 {
+            result = clean(&shared).await;
+        }
+        if let Err(e) = result {
+            shared.fail(&e);
+            return;
+        }
+    }
+}
+
+/// Makes ConsumeQueues and the index durable up to the dispatched offset seen first,
+/// then records it with the CommitLog's flushed offset.
+pub(super) async fn checkpoint<D: Disk>(shared: &Shared<D>) -> Result<()> {
+    let dispatched = *shared.dispatched.borrow();
+    for queue in shared.all_queues() {
+        queue.sync().await?;
+    }
+    shared.index.sync().await?;
+    let commitlog_offset = shared.commit_log.flushed_offset();
+    let checkpoint = Checkpoint {
+        sequence: shared.checkpoint_sequence.fetch_add(1, Ordering::AcqRel) + 1,
+        commitlog_offset,
+        dispatch_offset: dispatched.min(commitlog_offset),
+        timestamp_ms: clock::now_ms(),
+    };
+    checkpoint::store(&shared.disk, &checkpoint).await
+}
+
+/// Applies retention: deletes old CommitLog segments and moves ConsumeQueues and the
+/// index along.
+pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
+    let policy = RetentionPolicy {
+        file_reserved_hours: shared.config.file_reserved_hours,
+        disk_max_used_space_ratio: shared.config.disk_max_used_space_ratio,
+    };
+    let space = shared
+        .disk
+        .space()
+        .map_err(|e| crate::error::StoreError::io("disk space", e))?;
+    let segments = shared.commit_log.segment_infos();
+    let used = space.total_bytes.saturating_sub(space.free_bytes);
+    let count = segments_to_delete(&policy, &segments, clock::now_ms(), space.total_bytes, used);
+    if count == 0 {
+        return Ok(());
+    }
+    let commitlog_min = shared.commit_log.delete_oldest_segments(count).await?;
+    for queue in shared.all_queues() {
+        queue.advance_min(commitlog_min).await?;
+    }
+    shared.index.delete_below(commitlog_min).await
+}

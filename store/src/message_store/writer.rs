@@ -1,0 +1,204 @@
+//! The writer task: batches waiting writes into one CommitLog append and dispatches
+//! them to ConsumeQueues and the key index.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use proto::message::StoreFields;
+use proto::properties::keys;
+use proto::{MessageId, NewMessage};
+use tokio::sync::mpsc;
+
+use super::{PutResult, QueueKey, Shared, WriteRequest, Written};
+use crate::clock;
+use crate::commit_log::RecordPayload;
+use crate::consume_queue::CqUnit;
+use crate::disk::Disk;
+use crate::error::{Result, StoreError};
+use crate::index::{key_hash, IndexEntry};
+
+/// A message with the fields the writer assigns before knowing its offset.
+struct Pending<'a> {
+    message: &'a NewMessage,
+    queue_offset: u64,
+    store_timestamp_ms: i64,
+    store_host: SocketAddr,
+    size: usize,
+}
+
+impl RecordPayload for Pending<'_> {
+    fn payload_size(&self) -> usize {
+        self.size
+    }
+
+    fn encode_payload(&self, payload_offset: u64, out: &mut Vec<u8>) {
+        let fields = StoreFields {
+            queue_offset: self.queue_offset,
+            physical_offset: payload_offset,
+            store_timestamp_ms: self.store_timestamp_ms,
+            store_host: self.store_host,
+        };
+        let size = self
+            .message
+            .encode_into(&fields, out)
+            .expect("validated before it reached the writer");
+        assert_eq!(size, self.size);
+    }
+
+    fn store_timestamp_ms(&self) -> i64 {
+        self.store_timestamp_ms
+    }
+}
+
+pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<WriteRequest>) {
+    let mut batch: Vec<WriteRequest> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut bytes: usize = first.messages.iter().map(|m| m.body.len()).sum();
+        batch.push(first);
+        while bytes < shared.config.write_batch_size_max {
+            let Ok(next) = rx.try_recv() else { break };
+            bytes += next.messages.iter().map(|m| m.body.len()).sum::<usize>();
+            batch.push(next);
+        }
+        if let Some(reason) = shared.failure() {
+            for request in batch.drain(..) {
+                let _ = request
+                    .reply
+                    .send(Err(StoreError::Unavailable(reason.clone())));
+            }
+            continue;
+        }
+        match write_batch(&shared, &batch).await {
+            Ok(written) => {
+                for (request, written) in batch.drain(..).zip(written) {
+                    // A caller that gave up (timed out, or was dropped) is fine to ignore.
+                    let _ = request.reply.send(Ok(written));
+                }
+                shared.flush_wakeup.notify_one();
+            }
+            Err(e) => {
+                shared.fail(&e);
+                for request in batch.drain(..) {
+                    let _ = request
+                        .reply
+                        .send(Err(StoreError::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Appends every request's messages in one CommitLog append, then dispatches them.
+async fn write_batch<D: Disk>(shared: &Shared<D>, batch: &[WriteRequest]) -> Result<Vec<Written>> {
+    let store_timestamp_ms = clock::now_ms();
+    let store_host = shared.config.store_host;
+    let mut next_queue_offset: HashMap<QueueKey, u64> = HashMap::new();
+    let mut pending = Vec::with_capacity(batch.iter().map(|r| r.messages.len()).sum());
+    for message in batch.iter().flat_map(|r| &r.messages) {
+        let key = (message.topic.clone(), message.queue_id);
+        let next = next_queue_offset.entry(key).or_insert_with(|| {
+            shared
+                .queue_or_create(&message.topic, message.queue_id)
+                .max_offset()
+        });
+        pending.push(Pending {
+            message,
+            queue_offset: *next,
+            store_timestamp_ms,
+            store_host,
+            size: message.encoded_size(store_host),
+        });
+        *next += 1;
+    }
+    let appended = shared.commit_log.append(&pending).await?;
+    dispatch(shared, &pending, &appended.records).await?;
+    shared.dispatched.send_replace(appended.end_offset);
+
+    let mut results = pending
+        .iter()
+        .zip(&appended.records)
+        .map(|(p, r)| PutResult {
+            msg_id: MessageId {
+                store_host,
+                physical_offset: r.payload_offset,
+            },
+            physical_offset: r.payload_offset,
+            size: r.payload_size,
+            queue_id: p.message.queue_id,
+            queue_offset: p.queue_offset,
+            store_timestamp_ms,
+        });
+    Ok(batch
+        .iter()
+        .map(|request| Written {
+            results: results.by_ref().take(request.messages.len()).collect(),
+            end_offset: appended.end_offset,
+        })
+        .collect())
+}
+
+/// Writes the ConsumeQueue units and index entries of freshly appended messages.
+async fn dispatch<D: Disk>(
+    shared: &Shared<D>,
+    pending: &[Pending<'_>],
+    records: &[crate::commit_log::AppendedRecord],
+) -> Result<()> {
+    let mut units: BTreeMap<QueueKey, Vec<CqUnit>> = BTreeMap::new();
+    let mut entries = Vec::new();
+    for (p, record) in pending.iter().zip(records) {
+        let message = p.message;
+        let tag_hash = message.tags().map_or(0, proto::hash::java_string_hash);
+        units
+            .entry((message.topic.clone(), message.queue_id))
+            .or_default()
+            .push(CqUnit {
+                commitlog_offset: record.payload_offset,
+                size: record.payload_size,
+                tag_hash,
+            });
+        let (keys, uniq) = (
+            message.properties.get(keys::KEYS),
+            message.properties.get(keys::UNIQ_KEY),
+        );
+        let at = (
+            record.payload_offset,
+            record.payload_size,
+            p.store_timestamp_ms,
+        );
+        index_entries(&message.topic, keys, uniq, at, &mut entries);
+    }
+    for ((topic, queue_id), units) in units {
+        let queue = shared.queue_or_create(&topic, queue_id);
+        queue.append(&units).await?;
+    }
+    shared.index.add(&entries).await
+}
+
+/// The index entries of one message: each of its keys and its unique key.
+/// `at` is the message's (CommitLog offset, size, store timestamp).
+pub(super) fn index_entries(
+    topic: &str,
+    keys: Option<&str>,
+    uniq: Option<&str>,
+    at: (u64, u32, i64),
+    out: &mut Vec<IndexEntry>,
+) {
+    let (commitlog_offset, size, store_timestamp_ms) = at;
+    let entry = |key: &str| IndexEntry {
+        key_hash: key_hash(topic, key),
+        commitlog_offset,
+        store_timestamp_ms,
+        size,
+    };
+    if let Some(keys) = keys {
+        out.extend(
+            keys.split(keys::KEY_SEPARATOR)
+                .filter(|k| !k.is_empty())
+                .map(entry),
+        );
+    }
+    if let Some(uniq) = uniq {
+        out.push(entry(uniq));
+    }
+}
