@@ -118,8 +118,11 @@ impl<D: Disk> CommitLog<D> {
         mut on_record: impl FnMut(ScannedRecord<'_>) -> Result<()>,
     ) -> Result<Self> {
         let mut segments = load_segments(&disk, segment_size).await?;
+        // The first record of the log has index 1; after retention deleted the oldest
+        // segments, the first record left starts wherever it starts.
+        let first_index_known = segments.first().is_none_or(|s| s.base == 0);
         let mut recovery = Recovery {
-            last_index: 0,
+            last_index: first_index_known.then_some(0),
             term: 0,
             end: 0,
             closed: false,
@@ -138,7 +141,7 @@ impl<D: Disk> CommitLog<D> {
         // a valid end record, which also gives the index and term that the scan continues.
         for segment in &mut segments[..first_scanned] {
             let end = read_end_record(segment, segment_size).await?;
-            recovery.last_index = end.index;
+            recovery.last_index = Some(end.index);
             recovery.term = end.term;
         }
         let mut truncate_at = None;
@@ -225,7 +228,7 @@ impl<D: Disk> CommitLog<D> {
             flushed_offset: AtomicU64::new(recovery.end),
             writer: tokio::sync::Mutex::new(Writer {
                 buf: Vec::new(),
-                last_index: recovery.last_index,
+                last_index: recovery.last_index.unwrap_or(0),
                 term: recovery.term,
                 active_max_timestamp_ms,
                 active_open,
@@ -655,7 +658,9 @@ async fn read_end_record<F: DiskFile>(
 }
 
 struct Recovery {
-    last_index: u64,
+    /// Index of the last record seen; `None` before the first record of a log whose
+    /// start retention deleted.
+    last_index: Option<u64>,
     term: u64,
     end: u64,
     closed: bool,
@@ -686,9 +691,9 @@ async fn scan_segment<F: DiskFile>(
         }
         match header.kind {
             RecordKind::EndOfSegment => {
-                if header.index != recovery.last_index {
+                if recovery.last_index.is_some_and(|last| header.index != last) {
                     return invalid(format!(
-                        "end record names index {} after index {}",
+                        "end record names index {} after index {:?}",
                         header.index, recovery.last_index
                     ));
                 }
@@ -703,9 +708,12 @@ async fn scan_segment<F: DiskFile>(
                 });
             }
             RecordKind::Message => {
-                if header.index != recovery.last_index + 1 {
+                if recovery
+                    .last_index
+                    .is_some_and(|last| header.index != last + 1)
+                {
                     return invalid(format!(
-                        "record index {} after index {}",
+                        "record index {} after index {:?}",
                         header.index, recovery.last_index
                     ));
                 }
@@ -726,7 +734,7 @@ async fn scan_segment<F: DiskFile>(
                     payload_offset,
                     payload,
                 })?;
-                recovery.last_index = header.index;
+                recovery.last_index = Some(header.index);
                 recovery.term = header.term;
             }
         }
