@@ -107,15 +107,14 @@ pub struct CommitLog<D: Disk> {
 }
 
 impl<D: Disk> CommitLog<D> {
-    /// Opens the CommitLog on `disk`, recovering as the module doc describes. Every valid
-    /// message record from the checkpoint's `dispatch_offset` on is passed to `on_record`
-    /// (so the caller can rebuild ConsumeQueues and the index).
+    /// Opens the CommitLog on `disk`, recovering as the module doc describes: records
+    /// from the segment holding the checkpoint's `dispatch_offset` on are validated.
+    /// The caller re-dispatches them with [`CommitLog::scan`].
     pub async fn open(
         disk: D,
         segment_size: u64,
         record_size_max: usize,
         checkpoint: &Checkpoint,
-        mut on_record: impl FnMut(ScannedRecord<'_>) -> Result<()>,
     ) -> Result<Self> {
         let mut segments = load_segments(&disk, segment_size).await?;
         // The first record of the log has index 1; after retention deleted the oldest
@@ -147,8 +146,7 @@ impl<D: Disk> CommitLog<D> {
         let mut truncate_at = None;
         for i in first_scanned..segments.len() {
             let is_last = i + 1 == segments.len();
-            let outcome =
-                scan_segment(&segments[i], record_size_max, &mut recovery, &mut on_record).await?;
+            let outcome = scan_segment(&segments[i], record_size_max, &mut recovery).await?;
             match outcome {
                 SegmentEnd::Closed {
                     max_store_timestamp_ms,
@@ -676,7 +674,6 @@ async fn scan_segment<F: DiskFile>(
     segment: &Segment<F>,
     record_size_max: usize,
     recovery: &mut Recovery,
-    on_record: &mut impl FnMut(ScannedRecord<'_>) -> Result<()>,
 ) -> Result<SegmentEnd> {
     let mut reader = SegmentReader::new(segment, record_size_max);
     loop {
@@ -729,11 +726,6 @@ async fn scan_segment<F: DiskFile>(
                     }
                     Err(e) => return invalid(format!("message layout: {e}")),
                 }
-                on_record(ScannedRecord {
-                    header,
-                    payload_offset,
-                    payload,
-                })?;
                 recovery.last_index = Some(header.index);
                 recovery.term = header.term;
             }

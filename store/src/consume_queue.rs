@@ -145,6 +145,8 @@ impl<D: Disk> ConsumeQueue<D> {
                 file.truncate(keep)
                     .await
                     .context(|| format!("truncate {name}"))?;
+                // Truncation must be durable before units are appended in its place.
+                file.sync().await.context(|| format!("sync {name}"))?;
             }
             files.push(CqFile { first, file });
         }
@@ -292,65 +294,54 @@ impl<D: Disk> ConsumeQueue<D> {
     }
 
     /// Recovery: drops the suffix of units that describe CommitLog offsets at or past
-    /// `commitlog_offset` (they are re-dispatched from the CommitLog), together with any
-    /// garbage a torn write left (units must have strictly increasing offsets).
+    /// `commitlog_offset` (they are re-dispatched from the CommitLog). Units are in
+    /// CommitLog order, so the suffix is found by walking back from the end.
     pub async fn truncate_from_commitlog(&self, commitlog_offset: u64) -> Result<()> {
+        let mut end = self.max_offset();
+        while end > self.min_offset() {
+            match self.get(end - 1).await? {
+                Some(unit) if unit.commitlog_offset < commitlog_offset => break,
+                _ => end -= 1,
+            }
+        }
+        self.truncate_to(end).await
+    }
+
+    /// Recovery: drops every unit at queue offset `end` or later, durably (otherwise a
+    /// crash would bring back units that point at CommitLog offsets new messages reuse).
+    pub async fn truncate_to(&self, end: u64) -> Result<()> {
+        assert!(end >= self.min_offset(), "truncate_to below the min offset");
+        if end >= self.max_offset() {
+            return Ok(());
+        }
         loop {
-            let Some(last) = self
-                .files
-                .read()
-                .expect("cq files lock poisoned")
-                .last()
-                .cloned()
-            else {
-                return Ok(());
+            let (last, count) = {
+                let files = self.files.read().expect("cq files lock poisoned");
+                let Some(last) = files.last().cloned() else {
+                    break;
+                };
+                (last, files.len())
             };
             let name = self.file_name(last.first);
-            let mut buf = vec![0u8; last.file.len() as usize];
-            read_exact_at(&last.file, 0, &mut buf)
-                .await
-                .context(|| format!("read {name}"))?;
-            let units: Vec<CqUnit> = buf.chunks_exact(CQ_UNIT_SIZE).map(CqUnit::decode).collect();
-            let pad = if last.first < self.min_offset() {
-                (self.min_offset() - last.first) as usize
-            } else {
-                0
-            };
-            let mut keep = pad.min(units.len());
-            let mut prev = None;
-            for unit in &units[keep..] {
-                if unit.commitlog_offset >= commitlog_offset
-                    || prev.is_some_and(|p| unit.commitlog_offset <= p)
-                {
-                    break;
-                }
-                prev = Some(unit.commitlog_offset);
-                keep += 1;
-            }
-            if keep == units.len() {
-                return Ok(());
-            }
-            let files_len = self.files.read().expect("cq files lock poisoned").len();
-            if keep <= pad && files_len > 1 {
+            if last.first >= end && count > 1 {
                 self.files.write().expect("cq files lock poisoned").pop();
                 self.disk
                     .remove(&name)
                     .await
                     .context(|| format!("remove {name}"))?;
-                let max = last.first;
-                self.max_offset.store(max, Ordering::Release);
-                self.synced_offset.fetch_min(max, Ordering::AcqRel);
                 continue;
             }
+            let keep_units = end.saturating_sub(last.first);
             last.file
-                .truncate((keep * CQ_UNIT_SIZE) as u64)
+                .truncate(keep_units * CQ_UNIT_SIZE as u64)
                 .await
                 .context(|| format!("truncate {name}"))?;
-            let max = last.first + keep as u64;
-            self.max_offset.store(max, Ordering::Release);
-            self.synced_offset.fetch_min(max, Ordering::AcqRel);
-            return Ok(());
+            last.file.sync().await.context(|| format!("sync {name}"))?;
+            break;
         }
+        self.max_offset.store(end, Ordering::Release);
+        self.synced_offset.fetch_min(end, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Makes every unit written so far durable.
@@ -469,7 +460,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn truncate_from_commitlog_drops_suffix_and_garbage() {
+    async fn truncate_from_commitlog_drops_the_suffix() {
         let disk = SimDisk::new(SimDiskConfig::reliable(1));
         let cq = ConsumeQueue::new(disk.clone(), "T", 1, 4);
         let units: Vec<_> = (0..10).map(unit).collect();
@@ -479,16 +470,37 @@ mod tests {
             .unwrap();
         assert_eq!(cq.max_offset(), 5);
         assert_eq!(disk.list(&queue_dir("T", 1)).await.unwrap().len(), 2);
-        // Garbage: a unit whose offset goes backwards is cut too.
-        cq.append(&[CqUnit {
-            commitlog_offset: 1,
-            size: 1,
-            tag_hash: 0,
-        }])
-        .await
-        .unwrap();
-        cq.truncate_from_commitlog(u64::MAX).await.unwrap();
-        assert_eq!(cq.max_offset(), 5);
+        cq.truncate_to(2).await.unwrap();
+        assert_eq!(cq.max_offset(), 2);
+        assert_eq!(disk.list(&queue_dir("T", 1)).await.unwrap().len(), 1);
+        assert_eq!(cq.get(1).await.unwrap(), Some(unit(1)));
+    }
+
+    #[tokio::test]
+    async fn truncate_looks_past_an_empty_last_file() {
+        // A crash can leave a new file empty (creation is durable, its units were not)
+        // while the previous file still holds units to cut.
+        let disk = SimDisk::new(SimDiskConfig::reliable(1));
+        let cq = ConsumeQueue::new(disk.clone(), "T", 4, 4);
+        cq.append(&(0..6).map(unit).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let names = disk.list(&queue_dir("T", 4)).await.unwrap();
+        disk.open(&names[1], false)
+            .await
+            .unwrap()
+            .truncate(0)
+            .await
+            .unwrap();
+        let reopened = ConsumeQueue::open(disk.clone(), "T", 4, 4, &names)
+            .await
+            .unwrap();
+        reopened
+            .truncate_from_commitlog(unit(3).commitlog_offset)
+            .await
+            .unwrap();
+        assert_eq!(reopened.max_offset(), 3);
+        assert_eq!(disk.list(&queue_dir("T", 4)).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

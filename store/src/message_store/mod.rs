@@ -349,8 +349,11 @@ impl<D: Disk> MessageStore<D> {
                         file: crate::consume_queue::queue_dir(topic, queue_id),
                         offset: next - 1,
                         reason: format!(
-                            "unit points at CommitLog offset {} which is not stored",
-                            unit.commitlog_offset
+                            "unit points at CommitLog offset {} (size {}), which is not stored \
+                             (CommitLog ends at {})",
+                            unit.commitlog_offset,
+                            unit.size,
+                            self.shared.commit_log.write_offset()
                         ),
                     })?;
                 bytes += message.len();

@@ -3,14 +3,20 @@
 //! 1. Load the checkpoint: the CommitLog is durable and valid below `commitlog_offset`;
 //!    ConsumeQueues and the index are durable below `dispatch_offset`.
 //! 2. Open the index and every ConsumeQueue, cutting what they hold for records at or
-//!    past `dispatch_offset`. A queue whose files are damaged is deleted and rebuilt.
-//! 3. Open the CommitLog, which scans from the segment holding `dispatch_offset`,
-//!    truncates a torn tail and hands back every record it scanned.
-//! 4. Re-dispatch the scanned records. A queue whose next offset does not line up with
-//!    them is behind or damaged: it is rebuilt from the whole CommitLog.
+//!    past `dispatch_offset`.
+//! 3. Open the CommitLog: it validates from the segment holding `dispatch_offset` and
+//!    truncates a torn tail.
+//! 4. Re-dispatch the records from `dispatch_offset` on, a segment at a time.
 //! 5. Move queue min offsets to the CommitLog's min offset, sync, write a checkpoint.
+//!
+//! When a ConsumeQueue is damaged or does not line up with the CommitLog (its files were
+//! cut short, a file is missing), recovery starts over in *full* mode: it first lowers
+//! the checkpoint's `dispatch_offset` to zero durably, then deletes every ConsumeQueue
+//! and re-dispatches the whole CommitLog. Lowering the checkpoint first means a crash
+//! in the middle of the rebuild leads to another full rebuild, never to a queue that is
+//! silently gone.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -19,75 +25,89 @@ use proto::MessageRef;
 use tokio::sync::{watch, Notify};
 
 use super::{writer::index_entries, FlushState, QueueKey, Shared};
-use crate::checkpoint;
-use crate::commit_log::{CommitLog, ScannedRecord};
+use crate::checkpoint::{self, Checkpoint};
+use crate::commit_log::{segment_name, CommitLog};
 use crate::config::StoreConfig;
 use crate::consume_queue::{self, ConsumeQueue, CqUnit};
 use crate::disk::Disk;
 use crate::error::{IoContext, Result, StoreError};
 use crate::index::KeyIndex;
 
-/// What re-dispatch needs of one scanned message.
-struct Scanned {
-    queue: QueueKey,
-    queue_offset: u64,
-    unit: CqUnit,
-}
+type Queues<D> = BTreeMap<QueueKey, ConsumeQueue<D>>;
+
+/// Why recovery must re-dispatch the whole CommitLog.
+struct NeedsFullRedispatch(String);
 
 pub(super) async fn recover<D: Disk>(disk: D, config: StoreConfig) -> Result<Shared<D>> {
     let checkpoint = checkpoint::load(&disk).await?;
     tracing::info!(?checkpoint, "recovering message store");
+    if checkpoint.dispatch_offset > 0 {
+        match try_recover(&disk, &config, checkpoint, false).await? {
+            Ok(shared) => return Ok(shared),
+            Err(NeedsFullRedispatch(reason)) => {
+                tracing::warn!(%reason, "rebuilding every ConsumeQueue from the CommitLog");
+            }
+        }
+    }
+    let full = Checkpoint {
+        sequence: checkpoint.sequence + 1,
+        dispatch_offset: 0,
+        ..checkpoint
+    };
+    checkpoint::store(&disk, &full).await?;
+    match try_recover(&disk, &config, full, true).await? {
+        Ok(shared) => Ok(shared),
+        Err(NeedsFullRedispatch(reason)) => Err(StoreError::Corrupt {
+            file: "commitlog".into(),
+            offset: 0,
+            reason: format!("a full re-dispatch did not line up: {reason}"),
+        }),
+    }
+}
+
+async fn try_recover<D: Disk>(
+    disk: &D,
+    config: &StoreConfig,
+    checkpoint: Checkpoint,
+    full: bool,
+) -> Result<Result<Shared<D>, NeedsFullRedispatch>> {
     let from = checkpoint.dispatch_offset;
     let index = KeyIndex::open(disk.clone(), config.index_entries_per_file, from).await?;
-    let (mut queues, mut rebuild) = open_queues(&disk, &config, from).await?;
-
-    let mut scanned = Vec::new();
-    let mut entries = Vec::new();
-    let on_record = |record: ScannedRecord<'_>| -> Result<()> {
-        let message = MessageRef::parse(record.payload).map_err(|e| StoreError::Corrupt {
-            file: crate::commit_log::segment_name(
-                record.payload_offset - record.payload_offset % config.commitlog_segment_size,
-            ),
-            offset: record.payload_offset,
-            reason: format!("message layout: {e}"),
-        })?;
-        let unit = CqUnit {
-            commitlog_offset: record.payload_offset,
-            size: record.header.payload_size() as u32,
-            tag_hash: message.tags().map_or(0, proto::hash::java_string_hash),
-        };
-        let at = (
-            record.payload_offset,
-            unit.size,
-            message.store_timestamp_ms(),
-        );
-        index_entries(
-            message.topic(),
-            message.property(keys::KEYS),
-            message.property(keys::UNIQ_KEY),
-            at,
-            &mut entries,
-        );
-        scanned.push(Scanned {
-            queue: (message.topic().to_string(), message.queue_id()),
-            queue_offset: message.queue_offset(),
-            unit,
-        });
-        Ok(())
-    };
     let commit_log = CommitLog::open(
         disk.clone(),
         config.commitlog_segment_size,
         config.record_size_max(),
         &checkpoint,
-        on_record,
     )
     .await?;
-
-    redispatch(&disk, &config, &mut queues, &mut rebuild, &scanned).await?;
-    index.add(&entries).await?;
-    for key in &rebuild {
-        rebuild_queue(&disk, &config, &commit_log, &mut queues, key).await?;
+    let mut queues = if full {
+        remove_queues(disk).await?;
+        Queues::new()
+    } else {
+        match open_queues(disk, config, &commit_log, from).await? {
+            Ok(queues) => queues,
+            Err(needs) => return Ok(Err(needs)),
+        }
+    };
+    // Re-dispatch a segment at a time, so memory stays bounded by one segment. Start
+    // with the whole segment that holds `from`: its records before `from` should have
+    // units already, which catches (and fills) a queue that fell behind the checkpoint.
+    let end = commit_log.write_offset();
+    let mut at = (from - from % config.commitlog_segment_size).max(commit_log.min_offset());
+    while at < end {
+        let segment_end =
+            (at - at % config.commitlog_segment_size + config.commitlog_segment_size).min(end);
+        let window = Window {
+            from,
+            range: (at, segment_end),
+            full,
+        };
+        if let Err(needs) =
+            redispatch(disk, config, &commit_log, &index, &mut queues, window).await?
+        {
+            return Ok(Err(needs));
+        }
+        at = segment_end;
     }
     let commitlog_min = commit_log.min_offset();
     for queue in queues.values() {
@@ -95,29 +115,29 @@ pub(super) async fn recover<D: Disk>(disk: D, config: StoreConfig) -> Result<Sha
         queue.sync().await?;
     }
     index.sync().await?;
-    let end = commit_log.write_offset();
-    let (flushed, _) = watch::channel(FlushState {
-        flushed_offset: commit_log.flushed_offset(),
-        failed: None,
-    });
-    let (dispatched, _) = watch::channel(end);
-    let checkpoint = checkpoint::Checkpoint {
+    let flushed_offset = commit_log.flushed_offset();
+    let checkpoint = Checkpoint {
         sequence: checkpoint.sequence + 1,
-        commitlog_offset: commit_log.flushed_offset(),
+        commitlog_offset: flushed_offset,
         dispatch_offset: end,
         timestamp_ms: crate::clock::now_ms(),
     };
-    checkpoint::store(&disk, &checkpoint).await?;
+    checkpoint::store(disk, &checkpoint).await?;
     tracing::info!(
         end,
         commitlog_min,
         queues = queues.len(),
-        rebuilt = rebuild.len(),
+        full,
         "message store recovered"
     );
-    Ok(Shared {
-        config,
-        disk,
+    let (flushed, _) = watch::channel(FlushState {
+        flushed_offset,
+        failed: None,
+    });
+    let (dispatched, _) = watch::channel(end);
+    Ok(Ok(Shared {
+        config: config.clone(),
+        disk: disk.clone(),
         commit_log,
         queues: RwLock::new(queues.into_iter().map(|(k, q)| (k, Arc::new(q))).collect()),
         index,
@@ -128,18 +148,11 @@ pub(super) async fn recover<D: Disk>(disk: D, config: StoreConfig) -> Result<Sha
         failed: Mutex::new(None),
         #[cfg(feature = "fault-injection")]
         ack_before_fsync: std::sync::atomic::AtomicBool::new(false),
-    })
+    }))
 }
 
-type Queues<D> = BTreeMap<QueueKey, ConsumeQueue<D>>;
-
-/// Opens every ConsumeQueue found on disk and cuts units at or past `from`. Returns the
-/// queues and those that must be rebuilt.
-async fn open_queues<D: Disk>(
-    disk: &D,
-    config: &StoreConfig,
-    from: u64,
-) -> Result<(Queues<D>, BTreeSet<QueueKey>)> {
+/// Groups the ConsumeQueue files on disk by queue.
+async fn queue_files<D: Disk>(disk: &D) -> Result<BTreeMap<QueueKey, Vec<String>>> {
     let names = disk
         .list(consume_queue::DIR)
         .await
@@ -162,68 +175,175 @@ async fn open_queues<D: Disk>(
             .or_default()
             .push(name);
     }
-    let mut queues = BTreeMap::new();
-    let mut rebuild = BTreeSet::new();
+    Ok(by_queue)
+}
+
+async fn remove_queues<D: Disk>(disk: &D) -> Result<()> {
+    for name in queue_files(disk).await?.into_values().flatten() {
+        disk.remove(&name)
+            .await
+            .context(|| format!("remove {name}"))?;
+    }
+    Ok(())
+}
+
+/// Opens every ConsumeQueue found on disk, cuts units at or past `from`, and cuts a
+/// torn tail of units that do not match the CommitLog.
+async fn open_queues<D: Disk>(
+    disk: &D,
+    config: &StoreConfig,
+    commit_log: &CommitLog<D>,
+    from: u64,
+) -> Result<Result<Queues<D>, NeedsFullRedispatch>> {
+    let mut queues = Queues::new();
     let units_per_file = config.consume_queue_units_per_file;
-    for ((topic, queue_id), names) in by_queue {
-        let opened =
-            ConsumeQueue::open(disk.clone(), &topic, queue_id, units_per_file, &names).await;
-        let queue = match opened {
+    for ((topic, queue_id), names) in queue_files(disk).await? {
+        let queue = match ConsumeQueue::open(disk.clone(), &topic, queue_id, units_per_file, &names)
+            .await
+        {
             Ok(queue) => queue,
             Err(StoreError::Corrupt {
                 file,
                 offset,
                 reason,
             }) => {
-                tracing::warn!(%file, offset, %reason, "ConsumeQueue is damaged; rebuilding it from the CommitLog");
-                for name in &names {
-                    disk.remove(name)
-                        .await
-                        .context(|| format!("remove {name}"))?;
-                }
-                rebuild.insert((topic.clone(), queue_id));
-                ConsumeQueue::new(disk.clone(), &topic, queue_id, units_per_file)
+                return Ok(Err(NeedsFullRedispatch(format!(
+                    "{file} at {offset}: {reason}"
+                ))));
             }
             Err(e) => return Err(e),
         };
         queue.truncate_from_commitlog(from).await?;
+        cut_units_that_do_not_match(&queue, commit_log).await?;
         queues.insert((topic, queue_id), queue);
     }
-    Ok((queues, rebuild))
+    Ok(Ok(queues))
 }
 
-/// Appends the units of scanned records to their queues, marking for rebuild any queue
-/// whose next offset does not match.
+/// A torn write can leave garbage in a queue's last units (ConsumeQueue units carry no
+/// CRC, as in RocketMQ). Walks back from the end, cutting units until one resolves to a
+/// message of this queue at this queue offset. Units older than the CommitLog's min
+/// offset cannot be checked and are kept.
+async fn cut_units_that_do_not_match<D: Disk>(
+    queue: &ConsumeQueue<D>,
+    commit_log: &CommitLog<D>,
+) -> Result<()> {
+    while queue.max_offset() > queue.min_offset() {
+        let position = queue.max_offset() - 1;
+        let Some(unit) = queue.get(position).await? else {
+            break;
+        };
+        if unit.commitlog_offset < commit_log.min_offset() {
+            break;
+        }
+        let matches = match commit_log.read(unit.commitlog_offset, unit.size).await {
+            Ok(Some(bytes)) => MessageRef::parse(&bytes).is_ok_and(|m| {
+                m.topic() == queue.topic()
+                    && m.queue_id() == queue.queue_id()
+                    && m.queue_offset() == position
+            }),
+            Ok(None) | Err(StoreError::Corrupt { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if matches {
+            break;
+        }
+        tracing::warn!(
+            topic = queue.topic(),
+            queue_id = queue.queue_id(),
+            position,
+            ?unit,
+            "cutting a ConsumeQueue unit that does not match the CommitLog"
+        );
+        queue.truncate_to(position).await?;
+    }
+    Ok(())
+}
+
+/// One step of re-dispatch: the records in `range`, of which those before `from` should
+/// be dispatched already.
+struct Window {
+    from: u64,
+    range: (u64, u64),
+    full: bool,
+}
+
+/// Re-dispatches the records in the window to ConsumeQueues and the index. A queue whose
+/// next offset does not line up with the records asks for a full re-dispatch. In full
+/// mode a queue without units starts at its first record (older ones may have gone to
+/// retention).
 async fn redispatch<D: Disk>(
     disk: &D,
     config: &StoreConfig,
+    commit_log: &CommitLog<D>,
+    index: &KeyIndex<D>,
     queues: &mut Queues<D>,
-    rebuild: &mut BTreeSet<QueueKey>,
-    scanned: &[Scanned],
-) -> Result<()> {
+    window: Window,
+) -> Result<Result<(), NeedsFullRedispatch>> {
+    let Window { from, range, full } = window;
+    let mut scanned: Vec<(QueueKey, u64, CqUnit)> = Vec::new();
+    let mut entries = Vec::new();
+    commit_log
+        .scan(range.0, range.1, |record| {
+            let message = MessageRef::parse(record.payload).map_err(|e| StoreError::Corrupt {
+                file: segment_name(
+                    record.payload_offset - record.payload_offset % config.commitlog_segment_size,
+                ),
+                offset: record.payload_offset,
+                reason: format!("message layout: {e}"),
+            })?;
+            let unit = CqUnit {
+                commitlog_offset: record.payload_offset,
+                size: record.header.payload_size() as u32,
+                tag_hash: message.tags().map_or(0, proto::hash::java_string_hash),
+            };
+            if record.payload_offset >= from {
+                let at = (
+                    record.payload_offset,
+                    unit.size,
+                    message.store_timestamp_ms(),
+                );
+                let (keys, uniq) = (
+                    message.property(keys::KEYS),
+                    message.property(keys::UNIQ_KEY),
+                );
+                index_entries(message.topic(), keys, uniq, at, &mut entries);
+            }
+            scanned.push((
+                (message.topic().to_string(), message.queue_id()),
+                message.queue_offset(),
+                unit,
+            ));
+            Ok(())
+        })
+        .await?;
     let mut units: BTreeMap<QueueKey, Vec<CqUnit>> = BTreeMap::new();
-    for s in scanned {
-        if rebuild.contains(&s.queue) {
-            continue;
-        }
-        let queue = queues.entry(s.queue.clone()).or_insert_with(|| {
-            ConsumeQueue::new(
+    for (key, queue_offset, unit) in scanned {
+        let queue = queues.entry(key.clone()).or_insert_with(|| {
+            let queue = ConsumeQueue::new(
                 disk.clone(),
-                &s.queue.0,
-                s.queue.1,
+                &key.0,
+                key.1,
                 config.consume_queue_units_per_file,
-            )
+            );
+            if full {
+                queue.reset_to(queue_offset);
+            }
+            queue
         });
-        let pending = units.entry(s.queue.clone()).or_default();
+        let pending = units.entry(key.clone()).or_default();
         let expected = queue.max_offset() + pending.len() as u64;
-        if s.queue_offset != expected {
-            tracing::warn!(topic = %s.queue.0, queue_id = s.queue.1, expected, found = s.queue_offset,
-                "ConsumeQueue does not line up with the CommitLog; rebuilding it");
-            rebuild.insert(s.queue.clone());
-            units.remove(&s.queue);
-            continue;
+        if queue_offset < expected && unit.commitlog_offset < from {
+            continue; // Dispatched before the checkpoint, and durable.
         }
-        pending.push(s.unit);
+        if queue_offset != expected {
+            let (topic, queue_id) = &key;
+            return Ok(Err(NeedsFullRedispatch(format!(
+                "{topic}:{queue_id} expects queue offset {expected}, the CommitLog has {queue_offset} at {}",
+                unit.commitlog_offset
+            ))));
+        }
+        pending.push(unit);
     }
     for (key, units) in units {
         queues
@@ -232,70 +352,6 @@ async fn redispatch<D: Disk>(
             .append(&units)
             .await?;
     }
-    Ok(())
-}
-
-/// Deletes a queue's files and writes it anew from a full CommitLog scan.
-async fn rebuild_queue<D: Disk>(
-    disk: &D,
-    config: &StoreConfig,
-    commit_log: &CommitLog<D>,
-    queues: &mut Queues<D>,
-    key: &QueueKey,
-) -> Result<()> {
-    if let Some(old) = queues.remove(key) {
-        old.destroy().await?;
-    }
-    let (topic, queue_id) = key;
-    let queue = ConsumeQueue::new(
-        disk.clone(),
-        topic,
-        *queue_id,
-        config.consume_queue_units_per_file,
-    );
-    let mut units: Vec<(u64, CqUnit)> = Vec::new();
-    commit_log
-        .scan(
-            commit_log.min_offset(),
-            commit_log.write_offset(),
-            |record| {
-                let message =
-                    MessageRef::parse(record.payload).map_err(|e| StoreError::Corrupt {
-                        file: "commitlog".into(),
-                        offset: record.payload_offset,
-                        reason: format!("message layout: {e}"),
-                    })?;
-                if message.topic() == topic && message.queue_id() == *queue_id {
-                    let tag_hash = message.tags().map_or(0, proto::hash::java_string_hash);
-                    units.push((
-                        message.queue_offset(),
-                        CqUnit {
-                            commitlog_offset: record.payload_offset,
-                            size: record.header.payload_size() as u32,
-                            tag_hash,
-                        },
-                    ));
-                }
-                Ok(())
-            },
-        )
-        .await?;
-    if let Some((first, _)) = units.first() {
-        queue.reset_to(*first);
-    }
-    for (i, (queue_offset, _)) in units.iter().enumerate() {
-        let expected = units[0].0 + i as u64;
-        if *queue_offset != expected {
-            return Err(StoreError::Corrupt {
-                file: "commitlog".into(),
-                offset: units[i].1.commitlog_offset,
-                reason: format!("{topic}:{queue_id} has queue offset {queue_offset} where {expected} should follow"),
-            });
-        }
-    }
-    let units: Vec<CqUnit> = units.into_iter().map(|(_, u)| u).collect();
-    queue.append(&units).await?;
-    tracing::warn!(topic = %topic, queue_id, units = units.len(), "rebuilt ConsumeQueue from the CommitLog");
-    queues.insert(key.clone(), queue);
-    Ok(())
+    index.add(&entries).await?;
+    Ok(Ok(()))
 }
