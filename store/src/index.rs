@@ -266,7 +266,7 @@ impl<D: Disk> KeyIndex<D> {
             found.extend(lookup_sorted(file, *first, *count, hash).await?);
         }
         found.retain(|e| (begin_ms..=end_ms).contains(&e.store_timestamp_ms));
-        found.sort_by(|a, b| b.commitlog_offset.cmp(&a.commitlog_offset));
+        found.sort_by_key(|e| std::cmp::Reverse(e.commitlog_offset));
         found.dedup_by_key(|e| e.commitlog_offset);
         found.truncate(max);
         Ok(found)

@@ -415,15 +415,14 @@ fn init_tracing() {
 
 /// The proptest seed: `PROPTEST_RNG_SEED` to replay, else a fresh one, printed.
 fn seed() -> u64 {
-    let seed = std::env::var("PROPTEST_RNG_SEED")
+    std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
-        });
-    seed
+        })
 }
 
 fn runner(cases: u32, seed: u64) -> TestRunner {

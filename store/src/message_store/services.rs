@@ -54,7 +54,7 @@ pub(super) async fn run_checkpointer<D: Disk>(shared: Arc<Shared<D>>) {
         }
         ticks += 1;
         let mut result = checkpoint(&shared).await;
-        if result.is_ok() && ticks % clean_every == 0 {
+        if result.is_ok() && ticks.is_multiple_of(clean_every) {
             result = clean(&shared).await;
         }
         if let Err(e) = result {
