@@ -8,13 +8,19 @@
 //! # Layout
 //! - [`message`]: RocketMQ's `MessageDecoder` layout (encode, zero-copy decode, msg ids).
 //! - [`properties`]: the `name\u{1}value\u{2}` property string and well-known keys.
+//! - [`remoting`]: RocketMQ's remoting frames (JSON and binary headers), request and
+//!   response codes, and the JSON bodies (route data, heartbeats) with fastjson quirks.
 //! - [`names`]: topic and group name validation.
+//! - `net` (feature `io`): remoting over TCP: framed streams, server loop, RPC client.
 //! - [`hash`]: Java's `String.hashCode`, which RocketMQ uses as the tag code.
 
 pub mod hash;
 pub mod message;
 pub mod names;
+#[cfg(feature = "io")]
+pub mod net;
 pub mod properties;
+pub mod remoting;
 
 pub use message::{
     DecodeError, MessageId, MessageRef, NewMessage, StoreFields, MESSAGE_FIXED_SIZE,

@@ -81,11 +81,22 @@ struct Outcome {
 
 const BODY_SIZE: usize = 1024;
 
-async fn run(flush: FlushMode, appenders: usize, duration: Duration, dir: &std::path::Path) -> Outcome {
+async fn run(
+    flush: FlushMode,
+    appenders: usize,
+    duration: Duration,
+    dir: &std::path::Path,
+) -> Outcome {
     let _ = std::fs::remove_dir_all(dir);
     let syncs = Arc::new(AtomicU64::new(0));
-    let disk = CountingDisk { inner: StdDisk::new(dir).unwrap(), syncs: syncs.clone() };
-    let config = StoreConfig { flush_disk_type: flush, ..StoreConfig::default() };
+    let disk = CountingDisk {
+        inner: StdDisk::new(dir).unwrap(),
+        syncs: syncs.clone(),
+    };
+    let config = StoreConfig {
+        flush_disk_type: flush,
+        ..StoreConfig::default()
+    };
     let store = Arc::new(MessageStore::open(disk, config).await.unwrap());
     let body = bytes::Bytes::from(vec![b'x'; BODY_SIZE]);
     let deadline = Instant::now() + duration;
@@ -101,7 +112,9 @@ async fn run(flush: FlushMode, appenders: usize, duration: Duration, dir: &std::
                 let message = NewMessage::new("BenchTopic", (appender % 8) as u32, body.clone());
                 let sent = Instant::now();
                 store.put_message(message).await.unwrap();
-                histogram.record(sent.elapsed().as_micros().max(1) as u64).unwrap();
+                histogram
+                    .record(sent.elapsed().as_micros().max(1) as u64)
+                    .unwrap();
                 count += 1;
             }
             (count, histogram)
@@ -116,31 +129,61 @@ async fn run(flush: FlushMode, appenders: usize, duration: Duration, dir: &std::
     }
     let elapsed = start.elapsed();
     let fsyncs = syncs.load(Ordering::Relaxed);
-    Arc::try_unwrap(store).ok().expect("appenders finished").shutdown().await.unwrap();
-    Outcome { flush, appenders, messages, elapsed, latency_us, fsyncs }
+    Arc::try_unwrap(store)
+        .ok()
+        .expect("appenders finished")
+        .shutdown()
+        .await
+        .unwrap();
+    Outcome {
+        flush,
+        appenders,
+        messages,
+        elapsed,
+        latency_us,
+        fsyncs,
+    }
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this quickly.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 0.2 } else { 5.0 });
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 0.2 } else { 5.0 });
     let base = std::env::var("BENCH_DIR")
         .map(std::path::PathBuf::from)
         .or_else(|_| std::env::var("CARGO_TARGET_TMPDIR").map(std::path::PathBuf::from))
         .unwrap_or_else(|_| std::env::temp_dir())
         .join("raftmq-store-bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("store append bench: {BODY_SIZE} B bodies, {seconds} s per row, data in {}", base.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "store append bench: {BODY_SIZE} B bodies, {seconds} s per row, data in {}",
+        base.display()
+    );
     println!(
         "| flush | appenders | msg/s | MiB/s | p50 µs | p99 µs | p99.9 µs | max µs | msgs/fsync |\n|---|---|---|---|---|---|---|---|---|"
     );
     for flush in [FlushMode::Async, FlushMode::Sync] {
         for appenders in [1, 16, 256] {
-            let o = runtime.block_on(run(flush, appenders, Duration::from_secs_f64(seconds), &base));
+            let o = runtime.block_on(run(
+                flush,
+                appenders,
+                Duration::from_secs_f64(seconds),
+                &base,
+            ));
             let secs = o.elapsed.as_secs_f64();
             let rate = o.messages as f64 / secs;
             let mib = rate * BODY_SIZE as f64 / (1024.0 * 1024.0);
-            let per_fsync = if o.fsyncs == 0 { f64::NAN } else { o.messages as f64 / o.fsyncs as f64 };
+            let per_fsync = if o.fsyncs == 0 {
+                f64::NAN
+            } else {
+                o.messages as f64 / o.fsyncs as f64
+            };
             let h = &o.latency_us;
             println!(
                 "| {:?} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {:.1} |",

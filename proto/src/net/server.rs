@@ -1,0 +1,138 @@
+//! The accept loop shared by the name server and the broker.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::{CommandReader, ConnError};
+use crate::remoting::codes::response;
+use crate::remoting::RemotingCommand;
+
+/// Requests one connection may have in flight; further reads wait for a slot.
+pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 4096;
+/// Connections served at once (mini-redis's `MAX_CONNECTIONS`).
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// A way back to a connected client, for server-initiated oneway requests such as
+/// NOTIFY_CONSUMER_IDS_CHANGED.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    pub peer: SocketAddr,
+    tx: mpsc::Sender<RemotingCommand>,
+}
+
+impl Channel {
+    /// Queues `command`; false when the connection is gone or its queue is full.
+    pub fn send(&self, command: RemotingCommand) -> bool {
+        self.tx.try_send(command).is_ok()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// What a server does with each request. `None` sends no response (oneway requests
+/// never get one anyway).
+pub trait Service: Send + Sync + 'static {
+    fn call(
+        &self,
+        request: RemotingCommand,
+        channel: Channel,
+    ) -> impl Future<Output = Option<RemotingCommand>> + Send;
+
+    /// Called once when a connection closes.
+    fn disconnected(&self, _channel: &Channel) {}
+}
+
+/// Serves connections from `listener` until the task is dropped.
+pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>) {
+    let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, service).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection<S: Service>(stream: TcpStream, peer: SocketAddr, service: Arc<S>) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<RemotingCommand>(IN_FLIGHT_PER_CONNECTION_MAX);
+    let channel = Channel { peer, tx };
+    let writer = tokio::spawn(async move {
+        let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+        while let Some(command) = rx.recv().await {
+            if super::write_command(&mut out, &command).await.is_err() {
+                return;
+            }
+            // Batch what is already queued into one flush.
+            while let Ok(command) = rx.try_recv() {
+                if super::write_command(&mut out, &command).await.is_err() {
+                    return;
+                }
+            }
+            if out.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT_PER_CONNECTION_MAX));
+    let mut reader = CommandReader::new(read_half);
+    loop {
+        let request = match reader.read().await {
+            Ok(Some(request)) => request,
+            Ok(None) => break,
+            Err(ConnError::Proto(e)) => {
+                // The stream is out of step: say why, then close the connection.
+                tracing::warn!(%peer, error = %e, "closing connection after a malformed frame");
+                let mut reply = RemotingCommand::request(response::SYSTEM_ERROR);
+                reply.flag = crate::remoting::command::FLAG_RESPONSE;
+                reply.remark = Some(e.to_string());
+                let _ = channel.tx.send(reply).await;
+                break;
+            }
+            Err(ConnError::Io(_)) => break,
+        };
+        if request.is_response() {
+            continue; // Replies to our oneway notifications; nothing waits for them.
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (service, channel) = (service.clone(), channel.clone());
+        tokio::spawn(async move {
+            let oneway = request.is_oneway();
+            let (opaque, serialize_type) = (request.opaque, request.serialize_type);
+            if let Some(mut response) = service.call(request, channel.clone()).await {
+                if !oneway {
+                    response.opaque = opaque;
+                    response.flag |= crate::remoting::command::FLAG_RESPONSE;
+                    response.serialize_type = serialize_type;
+                    let _ = channel.tx.send(response).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    service.disconnected(&channel);
+    drop(channel);
+    let _ = writer.await;
+}

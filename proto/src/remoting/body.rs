@@ -1,0 +1,271 @@
+//! JSON bodies of remoting commands, with Java's field names.
+//!
+//! Parse with [`from_json`] (which accepts fastjson's unquoted numeric keys) and write
+//! with [`to_json`] (which produces them, as Java's name server does).
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::command::ProtoError;
+use super::json::{quote_numeric_keys, unquote_numeric_keys};
+
+pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ProtoError::Malformed("JSON body is not UTF-8".into()))?;
+    serde_json::from_str(&quote_numeric_keys(text))
+        .map_err(|e| ProtoError::Malformed(format!("JSON body: {e}")))
+}
+
+pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let text = serde_json::to_string(value).expect("bodies always serialize");
+    unquote_numeric_keys(&text).into_bytes()
+}
+
+/// Permission bits (`PermName`).
+pub mod perm {
+    pub const PRIORITY: u32 = 1 << 3;
+    pub const READ: u32 = 1 << 2;
+    pub const WRITE: u32 = 1 << 1;
+    pub const INHERIT: u32 = 1;
+    pub const READ_WRITE: u32 = READ | WRITE;
+}
+
+/// The broker id of a group's master (`MixAll.MASTER_ID`).
+pub const MASTER_ID: u64 = 0;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerData {
+    pub cluster: String,
+    pub broker_name: String,
+    /// Broker id → address; id 0 is the master.
+    pub broker_addrs: BTreeMap<u64, String>,
+}
+
+impl BrokerData {
+    pub fn master_addr(&self) -> Option<&str> {
+        self.broker_addrs.get(&MASTER_ID).map(String::as_str)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueData {
+    pub broker_name: String,
+    pub read_queue_nums: u32,
+    pub write_queue_nums: u32,
+    pub perm: u32,
+    #[serde(default)]
+    pub topic_sys_flag: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicRouteData {
+    #[serde(default)]
+    pub order_topic_conf: Option<String>,
+    pub queue_datas: Vec<QueueData>,
+    pub broker_datas: Vec<BrokerData>,
+    #[serde(default)]
+    pub filter_server_table: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfo {
+    pub broker_addr_table: BTreeMap<String, BrokerData>,
+    pub cluster_addr_table: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicList {
+    pub topic_list: Vec<String>,
+}
+
+/// A topic's config as brokers report it (`TopicConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicConfigBody {
+    pub topic_name: String,
+    pub read_queue_nums: u32,
+    pub write_queue_nums: u32,
+    pub perm: u32,
+    #[serde(default)]
+    pub topic_filter_type: Option<String>,
+    #[serde(default)]
+    pub topic_sys_flag: u32,
+    #[serde(default)]
+    pub order: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataVersion {
+    pub timestamp: i64,
+    pub counter: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicConfigSerializeWrapper {
+    pub topic_config_table: BTreeMap<String, TopicConfigBody>,
+    #[serde(default)]
+    pub data_version: DataVersion,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterBrokerBody {
+    pub topic_config_serialize_wrapper: TopicConfigSerializeWrapper,
+    #[serde(default)]
+    pub filter_server_list: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionData {
+    pub topic: String,
+    pub sub_string: String,
+    #[serde(default)]
+    pub tags_set: Vec<String>,
+    #[serde(default)]
+    pub code_set: Vec<i32>,
+    #[serde(default)]
+    pub sub_version: i64,
+    #[serde(default)]
+    pub class_filter_mode: bool,
+    #[serde(default)]
+    pub expression_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerData {
+    pub group_name: String,
+    #[serde(default)]
+    pub consume_type: String,
+    /// "CLUSTERING" or "BROADCASTING".
+    #[serde(default)]
+    pub message_model: String,
+    #[serde(default)]
+    pub consume_from_where: String,
+    #[serde(default)]
+    pub subscription_data_set: Vec<SubscriptionData>,
+    #[serde(default)]
+    pub unit_mode: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerData {
+    pub group_name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatData {
+    #[serde(rename = "clientID")]
+    pub client_id: String,
+    #[serde(rename = "producerDataSet", default)]
+    pub producer_data_set: Vec<ProducerData>,
+    #[serde(rename = "consumerDataSet", default)]
+    pub consumer_data_set: Vec<ConsumerData>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerListBody {
+    pub consumer_id_list: Vec<String>,
+}
+
+/// A message queue as clients name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageQueue {
+    pub topic: String,
+    pub broker_name: String,
+    pub queue_id: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockBatchBody {
+    pub consumer_group: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub only_this_broker: bool,
+    pub mq_set: Vec<MessageQueue>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockBatchResponseBody {
+    pub lock_ok_mq_set: Vec<MessageQueue>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetWrapper {
+    pub broker_offset: u64,
+    pub consumer_offset: u64,
+    #[serde(default)]
+    pub last_timestamp: i64,
+}
+
+/// `GET_CONSUME_STATS` body. Java keys the table by a `MessageQueue` object; as JSON
+/// keys must be strings, raftmq sends a list of pairs, which is what fastjson reads for
+/// a map with object keys.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeStats {
+    pub offset_table: Vec<(MessageQueue, OffsetWrapper)>,
+    #[serde(default)]
+    pub consume_tps: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_data_uses_unquoted_broker_ids_and_reads_both_forms() {
+        let route = TopicRouteData {
+            order_topic_conf: None,
+            queue_datas: vec![QueueData {
+                broker_name: "broker-a".into(),
+                read_queue_nums: 4,
+                write_queue_nums: 4,
+                perm: perm::READ_WRITE,
+                topic_sys_flag: 0,
+            }],
+            broker_datas: vec![BrokerData {
+                cluster: "DefaultCluster".into(),
+                broker_name: "broker-a".into(),
+                broker_addrs: [(0, "127.0.0.1:10911".to_string())].into_iter().collect(),
+            }],
+            filter_server_table: BTreeMap::new(),
+        };
+        let json = String::from_utf8(to_json(&route)).unwrap();
+        assert!(
+            json.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#),
+            "{json}"
+        );
+        assert_eq!(from_json::<TopicRouteData>(json.as_bytes()).unwrap(), route);
+        let standard = serde_json::to_vec(&route).unwrap();
+        assert_eq!(from_json::<TopicRouteData>(&standard).unwrap(), route);
+        assert_eq!(route.broker_datas[0].master_addr(), Some("127.0.0.1:10911"));
+    }
+
+    #[test]
+    fn heartbeat_from_a_java_client_parses() {
+        let java = br#"{"clientID":"10.0.0.1@1234","consumerDataSet":[{"consumeFromWhere":"CONSUME_FROM_LAST_OFFSET","consumeType":"CONSUME_PASSIVELY","groupName":"G","messageModel":"CLUSTERING","subscriptionDataSet":[{"classFilterMode":false,"codeSet":[2598919],"expressionType":"TAG","subString":"TagA","subVersion":1700000000000,"tagsSet":["TagA"],"topic":"T"}],"unitMode":false}],"producerDataSet":[{"groupName":"CLIENT_INNER_PRODUCER"}]}"#;
+        let hb: HeartbeatData = from_json(java).unwrap();
+        assert_eq!(hb.client_id, "10.0.0.1@1234");
+        assert_eq!(
+            hb.consumer_data_set[0].subscription_data_set[0].code_set,
+            vec![2598919]
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! RocketMQ's remoting protocol: frames, commands, codes and JSON bodies.
+
+pub mod body;
+pub mod codes;
+pub mod command;
+pub mod json;
+
+pub use command::{check_frame, ProtoError, RemotingCommand, SerializeType, FRAME_SIZE_MAX};
