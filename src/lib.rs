@@ -1,16 +1,26 @@
 //! raftmq: a RocketMQ-style message broker whose broker groups replicate their CommitLog
 //! through Raft, and whose whole cluster also runs under a deterministic simulator.
 //!
-//! This root package will hold the broker server, its configuration and the binaries
-//! (`raftmq-namesrv`, `raftmq-broker`, `raftmq`). Today the foundation is in place:
-//!
 //! # Layout
-//! - `proto`: RocketMQ's message layout (and, next, the remoting protocol).
-//! - `store`: CommitLog, ConsumeQueue, key index, checkpoint, retention and `MetaStore`,
-//!   over a `Disk` seam with a real side and a simulated, crash-honest side.
-//! - `raft`, `client`, `namesrv`, `sim`, `jepsen`: crates that later work fills.
+//! - [`broker`]: one broker replica serving RocketMQ's remoting protocol over `store`.
+//! - [`config`]: the broker's TOML configuration.
+//! - [`dev`]: `raftmq dev`, a name server and a broker in one process.
+//! - [`cli`]: the `raftmq` command line (admin, send, consume, bench).
 //!
-//! See `DESIGN.md` in the shared folder for the architecture.
+//! The other crates: `proto` (wire format), `store` (CommitLog and friends), `client`,
+//! `namesrv`, and `raft`, `sim`, `jepsen` to come.
 
-pub use proto;
-pub use store;
+pub mod broker;
+pub mod config;
+#[cfg(not(madsim))]
+pub mod dev;
+
+pub use broker::{start as start_broker, Broker, RunningBroker};
+pub use config::BrokerConfig;
+
+/// Milliseconds since the epoch (the simulated clock under madsim).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

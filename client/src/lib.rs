@@ -1,4 +1,39 @@
-//! raftmq client: Producer, PushConsumer, PullConsumer, admin calls and the route cache.
+//! raftmq's client: producers, consumers and admin calls over RocketMQ's remoting
+//! protocol. It depends on `proto` only, so applications use it without the broker.
 //!
-//! Filled by the vertical-slice issue; it depends on `proto` only, so applications can
-//! use it without pulling in the broker.
+//! # Layout
+//! - [`producer`]: `Producer` (sync, oneway, batch, ordered with a selector).
+//! - [`push`]: `PushConsumer` (clustering or broadcasting, concurrent or orderly).
+//! - [`pull`]: `PullConsumer` (explicit queue and offset) and the pull call itself.
+//! - [`admin`]: topics, routes, clusters, consumer progress, queries.
+//! - [`instance`]: what clients of one process share (connections, route cache).
+//! - [`rebalance`], [`filter`], [`message`], [`config`], [`error`].
+//!
+//! Name servers come from [`ClientConfig::namesrv_addrs`] or `NAMESRV_ADDR`.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod filter;
+pub mod instance;
+pub mod message;
+pub mod producer;
+pub mod pull;
+pub mod push;
+pub mod rebalance;
+
+pub use admin::Admin;
+pub use config::ClientConfig;
+pub use error::{ClientError, Result};
+pub use message::{Message, MessageExt};
+pub use producer::{Producer, SendResult, SendStatus};
+pub use proto::remoting::body::MessageQueue;
+pub use pull::{PullConsumer, PullResult, PullStatus};
+pub use push::{ConsumeFromWhere, ConsumeResult, MessageModel, PushConsumer, PushConsumerBuilder};
+
+/// Milliseconds since the epoch (the simulated clock under madsim).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proto::net::server::{serve, Channel, Service};
+use proto::net::server::{serve, Channel, Service, Shutdown};
 use proto::remoting::body::{from_json, to_json, RegisterBrokerBody};
 use proto::remoting::codes::{request, response};
 use proto::remoting::{ProtoError, RemotingCommand};
@@ -125,5 +125,12 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Vec<JoinHan
         })
     };
     tracing::info!(%local, "name server listening");
-    Ok((local, vec![tokio::spawn(serve(listener, server)), expiry]))
+    // The name server lives as long as its process (or test): no shutdown signal.
+    Ok((
+        local,
+        vec![
+            tokio::spawn(serve(listener, server, Shutdown::new())),
+            expiry,
+        ],
+    ))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::{CommandReader, ConnError};
 use crate::remoting::codes::response;
@@ -49,14 +49,52 @@ pub trait Service: Send + Sync + 'static {
     fn disconnected(&self, _channel: &Channel) {}
 }
 
-/// Serves connections from `listener` until the task is dropped.
-pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>) {
+/// Tells a server and all its connections to stop.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Shutdown {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Serves connections from `listener` until `shutdown` is triggered; then every
+/// connection closes too.
+pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>, shutdown: Shutdown) {
     let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut stop = shutdown.subscribe();
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut stop) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -65,14 +103,20 @@ pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>) {
             }
         };
         let service = service.clone();
+        let stop = shutdown.subscribe();
         tokio::spawn(async move {
-            serve_connection(stream, peer, service).await;
+            serve_connection(stream, peer, service, stop).await;
             drop(permit);
         });
     }
 }
 
-async fn serve_connection<S: Service>(stream: TcpStream, peer: SocketAddr, service: Arc<S>) {
+async fn serve_connection<S: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Arc<S>,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<RemotingCommand>(IN_FLIGHT_PER_CONNECTION_MAX);
@@ -96,8 +140,15 @@ async fn serve_connection<S: Service>(stream: TcpStream, peer: SocketAddr, servi
     });
     let slots = Arc::new(Semaphore::new(IN_FLIGHT_PER_CONNECTION_MAX));
     let mut reader = CommandReader::new(read_half);
+    // Vec rather than JoinSet: madsim's runtime has no JoinSet.
+    let mut handlers: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
-        let request = match reader.read().await {
+        let read = tokio::select! {
+            read = reader.read() => read,
+            _ = stopped(&mut stop) => break,
+        };
+        handlers.retain(|h| !h.is_finished());
+        let request = match read {
             Ok(Some(request)) => request,
             Ok(None) => break,
             Err(ConnError::Proto(e)) => {
@@ -118,7 +169,7 @@ async fn serve_connection<S: Service>(stream: TcpStream, peer: SocketAddr, servi
             break;
         };
         let (service, channel) = (service.clone(), channel.clone());
-        tokio::spawn(async move {
+        handlers.push(tokio::spawn(async move {
             let oneway = request.is_oneway();
             let (opaque, serialize_type) = (request.opaque, request.serialize_type);
             if let Some(mut response) = service.call(request, channel.clone()).await {
@@ -130,9 +181,17 @@ async fn serve_connection<S: Service>(stream: TcpStream, peer: SocketAddr, servi
                 }
             }
             drop(slot);
-        });
+        }));
+    }
+    // Handlers in flight (a parked long poll, say) end with the connection.
+    for handler in &handlers {
+        handler.abort();
+    }
+    for handler in handlers {
+        let _ = handler.await;
     }
     service.disconnected(&channel);
     drop(channel);
+    writer.abort();
     let _ = writer.await;
 }

@@ -1,8 +1,10 @@
 //! RocketMQ's remoting protocol: frames, commands, codes and JSON bodies.
 
+pub mod batch;
 pub mod body;
 pub mod codes;
 pub mod command;
+pub mod header;
 pub mod json;
 
 pub use command::{check_frame, ProtoError, RemotingCommand, SerializeType, FRAME_SIZE_MAX};

@@ -171,7 +171,7 @@ impl<D: Disk> Shared<D> {
 pub struct MessageStore<D: Disk> {
     shared: Arc<Shared<D>>,
     write_tx: mpsc::Sender<WriteRequest>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Bound on write requests waiting for the writer; senders wait beyond it.
@@ -191,7 +191,7 @@ impl<D: Disk> MessageStore<D> {
         Ok(MessageStore {
             shared,
             write_tx,
-            tasks,
+            tasks: Mutex::new(tasks),
         })
     }
 
@@ -428,6 +428,43 @@ impl<D: Disk> MessageStore<D> {
         Ok(found)
     }
 
+    /// The first queue offset whose message was stored at or after `timestamp_ms`
+    /// (RocketMQ `getOffsetInQueueByTime`); the max offset when none was.
+    pub async fn offset_by_time(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        timestamp_ms: i64,
+    ) -> Result<u64> {
+        let Some(queue) = self.shared.queue(topic, queue_id) else {
+            return Ok(0);
+        };
+        let (mut lo, mut hi) = (queue.min_offset(), queue.max_offset());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let stored_ms = match queue.get(mid).await? {
+                Some(unit) => match self
+                    .shared
+                    .commit_log
+                    .read(unit.commitlog_offset, unit.size)
+                    .await?
+                {
+                    Some(bytes) => {
+                        MessageRef::parse(&bytes).map_or(i64::MIN, |m| m.store_timestamp_ms())
+                    }
+                    None => i64::MIN,
+                },
+                None => i64::MIN,
+            };
+            if stored_ms < timestamp_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
     pub fn min_offset(&self, topic: &str, queue_id: u32) -> u64 {
         self.shared
             .queue(topic, queue_id)
@@ -489,10 +526,15 @@ impl<D: Disk> MessageStore<D> {
         services::checkpoint(&self.shared).await
     }
 
-    /// Stops the tasks after a final flush and checkpoint.
-    pub async fn shutdown(mut self) -> Result<()> {
+    /// Stops accepting writes, then flushes, checkpoints and stops the tasks.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.shared
+            .failed
+            .lock()
+            .expect("failed lock poisoned")
+            .get_or_insert_with(|| "shut down".to_string());
         let result = self.checkpoint_now().await;
-        for task in self.tasks.drain(..) {
+        for task in self.tasks.lock().expect("tasks lock poisoned").drain(..) {
             task.abort();
         }
         result
@@ -503,7 +545,7 @@ impl<D: Disk> Drop for MessageStore<D> {
     /// Dropping without `shutdown` is a crash as far as the disk is concerned: the tasks
     /// stop and nothing more is flushed.
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.lock().expect("tasks lock poisoned").iter() {
             task.abort();
         }
     }

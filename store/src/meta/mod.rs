@@ -54,6 +54,25 @@ pub trait MetaStore: Send + Sync + 'static {
     fn flush(&self) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Shared ownership: several owners (the broker's topics and its offsets) use one store.
+impl<M: MetaStore> MetaStore for std::sync::Arc<M> {
+    fn get(&self, tree: MetaTree, key: &str) -> Result<Option<Vec<u8>>> {
+        (**self).get(tree, key)
+    }
+    fn put(&self, tree: MetaTree, key: &str, value: &[u8]) -> Result<()> {
+        (**self).put(tree, key, value)
+    }
+    fn remove(&self, tree: MetaTree, key: &str) -> Result<()> {
+        (**self).remove(tree, key)
+    }
+    fn scan(&self, tree: MetaTree) -> Result<Vec<(String, Vec<u8>)>> {
+        (**self).scan(tree)
+    }
+    fn flush(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).flush()
+    }
+}
+
 /// RocketMQ's `TopicConfig`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {

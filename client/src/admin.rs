@@ -1,0 +1,194 @@
+//! Admin calls (RocketMQ `mqadmin`): topics, routes, clusters, consumer progress and
+//! message queries.
+
+use std::sync::Arc;
+
+use proto::remoting::body::{
+    from_json, perm, ClusterInfo, ConsumeStats, MessageQueue, TopicList, TopicRouteData,
+};
+use proto::remoting::codes::{request, response};
+use proto::remoting::RemotingCommand;
+use proto::MessageId;
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, Result};
+use crate::instance::ClientInstance;
+use crate::message::MessageExt;
+
+pub struct Admin {
+    instance: Arc<ClientInstance>,
+}
+
+/// One row of consumer progress (`mqadmin consumerProgress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueProgress {
+    pub queue: MessageQueue,
+    pub broker_offset: u64,
+    pub consumer_offset: u64,
+}
+
+impl QueueProgress {
+    pub fn lag(&self) -> u64 {
+        self.broker_offset.saturating_sub(self.consumer_offset)
+    }
+}
+
+impl Admin {
+    pub fn new(config: ClientConfig) -> Self {
+        Admin {
+            instance: ClientInstance::new(config, None),
+        }
+    }
+
+    pub async fn cluster_info(&self) -> Result<ClusterInfo> {
+        let response = self
+            .namesrv_ok(RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO))
+            .await?;
+        Ok(from_json(&response.body)?)
+    }
+
+    pub async fn topic_list(&self) -> Result<Vec<String>> {
+        let response = self
+            .namesrv_ok(RemotingCommand::request(
+                request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            ))
+            .await?;
+        Ok(from_json::<TopicList>(&response.body)?.topic_list)
+    }
+
+    pub async fn topic_route(&self, topic: &str) -> Result<TopicRouteData> {
+        self.instance.refresh_route(topic).await
+    }
+
+    async fn namesrv_ok(&self, request: RemotingCommand) -> Result<RemotingCommand> {
+        let response = self.instance.invoke_namesrv(request).await?;
+        if response.code != response::SUCCESS {
+            return Err(ClientError::Broker {
+                addr: "name server".into(),
+                code: response.code,
+                remark: response.remark.unwrap_or_default(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Creates (or updates) `topic` with `queue_nums` read and write queues on every
+    /// master of `cluster` (every master when `cluster` is `None`).
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        queue_nums: u32,
+        cluster: Option<&str>,
+        order: bool,
+    ) -> Result<Vec<String>> {
+        proto::names::validate_name("topic", topic).map_err(ClientError::Invalid)?;
+        let info = self.cluster_info().await?;
+        let mut masters = Vec::new();
+        for (name, data) in &info.broker_addr_table {
+            let in_cluster = cluster.is_none_or(|c| {
+                info.cluster_addr_table
+                    .get(c)
+                    .is_some_and(|names| names.contains(name))
+            });
+            if let (true, Some(addr)) = (in_cluster, data.master_addr()) {
+                masters.push(addr.to_string());
+            }
+        }
+        if masters.is_empty() {
+            return Err(ClientError::Invalid(format!(
+                "no broker master in cluster {}",
+                cluster.unwrap_or("(any)")
+            )));
+        }
+        for addr in &masters {
+            let request = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
+                .with_ext("topic", topic)
+                .with_ext("defaultTopic", "TBW102")
+                .with_ext("readQueueNums", queue_nums)
+                .with_ext("writeQueueNums", queue_nums)
+                .with_ext("perm", perm::READ_WRITE)
+                .with_ext("topicFilterType", "SINGLE_TAG")
+                .with_ext("topicSysFlag", 0)
+                .with_ext("order", order);
+            self.instance.invoke_ok(addr, request).await?;
+        }
+        Ok(masters)
+    }
+
+    /// Broker and consumer offsets of `group` on every queue of `topic`.
+    pub async fn consumer_progress(&self, group: &str, topic: &str) -> Result<Vec<QueueProgress>> {
+        let route = self.instance.refresh_route(topic).await?;
+        let mut rows = Vec::new();
+        for broker in &route.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let request = RemotingCommand::request(request::GET_CONSUME_STATS)
+                .with_ext("consumerGroup", group)
+                .with_ext("topic", topic);
+            let response = self.instance.invoke_ok(addr, request).await?;
+            let stats: ConsumeStats = from_json(&response.body)?;
+            rows.extend(
+                stats
+                    .offset_table
+                    .into_iter()
+                    .map(|(queue, o)| QueueProgress {
+                        queue,
+                        broker_offset: o.broker_offset,
+                        consumer_offset: o.consumer_offset,
+                    }),
+            );
+        }
+        rows.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(rows)
+    }
+
+    /// Messages of `topic` with key (or unique id) `key`, from every broker group.
+    pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
+        let route = self.instance.refresh_route(topic).await?;
+        let mut found = Vec::new();
+        for broker in &route.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let request = RemotingCommand::request(request::QUERY_MESSAGE)
+                .with_ext("topic", topic)
+                .with_ext("key", key)
+                .with_ext("maxNum", max)
+                .with_ext("beginTimestamp", 0)
+                .with_ext("endTimestamp", i64::MAX);
+            let response = self.instance.invoke(addr, request).await?;
+            match response.code {
+                response::SUCCESS => {
+                    found.extend(MessageExt::decode_all(&response.body).map_err(|e| {
+                        ClientError::Invalid(format!("undecodable query result from {addr}: {e}"))
+                    })?)
+                }
+                response::QUERY_NOT_FOUND => {}
+                code => {
+                    return Err(ClientError::Broker {
+                        addr: addr.to_string(),
+                        code,
+                        remark: response.remark.unwrap_or_default(),
+                    })
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The message with offset msg id `id` (store host + CommitLog offset).
+    pub async fn view_by_id(&self, id: &str) -> Result<MessageExt> {
+        let parsed: MessageId = id.parse().map_err(ClientError::Invalid)?;
+        let addr = parsed.store_host.to_string();
+        let request = RemotingCommand::request(request::VIEW_MESSAGE_BY_ID)
+            .with_ext("offset", parsed.physical_offset);
+        let response = self.instance.invoke_ok(&addr, request).await?;
+        MessageExt::decode_all(&response.body)
+            .ok()
+            .and_then(|mut v| v.pop())
+            .ok_or_else(|| {
+                ClientError::Invalid(format!("broker {addr} returned no message for {id}"))
+            })
+    }
+}

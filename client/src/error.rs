@@ -1,0 +1,28 @@
+//! The client's error type.
+
+use proto::net::rpc::RpcError;
+use proto::remoting::ProtoError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("no name server address: pass one, or set NAMESRV_ADDR")]
+    NoNameServer,
+    #[error("no route for topic {0}: create it, or enable auto-create on the broker")]
+    NoRoute(String),
+    #[error("broker {addr} answered code {code}: {remark}")]
+    Broker {
+        addr: String,
+        code: i32,
+        remark: String,
+    },
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("client is shut down")]
+    Shutdown,
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -1,0 +1,213 @@
+//! `ClientInstance` (RocketMQ: `MQClientInstance`): what producers and consumers of one
+//! process share: connections, the route cache and the client id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use proto::net::rpc::{OnRequest, RpcPool};
+use proto::remoting::body::{from_json, perm, BrokerData, MessageQueue, TopicRouteData};
+use proto::remoting::codes::{request, response};
+use proto::remoting::RemotingCommand;
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, Result};
+
+/// RocketMQ's default topic, whose route stands in for topics the broker auto-creates.
+pub const AUTO_CREATE_TOPIC: &str = "TBW102";
+
+static INSTANCE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub struct ClientInstance {
+    pub config: ClientConfig,
+    pub client_id: String,
+    pool: RpcPool,
+    routes: Mutex<HashMap<String, TopicRouteData>>,
+}
+
+impl ClientInstance {
+    /// A new instance; `on_request` receives requests brokers push to this client.
+    pub fn new(config: ClientConfig, on_request: Option<OnRequest>) -> Arc<Self> {
+        let n = INSTANCE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let client_id = format!(
+            "127.0.0.1@{}#{}#{n}",
+            std::process::id(),
+            config.instance_name
+        );
+        Arc::new(ClientInstance {
+            config,
+            client_id,
+            pool: RpcPool::new(on_request),
+            routes: Mutex::default(),
+        })
+    }
+
+    pub fn pool(&self) -> &RpcPool {
+        &self.pool
+    }
+
+    /// Sends `request` to `addr` and returns the response, whatever its code.
+    pub async fn invoke(&self, addr: &str, request: RemotingCommand) -> Result<RemotingCommand> {
+        Ok(self
+            .pool
+            .invoke(addr, request, self.config.request_timeout)
+            .await?)
+    }
+
+    /// Like [`ClientInstance::invoke`], but a response code other than SUCCESS is an error.
+    pub async fn invoke_ok(&self, addr: &str, request: RemotingCommand) -> Result<RemotingCommand> {
+        let response = self.invoke(addr, request).await?;
+        if response.code != response::SUCCESS {
+            return Err(ClientError::Broker {
+                addr: addr.to_string(),
+                code: response.code,
+                remark: response.remark.unwrap_or_default(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Asks the name servers, in turn, until one answers.
+    pub async fn invoke_namesrv(&self, request: RemotingCommand) -> Result<RemotingCommand> {
+        let mut last = ClientError::NoNameServer;
+        for addr in self.config.resolved_namesrv_addrs()? {
+            match self.invoke(&addr, request.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Fetches a topic's route from the name servers and caches it.
+    pub async fn refresh_route(&self, topic: &str) -> Result<TopicRouteData> {
+        let request =
+            RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext("topic", topic);
+        let response = self.invoke_namesrv(request).await?;
+        if response.code == response::TOPIC_NOT_EXIST {
+            self.routes.lock().expect("routes poisoned").remove(topic);
+            return Err(ClientError::NoRoute(topic.to_string()));
+        }
+        if response.code != response::SUCCESS {
+            return Err(ClientError::Broker {
+                addr: "name server".into(),
+                code: response.code,
+                remark: response.remark.unwrap_or_default(),
+            });
+        }
+        let route: TopicRouteData = from_json(&response.body)?;
+        self.routes
+            .lock()
+            .expect("routes poisoned")
+            .insert(topic.to_string(), route.clone());
+        Ok(route)
+    }
+
+    /// The cached route, fetched on first use.
+    pub async fn route(&self, topic: &str) -> Result<TopicRouteData> {
+        if let Some(route) = self.routes.lock().expect("routes poisoned").get(topic) {
+            return Ok(route.clone());
+        }
+        self.refresh_route(topic).await
+    }
+
+    /// Refreshes every cached route (RocketMQ does this every 30 s).
+    pub async fn refresh_all_routes(&self) {
+        let topics: Vec<String> = self
+            .routes
+            .lock()
+            .expect("routes poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        for topic in topics {
+            if let Err(e) = self.refresh_route(&topic).await {
+                tracing::debug!(%topic, error = %e, "route refresh failed");
+            }
+        }
+    }
+
+    /// The master address of a broker group, from any cached route.
+    pub fn master_addr(&self, broker_name: &str) -> Option<String> {
+        let routes = self.routes.lock().expect("routes poisoned");
+        routes
+            .values()
+            .flat_map(|r| &r.broker_datas)
+            .find(|b| b.broker_name == broker_name)
+            .and_then(BrokerData::master_addr)
+            .map(str::to_string)
+    }
+
+    /// Any address of a broker group: the master, else a slave (for reads).
+    pub fn any_addr(&self, broker_name: &str) -> Option<String> {
+        let routes = self.routes.lock().expect("routes poisoned");
+        let data = routes
+            .values()
+            .flat_map(|r| &r.broker_datas)
+            .find(|b| b.broker_name == broker_name)?;
+        data.master_addr()
+            .or_else(|| data.broker_addrs.values().next().map(String::as_str))
+            .map(str::to_string)
+    }
+
+    /// Every broker master address in cached routes.
+    pub fn all_master_addrs(&self) -> Vec<String> {
+        let routes = self.routes.lock().expect("routes poisoned");
+        let mut addrs: Vec<String> = routes
+            .values()
+            .flat_map(|r| &r.broker_datas)
+            .filter_map(|b| b.master_addr())
+            .map(str::to_string)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+}
+
+/// The queues a producer may write to, in a stable order.
+pub fn write_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
+    queues(topic, route, true, |q| {
+        (q.perm & perm::WRITE != 0).then_some(q.write_queue_nums)
+    })
+}
+
+/// The queues a consumer reads, in a stable order.
+pub fn read_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
+    queues(topic, route, false, |q| {
+        (q.perm & perm::READ != 0).then_some(q.read_queue_nums)
+    })
+}
+
+/// Writes need a group's master; reads can be served by a slave.
+fn queues(
+    topic: &str,
+    route: &TopicRouteData,
+    need_master: bool,
+    count: impl Fn(&proto::remoting::body::QueueData) -> Option<u32>,
+) -> Vec<MessageQueue> {
+    let mut out = Vec::new();
+    let mut datas = route.queue_datas.clone();
+    datas.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
+    for q in &datas {
+        let reachable = route.broker_datas.iter().any(|b| {
+            b.broker_name == q.broker_name
+                && if need_master {
+                    b.master_addr().is_some()
+                } else {
+                    !b.broker_addrs.is_empty()
+                }
+        });
+        if !reachable {
+            continue;
+        }
+        for queue_id in 0..count(q).unwrap_or(0) {
+            out.push(MessageQueue {
+                topic: topic.to_string(),
+                broker_name: q.broker_name.clone(),
+                queue_id,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! Messages as applications send and receive them.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use proto::properties::{keys, Properties};
+use proto::MessageRef;
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    pub body: Bytes,
+    pub tags: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    /// Opaque to the broker (RocketMQ `Message.flag`).
+    pub flag: i32,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Message {
+            topic: topic.into(),
+            body: body.into(),
+            tags: None,
+            keys: Vec::new(),
+            properties: BTreeMap::new(),
+            flag: 0,
+        }
+    }
+
+    pub fn with_tags(mut self, tags: impl Into<String>) -> Self {
+        self.tags = Some(tags.into());
+        self
+    }
+
+    pub fn with_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.keys = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn with_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
+
+    /// The encoded property string, with `uniq_key` as UNIQ_KEY.
+    pub(crate) fn encoded_properties(&self, uniq_key: &str) -> String {
+        let mut p = Properties::new();
+        if let Some(tags) = &self.tags {
+            p.insert(keys::TAGS, tags.as_str());
+        }
+        if !self.keys.is_empty() {
+            p.insert(keys::KEYS, self.keys.join(" "));
+        }
+        for (k, v) in &self.properties {
+            p.insert(k.as_str(), v.as_str());
+        }
+        p.insert(keys::UNIQ_KEY, uniq_key);
+        let mut out = Vec::new();
+        p.encode_into(&mut out);
+        String::from_utf8(out).expect("properties are UTF-8")
+    }
+}
+
+/// A received message with what the broker assigned (RocketMQ `MessageExt`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageExt {
+    pub topic: String,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub commitlog_offset: u64,
+    pub body: Bytes,
+    pub tags: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    /// The producer's unique id (UNIQ_KEY), or the offset id when absent.
+    pub msg_id: String,
+    /// Store host + CommitLog offset, as RocketMQ prints it.
+    pub offset_msg_id: String,
+    pub born_timestamp_ms: i64,
+    pub store_timestamp_ms: i64,
+    pub reconsume_times: i32,
+}
+
+impl MessageExt {
+    pub fn from_ref(m: &MessageRef<'_>) -> Self {
+        let properties: BTreeMap<String, String> = Properties::decode(m.properties_str())
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let offset_msg_id = m.offset_msg_id().to_string();
+        MessageExt {
+            topic: m.topic().to_string(),
+            queue_id: m.queue_id(),
+            queue_offset: m.queue_offset(),
+            commitlog_offset: m.physical_offset(),
+            body: Bytes::copy_from_slice(m.body()),
+            tags: properties.get(keys::TAGS).cloned(),
+            keys: properties
+                .get(keys::KEYS)
+                .map(|k| k.split(' ').map(str::to_string).collect())
+                .unwrap_or_default(),
+            msg_id: properties
+                .get(keys::UNIQ_KEY)
+                .cloned()
+                .unwrap_or_else(|| offset_msg_id.clone()),
+            offset_msg_id,
+            properties,
+            born_timestamp_ms: m.born_timestamp_ms(),
+            store_timestamp_ms: m.store_timestamp_ms(),
+            reconsume_times: m.reconsume_times(),
+        }
+    }
+
+    /// Decodes a pull response body: messages back to back.
+    pub fn decode_all(mut body: &[u8]) -> Result<Vec<MessageExt>, proto::DecodeError> {
+        let mut out = Vec::new();
+        while !body.is_empty() {
+            let m = MessageRef::parse_checked(body)?;
+            out.push(MessageExt::from_ref(&m));
+            body = &body[m.total_size()..];
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,330 @@
+//! `Producer` (RocketMQ `DefaultMQProducer`).
+//!
+//! Queue selection is round robin over the topic's writable queues, skipping broker
+//! groups that failed in the last `broker_backoff` (RocketMQ's latency fault tolerance).
+//! A sync send that fails fast (connection error, broker busy) is retried on another
+//! group up to `retries` times; a timeout is not retried, since the first attempt may
+//! have been stored. Ordered sends pick their queue with a selector and never move.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proto::remoting::batch::{self, BatchEntry};
+use proto::remoting::body::MessageQueue;
+use proto::remoting::codes::response;
+use proto::remoting::header::SendMessageHeader;
+use proto::remoting::RemotingCommand;
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, Result};
+use crate::instance::{write_queues, ClientInstance, AUTO_CREATE_TOPIC};
+use crate::message::Message;
+use proto::net::rpc::RpcError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendStatus {
+    Ok,
+    /// Stored, but the broker's fsync did not finish in time: may not be durable.
+    FlushDiskTimeout,
+    /// Stored on the master, but a slave did not confirm in time.
+    FlushSlaveTimeout,
+    SlaveNotAvailable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendResult {
+    pub status: SendStatus,
+    /// The producer-assigned unique id (UNIQ_KEY); comma-separated for a batch.
+    pub msg_id: String,
+    /// Store host and CommitLog offset, as the broker assigned them.
+    pub offset_msg_id: String,
+    pub queue: MessageQueue,
+    pub queue_offset: u64,
+}
+
+pub struct Producer {
+    group: String,
+    instance: Arc<ClientInstance>,
+    next_queue: AtomicUsize,
+    unique: AtomicU64,
+    /// Broker group → when it last failed.
+    failed: Mutex<HashMap<String, Instant>>,
+    /// Sends that fail fast are retried this many times on another group.
+    pub retries: usize,
+    pub broker_backoff: Duration,
+}
+
+impl Producer {
+    pub fn new(group: impl Into<String>, config: ClientConfig) -> Self {
+        Producer::with_instance(group, ClientInstance::new(config, None))
+    }
+
+    pub fn with_instance(group: impl Into<String>, instance: Arc<ClientInstance>) -> Self {
+        Producer {
+            group: group.into(),
+            instance,
+            next_queue: AtomicUsize::new(0),
+            unique: AtomicU64::new(0),
+            failed: Mutex::default(),
+            retries: 2,
+            broker_backoff: Duration::from_secs(30),
+        }
+    }
+
+    pub fn instance(&self) -> &Arc<ClientInstance> {
+        &self.instance
+    }
+
+    /// A unique message id: this client, a start time and a counter, as 32 hex digits
+    /// (the shape of RocketMQ's `MessageClientIDSetter`).
+    fn unique_id(&self) -> String {
+        let n = self.unique.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let start = crate::now_ms();
+        format!(
+            "7F000001{:04X}{:012X}{:08X}",
+            pid & 0xFFFF,
+            start as u64 & 0xFFFF_FFFF_FFFF,
+            n as u32
+        )
+    }
+
+    /// The topic's writable queues, falling back to the auto-create topic's route.
+    async fn queues(&self, topic: &str) -> Result<Vec<MessageQueue>> {
+        match self.instance.route(topic).await {
+            Ok(route) => Ok(write_queues(topic, &route)),
+            Err(ClientError::NoRoute(_)) => {
+                let route = self
+                    .instance
+                    .route(AUTO_CREATE_TOPIC)
+                    .await
+                    .map_err(|_| ClientError::NoRoute(topic.into()))?;
+                Ok(write_queues(AUTO_CREATE_TOPIC, &route)
+                    .into_iter()
+                    .map(|mq| MessageQueue {
+                        topic: topic.to_string(),
+                        ..mq
+                    })
+                    .filter(|mq| mq.queue_id < 4)
+                    .collect())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn pick(&self, queues: &[MessageQueue], avoid: Option<&str>) -> MessageQueue {
+        let now = Instant::now();
+        let failed = self.failed.lock().expect("failed poisoned");
+        let healthy = |mq: &MessageQueue| {
+            avoid != Some(mq.broker_name.as_str())
+                && failed
+                    .get(&mq.broker_name)
+                    .is_none_or(|at| now.duration_since(*at) > self.broker_backoff)
+        };
+        let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
+        (0..queues.len())
+            .map(|i| &queues[(start + i) % queues.len()])
+            .find(|mq| healthy(mq))
+            .unwrap_or(&queues[start % queues.len()])
+            .clone()
+    }
+
+    /// Sends and waits for the broker's acknowledgement.
+    pub async fn send(&self, message: Message) -> Result<SendResult> {
+        let queues = self.queues(&message.topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::NoRoute(message.topic.clone()));
+        }
+        let mut avoid: Option<String> = None;
+        let mut last = None;
+        for _ in 0..=self.retries {
+            let mq = self.pick(&queues, avoid.as_deref());
+            match self.send_to(&message, &mq).await {
+                Ok(result) => return Ok(result),
+                Err(e) if retryable(&e) => {
+                    tracing::debug!(broker = %mq.broker_name, error = %e, "send failed; trying another broker");
+                    self.failed
+                        .lock()
+                        .expect("failed poisoned")
+                        .insert(mq.broker_name.clone(), Instant::now());
+                    avoid = Some(mq.broker_name.clone());
+                    let _ = self.instance.refresh_route(&message.topic).await;
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Sends to the queue `selector` picks from the topic's queues (ordered messages:
+    /// the same key always maps to the same queue). No retry on another queue.
+    pub async fn send_with_selector(
+        &self,
+        message: Message,
+        selector: impl FnOnce(&[MessageQueue]) -> usize,
+    ) -> Result<SendResult> {
+        let queues = self.queues(&message.topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::NoRoute(message.topic.clone()));
+        }
+        let index = selector(&queues) % queues.len();
+        self.send_to(&message, &queues[index]).await
+    }
+
+    /// Sends without waiting for an acknowledgement.
+    pub async fn send_oneway(&self, message: Message) -> Result<()> {
+        let queues = self.queues(&message.topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::NoRoute(message.topic.clone()));
+        }
+        let mq = self.pick(&queues, None);
+        let (addr, request) = self.request(&message, &mq).await?;
+        self.instance.pool().invoke_oneway(&addr, request).await?;
+        Ok(())
+    }
+
+    /// Sends messages of one topic as one batch to one queue.
+    pub async fn send_batch(&self, messages: Vec<Message>) -> Result<SendResult> {
+        let Some(first) = messages.first() else {
+            return Err(ClientError::Invalid("empty batch".into()));
+        };
+        let topic = first.topic.clone();
+        if messages.iter().any(|m| m.topic != topic) {
+            return Err(ClientError::Invalid("a batch must have one topic".into()));
+        }
+        let queues = self.queues(&topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::NoRoute(topic));
+        }
+        let mq = self.pick(&queues, None);
+        let ids: Vec<String> = messages.iter().map(|_| self.unique_id()).collect();
+        let entries: Vec<BatchEntry> = messages
+            .iter()
+            .zip(&ids)
+            .map(|(m, id)| BatchEntry {
+                flag: m.flag,
+                body: m.body.clone(),
+                properties: m.encoded_properties(id),
+            })
+            .collect();
+        let header = self.header(&topic, &mq, String::new(), 0, true);
+        let addr = self.addr(&mq).await?;
+        let request = header.to_command().with_body(batch::encode(&entries));
+        let response = self.instance.invoke(&addr, request).await?;
+        let mut result = send_result(&addr, &mq, response)?;
+        result.msg_id = ids.join(",");
+        Ok(result)
+    }
+
+    async fn addr(&self, mq: &MessageQueue) -> Result<String> {
+        if let Some(addr) = self.instance.master_addr(&mq.broker_name) {
+            return Ok(addr);
+        }
+        self.instance.refresh_route(AUTO_CREATE_TOPIC).await.ok();
+        self.instance
+            .master_addr(&mq.broker_name)
+            .ok_or_else(|| ClientError::NoRoute(mq.topic.clone()))
+    }
+
+    fn header(
+        &self,
+        topic: &str,
+        mq: &MessageQueue,
+        properties: String,
+        flag: i32,
+        batch: bool,
+    ) -> SendMessageHeader {
+        SendMessageHeader {
+            producer_group: self.group.clone(),
+            topic: topic.to_string(),
+            default_topic: AUTO_CREATE_TOPIC.into(),
+            default_topic_queue_nums: 4,
+            queue_id: mq.queue_id as i32,
+            sys_flag: 0,
+            born_timestamp: crate::now_ms(),
+            flag,
+            properties,
+            reconsume_times: 0,
+            unit_mode: false,
+            batch,
+            max_reconsume_times: None,
+        }
+    }
+
+    async fn request(
+        &self,
+        message: &Message,
+        mq: &MessageQueue,
+    ) -> Result<(String, RemotingCommand)> {
+        let id = self.unique_id();
+        let header = self.header(
+            &message.topic,
+            mq,
+            message.encoded_properties(&id),
+            message.flag,
+            false,
+        );
+        Ok((
+            self.addr(mq).await?,
+            header.to_command().with_body(message.body.clone()),
+        ))
+    }
+
+    /// Sends to one queue, once.
+    pub async fn send_to(&self, message: &Message, mq: &MessageQueue) -> Result<SendResult> {
+        let (addr, request) = self.request(message, mq).await?;
+        let msg_id = request
+            .ext("i")
+            .and_then(|p| proto::properties::find(p, proto::properties::keys::UNIQ_KEY))
+            .unwrap_or_default()
+            .to_string();
+        let response = self.instance.invoke(&addr, request).await?;
+        let mut result = send_result(&addr, mq, response)?;
+        result.msg_id = msg_id;
+        Ok(result)
+    }
+}
+
+fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Rpc(RpcError::Timeout { .. }) => false,
+        ClientError::Rpc(_) => true,
+        ClientError::Broker { code, .. } => {
+            matches!(
+                *code,
+                response::SYSTEM_BUSY | response::SERVICE_NOT_AVAILABLE | response::SYSTEM_ERROR
+            )
+        }
+        _ => false,
+    }
+}
+
+fn send_result(addr: &str, mq: &MessageQueue, response: RemotingCommand) -> Result<SendResult> {
+    let status = match response.code {
+        response::SUCCESS => SendStatus::Ok,
+        response::FLUSH_DISK_TIMEOUT => SendStatus::FlushDiskTimeout,
+        response::FLUSH_SLAVE_TIMEOUT => SendStatus::FlushSlaveTimeout,
+        response::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
+        code => {
+            return Err(ClientError::Broker {
+                addr: addr.to_string(),
+                code,
+                remark: response.remark.unwrap_or_default(),
+            })
+        }
+    };
+    let queue_id: u32 = response.ext_parse("queueId")?;
+    Ok(SendResult {
+        status,
+        msg_id: String::new(),
+        offset_msg_id: response.ext("msgId").unwrap_or_default().to_string(),
+        queue: MessageQueue {
+            queue_id,
+            ..mq.clone()
+        },
+        queue_offset: response.ext_parse("queueOffset")?,
+    })
+}

@@ -1,0 +1,568 @@
+//! `PushConsumer` (RocketMQ `DefaultMQPushConsumer`): long-polling pulls under a callback.
+//!
+//! Clustering: the group's instances share the queues, allocated averagely and
+//! re-allocated when the broker says the group changed (NOTIFY_CONSUMER_IDS_CHANGED) or
+//! every `rebalance_interval`; offsets are committed to the broker every
+//! `commit_interval`, with each pull, when a queue moves away, and on shutdown.
+//! Broadcasting: every instance reads every queue and keeps its offsets locally.
+//!
+//! Each assigned queue has one task that pulls, calls the listener in queue order and
+//! advances the offset only after the listener returns `Success`, so delivery is at least
+//! once. A listener that returns `Later` gets the same messages again after
+//! `retry_delay` (RocketMQ instead re-sends them to `%RETRY%group`; raftmq retries in
+//! place, which also keeps orderly queues in order). The orderly mode also holds the
+//! broker's lock on each queue (LOCK_BATCH_MQ) while consuming it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::remoting::body::{
+    from_json, to_json, ConsumerData, ConsumerListBody, HeartbeatData, LockBatchBody,
+    LockBatchResponseBody, MessageQueue, ProducerData, SubscriptionData,
+};
+use proto::remoting::codes::request;
+use proto::remoting::RemotingCommand;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, Result};
+use crate::filter::TagFilter;
+use crate::instance::{read_queues, ClientInstance};
+use crate::message::MessageExt;
+use crate::pull::{commit_consumer_offset, fetch_consumer_offset, pull, PullRequest, PullStatus};
+use crate::rebalance::allocate_averagely;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageModel {
+    Clustering,
+    Broadcasting,
+}
+
+impl MessageModel {
+    fn wire_name(self) -> &'static str {
+        match self {
+            MessageModel::Clustering => "CLUSTERING",
+            MessageModel::Broadcasting => "BROADCASTING",
+        }
+    }
+}
+
+/// Where a queue without a committed offset starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumeFromWhere {
+    FirstOffset,
+    LastOffset,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumeResult {
+    Success,
+    /// Deliver these messages again later.
+    Later,
+}
+
+pub type Listener = Arc<dyn Fn(&[MessageExt]) -> ConsumeResult + Send + Sync>;
+
+pub struct PushConsumerBuilder {
+    group: String,
+    config: ClientConfig,
+    model: MessageModel,
+    from_where: ConsumeFromWhere,
+    subscriptions: BTreeMap<String, TagFilter>,
+    orderly: bool,
+    pub pull_batch_size: u32,
+    pub consume_batch_max: usize,
+    pub long_poll: Duration,
+    pub rebalance_interval: Duration,
+    pub commit_interval: Duration,
+    pub heartbeat_interval: Duration,
+    pub retry_delay: Duration,
+}
+
+impl PushConsumerBuilder {
+    pub fn new(group: impl Into<String>, config: ClientConfig) -> Self {
+        PushConsumerBuilder {
+            group: group.into(),
+            config,
+            model: MessageModel::Clustering,
+            from_where: ConsumeFromWhere::LastOffset,
+            subscriptions: BTreeMap::new(),
+            orderly: false,
+            pull_batch_size: 32,
+            consume_batch_max: 1,
+            long_poll: Duration::from_secs(15),
+            rebalance_interval: Duration::from_secs(20),
+            commit_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(30),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+
+    /// Subscribes to `topic` with a tag expression (`*`, `TagA || TagB`).
+    pub fn subscribe(mut self, topic: impl Into<String>, expression: &str) -> Self {
+        self.subscriptions
+            .insert(topic.into(), TagFilter::parse(expression));
+        self
+    }
+
+    pub fn message_model(mut self, model: MessageModel) -> Self {
+        self.model = model;
+        self
+    }
+
+    pub fn consume_from(mut self, from_where: ConsumeFromWhere) -> Self {
+        self.from_where = from_where;
+        self
+    }
+
+    /// Messages of a queue are consumed in order, one batch at a time, under the
+    /// broker's queue lock.
+    pub fn orderly(mut self, orderly: bool) -> Self {
+        self.orderly = orderly;
+        self
+    }
+
+    pub fn consume_batch_max(mut self, n: usize) -> Self {
+        self.consume_batch_max = n.max(1);
+        self
+    }
+
+    pub fn intervals(mut self, rebalance: Duration, commit: Duration) -> Self {
+        self.rebalance_interval = rebalance;
+        self.commit_interval = commit;
+        self
+    }
+
+    /// Starts consuming with `listener`.
+    pub async fn start(
+        self,
+        listener: impl Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
+    ) -> Result<PushConsumer> {
+        if self.subscriptions.is_empty() {
+            return Err(ClientError::Invalid(
+                "subscribe to at least one topic before start".into(),
+            ));
+        }
+        proto::names::validate_name("consumer group", &self.group).map_err(ClientError::Invalid)?;
+        let rebalance_now = Arc::new(Notify::new());
+        let notify = rebalance_now.clone();
+        let on_request: proto::net::rpc::OnRequest = Arc::new(move |command: RemotingCommand| {
+            if command.code == request::NOTIFY_CONSUMER_IDS_CHANGED {
+                notify.notify_one();
+            }
+        });
+        let instance = ClientInstance::new(self.config.clone(), Some(on_request));
+        let inner = Arc::new(Inner {
+            settings: self,
+            instance,
+            listener: Arc::new(listener),
+            assigned: Mutex::default(),
+            offsets: Mutex::default(),
+            rebalance_now,
+            stopped: AtomicBool::new(false),
+        });
+        for topic in inner.settings.subscriptions.keys() {
+            inner.instance.refresh_route(topic).await?;
+        }
+        inner.heartbeat().await;
+        inner.rebalance().await;
+        let tasks = vec![
+            tokio::spawn(inner.clone().run_rebalancer()),
+            tokio::spawn(inner.clone().run_committer()),
+            tokio::spawn(inner.clone().run_heartbeat()),
+        ];
+        Ok(PushConsumer { inner, tasks })
+    }
+}
+
+pub struct PushConsumer {
+    inner: Arc<Inner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PushConsumer {
+    pub fn client_id(&self) -> &str {
+        &self.inner.instance.client_id
+    }
+
+    /// The queues this instance consumes now.
+    pub fn assigned_queues(&self) -> Vec<MessageQueue> {
+        self.inner
+            .assigned
+            .lock()
+            .expect("assigned poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops pulling, commits every offset, and leaves the group (so the others take
+    /// the queues over at once).
+    pub async fn shutdown(self) {
+        self.inner.stopped.store(true, Ordering::Release);
+        for task in &self.tasks {
+            task.abort();
+        }
+        let queues: Vec<(MessageQueue, JoinHandle<()>)> =
+            std::mem::take(&mut *self.inner.assigned.lock().expect("assigned poisoned"))
+                .into_iter()
+                .collect();
+        for (_, task) in &queues {
+            task.abort();
+        }
+        for (_, task) in queues {
+            let _ = task.await;
+        }
+        self.inner.commit_all().await;
+        self.inner.unregister().await;
+    }
+}
+
+struct Inner {
+    settings: PushConsumerBuilder,
+    instance: Arc<ClientInstance>,
+    listener: Listener,
+    assigned: Mutex<BTreeMap<MessageQueue, JoinHandle<()>>>,
+    /// Next offset to consume per queue; committed from here.
+    offsets: Mutex<BTreeMap<MessageQueue, u64>>,
+    rebalance_now: Arc<Notify>,
+    stopped: AtomicBool,
+}
+
+impl Inner {
+    fn clustering(&self) -> bool {
+        self.settings.model == MessageModel::Clustering
+    }
+
+    fn heartbeat_body(&self) -> HeartbeatData {
+        HeartbeatData {
+            client_id: self.instance.client_id.clone(),
+            producer_data_set: vec![ProducerData {
+                group_name: "CLIENT_INNER_PRODUCER".into(),
+            }],
+            consumer_data_set: vec![ConsumerData {
+                group_name: self.settings.group.clone(),
+                consume_type: "CONSUME_PASSIVELY".into(),
+                message_model: self.settings.model.wire_name().into(),
+                consume_from_where: match self.settings.from_where {
+                    ConsumeFromWhere::FirstOffset => "CONSUME_FROM_FIRST_OFFSET".into(),
+                    ConsumeFromWhere::LastOffset => "CONSUME_FROM_LAST_OFFSET".into(),
+                },
+                subscription_data_set: self
+                    .settings
+                    .subscriptions
+                    .iter()
+                    .map(|(topic, filter)| SubscriptionData {
+                        topic: topic.clone(),
+                        sub_string: filter.expression().to_string(),
+                        tags_set: filter.tags(),
+                        code_set: filter.codes(),
+                        sub_version: crate::now_ms(),
+                        class_filter_mode: false,
+                        expression_type: Some("TAG".into()),
+                    })
+                    .collect(),
+                unit_mode: false,
+            }],
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let body = to_json(&self.heartbeat_body());
+        for addr in self.instance.all_master_addrs() {
+            let request = RemotingCommand::request(request::HEART_BEAT).with_body(body.clone());
+            if let Err(e) = self.instance.invoke_ok(&addr, request).await {
+                tracing::warn!(%addr, error = %e, "heartbeat failed");
+            }
+        }
+    }
+
+    async fn unregister(&self) {
+        for addr in self.instance.all_master_addrs() {
+            let request = RemotingCommand::request(request::UNREGISTER_CLIENT)
+                .with_ext("clientID", &self.instance.client_id)
+                .with_ext("consumerGroup", &self.settings.group);
+            let _ = self.instance.invoke(&addr, request).await;
+        }
+    }
+
+    async fn run_heartbeat(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.settings.heartbeat_interval).await;
+            self.instance.refresh_all_routes().await;
+            self.heartbeat().await;
+        }
+    }
+
+    async fn run_rebalancer(self: Arc<Self>) {
+        loop {
+            let _ = tokio::time::timeout(
+                self.settings.rebalance_interval,
+                self.rebalance_now.notified(),
+            )
+            .await;
+            self.rebalance().await;
+        }
+    }
+
+    async fn run_committer(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.settings.commit_interval).await;
+            self.commit_all().await;
+        }
+    }
+
+    async fn commit_all(&self) {
+        if !self.clustering() {
+            return;
+        }
+        let offsets: Vec<(MessageQueue, u64)> = self
+            .offsets
+            .lock()
+            .expect("offsets poisoned")
+            .iter()
+            .map(|(q, o)| (q.clone(), *o))
+            .collect();
+        for (queue, offset) in offsets {
+            if let Err(e) =
+                commit_consumer_offset(&self.instance, &self.settings.group, &queue, offset).await
+            {
+                tracing::warn!(?queue, error = %e, "offset commit failed");
+            }
+        }
+    }
+
+    async fn group_members(&self, topic: &str) -> Result<Vec<String>> {
+        let route = self.instance.route(topic).await?;
+        let addr = route
+            .broker_datas
+            .iter()
+            .find_map(|b| b.master_addr())
+            .ok_or_else(|| ClientError::NoRoute(topic.to_string()))?
+            .to_string();
+        let request = RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP)
+            .with_ext("consumerGroup", &self.settings.group);
+        let response = self.instance.invoke_ok(&addr, request).await?;
+        let mut ids = from_json::<ConsumerListBody>(&response.body)?.consumer_id_list;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Recomputes this instance's queues and starts or stops their pull tasks.
+    async fn rebalance(self: &Arc<Self>) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let mut wanted = Vec::new();
+        for topic in self.settings.subscriptions.keys() {
+            let Ok(route) = self.instance.route(topic).await else {
+                continue;
+            };
+            let queues = read_queues(topic, &route);
+            if !self.clustering() {
+                wanted.extend(queues);
+                continue;
+            }
+            match self.group_members(topic).await {
+                Ok(ids) => {
+                    wanted.extend(allocate_averagely(&queues, &ids, &self.instance.client_id))
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, error = %e, "rebalance: cannot list the group; keeping the current queues");
+                    let assigned = self.assigned.lock().expect("assigned poisoned");
+                    wanted.extend(assigned.keys().filter(|q| &q.topic == topic).cloned());
+                }
+            }
+        }
+        let removed: Vec<(MessageQueue, JoinHandle<()>)> = {
+            let mut assigned = self.assigned.lock().expect("assigned poisoned");
+            let gone: Vec<MessageQueue> = assigned
+                .keys()
+                .filter(|q| !wanted.contains(q))
+                .cloned()
+                .collect();
+            gone.into_iter()
+                .filter_map(|q| assigned.remove(&q).map(|t| (q, t)))
+                .collect()
+        };
+        for (queue, task) in removed {
+            task.abort();
+            let _ = task.await;
+            let offset = self
+                .offsets
+                .lock()
+                .expect("offsets poisoned")
+                .remove(&queue);
+            if let (true, Some(offset)) = (self.clustering(), offset) {
+                let _ =
+                    commit_consumer_offset(&self.instance, &self.settings.group, &queue, offset)
+                        .await;
+            }
+            if self.settings.orderly && self.clustering() {
+                self.unlock(&queue).await;
+            }
+            tracing::info!(?queue, "queue moved away in rebalance");
+        }
+        for queue in wanted {
+            if self
+                .assigned
+                .lock()
+                .expect("assigned poisoned")
+                .contains_key(&queue)
+            {
+                continue;
+            }
+            let Ok(offset) = self.start_offset(&queue).await else {
+                continue;
+            };
+            self.offsets
+                .lock()
+                .expect("offsets poisoned")
+                .insert(queue.clone(), offset);
+            let task = tokio::spawn(self.clone().run_queue(queue.clone()));
+            self.assigned
+                .lock()
+                .expect("assigned poisoned")
+                .insert(queue, task);
+        }
+    }
+
+    async fn start_offset(&self, queue: &MessageQueue) -> Result<u64> {
+        if self.clustering() {
+            if let Some(offset) =
+                fetch_consumer_offset(&self.instance, &self.settings.group, queue).await?
+            {
+                return Ok(offset);
+            }
+        }
+        match self.settings.from_where {
+            ConsumeFromWhere::FirstOffset => Ok(0),
+            ConsumeFromWhere::LastOffset => {
+                let addr = self
+                    .instance
+                    .any_addr(&queue.broker_name)
+                    .ok_or_else(|| ClientError::NoRoute(queue.topic.clone()))?;
+                let request = RemotingCommand::request(request::GET_MAX_OFFSET)
+                    .with_ext("topic", &queue.topic)
+                    .with_ext("queueId", queue.queue_id);
+                let response = self.instance.invoke_ok(&addr, request).await?;
+                Ok(response.ext_parse("offset")?)
+            }
+        }
+    }
+
+    async fn lock(&self, queue: &MessageQueue) -> bool {
+        let Some(addr) = self.instance.master_addr(&queue.broker_name) else {
+            return false;
+        };
+        let body = LockBatchBody {
+            consumer_group: self.settings.group.clone(),
+            client_id: self.instance.client_id.clone(),
+            only_this_broker: true,
+            mq_set: vec![queue.clone()],
+        };
+        let request = RemotingCommand::request(request::LOCK_BATCH_MQ).with_body(to_json(&body));
+        match self.instance.invoke_ok(&addr, request).await {
+            Ok(response) => from_json::<LockBatchResponseBody>(&response.body)
+                .is_ok_and(|r| r.lock_ok_mq_set.contains(queue)),
+            Err(_) => false,
+        }
+    }
+
+    async fn unlock(&self, queue: &MessageQueue) {
+        let Some(addr) = self.instance.master_addr(&queue.broker_name) else {
+            return;
+        };
+        let body = LockBatchBody {
+            consumer_group: self.settings.group.clone(),
+            client_id: self.instance.client_id.clone(),
+            only_this_broker: true,
+            mq_set: vec![queue.clone()],
+        };
+        let request = RemotingCommand::request(request::UNLOCK_BATCH_MQ).with_body(to_json(&body));
+        let _ = self.instance.invoke(&addr, request).await;
+    }
+
+    /// Pulls and consumes one queue until the task is aborted.
+    async fn run_queue(self: Arc<Self>, queue: MessageQueue) {
+        let filter = self.settings.subscriptions[&queue.topic].clone();
+        let orderly = self.settings.orderly && self.clustering();
+        let mut locked_until = tokio::time::Instant::now();
+        loop {
+            if orderly && tokio::time::Instant::now() >= locked_until {
+                if !self.lock(&queue).await {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                // The broker holds a lock for 60 s; renew well before.
+                locked_until = tokio::time::Instant::now() + Duration::from_secs(20);
+            }
+            let Some(offset) = self
+                .offsets
+                .lock()
+                .expect("offsets poisoned")
+                .get(&queue)
+                .copied()
+            else {
+                return;
+            };
+            let request = PullRequest {
+                group: &self.settings.group,
+                queue: &queue,
+                filter: &filter,
+                offset,
+                max_nums: self.settings.pull_batch_size,
+                suspend: Some(self.settings.long_poll),
+                commit_offset: self.clustering().then_some(offset),
+            };
+            let result = match pull(&self.instance, request).await {
+                Ok(result) => result,
+                Err(e) => {
+                    tracing::debug!(?queue, error = %e, "pull failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if result.status == PullStatus::Found {
+                for batch in result.messages.chunks(self.settings.consume_batch_max) {
+                    while (self.listener)(batch) == ConsumeResult::Later {
+                        tokio::time::sleep(self.settings.retry_delay).await;
+                    }
+                    let next = batch.last().expect("non-empty batch").queue_offset + 1;
+                    self.advance(&queue, next);
+                }
+            }
+            if result.status == PullStatus::OffsetIllegal {
+                // The broker names where the queue really is (e.g. after retention).
+                tracing::warn!(
+                    ?queue,
+                    offset,
+                    next = result.next_begin_offset,
+                    "offset moved"
+                );
+                self.offsets
+                    .lock()
+                    .expect("offsets poisoned")
+                    .insert(queue.clone(), result.next_begin_offset);
+            } else {
+                self.advance(&queue, result.next_begin_offset);
+            }
+        }
+    }
+
+    /// Moves the queue's offset forward (never back: a long poll's reply cannot undo
+    /// consumption that happened meanwhile).
+    fn advance(&self, queue: &MessageQueue, next: u64) {
+        if let Some(offset) = self
+            .offsets
+            .lock()
+            .expect("offsets poisoned")
+            .get_mut(queue)
+        {
+            *offset = (*offset).max(next);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Typed request headers for the commands whose fields the broker reads and the client
+//! writes. Each parses from a command's ext fields (naming any missing or bad field)
+//! and writes itself back.
+
+use super::codes::request;
+use super::command::{ProtoError, RemotingCommand};
+
+/// SEND_MESSAGE (long names) and SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (one letter each).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendMessageHeader {
+    pub producer_group: String,
+    pub topic: String,
+    pub default_topic: String,
+    pub default_topic_queue_nums: u32,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub flag: i32,
+    pub properties: String,
+    pub reconsume_times: i32,
+    pub unit_mode: bool,
+    pub batch: bool,
+    pub max_reconsume_times: Option<i32>,
+}
+
+/// V1 field names in V2 order (`SendMessageRequestHeaderV2`: a..n).
+const V2_FIELDS: [(&str, &str); 13] = [
+    ("a", "producerGroup"),
+    ("b", "topic"),
+    ("c", "defaultTopic"),
+    ("d", "defaultTopicQueueNums"),
+    ("e", "queueId"),
+    ("f", "sysFlag"),
+    ("g", "bornTimestamp"),
+    ("h", "flag"),
+    ("i", "properties"),
+    ("j", "reconsumeTimes"),
+    ("k", "unitMode"),
+    ("l", "maxReconsumeTimes"),
+    ("m", "batch"),
+];
+
+impl SendMessageHeader {
+    pub fn parse(cmd: &RemotingCommand) -> Result<Self, ProtoError> {
+        let mut named = cmd.clone();
+        if cmd.code != request::SEND_MESSAGE {
+            for (short, long) in V2_FIELDS {
+                if let Some(v) = cmd.ext(short) {
+                    named.ext_fields.insert(long.to_string(), v.to_string());
+                }
+            }
+        }
+        let c = &named;
+        Ok(SendMessageHeader {
+            producer_group: c.ext_parse("producerGroup")?,
+            topic: c.ext_parse("topic")?,
+            default_topic: c
+                .ext_parse_opt("defaultTopic")?
+                .unwrap_or_else(|| "TBW102".to_string()),
+            default_topic_queue_nums: c.ext_parse_opt("defaultTopicQueueNums")?.unwrap_or(4),
+            queue_id: c.ext_parse("queueId")?,
+            sys_flag: c.ext_parse_opt("sysFlag")?.unwrap_or(0),
+            born_timestamp: c.ext_parse_opt("bornTimestamp")?.unwrap_or(0),
+            flag: c.ext_parse_opt("flag")?.unwrap_or(0),
+            properties: c.ext("properties").unwrap_or_default().to_string(),
+            reconsume_times: c.ext_parse_opt("reconsumeTimes")?.unwrap_or(0),
+            unit_mode: c.ext_parse_opt("unitMode")?.unwrap_or(false),
+            batch: c
+                .ext_parse_opt("batch")?
+                .unwrap_or(cmd.code == request::SEND_BATCH_MESSAGE),
+            max_reconsume_times: c.ext_parse_opt("maxReconsumeTimes")?,
+        })
+    }
+
+    /// A SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE when `batch`) request.
+    pub fn to_command(&self) -> RemotingCommand {
+        let code = if self.batch {
+            request::SEND_BATCH_MESSAGE
+        } else {
+            request::SEND_MESSAGE_V2
+        };
+        let mut c = RemotingCommand::request(code)
+            .with_ext("a", &self.producer_group)
+            .with_ext("b", &self.topic)
+            .with_ext("c", &self.default_topic)
+            .with_ext("d", self.default_topic_queue_nums)
+            .with_ext("e", self.queue_id)
+            .with_ext("f", self.sys_flag)
+            .with_ext("g", self.born_timestamp)
+            .with_ext("h", self.flag)
+            .with_ext("i", &self.properties)
+            .with_ext("j", self.reconsume_times)
+            .with_ext("k", self.unit_mode)
+            .with_ext("m", self.batch);
+        if let Some(max) = self.max_reconsume_times {
+            c = c.with_ext("l", max);
+        }
+        c
+    }
+}
+
+/// PullSysFlag bits.
+pub mod pull_flag {
+    pub const COMMIT_OFFSET: i32 = 0x1;
+    pub const SUSPEND: i32 = 0x1 << 1;
+    pub const SUBSCRIPTION: i32 = 0x1 << 2;
+    pub const CLASS_FILTER: i32 = 0x1 << 3;
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullMessageHeader {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub max_msg_nums: u32,
+    pub sys_flag: i32,
+    pub commit_offset: i64,
+    pub suspend_timeout_millis: u64,
+    pub subscription: Option<String>,
+    pub sub_version: i64,
+    pub expression_type: Option<String>,
+}
+
+impl PullMessageHeader {
+    pub fn parse(c: &RemotingCommand) -> Result<Self, ProtoError> {
+        Ok(PullMessageHeader {
+            consumer_group: c.ext_parse("consumerGroup")?,
+            topic: c.ext_parse("topic")?,
+            queue_id: c.ext_parse("queueId")?,
+            queue_offset: c.ext_parse("queueOffset")?,
+            max_msg_nums: c.ext_parse("maxMsgNums")?,
+            sys_flag: c.ext_parse_opt("sysFlag")?.unwrap_or(0),
+            commit_offset: c.ext_parse_opt("commitOffset")?.unwrap_or(0),
+            suspend_timeout_millis: c.ext_parse_opt("suspendTimeoutMillis")?.unwrap_or(0),
+            subscription: c.ext("subscription").map(str::to_string),
+            sub_version: c.ext_parse_opt("subVersion")?.unwrap_or(0),
+            expression_type: c.ext("expressionType").map(str::to_string),
+        })
+    }
+
+    pub fn to_command(&self) -> RemotingCommand {
+        let mut c = RemotingCommand::request(request::PULL_MESSAGE)
+            .with_ext("consumerGroup", &self.consumer_group)
+            .with_ext("topic", &self.topic)
+            .with_ext("queueId", self.queue_id)
+            .with_ext("queueOffset", self.queue_offset)
+            .with_ext("maxMsgNums", self.max_msg_nums)
+            .with_ext("sysFlag", self.sys_flag)
+            .with_ext("commitOffset", self.commit_offset)
+            .with_ext("suspendTimeoutMillis", self.suspend_timeout_millis)
+            .with_ext("subVersion", self.sub_version);
+        if let Some(s) = &self.subscription {
+            c = c.with_ext("subscription", s);
+        }
+        if let Some(t) = &self.expression_type {
+            c = c.with_ext("expressionType", t);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_send_header_round_trips_through_letters() {
+        let h = SendMessageHeader {
+            producer_group: "PG".into(),
+            topic: "T".into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: 2,
+            sys_flag: 0,
+            born_timestamp: 1_700_000_000_000,
+            flag: 0,
+            properties: "TAGS\u{1}A\u{2}".into(),
+            reconsume_times: 0,
+            unit_mode: false,
+            batch: false,
+            max_reconsume_times: Some(16),
+        };
+        let c = h.to_command();
+        assert_eq!(c.ext("b"), Some("T"));
+        assert_eq!(SendMessageHeader::parse(&c).unwrap(), h);
+    }
+
+    #[test]
+    fn v1_send_header_and_missing_fields() {
+        let c = RemotingCommand::request(request::SEND_MESSAGE)
+            .with_ext("producerGroup", "PG")
+            .with_ext("topic", "T")
+            .with_ext("queueId", 1);
+        let h = SendMessageHeader::parse(&c).unwrap();
+        assert_eq!(h.queue_id, 1);
+        let missing =
+            RemotingCommand::request(request::SEND_MESSAGE).with_ext("producerGroup", "PG");
+        assert_eq!(
+            SendMessageHeader::parse(&missing),
+            Err(ProtoError::MissingField("topic"))
+        );
+    }
+
+    #[test]
+    fn pull_header_round_trips() {
+        let h = PullMessageHeader {
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id: 3,
+            queue_offset: 10,
+            max_msg_nums: 32,
+            sys_flag: pull_flag::SUSPEND | pull_flag::COMMIT_OFFSET,
+            commit_offset: 9,
+            suspend_timeout_millis: 15_000,
+            subscription: Some("TagA || TagB".into()),
+            sub_version: 1,
+            expression_type: Some("TAG".into()),
+        };
+        assert_eq!(PullMessageHeader::parse(&h.to_command()).unwrap(), h);
+    }
+}

@@ -1,0 +1,164 @@
+//! Topic administration, consume stats and message queries.
+
+use bytes::BytesMut;
+use proto::remoting::body::{perm, to_json, ConsumeStats, MessageQueue, OffsetWrapper};
+use proto::remoting::codes::response;
+use proto::remoting::{ProtoError, RemotingCommand};
+use store::meta::{MetaStore, TopicConfig};
+use store::Disk;
+
+use super::{ok, store_error, Broker};
+
+/// Most queues a topic may have on one broker.
+const QUEUE_NUMS_MAX: u32 = 1024;
+
+impl<D: Disk, M: MetaStore> Broker<D, M> {
+    pub(super) async fn create_topic(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let topic: String = req.ext_parse("topic")?;
+        let read: u32 = req.ext_parse("readQueueNums")?;
+        let write: u32 = req.ext_parse("writeQueueNums")?;
+        let perm_bits: u32 = req.ext_parse_opt("perm")?.unwrap_or(perm::READ_WRITE);
+        let order: bool = req.ext_parse_opt("order")?.unwrap_or(false);
+        if let Err(e) = proto::names::validate_name("topic", &topic) {
+            return Ok(RemotingCommand::response_to(
+                req,
+                response::SYSTEM_ERROR,
+                Some(e),
+            ));
+        }
+        for (field, n) in [("readQueueNums", read), ("writeQueueNums", write)] {
+            if n == 0 || n > QUEUE_NUMS_MAX {
+                return Ok(RemotingCommand::response_to(
+                    req,
+                    response::SYSTEM_ERROR,
+                    Some(format!("{field} {n} is not in 1..={QUEUE_NUMS_MAX}")),
+                ));
+            }
+        }
+        let config = TopicConfig {
+            topic_name: topic.clone(),
+            read_queue_nums: read,
+            write_queue_nums: write,
+            perm: perm_bits,
+            order,
+        };
+        if let Err(e) = self.topics.put(config).await {
+            return Ok(store_error(req, &e));
+        }
+        tracing::info!(%topic, read, write, "topic created or updated");
+        self.register_all().await;
+        Ok(ok(req))
+    }
+
+    pub(super) fn all_topic_config(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        Ok(ok(req).with_body(to_json(&self.topics.wrapper())))
+    }
+
+    pub(super) fn consume_stats(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let group: String = req.ext_parse("consumerGroup")?;
+        let topic_filter: Option<String> = req.ext_parse_opt("topic")?;
+        let mut stats = ConsumeStats::default();
+        for topic in self.topics.all() {
+            if topic_filter
+                .as_ref()
+                .is_some_and(|t| *t != topic.topic_name)
+            {
+                continue;
+            }
+            for queue_id in 0..topic.read_queue_nums {
+                let committed = match self
+                    .meta
+                    .consumer_offset(&group, &topic.topic_name, queue_id)
+                {
+                    Ok(Some(offset)) => offset,
+                    Ok(None) if !self.consumers.subscribes(&group, &topic.topic_name) => continue,
+                    Ok(None) => 0,
+                    Err(e) => return Ok(store_error(req, &e)),
+                };
+                stats.offset_table.push((
+                    MessageQueue {
+                        topic: topic.topic_name.clone(),
+                        broker_name: self.config.broker_name.clone(),
+                        queue_id,
+                    },
+                    OffsetWrapper {
+                        broker_offset: self.store.max_offset(&topic.topic_name, queue_id),
+                        consumer_offset: committed,
+                        last_timestamp: 0,
+                    },
+                ));
+            }
+        }
+        if stats.offset_table.is_empty() {
+            return Ok(RemotingCommand::response_to(
+                req,
+                response::CONSUMER_NOT_ONLINE,
+                Some(format!(
+                    "consumer group {group} has no offsets on this broker"
+                )),
+            ));
+        }
+        Ok(ok(req).with_body(to_json(&stats)))
+    }
+
+    pub(super) async fn query_message(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let topic: String = req.ext_parse("topic")?;
+        let key: String = req.ext_parse("key")?;
+        let max: usize = req.ext_parse_opt("maxNum")?.unwrap_or(32);
+        let begin: i64 = req.ext_parse_opt("beginTimestamp")?.unwrap_or(0);
+        let end: i64 = req.ext_parse_opt("endTimestamp")?.unwrap_or(i64::MAX);
+        match self
+            .store
+            .query_by_key(&topic, &key, begin, end, max.min(64))
+            .await
+        {
+            Ok(found) if found.is_empty() => Ok(RemotingCommand::response_to(
+                req,
+                response::QUERY_NOT_FOUND,
+                Some(format!("no message of topic {topic} with key {key}")),
+            )),
+            Ok(found) => {
+                let mut body = BytesMut::new();
+                for m in &found {
+                    body.extend_from_slice(m);
+                }
+                Ok(ok(req)
+                    .with_ext("indexLastUpdateTimestamp", crate::now_ms())
+                    .with_ext(
+                        "indexLastUpdatePhyoffset",
+                        self.store.commitlog_max_offset(),
+                    )
+                    .with_body(body.freeze()))
+            }
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+
+    pub(super) async fn view_message(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let offset: u64 = req.ext_parse("offset")?;
+        match self.store.message_at(offset).await {
+            Ok(Some(message)) => Ok(ok(req).with_body(message)),
+            Ok(None) => Ok(RemotingCommand::response_to(
+                req,
+                response::SYSTEM_ERROR,
+                Some(format!("no message at CommitLog offset {offset}")),
+            )),
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Client membership: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP and the
+//! orderly-consumption queue locks.
+
+use proto::net::server::Channel;
+use proto::remoting::body::{
+    from_json, to_json, ConsumerListBody, HeartbeatData, LockBatchBody, LockBatchResponseBody,
+};
+use proto::remoting::codes::response;
+use proto::remoting::{ProtoError, RemotingCommand};
+use store::meta::MetaStore;
+use store::Disk;
+
+use super::{ok, Broker};
+
+impl<D: Disk, M: MetaStore> Broker<D, M> {
+    pub(super) fn heartbeat(
+        &self,
+        req: &RemotingCommand,
+        channel: &Channel,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let data: HeartbeatData = from_json(&req.body)?;
+        for consumer in data.consumer_data_set {
+            if let Err(e) = proto::names::validate_name("consumer group", &consumer.group_name) {
+                return Ok(RemotingCommand::response_to(
+                    req,
+                    response::SYSTEM_ERROR,
+                    Some(e),
+                ));
+            }
+            self.consumers
+                .heartbeat(&data.client_id, consumer, channel.clone(), crate::now_ms());
+        }
+        Ok(ok(req))
+    }
+
+    pub(super) fn unregister_client(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let client_id: String = req.ext_parse("clientID")?;
+        if let Some(group) = req.ext("consumerGroup") {
+            self.consumers.unregister(&client_id, group);
+        }
+        Ok(ok(req))
+    }
+
+    pub(super) fn consumer_list(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let group: String = req.ext_parse("consumerGroup")?;
+        let members = self.consumers.members(&group);
+        if members.is_empty() {
+            return Ok(RemotingCommand::response_to(
+                req,
+                response::SYSTEM_ERROR,
+                Some(format!(
+                    "no consumer of group {group} is connected to this broker"
+                )),
+            ));
+        }
+        Ok(ok(req).with_body(to_json(&ConsumerListBody {
+            consumer_id_list: members,
+        })))
+    }
+
+    pub(super) fn lock_batch(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
+        let body: LockBatchBody = from_json(&req.body)?;
+        let held = self.locks.lock(
+            &body.consumer_group,
+            &body.client_id,
+            &body.mq_set,
+            crate::now_ms(),
+        );
+        Ok(ok(req).with_body(to_json(&LockBatchResponseBody {
+            lock_ok_mq_set: held,
+        })))
+    }
+
+    pub(super) fn unlock_batch(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let body: LockBatchBody = from_json(&req.body)?;
+        self.locks
+            .unlock(&body.consumer_group, &body.client_id, &body.mq_set);
+        Ok(ok(req))
+    }
+}

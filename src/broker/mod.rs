@@ -1,0 +1,219 @@
+//! The broker: one replica of a broker group, serving RocketMQ's remoting protocol over a
+//! `MessageStore`.
+//!
+//! # Layout
+//! - this file: `Broker`, `start`, and the request dispatch;
+//! - [`send`], [`pull`], [`offsets`], [`admin`], [`clients`]: one file per family of
+//!   request codes;
+//! - [`topics`], [`consumers`], [`locks`]: the broker's state besides the store;
+//! - [`register`]: registration with every name server.
+
+mod admin;
+mod clients;
+pub mod consumers;
+pub mod locks;
+mod offsets;
+mod pull;
+mod register;
+mod send;
+pub mod topics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::net::rpc::RpcPool;
+use proto::net::server::{serve, Channel, Service, Shutdown};
+use proto::remoting::codes::{request, response};
+use proto::remoting::{ProtoError, RemotingCommand};
+use store::meta::{Meta, MetaStore};
+use store::{Disk, MessageStore, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use consumers::Consumers;
+use locks::QueueLocks;
+use topics::Topics;
+
+pub struct Broker<D: Disk, M: MetaStore> {
+    config: BrokerConfig,
+    /// The address in registrations and msg ids.
+    addr: SocketAddr,
+    store: MessageStore<D>,
+    meta: Meta<Arc<M>>,
+    topics: Topics<Arc<M>>,
+    consumers: Consumers,
+    locks: QueueLocks,
+    namesrv: RpcPool,
+}
+
+/// A running broker: its address and tasks. Dropping it does not stop the tasks; call
+/// [`RunningBroker::shutdown`].
+pub struct RunningBroker<D: Disk, M: MetaStore> {
+    pub broker: Arc<Broker<D, M>>,
+    pub local_addr: SocketAddr,
+    shutdown: Shutdown,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl<D: Disk, M: MetaStore> RunningBroker<D, M> {
+    /// Stops serving (closing every connection), unregisters, and flushes consumer
+    /// offsets and the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.broker.unregister().await;
+        self.broker.meta.flush().await?;
+        self.broker.store.shutdown().await?;
+        Ok(())
+    }
+
+    /// Stops without flushing anything: what a crash looks like to the disk.
+    pub fn abort(self) {
+        self.shutdown.trigger();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Opens the store and metadata, binds the port, registers with the name servers and
+/// serves. With `listen_port = 0` the OS picks a port; the advertised address follows.
+pub async fn start<D: Disk, M: MetaStore>(
+    mut config: BrokerConfig,
+    disk: D,
+    meta: M,
+) -> anyhow::Result<RunningBroker<D, M>> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen_socket()?).await?;
+    let local_addr = listener.local_addr()?;
+    config.listen_port = local_addr.port();
+    let addr = config.advertised_addr()?;
+    let store = MessageStore::open(disk, config.store_config()?).await?;
+    let meta = Arc::new(meta);
+    let topics = Topics::load(
+        Meta::new(meta.clone()),
+        config.auto_create_topic_enable,
+        config.default_topic_queue_nums,
+    )?;
+    let broker = Arc::new(Broker {
+        addr,
+        store,
+        meta: Meta::new(meta),
+        topics,
+        consumers: Consumers::default(),
+        locks: QueueLocks::default(),
+        namesrv: RpcPool::new(None),
+        config,
+    });
+    broker.register_all().await;
+    let shutdown = Shutdown::new();
+    let tasks = vec![
+        tokio::spawn(serve(listener, broker.clone(), shutdown.clone())),
+        tokio::spawn(broker.clone().run_registration()),
+        tokio::spawn(broker.clone().run_housekeeping()),
+    ];
+    tracing::info!(%addr, broker = %broker.config.broker_name, "broker serving");
+    Ok(RunningBroker {
+        broker,
+        local_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+impl<D: Disk, M: MetaStore> Broker<D, M> {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &MessageStore<D> {
+        &self.store
+    }
+
+    /// Flushes consumer offsets and expires silent clients.
+    async fn run_housekeeping(self: Arc<Self>) {
+        let interval = Duration::from_millis(self.config.flush_consumer_offset_interval_ms);
+        loop {
+            tokio::time::sleep(interval).await;
+            if let Err(e) = self.meta.flush().await {
+                tracing::error!(error = %e, "consumer offset flush failed");
+            }
+            self.consumers.expire(
+                crate::now_ms(),
+                self.config.client_channel_expired_ms as i64,
+            );
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        req: &RemotingCommand,
+        channel: &Channel,
+    ) -> Result<RemotingCommand, ProtoError> {
+        match req.code {
+            request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
+                self.send(req, channel).await
+            }
+            request::PULL_MESSAGE => self.pull(req).await,
+            request::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(req),
+            request::UPDATE_CONSUMER_OFFSET => self.update_consumer_offset(req),
+            request::GET_MAX_OFFSET => self.max_offset(req),
+            request::GET_MIN_OFFSET => self.min_offset(req),
+            request::SEARCH_OFFSET_BY_TIMESTAMP => self.offset_by_time(req).await,
+            request::UPDATE_AND_CREATE_TOPIC => self.create_topic(req).await,
+            request::GET_ALL_TOPIC_CONFIG => self.all_topic_config(req),
+            request::GET_CONSUME_STATS => self.consume_stats(req),
+            request::QUERY_MESSAGE => self.query_message(req).await,
+            request::VIEW_MESSAGE_BY_ID => self.view_message(req).await,
+            request::HEART_BEAT => self.heartbeat(req, channel),
+            request::UNREGISTER_CLIENT => self.unregister_client(req),
+            request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
+            request::LOCK_BATCH_MQ => self.lock_batch(req),
+            request::UNLOCK_BATCH_MQ => self.unlock_batch(req),
+            code => Ok(RemotingCommand::response_to(
+                req,
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                Some(format!("request code {code} is not supported")),
+            )),
+        }
+    }
+}
+
+/// The response for a store error: what the client can act on.
+fn store_error(req: &RemotingCommand, e: &StoreError) -> RemotingCommand {
+    let code = match e {
+        StoreError::MessageIllegal(_) => response::MESSAGE_ILLEGAL,
+        StoreError::FlushTimeout { .. } => response::FLUSH_DISK_TIMEOUT,
+        StoreError::Unavailable(_) => response::SERVICE_NOT_AVAILABLE,
+        _ => response::SYSTEM_ERROR,
+    };
+    RemotingCommand::response_to(req, code, Some(e.to_string()))
+}
+
+fn ok(req: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::response_to(req, response::SUCCESS, None)
+}
+
+impl<D: Disk, M: MetaStore> Service for Broker<D, M> {
+    async fn call(&self, req: RemotingCommand, channel: Channel) -> Option<RemotingCommand> {
+        let response = match self.dispatch(&req, &channel).await {
+            Ok(response) => response,
+            // A bad header is the client's error: say which field, keep serving.
+            Err(e) => {
+                RemotingCommand::response_to(&req, response::SYSTEM_ERROR, Some(e.to_string()))
+            }
+        };
+        Some(response)
+    }
+
+    fn disconnected(&self, channel: &Channel) {
+        self.consumers.channel_closed(channel);
+    }
+}

@@ -1,0 +1,76 @@
+//! Consumer offsets and queue offsets: QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET,
+//! SEARCH_OFFSET_BY_TIMESTAMP.
+
+use proto::remoting::codes::response;
+use proto::remoting::{ProtoError, RemotingCommand};
+use store::meta::MetaStore;
+use store::Disk;
+
+use super::{ok, store_error, Broker};
+
+impl<D: Disk, M: MetaStore> Broker<D, M> {
+    pub(super) fn query_consumer_offset(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let group: String = req.ext_parse("consumerGroup")?;
+        let topic: String = req.ext_parse("topic")?;
+        let queue_id: u32 = req.ext_parse("queueId")?;
+        match self.meta.consumer_offset(&group, &topic, queue_id) {
+            Ok(Some(offset)) => Ok(ok(req).with_ext("offset", offset)),
+            // A group that never committed starts at 0 while the queue still holds its
+            // first message, as RocketMQ does; otherwise the client decides.
+            Ok(None) if self.store.min_offset(&topic, queue_id) == 0 => {
+                Ok(ok(req).with_ext("offset", 0))
+            }
+            Ok(None) => Ok(RemotingCommand::response_to(
+                req,
+                response::QUERY_NOT_FOUND,
+                Some(format!("group {group} has no offset on {topic}:{queue_id}")),
+            )),
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+
+    pub(super) fn update_consumer_offset(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let group: String = req.ext_parse("consumerGroup")?;
+        let topic: String = req.ext_parse("topic")?;
+        let queue_id: u32 = req.ext_parse("queueId")?;
+        let offset: u64 = req.ext_parse("commitOffset")?;
+        match self
+            .meta
+            .put_consumer_offset(&group, &topic, queue_id, offset)
+        {
+            Ok(()) => Ok(ok(req)),
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+
+    pub(super) fn max_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
+        let topic: String = req.ext_parse("topic")?;
+        let queue_id: u32 = req.ext_parse("queueId")?;
+        Ok(ok(req).with_ext("offset", self.store.max_offset(&topic, queue_id)))
+    }
+
+    pub(super) fn min_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
+        let topic: String = req.ext_parse("topic")?;
+        let queue_id: u32 = req.ext_parse("queueId")?;
+        Ok(ok(req).with_ext("offset", self.store.min_offset(&topic, queue_id)))
+    }
+
+    pub(super) async fn offset_by_time(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let topic: String = req.ext_parse("topic")?;
+        let queue_id: u32 = req.ext_parse("queueId")?;
+        let timestamp: i64 = req.ext_parse("timestamp")?;
+        match self.store.offset_by_time(&topic, queue_id, timestamp).await {
+            Ok(offset) => Ok(ok(req).with_ext("offset", offset)),
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! SEND_MESSAGE, SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE.
+
+use proto::net::server::Channel;
+use proto::properties::Properties;
+use proto::remoting::batch;
+use proto::remoting::body::perm;
+use proto::remoting::codes::response;
+use proto::remoting::header::SendMessageHeader;
+use proto::remoting::{ProtoError, RemotingCommand};
+use proto::NewMessage;
+use store::meta::{MetaStore, TopicConfig};
+use store::Disk;
+
+use super::topics::AUTO_CREATE_TOPIC;
+use super::{store_error, Broker};
+
+impl<D: Disk, M: MetaStore> Broker<D, M> {
+    pub(super) async fn send(
+        &self,
+        req: &RemotingCommand,
+        channel: &Channel,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let header = SendMessageHeader::parse(req)?;
+        let refuse =
+            |code, remark: String| Ok(RemotingCommand::response_to(req, code, Some(remark)));
+        if let Err(e) = proto::names::validate_name("topic", &header.topic) {
+            return refuse(response::MESSAGE_ILLEGAL, e);
+        }
+        if header.topic == AUTO_CREATE_TOPIC {
+            return refuse(
+                response::NO_PERMISSION,
+                format!("topic {AUTO_CREATE_TOPIC} is the auto-create template"),
+            );
+        }
+        let topic = match self.topic_for_send(&header).await {
+            Ok(topic) => topic,
+            Err(response) => {
+                return Ok(RemotingCommand::response_to(
+                    req,
+                    response.0,
+                    Some(response.1),
+                ))
+            }
+        };
+        if topic.perm & perm::WRITE == 0 {
+            return refuse(
+                response::NO_PERMISSION,
+                format!("topic {} is not writable on this broker", topic.topic_name),
+            );
+        }
+        let queue_id = match u32::try_from(header.queue_id) {
+            Ok(q) if q < topic.write_queue_nums => q,
+            _ => {
+                return refuse(
+                    response::SYSTEM_ERROR,
+                    format!(
+                        "queueId {} is illegal: topic {} has {} write queues",
+                        header.queue_id, topic.topic_name, topic.write_queue_nums
+                    ),
+                )
+            }
+        };
+        let template = NewMessage {
+            topic: header.topic.clone(),
+            queue_id,
+            flag: header.flag,
+            body: req.body.clone(),
+            properties: Properties::decode(&header.properties),
+            sys_flag: header.sys_flag,
+            born_timestamp_ms: header.born_timestamp,
+            born_host: channel.peer,
+            reconsume_times: header.reconsume_times,
+            prepared_transaction_offset: 0,
+        };
+        let messages = if header.batch {
+            match batch::decode(&req.body) {
+                Ok(entries) if !entries.is_empty() => entries
+                    .into_iter()
+                    .map(|e| NewMessage {
+                        flag: e.flag,
+                        body: e.body,
+                        properties: Properties::decode(&e.properties),
+                        ..template.clone()
+                    })
+                    .collect(),
+                Ok(_) => return refuse(response::MESSAGE_ILLEGAL, "empty batch".into()),
+                Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
+            }
+        } else {
+            vec![template]
+        };
+        match self.store.put_messages(messages).await {
+            Ok(results) => {
+                let first = results.first().expect("one result per message");
+                let ids: Vec<String> = results.iter().map(|r| r.msg_id.to_string()).collect();
+                Ok(RemotingCommand::response_to(req, response::SUCCESS, None)
+                    .with_ext("msgId", ids.join(","))
+                    .with_ext("queueId", first.queue_id)
+                    .with_ext("queueOffset", first.queue_offset)
+                    .with_ext("MSG_REGION", "DefaultRegion")
+                    .with_ext("TRACE_ON", "true"))
+            }
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+
+    /// The topic's config, auto-creating it from the template when allowed.
+    async fn topic_for_send(
+        &self,
+        header: &SendMessageHeader,
+    ) -> Result<TopicConfig, (i32, String)> {
+        if let Some(topic) = self.topics.get(&header.topic) {
+            return Ok(topic);
+        }
+        let template = self
+            .topics
+            .get(&header.default_topic)
+            .filter(|t| t.perm & perm::INHERIT != 0);
+        let Some(template) = template.filter(|_| self.config.auto_create_topic_enable) else {
+            return Err((
+                response::TOPIC_NOT_EXIST,
+                format!(
+                    "topic[{}] not exist, apply first please! (auto-create is off)",
+                    header.topic
+                ),
+            ));
+        };
+        let queues = header
+            .default_topic_queue_nums
+            .clamp(1, template.write_queue_nums);
+        let config = TopicConfig {
+            topic_name: header.topic.clone(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: perm::READ_WRITE,
+            order: false,
+        };
+        if let Err(e) = self.topics.put(config.clone()).await {
+            return Err((
+                response::SYSTEM_ERROR,
+                format!("creating topic {}: {e}", header.topic),
+            ));
+        }
+        tracing::info!(topic = %header.topic, queues, "auto-created topic");
+        self.register_all().await;
+        Ok(config)
+    }
+}

@@ -1,0 +1,216 @@
+//! Broker configuration: a TOML file with RocketMQ's names in snake case
+//! (`broker_cluster_name`, `broker_name`, `listen_port`, `namesrv_addr`,
+//! `flush_disk_type`, ...). Unknown fields are rejected with their name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use store::{FlushMode, StoreConfig};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    /// 0 is the master (RocketMQ's BrokerId).
+    pub broker_id: u64,
+    /// The address clients are told to use (RocketMQ `brokerIP1`).
+    pub broker_ip1: String,
+    /// Address to bind.
+    pub listen_addr: String,
+    pub listen_port: u16,
+    /// Name servers, `;`-separated (RocketMQ `namesrvAddr`).
+    pub namesrv_addr: String,
+    /// Data directory (RocketMQ `storePathRootDir`).
+    pub store_path_root_dir: PathBuf,
+    pub flush_disk_type: FlushMode,
+    /// Create unknown topics on first send (RocketMQ `autoCreateTopicEnable`, TBW102).
+    pub auto_create_topic_enable: bool,
+    /// Queues of an auto-created topic (RocketMQ `defaultTopicQueueNums`).
+    pub default_topic_queue_nums: u32,
+    /// Let a pull with nothing new wait for data (RocketMQ `longPollingEnable`).
+    pub long_polling_enable: bool,
+    /// How often the broker registers with every name server (RocketMQ: 30 s).
+    pub register_broker_interval_ms: u64,
+    /// How often consumer offsets are flushed (RocketMQ `flushConsumerOffsetInterval`).
+    pub flush_consumer_offset_interval_ms: u64,
+    /// A client not heard from for this long leaves its group (RocketMQ: 120 s).
+    pub client_channel_expired_ms: u64,
+    /// Store settings beyond the flush mode.
+    pub store: StoreSettings,
+}
+
+/// The store's tunables, as a `[store]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    pub flush_interval_ms: u64,
+    pub sync_flush_timeout_ms: u64,
+    pub commitlog_segment_size: u64,
+    pub consume_queue_units_per_file: u64,
+    pub message_size_max: usize,
+    pub file_reserved_hours: u64,
+    pub disk_max_used_space_ratio: f64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        let d = StoreConfig::default();
+        StoreSettings {
+            flush_interval_ms: d.flush_interval_ms,
+            sync_flush_timeout_ms: d.sync_flush_timeout_ms,
+            commitlog_segment_size: d.commitlog_segment_size,
+            consume_queue_units_per_file: d.consume_queue_units_per_file,
+            message_size_max: d.message_size_max,
+            file_reserved_hours: d.file_reserved_hours,
+            disk_max_used_space_ratio: d.disk_max_used_space_ratio,
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            broker_ip1: "127.0.0.1".into(),
+            listen_addr: "0.0.0.0".into(),
+            listen_port: 10911,
+            namesrv_addr: "127.0.0.1:9876".into(),
+            store_path_root_dir: PathBuf::from("raftmq-data/broker-a"),
+            flush_disk_type: FlushMode::Async,
+            auto_create_topic_enable: true,
+            default_topic_queue_nums: 4,
+            long_polling_enable: true,
+            register_broker_interval_ms: 30_000,
+            flush_consumer_offset_interval_ms: 5_000,
+            client_channel_expired_ms: 120_000,
+            store: StoreSettings::default(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file; errors name the file and the offending field.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: BrokerConfig =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        proto::names::validate_name("broker_name", &self.broker_name)
+            .map_err(|e| anyhow::anyhow!("broker_name: {e}"))?;
+        proto::names::validate_name("broker_cluster_name", &self.broker_cluster_name)
+            .map_err(|e| anyhow::anyhow!("broker_cluster_name: {e}"))?;
+        if self.default_topic_queue_nums == 0 || self.default_topic_queue_nums > 1024 {
+            anyhow::bail!(
+                "default_topic_queue_nums: {} is not in 1..=1024",
+                self.default_topic_queue_nums
+            );
+        }
+        self.advertised_addr()?;
+        self.store_config()?.validate()?;
+        Ok(())
+    }
+
+    /// `broker_ip1:listen_port`, what clients and name servers are told.
+    pub fn advertised_addr(&self) -> anyhow::Result<SocketAddr> {
+        format!("{}:{}", self.broker_ip1, self.listen_port)
+            .parse()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "broker_ip1: {:?} is not an IP address: {e}",
+                    self.broker_ip1
+                )
+            })
+    }
+
+    pub fn listen_socket(&self) -> anyhow::Result<SocketAddr> {
+        format!("{}:{}", self.listen_addr, self.listen_port)
+            .parse()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "listen_addr: {:?} is not an IP address: {e}",
+                    self.listen_addr
+                )
+            })
+    }
+
+    pub fn namesrv_addrs(&self) -> Vec<String> {
+        self.namesrv_addr
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        let s = &self.store;
+        Ok(StoreConfig {
+            flush_disk_type: self.flush_disk_type,
+            flush_interval_ms: s.flush_interval_ms,
+            sync_flush_timeout_ms: s.sync_flush_timeout_ms,
+            commitlog_segment_size: s.commitlog_segment_size,
+            consume_queue_units_per_file: s.consume_queue_units_per_file,
+            message_size_max: s.message_size_max,
+            file_reserved_hours: s.file_reserved_hours,
+            disk_max_used_space_ratio: s.disk_max_used_space_ratio,
+            store_host: self.advertised_addr()?,
+            ..StoreConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rocketmq_names_and_rejects_unknown_fields_by_name() {
+        let c = BrokerConfig::parse(
+            r#"
+            broker_cluster_name = "C"
+            broker_name = "broker-b"
+            listen_port = 10921
+            namesrv_addr = "127.0.0.1:9876;127.0.0.1:9877"
+            flush_disk_type = "sync"
+            [store]
+            commitlog_segment_size = 1073741824
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.broker_name, "broker-b");
+        assert_eq!(c.flush_disk_type, FlushMode::Sync);
+        assert_eq!(c.namesrv_addrs().len(), 2);
+        let e = BrokerConfig::parse("brokerName = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("brokerName"), "{e}");
+        let e = BrokerConfig::parse("flush_disk_type = \"sometimes\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sometimes") || e.contains("flush_disk_type"),
+            "{e}"
+        );
+        let e = BrokerConfig::parse("broker_ip1 = \"not-an-ip\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("broker_ip1"), "{e}");
+        let e = BrokerConfig::parse("[store]\ncommitlog_segment_size = 10")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("commitlog_segment_size"), "{e}");
+    }
+}
