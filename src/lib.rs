@@ -11,6 +11,8 @@
 //! `namesrv`, and `raft`, `sim`, `jepsen` to come.
 
 pub mod broker;
+#[cfg(not(madsim))]
+pub mod cli;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod dev;

@@ -53,6 +53,21 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         Ok(ok(req))
     }
 
+    /// GET_BROKER_CONFIG: RocketMQ answers with its config as `key=value` lines; tools
+    /// (and `raftmq bench`) read the flush and replication mode from it.
+    pub(super) fn broker_config(&self, req: &RemotingCommand) -> RemotingCommand {
+        let flush = match self.config.flush_disk_type {
+            store::FlushMode::Sync => "SYNC_FLUSH",
+            store::FlushMode::Async => "ASYNC_FLUSH",
+        };
+        let c = &self.config;
+        let text = format!(
+            "brokerClusterName={}\nbrokerName={}\nbrokerId={}\nbrokerRole=ASYNC_MASTER\nflushDiskType={flush}\nreplication=none (single replica)\nlistenPort={}\nautoCreateTopicEnable={}\n",
+            c.broker_cluster_name, c.broker_name, c.broker_id, c.listen_port, c.auto_create_topic_enable
+        );
+        ok(req).with_body(text.into_bytes())
+    }
+
     pub(super) fn all_topic_config(
         &self,
         req: &RemotingCommand,

@@ -169,6 +169,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::SEARCH_OFFSET_BY_TIMESTAMP => self.offset_by_time(req).await,
             request::UPDATE_AND_CREATE_TOPIC => self.create_topic(req).await,
             request::GET_ALL_TOPIC_CONFIG => self.all_topic_config(req),
+            request::GET_BROKER_CONFIG => Ok(self.broker_config(req)),
             request::GET_CONSUME_STATS => self.consume_stats(req),
             request::QUERY_MESSAGE => self.query_message(req).await,
             request::VIEW_MESSAGE_BY_ID => self.view_message(req).await,

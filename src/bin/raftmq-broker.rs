@@ -1,0 +1,101 @@
+//! `raftmq-broker -c broker.toml`: one broker replica (RocketMQ `mqbroker`).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use raftmq::BrokerConfig;
+use store::FlushMode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "raftmq-broker",
+    version,
+    about = "raftmq broker: stores and serves messages",
+    long_about = "raftmq broker: stores and serves messages.\n\nReads a TOML config (RocketMQ's names in snake case: broker_cluster_name, broker_name, broker_id, broker_ip1, listen_port, namesrv_addr, store_path_root_dir, flush_disk_type, auto_create_topic_enable, ...; see examples/). Flags override the file."
+)]
+struct Args {
+    /// Config file (TOML). Without one, defaults apply.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Name servers, `;`-separated (overrides namesrv_addr; also NAMESRV_ADDR).
+    #[arg(long, short = 'n', env = "NAMESRV_ADDR")]
+    namesrv_addr: Option<String>,
+    #[arg(long)]
+    broker_name: Option<String>,
+    #[arg(long)]
+    broker_id: Option<u64>,
+    #[arg(long)]
+    listen_port: Option<u16>,
+    #[arg(long)]
+    broker_ip1: Option<String>,
+    #[arg(long)]
+    store_path_root_dir: Option<PathBuf>,
+    /// `sync` or `async`.
+    #[arg(long, value_parser = parse_flush)]
+    flush_disk_type: Option<FlushMode>,
+    /// Print the effective config and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn parse_flush(s: &str) -> Result<FlushMode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "sync" | "sync_flush" => Ok(FlushMode::Sync),
+        "async" | "async_flush" => Ok(FlushMode::Async),
+        other => Err(format!(
+            "flush_disk_type must be sync or async, not {other:?}"
+        )),
+    }
+}
+
+fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
+    let mut c = match &args.config {
+        Some(path) => BrokerConfig::load(path)?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(v) = &args.namesrv_addr {
+        c.namesrv_addr = v.clone();
+    }
+    if let Some(v) = &args.broker_name {
+        c.broker_name = v.clone();
+    }
+    if let Some(v) = args.broker_id {
+        c.broker_id = v;
+    }
+    if let Some(v) = args.listen_port {
+        c.listen_port = v;
+    }
+    if let Some(v) = &args.broker_ip1 {
+        c.broker_ip1 = v.clone();
+    }
+    if let Some(v) = &args.store_path_root_dir {
+        c.store_path_root_dir = v.clone();
+    }
+    if let Some(v) = args.flush_disk_type {
+        c.flush_disk_type = v;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    raftmq::cli::init_logging();
+    let args = Args::parse();
+    let config = config(&args)?;
+    if args.print_config {
+        print!("{}", toml::to_string(&config)?);
+        return Ok(());
+    }
+    let broker = raftmq::dev::start_broker_on_disk(config.clone()).await?;
+    println!(
+        "raftmq-broker {} (cluster {}, id {}) serving at {}, name servers {}",
+        config.broker_name,
+        config.broker_cluster_name,
+        config.broker_id,
+        broker.broker.addr(),
+        config.namesrv_addr
+    );
+    tokio::signal::ctrl_c().await?;
+    broker.shutdown().await
+}

@@ -1,0 +1,181 @@
+//! `raftmq topic|cluster|group|query`: admin commands over `client::Admin`.
+
+use client::{Admin, ClientConfig, MessageExt};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create or update a topic on every master of a cluster.
+    Create {
+        #[arg(long, short = 't')]
+        topic: String,
+        /// Read and write queues per broker group.
+        #[arg(long, short = 'q', default_value_t = 4)]
+        queues: u32,
+        /// Only this cluster's brokers.
+        #[arg(long, short = 'c')]
+        cluster: Option<String>,
+        /// Mark the topic ordered.
+        #[arg(long)]
+        order: bool,
+    },
+    /// List every topic the name server knows.
+    List,
+    /// Show a topic's route: queues per broker group and their addresses.
+    Route {
+        #[arg(long, short = 't')]
+        topic: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// List clusters, broker groups and their replicas.
+    List,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Broker offset, consumer offset and lag per queue.
+    Lag {
+        #[arg(long, short = 'g')]
+        group: String,
+        #[arg(long, short = 't')]
+        topic: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum QueryCommand {
+    /// Messages of a topic by key (or by the producer's unique id).
+    Key {
+        #[arg(long, short = 't')]
+        topic: String,
+        #[arg(long, short = 'k')]
+        key: String,
+        #[arg(long, default_value_t = 32)]
+        max: u32,
+    },
+    /// A message by its offset msg id (store host + CommitLog offset).
+    Id { id: String },
+}
+
+pub async fn topic(cmd: TopicCommand, config: ClientConfig) -> anyhow::Result<()> {
+    let admin = Admin::new(config);
+    match cmd {
+        TopicCommand::Create {
+            topic,
+            queues,
+            cluster,
+            order,
+        } => {
+            let brokers = admin
+                .create_topic(&topic, queues, cluster.as_deref(), order)
+                .await?;
+            println!(
+                "created {topic} with {queues} queues on {}",
+                brokers.join(", ")
+            );
+        }
+        TopicCommand::List => {
+            for topic in admin.topic_list().await? {
+                println!("{topic}");
+            }
+        }
+        TopicCommand::Route { topic } => {
+            let route = admin.topic_route(&topic).await?;
+            println!(
+                "{:<16} {:>6} {:>6} {:>5}  addresses (id=addr)",
+                "broker", "read", "write", "perm"
+            );
+            for q in &route.queue_datas {
+                let addrs = route
+                    .broker_datas
+                    .iter()
+                    .find(|b| b.broker_name == q.broker_name)
+                    .map(|b| {
+                        b.broker_addrs
+                            .iter()
+                            .map(|(id, a)| format!("{id}={a}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<16} {:>6} {:>6} {:>5}  {addrs}",
+                    q.broker_name, q.read_queue_nums, q.write_queue_nums, q.perm
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn cluster(cmd: ClusterCommand, config: ClientConfig) -> anyhow::Result<()> {
+    let ClusterCommand::List = cmd;
+    let info = Admin::new(config).cluster_info().await?;
+    println!("{:<20} {:<16} {:>4}  address", "cluster", "broker", "id");
+    for (cluster, names) in &info.cluster_addr_table {
+        for name in names {
+            let Some(data) = info.broker_addr_table.get(name) else {
+                continue;
+            };
+            for (id, addr) in &data.broker_addrs {
+                println!("{cluster:<20} {name:<16} {id:>4}  {addr}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn group(cmd: GroupCommand, config: ClientConfig) -> anyhow::Result<()> {
+    let GroupCommand::Lag { group, topic } = cmd;
+    let rows = Admin::new(config).consumer_progress(&group, &topic).await?;
+    println!(
+        "{:<16} {:>5} {:>14} {:>14} {:>10}",
+        "broker", "queue", "broker offset", "consumer offset", "lag"
+    );
+    let mut total = 0;
+    for r in &rows {
+        total += r.lag();
+        println!(
+            "{:<16} {:>5} {:>14} {:>15} {:>10}",
+            r.queue.broker_name,
+            r.queue.queue_id,
+            r.broker_offset,
+            r.consumer_offset,
+            r.lag()
+        );
+    }
+    println!("total lag: {total}");
+    Ok(())
+}
+
+fn print_message(m: &MessageExt) {
+    println!(
+        "{}:{}@{} msgId={} offsetMsgId={} stored={} tags={} keys={} body={}",
+        m.topic,
+        m.queue_id,
+        m.queue_offset,
+        m.msg_id,
+        m.offset_msg_id,
+        m.store_timestamp_ms,
+        m.tags.as_deref().unwrap_or("-"),
+        m.keys.join(" "),
+        String::from_utf8_lossy(&m.body)
+    );
+}
+
+pub async fn query(cmd: QueryCommand, config: ClientConfig) -> anyhow::Result<()> {
+    let admin = Admin::new(config);
+    match cmd {
+        QueryCommand::Key { topic, key, max } => {
+            let found = admin.query_by_key(&topic, &key, max).await?;
+            if found.is_empty() {
+                println!("no message of {topic} with key {key}");
+            }
+            found.iter().for_each(print_message);
+        }
+        QueryCommand::Id { id } => print_message(&admin.view_by_id(&id).await?),
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! `raftmq bench produce|consume`, like RocketMQ's `benchmark/producer.sh` but with
+//! percentiles. It speaks the remoting protocol, so it can be pointed at any
+//! RocketMQ-protocol name server for side-by-side runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use client::{
+    Admin, ClientConfig, ConsumeFromWhere, ConsumeResult, Message, Producer, PushConsumerBuilder,
+};
+use hdrhistogram::Histogram;
+use proto::remoting::codes::request;
+use proto::remoting::RemotingCommand;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Send messages from many tasks, each with one send in flight.
+    Produce(ProduceArgs),
+    /// Consume a topic from its first offset with a fresh group.
+    Consume(ConsumeArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProduceArgs {
+    #[arg(long, short = 't', default_value = "BenchTopic")]
+    pub topic: String,
+    /// Body size in bytes.
+    #[arg(long, short = 's', default_value_t = 1024)]
+    pub size: usize,
+    /// Sends in flight at once (one task each).
+    #[arg(long, short = 'w', default_value_t = 1)]
+    pub concurrency: usize,
+    /// Stop after this many messages.
+    #[arg(long, short = 'c')]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (default 10 when no count is given).
+    #[arg(long, short = 'd')]
+    pub duration_secs: Option<f64>,
+    /// Queues to create the topic with, when it does not exist.
+    #[arg(long, default_value_t = 8)]
+    pub queues: u32,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConsumeArgs {
+    #[arg(long, short = 't', default_value = "BenchTopic")]
+    pub topic: String,
+    /// Stop after this many messages.
+    #[arg(long, short = 'c', default_value_t = 100_000)]
+    pub count: u64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+pub async fn run(cmd: BenchCommand, config: ClientConfig) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Produce(args) => {
+            let report = produce(args, config).await?;
+            println!("{report}");
+            Ok(())
+        }
+        BenchCommand::Consume(args) => consume(args, config).await,
+    }
+}
+
+/// What a produce run measured.
+pub struct ProduceReport {
+    pub args: ProduceArgs,
+    pub mode: String,
+    pub sent: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+}
+
+impl std::fmt::Display for ProduceReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let rate = self.sent as f64 / secs;
+        let mib = rate * self.args.size as f64 / (1024.0 * 1024.0);
+        let h = &self.latency_us;
+        let under_1ms = if h.is_empty() {
+            0.0
+        } else {
+            100.0 * h.count_between(0, 999) as f64 / h.len() as f64
+        };
+        writeln!(
+            f,
+            "produce: {} B x {} in flight, broker {}",
+            self.args.size, self.args.concurrency, self.mode
+        )?;
+        writeln!(
+            f,
+            "  sent {} ({} failed) in {:.2} s: {:.0} msg/s, {:.1} MiB/s",
+            self.sent, self.failed, secs, rate, mib
+        )?;
+        write!(
+            f,
+            "  ack latency µs: p50 {} p99 {} p99.9 {} max {}; {:.2} % under 1 ms",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+            under_1ms
+        )
+    }
+}
+
+/// The broker's durability and replication mode, as it reports them.
+async fn broker_mode(admin: &Admin, config: &ClientConfig, topic: &str) -> String {
+    let Ok(route) = admin.topic_route(topic).await else {
+        return "unknown".into();
+    };
+    let Some(addr) = route.broker_datas.iter().find_map(|b| b.master_addr()) else {
+        return "unknown".into();
+    };
+    let instance = client::instance::ClientInstance::new(config.clone(), None);
+    let Ok(response) = instance
+        .invoke_ok(addr, RemotingCommand::request(request::GET_BROKER_CONFIG))
+        .await
+    else {
+        return "unknown".into();
+    };
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!(
+        "flushDiskType={} brokerRole={} replication={}",
+        get("flushDiskType"),
+        get("brokerRole"),
+        get("replication")
+    )
+}
+
+pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<ProduceReport> {
+    let admin = Admin::new(config.clone());
+    if admin.topic_route(&args.topic).await.is_err() {
+        admin
+            .create_topic(&args.topic, args.queues, None, false)
+            .await?;
+    }
+    let mode = broker_mode(&admin, &config, &args.topic).await;
+    let producer = Arc::new(Producer::new("raftmq-bench-producer", config));
+    let body = Bytes::from(vec![b'x'; args.size]);
+    // Warm the route and connections.
+    producer
+        .send(Message::new(args.topic.clone(), body.clone()))
+        .await?;
+    let duration = args.duration_secs.or(if args.count.is_some() {
+        None
+    } else {
+        Some(10.0)
+    });
+    let deadline = duration.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let remaining = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
+    let failed = Arc::new(AtomicU64::new(0));
+    let merged = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (producer, body, topic) = (producer.clone(), body.clone(), args.topic.clone());
+        let (remaining, failed, merged) = (remaining.clone(), failed.clone(), merged.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                if remaining
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
+                    .is_err()
+                {
+                    break;
+                }
+                let sent = Instant::now();
+                match producer
+                    .send(Message::new(topic.clone(), body.clone()))
+                    .await
+                {
+                    Ok(_) => h.saturating_record(sent.elapsed().as_micros().max(1) as u64),
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            merged
+                .lock()
+                .expect("histogram poisoned")
+                .add(h)
+                .expect("same bounds");
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = started.elapsed();
+    let latency_us = merged.lock().expect("histogram poisoned").clone();
+    Ok(ProduceReport {
+        sent: latency_us.len(),
+        failed: failed.load(Ordering::Relaxed),
+        elapsed,
+        latency_us,
+        mode,
+        args,
+    })
+}
+
+async fn consume(args: ConsumeArgs, config: ClientConfig) -> anyhow::Result<()> {
+    let group = format!("raftmq-bench-consumer-{}", crate::now_ms());
+    let count = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (c, b, d, target) = (count.clone(), bytes.clone(), done.clone(), args.count);
+    let started = Instant::now();
+    let consumer = PushConsumerBuilder::new(group, config)
+        .subscribe(args.topic.clone(), "*")
+        .consume_from(ConsumeFromWhere::FirstOffset)
+        .consume_batch_max(32)
+        .start(move |msgs| {
+            b.fetch_add(
+                msgs.iter().map(|m| m.body.len() as u64).sum(),
+                Ordering::Relaxed,
+            );
+            if c.fetch_add(msgs.len() as u64, Ordering::Relaxed) + msgs.len() as u64 >= target {
+                d.notify_one();
+            }
+            ConsumeResult::Success
+        })
+        .await?;
+    let _ = tokio::time::timeout(Duration::from_secs(args.timeout_secs), done.notified()).await;
+    let secs = started.elapsed().as_secs_f64();
+    consumer.shutdown().await;
+    let n = count.load(Ordering::Relaxed);
+    println!(
+        "consume: {n} messages in {secs:.2} s: {:.0} msg/s, {:.1} MiB/s",
+        n as f64 / secs,
+        bytes.load(Ordering::Relaxed) as f64 / secs / (1024.0 * 1024.0)
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The `raftmq` command line: `dev`, admin commands (like RocketMQ's `mqadmin`), `send`,
+//! `consume` and `bench`. Each subcommand lives in its own file.
+
+mod admin;
+pub mod bench;
+mod consume;
+mod dev;
+mod send;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "raftmq",
+    version,
+    about = "raftmq: a RocketMQ-style broker with Raft-replicated broker groups"
+)]
+pub struct Cli {
+    /// Name servers, `;`-separated (also read from NAMESRV_ADDR).
+    #[arg(
+        long,
+        short = 'n',
+        global = true,
+        env = "NAMESRV_ADDR",
+        default_value = "127.0.0.1:9876"
+    )]
+    pub namesrv: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a name server and a one-replica broker in this process (RocketMQ's default
+    /// ports 9876 and 10911, data in ./raftmq-data), check a produce/consume round trip,
+    /// and serve until Ctrl-C.
+    Dev(dev::DevArgs),
+    /// Create, list or show the route of topics.
+    #[command(subcommand)]
+    Topic(admin::TopicCommand),
+    /// Send messages.
+    Send(send::SendArgs),
+    /// Consume messages with a push consumer and print them.
+    Consume(consume::ConsumeArgs),
+    /// List the brokers of each cluster.
+    #[command(subcommand)]
+    Cluster(admin::ClusterCommand),
+    /// Consumer group progress (like `mqadmin consumerProgress`).
+    #[command(subcommand)]
+    Group(admin::GroupCommand),
+    /// Find messages by key or by message id.
+    #[command(subcommand)]
+    Query(admin::QueryCommand),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = client::ClientConfig::with_namesrv(&cli.namesrv);
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Topic(cmd) => admin::topic(cmd, config).await,
+        Command::Send(args) => send::run(args, config).await,
+        Command::Consume(args) => consume::run(args, config).await,
+        Command::Cluster(cmd) => admin::cluster(cmd, config).await,
+        Command::Group(cmd) => admin::group(cmd, config).await,
+        Command::Query(cmd) => admin::query(cmd, config).await,
+        Command::Bench(cmd) => bench::run(cmd, config).await,
+    }
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default: info for raftmq's crates).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,raftmq=info,namesrv=info,store=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
