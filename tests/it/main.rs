@@ -1,6 +1,7 @@
 //! Integration tests of raftmq's public APIs, one binary (as RisingWave does): real
 //! sockets on 127.0.0.1 with ephemeral ports.
 
+mod bad_input;
 mod cluster;
 mod layout;
 mod roundtrip;

@@ -192,6 +192,13 @@ async fn serve_connection<S: Service>(
     }
     service.disconnected(&channel);
     drop(channel);
-    writer.abort();
-    let _ = writer.await;
+    // Let the writer flush what is queued (an error reply, say), but not forever: the
+    // service may still hold clones of the channel, and a stuck peer may not read.
+    let mut writer = writer;
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
