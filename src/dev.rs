@@ -23,6 +23,7 @@ pub async fn start(
     data_dir: PathBuf,
     namesrv_port: u16,
     broker_port: u16,
+    flush_disk_type: store::FlushMode,
 ) -> anyhow::Result<DevCluster> {
     let (namesrv_addr, namesrv_tasks) =
         namesrv::start(SocketAddr::from(([127, 0, 0, 1], namesrv_port))).await?;
@@ -32,6 +33,7 @@ pub async fn start(
         listen_port: broker_port,
         namesrv_addr: namesrv_addr.to_string(),
         store_path_root_dir: data_dir.join("broker-a"),
+        flush_disk_type,
         ..BrokerConfig::default()
     };
     let broker = start_broker_on_disk(config).await?;

@@ -34,12 +34,25 @@ impl ClientInstance {
             std::process::id(),
             config.instance_name
         );
-        Arc::new(ClientInstance {
+        let instance = Arc::new(ClientInstance {
             config,
             client_id,
             pool: RpcPool::new(on_request),
             routes: Mutex::default(),
-        })
+        });
+        // Refresh cached routes every `route_refresh_interval` while the instance lives.
+        let weak = Arc::downgrade(&instance);
+        let interval = instance.config.route_refresh_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(instance) = weak.upgrade() else {
+                    return;
+                };
+                instance.refresh_all_routes().await;
+            }
+        });
+        instance
     }
 
     pub fn pool(&self) -> &RpcPool {

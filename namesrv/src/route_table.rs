@@ -56,6 +56,7 @@ impl RouteTable {
                 cluster: r.cluster.clone(),
                 broker_name: r.broker_name.clone(),
                 broker_addrs: BTreeMap::new(),
+                enable_acting_master: false,
             });
         // One address per id: a replica that changed role re-registers under a new id.
         data.broker_addrs

@@ -31,21 +31,11 @@ struct Args {
     #[arg(long)]
     store_path_root_dir: Option<PathBuf>,
     /// `sync` or `async`.
-    #[arg(long, value_parser = parse_flush)]
+    #[arg(long, value_parser = raftmq::cli::dev::parse_flush)]
     flush_disk_type: Option<FlushMode>,
     /// Print the effective config and exit.
     #[arg(long)]
     print_config: bool,
-}
-
-fn parse_flush(s: &str) -> Result<FlushMode, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "sync" | "sync_flush" => Ok(FlushMode::Sync),
-        "async" | "async_flush" => Ok(FlushMode::Async),
-        other => Err(format!(
-            "flush_disk_type must be sync or async, not {other:?}"
-        )),
-    }
 }
 
 fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
@@ -77,6 +67,9 @@ fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
     c.validate()?;
     Ok(c)
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

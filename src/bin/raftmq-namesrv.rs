@@ -16,6 +16,9 @@ struct Args {
     listen: SocketAddr,
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     raftmq::cli::init_logging();

@@ -17,16 +17,31 @@ pub struct DevArgs {
     /// Check the round trip, then exit instead of serving.
     #[arg(long)]
     check_only: bool,
+    /// `async` (acknowledge from the page cache) or `sync` (after a group-committed fsync).
+    #[arg(long, default_value = "async", value_parser = parse_flush)]
+    flush: store::FlushMode,
+}
+
+pub fn parse_flush(s: &str) -> Result<store::FlushMode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "sync" | "sync_flush" => Ok(store::FlushMode::Sync),
+        "async" | "async_flush" => Ok(store::FlushMode::Async),
+        other => Err(format!("flush mode must be sync or async, not {other:?}")),
+    }
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let cluster =
-        crate::dev::start(args.data_dir.clone(), args.namesrv_port, args.broker_port).await?;
+    let dir = args.data_dir.clone();
+    let cluster = crate::dev::start(dir, args.namesrv_port, args.broker_port, args.flush).await?;
     let namesrv = cluster.namesrv_addr.to_string();
+    let flush = match args.flush {
+        store::FlushMode::Sync => "sync",
+        store::FlushMode::Async => "async",
+    };
     println!("raftmq dev is up");
     println!("  name server  {namesrv}");
     println!(
-        "  broker       broker-a at {} (cluster DefaultCluster, async flush)",
+        "  broker       broker-a at {} (cluster DefaultCluster, {flush} flush)",
         cluster.broker.broker.addr()
     );
     println!("  data         {}", args.data_dir.display());

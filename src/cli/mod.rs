@@ -4,7 +4,7 @@
 mod admin;
 pub mod bench;
 mod consume;
-mod dev;
+pub mod dev;
 mod send;
 
 use clap::{Parser, Subcommand};

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod cluster;
+mod config;
 mod layout;
 mod roundtrip;

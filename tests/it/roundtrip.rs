@@ -294,7 +294,7 @@ async fn ordered_messages_with_a_selector_arrive_in_order_per_queue() {
     })
     .await;
     consumer.shutdown().await;
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     for order in 0..10 {
         let sequence: Vec<u32> = seen
             .iter()

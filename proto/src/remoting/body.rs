@@ -42,6 +42,11 @@ pub struct BrokerData {
     pub broker_name: String,
     /// Broker id → address; id 0 is the master.
     pub broker_addrs: BTreeMap<u64, String>,
+    /// RocketMQ 5's acting-master mode (a slave serving reads while the master is down).
+    /// raftmq never enables it, but Java 5.x name servers always write the field and
+    /// some clients (rocketmq-client-rust) refuse route data without it.
+    #[serde(default)]
+    pub enable_acting_master: bool,
 }
 
 impl BrokerData {
@@ -244,6 +249,7 @@ mod tests {
                 cluster: "DefaultCluster".into(),
                 broker_name: "broker-a".into(),
                 broker_addrs: [(0, "127.0.0.1:10911".to_string())].into_iter().collect(),
+                enable_acting_master: false,
             }],
             filter_server_table: BTreeMap::new(),
         };
@@ -252,6 +258,7 @@ mod tests {
             json.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#),
             "{json}"
         );
+        assert!(json.contains(r#""enableActingMaster":false"#), "{json}");
         assert_eq!(from_json::<TopicRouteData>(json.as_bytes()).unwrap(), route);
         let standard = serde_json::to_vec(&route).unwrap();
         assert_eq!(from_json::<TopicRouteData>(&standard).unwrap(), route);

@@ -40,35 +40,74 @@ const V2_FIELDS: [(&str, &str); 13] = [
     ("m", "batch"),
 ];
 
+/// Reads V1 names from a SEND_MESSAGE and V2 letters from the others, without copying
+/// the header map (this is on every send's path).
+struct SendFields<'a> {
+    cmd: &'a RemotingCommand,
+    v2: bool,
+}
+
+impl SendFields<'_> {
+    fn raw(&self, long: &'static str) -> Option<&str> {
+        let short = self
+            .v2
+            .then(|| V2_FIELDS.iter().find(|(_, l)| *l == long).map(|(s, _)| *s))
+            .flatten();
+        short
+            .and_then(|s| self.cmd.ext(s))
+            .or_else(|| self.cmd.ext(long))
+    }
+
+    fn opt<T: std::str::FromStr>(&self, long: &'static str) -> Result<Option<T>, ProtoError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.raw(long) else {
+            return Ok(None);
+        };
+        value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| ProtoError::BadField {
+                field: long,
+                value: value.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn req<T: std::str::FromStr>(&self, long: &'static str) -> Result<T, ProtoError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.opt(long)?.ok_or(ProtoError::MissingField(long))
+    }
+}
+
 impl SendMessageHeader {
     pub fn parse(cmd: &RemotingCommand) -> Result<Self, ProtoError> {
-        let mut named = cmd.clone();
-        if cmd.code != request::SEND_MESSAGE {
-            for (short, long) in V2_FIELDS {
-                if let Some(v) = cmd.ext(short) {
-                    named.ext_fields.insert(long.to_string(), v.to_string());
-                }
-            }
-        }
-        let c = &named;
+        let c = SendFields {
+            cmd,
+            v2: cmd.code != request::SEND_MESSAGE,
+        };
         Ok(SendMessageHeader {
-            producer_group: c.ext_parse("producerGroup")?,
-            topic: c.ext_parse("topic")?,
+            producer_group: c.req("producerGroup")?,
+            topic: c.req("topic")?,
             default_topic: c
-                .ext_parse_opt("defaultTopic")?
+                .opt("defaultTopic")?
                 .unwrap_or_else(|| "TBW102".to_string()),
-            default_topic_queue_nums: c.ext_parse_opt("defaultTopicQueueNums")?.unwrap_or(4),
-            queue_id: c.ext_parse("queueId")?,
-            sys_flag: c.ext_parse_opt("sysFlag")?.unwrap_or(0),
-            born_timestamp: c.ext_parse_opt("bornTimestamp")?.unwrap_or(0),
-            flag: c.ext_parse_opt("flag")?.unwrap_or(0),
-            properties: c.ext("properties").unwrap_or_default().to_string(),
-            reconsume_times: c.ext_parse_opt("reconsumeTimes")?.unwrap_or(0),
-            unit_mode: c.ext_parse_opt("unitMode")?.unwrap_or(false),
+            default_topic_queue_nums: c.opt("defaultTopicQueueNums")?.unwrap_or(4),
+            queue_id: c.req("queueId")?,
+            sys_flag: c.opt("sysFlag")?.unwrap_or(0),
+            born_timestamp: c.opt("bornTimestamp")?.unwrap_or(0),
+            flag: c.opt("flag")?.unwrap_or(0),
+            properties: c.raw("properties").unwrap_or_default().to_string(),
+            reconsume_times: c.opt("reconsumeTimes")?.unwrap_or(0),
+            unit_mode: c.opt("unitMode")?.unwrap_or(false),
             batch: c
-                .ext_parse_opt("batch")?
+                .opt("batch")?
                 .unwrap_or(cmd.code == request::SEND_BATCH_MESSAGE),
-            max_reconsume_times: c.ext_parse_opt("maxReconsumeTimes")?,
+            max_reconsume_times: c.opt("maxReconsumeTimes")?,
         })
     }
 
