@@ -41,6 +41,12 @@ impl Properties {
         }
     }
 
+    /// Removes `name`; returns its value if it was set.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let at = self.entries.iter().position(|(n, _)| n == name)?;
+        Some(self.entries.remove(at).1)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.entries
             .iter()
@@ -123,5 +129,8 @@ mod tests {
         p.insert("a", "2");
         assert_eq!(p.get("a"), Some("2"));
         assert_eq!(p.iter().count(), 1);
+        assert_eq!(p.remove("a"), Some("2".to_string()));
+        assert_eq!(p.remove("a"), None);
+        assert!(p.is_empty());
     }
 }

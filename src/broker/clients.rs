@@ -13,7 +13,7 @@ use store::Disk;
 use super::{ok, Broker};
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
-    pub(super) fn heartbeat(
+    pub(super) async fn heartbeat(
         &self,
         req: &RemotingCommand,
         channel: &Channel,
@@ -26,6 +26,19 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     response::SYSTEM_ERROR,
                     Some(e),
                 ));
+            }
+            // Clustering consumers read their retry topic too; it must exist for them to
+            // find its route (RocketMQ creates it here as well).
+            if consumer.message_model != "BROADCASTING" {
+                let retry_topic = format!("{}{}", super::retry::RETRY_PREFIX, consumer.group_name);
+                if let Err(e) = self.ensure_group_topic(&retry_topic).await {
+                    let remark = Some(e.to_string());
+                    return Ok(RemotingCommand::response_to(
+                        req,
+                        response::SYSTEM_ERROR,
+                        remark,
+                    ));
+                }
             }
             self.consumers
                 .heartbeat(&data.client_id, consumer, channel.clone(), crate::now_ms());

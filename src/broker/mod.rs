@@ -6,7 +6,8 @@
 //! - [`send`], [`pull`], [`offsets`], [`admin`], [`clients`]: one file per family of
 //!   request codes;
 //! - [`topics`], [`consumers`], [`locks`]: the broker's state besides the store;
-//! - [`register`]: registration with every name server.
+//! - [`register`]: registration with every name server;
+//! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery.
 
 mod admin;
 mod clients;
@@ -15,6 +16,7 @@ pub mod locks;
 mod offsets;
 mod pull;
 mod register;
+pub mod retry;
 mod send;
 pub mod topics;
 
@@ -119,6 +121,10 @@ pub async fn start<D: Disk, M: MetaStore>(
         tokio::spawn(broker.clone().run_registration()),
         tokio::spawn(broker.clone().run_housekeeping()),
     ];
+    let mut tasks = tasks;
+    for level in 0..retry::DELAY_LEVELS_MS.len() {
+        tasks.push(tokio::spawn(broker.clone().run_delivery(level)));
+    }
     tracing::info!(%addr, broker = %broker.config.broker_name, "broker serving");
     Ok(RunningBroker {
         broker,
@@ -173,7 +179,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::GET_CONSUME_STATS => self.consume_stats(req),
             request::QUERY_MESSAGE => self.query_message(req).await,
             request::VIEW_MESSAGE_BY_ID => self.view_message(req).await,
-            request::HEART_BEAT => self.heartbeat(req, channel),
+            request::HEART_BEAT => self.heartbeat(req, channel).await,
+            request::CONSUMER_SEND_MSG_BACK => self.send_back(req).await,
             request::UNREGISTER_CLIENT => self.unregister_client(req),
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
             request::LOCK_BATCH_MQ => self.lock_batch(req),

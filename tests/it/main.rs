@@ -5,4 +5,5 @@ mod bad_input;
 mod cluster;
 mod config;
 mod layout;
+mod retry;
 mod roundtrip;

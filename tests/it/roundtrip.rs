@@ -23,6 +23,25 @@ pub async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> b
     }
 }
 
+/// Polls `probe` until it yields a value, or panics after `limit`.
+pub async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_with_a_tag_filter_are_all_consumed() {
     let cluster = TestCluster::start().await;

@@ -1,0 +1,225 @@
+//! Retry and dead-letter topics (RocketMQ's `%RETRY%group` and `%DLQ%group`) and delayed
+//! delivery through `SCHEDULE_TOPIC_XXXX`.
+//!
+//! A consumer that fails a message sends it back (CONSUMER_SEND_MSG_BACK). The broker
+//! stores a copy in the schedule topic's queue for its delay level; a delivery task per
+//! level moves each copy to `%RETRY%group` once its delay has passed, and the group's
+//! consumers (which subscribe to their retry topic) get it again. After
+//! `maxReconsumeTimes` (default 16) the copy goes to `%DLQ%group` instead.
+//!
+//! Everything is durable before it is acknowledged: the send-back is answered after the
+//! copy is stored, and a delivery task advances its (persisted) offset only after the
+//! copy reached the retry topic, so a crash can repeat a delivery but never lose one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::remoting::body::perm;
+use proto::remoting::codes::response;
+use proto::remoting::{ProtoError, RemotingCommand};
+use proto::MessageRef;
+use store::meta::{MetaStore, TopicConfig};
+use store::{Disk, GetStatus};
+
+use super::{ok, store_error, Broker};
+
+pub const RETRY_PREFIX: &str = "%RETRY%";
+pub const DLQ_PREFIX: &str = "%DLQ%";
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// The offsets of the delivery tasks are kept as this group's consumer offsets.
+const SCHEDULE_GROUP: &str = "%SCHEDULE%";
+
+/// RocketMQ's `messageDelayLevel`: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
+pub const DELAY_LEVELS_MS: [u64; 18] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
+    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+];
+
+/// RocketMQ's default `maxReconsumeTimes`.
+const MAX_RECONSUME_TIMES: i32 = 16;
+
+mod property {
+    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    pub const DELAY: &str = "DELAY";
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    pub const REAL_QUEUE_ID: &str = "REAL_QID";
+}
+
+impl<D: Disk, M: MetaStore> Broker<D, M> {
+    /// Creates `topic` with one queue if it does not exist; registers at once if it did not.
+    pub(super) async fn ensure_group_topic(&self, topic: &str) -> store::Result<()> {
+        if self.topics.get(topic).is_some() {
+            return Ok(());
+        }
+        let config = TopicConfig {
+            topic_name: topic.to_string(),
+            read_queue_nums: 1,
+            write_queue_nums: 1,
+            perm: perm::READ_WRITE,
+            order: false,
+        };
+        self.topics.put(config).await?;
+        tracing::info!(topic, "created group topic");
+        self.register_all().await;
+        Ok(())
+    }
+
+    /// CONSUMER_SEND_MSG_BACK.
+    pub(super) async fn send_back(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let offset: u64 = req.ext_parse("offset")?;
+        let group: String = req.ext_parse("group")?;
+        let delay_level: i32 = req.ext_parse_opt("delayLevel")?.unwrap_or(0);
+        let max_reconsume: i32 = req
+            .ext_parse_opt("maxReconsumeTimes")?
+            .unwrap_or(MAX_RECONSUME_TIMES);
+        if let Err(e) = proto::names::validate_name("group", &group) {
+            return Ok(RemotingCommand::response_to(
+                req,
+                response::SYSTEM_ERROR,
+                Some(e),
+            ));
+        }
+        let bytes = match self.store.message_at(offset).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let remark = format!("no message at CommitLog offset {offset} to send back");
+                return Ok(RemotingCommand::response_to(
+                    req,
+                    response::SYSTEM_ERROR,
+                    Some(remark),
+                ));
+            }
+            Err(e) => return Ok(store_error(req, &e)),
+        };
+        let stored = MessageRef::parse(&bytes).map_err(|e| ProtoError::Malformed(e.to_string()))?;
+        let mut message = stored.to_new_message();
+        let reconsume = message.reconsume_times + 1;
+        message.reconsume_times = reconsume;
+        if message.properties.get(property::RETRY_TOPIC).is_none() {
+            message
+                .properties
+                .insert(property::RETRY_TOPIC, stored.topic());
+        }
+        let origin = req
+            .ext("originMsgId")
+            .map(str::to_string)
+            .unwrap_or_else(|| stored.offset_msg_id().to_string());
+        message
+            .properties
+            .insert(property::ORIGIN_MESSAGE_ID, origin);
+        let retry_topic = format!("{RETRY_PREFIX}{group}");
+        if reconsume > max_reconsume || delay_level < 0 {
+            let dlq = format!("{DLQ_PREFIX}{group}");
+            if let Err(e) = self.ensure_group_topic(&dlq).await {
+                return Ok(store_error(req, &e));
+            }
+            message.topic = dlq;
+            message.queue_id = 0;
+        } else {
+            if let Err(e) = self.ensure_group_topic(&retry_topic).await {
+                return Ok(store_error(req, &e));
+            }
+            let level = if delay_level == 0 {
+                3 + reconsume
+            } else {
+                delay_level
+            };
+            let level = level.clamp(1, DELAY_LEVELS_MS.len() as i32);
+            message
+                .properties
+                .insert(property::DELAY, level.to_string());
+            message
+                .properties
+                .insert(property::REAL_TOPIC, retry_topic.as_str());
+            message.properties.insert(property::REAL_QUEUE_ID, "0");
+            message.topic = SCHEDULE_TOPIC.to_string();
+            message.queue_id = (level - 1) as u32;
+        }
+        match self.store.put_message(message).await {
+            Ok(_) => Ok(ok(req)),
+            Err(e) => Ok(store_error(req, &e)),
+        }
+    }
+
+    /// Moves due messages of one delay level's queue to their real topic, forever.
+    pub(super) async fn run_delivery(self: Arc<Self>, level_index: usize) {
+        let queue_id = level_index as u32;
+        let delay_ms = DELAY_LEVELS_MS[level_index] as i64;
+        let mut arrivals = self.store.arrivals();
+        loop {
+            let wait = match self.deliver_due(queue_id, delay_ms).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(level = level_index + 1, error = %e, "delayed delivery failed; retrying");
+                    Duration::from_secs(1)
+                }
+            };
+            arrivals.borrow_and_update();
+            let _ = tokio::time::timeout(wait, arrivals.changed()).await;
+        }
+    }
+
+    /// Delivers what is due; returns how long to wait before looking again.
+    async fn deliver_due(&self, queue_id: u32, delay_ms: i64) -> anyhow::Result<Duration> {
+        let idle = Duration::from_secs(1);
+        let mut offset = self
+            .meta
+            .consumer_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id)?
+            .unwrap_or(0);
+        let got = self
+            .store
+            .get_messages(SCHEDULE_TOPIC, queue_id, offset, 32, |_| true)
+            .await?;
+        match got.status {
+            GetStatus::Found => {}
+            GetStatus::OffsetTooSmall | GetStatus::OffsetOverflowBadly => {
+                self.meta.put_consumer_offset(
+                    SCHEDULE_GROUP,
+                    SCHEDULE_TOPIC,
+                    queue_id,
+                    got.next_offset,
+                )?;
+                return Ok(Duration::ZERO);
+            }
+            _ => return Ok(idle),
+        }
+        for bytes in &got.messages {
+            let stored = MessageRef::parse(bytes)?;
+            let due_ms = stored.store_timestamp_ms() + delay_ms;
+            let now_ms = crate::now_ms();
+            if now_ms < due_ms {
+                return Ok(Duration::from_millis((due_ms - now_ms) as u64).min(idle));
+            }
+            let mut message = stored.to_new_message();
+            let real_topic = message
+                .properties
+                .get(property::REAL_TOPIC)
+                .map(str::to_string);
+            let real_queue = message
+                .properties
+                .get(property::REAL_QUEUE_ID)
+                .and_then(|q| q.parse().ok());
+            if let (Some(topic), Some(queue_id)) = (real_topic, real_queue) {
+                message.topic = topic;
+                message.queue_id = queue_id;
+                message.properties.remove(property::DELAY);
+                message.properties.remove(property::REAL_TOPIC);
+                message.properties.remove(property::REAL_QUEUE_ID);
+                self.store.put_message(message).await?;
+            } else {
+                tracing::warn!(
+                    offset = stored.physical_offset(),
+                    "scheduled message without a real topic; dropped"
+                );
+            }
+            offset = stored.queue_offset() + 1;
+            self.meta
+                .put_consumer_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id, offset)?;
+        }
+        Ok(Duration::ZERO)
+    }
+}

@@ -1,0 +1,90 @@
+//! CONSUMER_SEND_MSG_BACK: a failed message comes back through `%RETRY%group` after its
+//! delay, and goes to `%DLQ%group` after the last retry.
+
+use std::time::Duration;
+
+use client::{Message, Producer, PullConsumer, PullStatus};
+use proto::net::rpc::RpcClient;
+use proto::remoting::codes::{request, response};
+use proto::remoting::RemotingCommand;
+
+use crate::cluster::TestCluster;
+use crate::roundtrip::eventually_async;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn send_back(offset: u64, group: &str, delay_level: i32, max_reconsume: i32) -> RemotingCommand {
+    RemotingCommand::request(request::CONSUMER_SEND_MSG_BACK)
+        .with_ext("offset", offset)
+        .with_ext("group", group)
+        .with_ext("delayLevel", delay_level)
+        .with_ext("maxReconsumeTimes", max_reconsume)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_back_messages_return_through_the_retry_topic_then_the_dlq() {
+    let cluster = TestCluster::start().await;
+    let producer = Producer::new("PG", cluster.client_config());
+    let sent = producer
+        .send(Message::new("Work", "fragile").with_keys(["job-1"]))
+        .await
+        .unwrap();
+    let offset = u64::from_str_radix(&sent.offset_msg_id[16..], 16).unwrap();
+    let rpc = RpcClient::connect(
+        &cluster.broker.as_ref().unwrap().local_addr.to_string(),
+        None,
+    )
+    .await
+    .unwrap();
+
+    // Delay level 1 (1 s): the message shows up in the retry topic, once retried.
+    let reply = rpc
+        .invoke(send_back(offset, "Workers", 1, 16), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let consumer = PullConsumer::new("Workers", cluster.client_config());
+    let retried = eventually_async(Duration::from_secs(10), "the retry", || async {
+        let queues = consumer.fetch_queues("%RETRY%Workers").await.ok()?;
+        let r = consumer.pull(&queues[0], "*", 0, 8).await.ok()?;
+        (r.status == PullStatus::Found).then(|| r.messages[0].clone())
+    })
+    .await;
+    assert_eq!(&retried.body[..], b"fragile");
+    assert_eq!(retried.reconsume_times, 1);
+    assert_eq!(
+        retried.properties.get("RETRY_TOPIC").map(String::as_str),
+        Some("Work")
+    );
+    assert!(retried.store_timestamp_ms >= 1_000 + sent_store_time(&consumer, &sent).await);
+
+    // Past maxReconsumeTimes: straight to the dead-letter topic.
+    let reply = rpc
+        .invoke(
+            send_back(retried.commitlog_offset, "Workers", 0, 1),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let queues = consumer.fetch_queues("%DLQ%Workers").await.unwrap();
+    let dead = consumer.pull(&queues[0], "*", 0, 8).await.unwrap();
+    assert_eq!(dead.messages.len(), 1);
+    assert_eq!(dead.messages[0].reconsume_times, 2);
+
+    // A send-back naming no stored message is refused with a reason.
+    let reply = rpc
+        .invoke(send_back(offset + 1, "Workers", 1, 16), TIMEOUT)
+        .await
+        .unwrap();
+    assert_ne!(reply.code, response::SUCCESS);
+    cluster.shutdown().await;
+}
+
+async fn sent_store_time(consumer: &PullConsumer, sent: &client::SendResult) -> i64 {
+    let r = consumer
+        .pull(&sent.queue, "*", sent.queue_offset, 1)
+        .await
+        .unwrap();
+    r.messages[0].store_timestamp_ms
+}
