@@ -23,6 +23,8 @@ pub struct ClientInstance {
     pub client_id: String,
     pool: RpcPool,
     routes: Mutex<HashMap<String, TopicRouteData>>,
+    /// Writable queues per topic, derived from `routes` (every send needs them).
+    write_queue_cache: Mutex<HashMap<String, Arc<Vec<MessageQueue>>>>,
 }
 
 impl ClientInstance {
@@ -39,6 +41,7 @@ impl ClientInstance {
             client_id,
             pool: RpcPool::new(on_request),
             routes: Mutex::default(),
+            write_queue_cache: Mutex::default(),
         });
         // Refresh cached routes every `route_refresh_interval` while the instance lives.
         let weak = Arc::downgrade(&instance);
@@ -99,6 +102,7 @@ impl ClientInstance {
         let response = self.invoke_namesrv(request).await?;
         if response.code == response::TOPIC_NOT_EXIST {
             self.routes.lock().expect("routes poisoned").remove(topic);
+            self.write_queue_cache.lock().expect("queue cache poisoned").remove(topic);
             return Err(ClientError::NoRoute(topic.to_string()));
         }
         if response.code != response::SUCCESS {
@@ -122,6 +126,16 @@ impl ClientInstance {
             return Ok(route.clone());
         }
         self.refresh_route(topic).await
+    }
+
+    /// The topic's writable queues, from the cached route.
+    pub async fn cached_write_queues(&self, topic: &str) -> Result<Arc<Vec<MessageQueue>>> {
+        if let Some(queues) = self.write_queue_cache.lock().expect("queue cache poisoned").get(topic) {
+            return Ok(queues.clone());
+        }
+        let queues = Arc::new(write_queues(topic, &self.route(topic).await?));
+        self.write_queue_cache.lock().expect("queue cache poisoned").insert(topic.to_string(), queues.clone());
+        Ok(queues)
     }
 
     /// Refreshes every cached route (RocketMQ does this every 30 s).

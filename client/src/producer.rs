@@ -92,23 +92,22 @@ impl Producer {
     }
 
     /// The topic's writable queues, falling back to the auto-create topic's route.
-    async fn queues(&self, topic: &str) -> Result<Vec<MessageQueue>> {
-        match self.instance.route(topic).await {
-            Ok(route) => Ok(write_queues(topic, &route)),
+    async fn queues(&self, topic: &str) -> Result<Arc<Vec<MessageQueue>>> {
+        match self.instance.cached_write_queues(topic).await {
+            Ok(queues) => Ok(queues),
             Err(ClientError::NoRoute(_)) => {
                 let route = self
                     .instance
                     .route(AUTO_CREATE_TOPIC)
                     .await
                     .map_err(|_| ClientError::NoRoute(topic.into()))?;
-                Ok(write_queues(AUTO_CREATE_TOPIC, &route)
-                    .into_iter()
-                    .map(|mq| MessageQueue {
-                        topic: topic.to_string(),
-                        ..mq
-                    })
-                    .filter(|mq| mq.queue_id < 4)
-                    .collect())
+                Ok(Arc::new(
+                    write_queues(AUTO_CREATE_TOPIC, &route)
+                        .into_iter()
+                        .map(|mq| MessageQueue { topic: topic.to_string(), ..mq })
+                        .filter(|mq| mq.queue_id < 4)
+                        .collect(),
+                ))
             }
             Err(e) => Err(e),
         }

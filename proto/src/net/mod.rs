@@ -46,7 +46,7 @@ impl<R: AsyncRead + Unpin> CommandReader<R> {
         loop {
             if let Some(size) = check_frame(&self.buf)? {
                 let frame = self.buf.split_to(size);
-                return Ok(Some(RemotingCommand::decode(&frame)?));
+                return Ok(Some(RemotingCommand::decode_frame(frame.freeze())?));
             }
             if self.inner.read_buf(&mut self.buf).await? == 0 {
                 if self.buf.is_empty() {

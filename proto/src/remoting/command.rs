@@ -203,7 +203,13 @@ impl RemotingCommand {
 
     /// Parses one whole frame (as [`check_frame`] measured it).
     pub fn decode(frame: &[u8]) -> Result<Self, ProtoError> {
-        let mut buf = frame;
+        Self::decode_frame(Bytes::copy_from_slice(frame))
+    }
+
+    /// Like [`RemotingCommand::decode`], taking the frame by value so the body is a
+    /// slice of it rather than a copy (the receive path).
+    pub fn decode_frame(frame: Bytes) -> Result<Self, ProtoError> {
+        let mut buf = &frame[..];
         if buf.len() < 8 {
             return Err(malformed("frame shorter than its fixed fields"));
         }
@@ -222,13 +228,13 @@ impl RemotingCommand {
                 "header length {header_length} exceeds the frame"
             )));
         }
-        let (header, body) = buf.split_at(header_length);
+        let header = &buf[..header_length];
         let mut command = match serialize {
             0 => decode_json_header(header)?,
             1 => decode_binary_header(header)?,
             other => return Err(malformed(format!("unknown serialize type {other}"))),
         };
-        command.body = Bytes::copy_from_slice(body);
+        command.body = frame.slice(8 + header_length..);
         Ok(command)
     }
 
