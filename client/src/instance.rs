@@ -102,7 +102,10 @@ impl ClientInstance {
         let response = self.invoke_namesrv(request).await?;
         if response.code == response::TOPIC_NOT_EXIST {
             self.routes.lock().expect("routes poisoned").remove(topic);
-            self.write_queue_cache.lock().expect("queue cache poisoned").remove(topic);
+            self.write_queue_cache
+                .lock()
+                .expect("queue cache poisoned")
+                .remove(topic);
             return Err(ClientError::NoRoute(topic.to_string()));
         }
         if response.code != response::SUCCESS {
@@ -130,11 +133,19 @@ impl ClientInstance {
 
     /// The topic's writable queues, from the cached route.
     pub async fn cached_write_queues(&self, topic: &str) -> Result<Arc<Vec<MessageQueue>>> {
-        if let Some(queues) = self.write_queue_cache.lock().expect("queue cache poisoned").get(topic) {
+        if let Some(queues) = self
+            .write_queue_cache
+            .lock()
+            .expect("queue cache poisoned")
+            .get(topic)
+        {
             return Ok(queues.clone());
         }
         let queues = Arc::new(write_queues(topic, &self.route(topic).await?));
-        self.write_queue_cache.lock().expect("queue cache poisoned").insert(topic.to_string(), queues.clone());
+        self.write_queue_cache
+            .lock()
+            .expect("queue cache poisoned")
+            .insert(topic.to_string(), queues.clone());
         Ok(queues)
     }
 

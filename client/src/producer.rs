@@ -104,7 +104,10 @@ impl Producer {
                 Ok(Arc::new(
                     write_queues(AUTO_CREATE_TOPIC, &route)
                         .into_iter()
-                        .map(|mq| MessageQueue { topic: topic.to_string(), ..mq })
+                        .map(|mq| MessageQueue {
+                            topic: topic.to_string(),
+                            ..mq
+                        })
                         .filter(|mq| mq.queue_id < 4)
                         .collect(),
                 ))

@@ -104,9 +104,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             };
             let nothing_new = matches!(got.status, GetStatus::OffsetOverflowOne)
                 || (got.status == GetStatus::NoMessageInQueue && h.queue_offset == 0);
-            if nothing_new && suspend.is_some() && tokio::time::Instant::now() < deadline {
-                // Park until the store dispatches more, then look again.
-                if tokio::time::timeout_at(deadline, arrivals.changed())
+            let now = tokio::time::Instant::now();
+            if nothing_new && suspend.is_some() && now < deadline {
+                // Park until the store dispatches more, then look again. (`timeout`
+                // rather than `timeout_at`: madsim's time module has only the former.)
+                if tokio::time::timeout(deadline - now, arrivals.changed())
                     .await
                     .is_ok()
                 {
