@@ -5,5 +5,6 @@ mod bad_input;
 mod cluster;
 mod config;
 mod layout;
+mod name_servers;
 mod retry;
 mod roundtrip;
