@@ -19,10 +19,3 @@ pub mod dev;
 
 pub use broker::{start as start_broker, Broker, RunningBroker};
 pub use config::BrokerConfig;
-
-/// Milliseconds since the epoch (the simulated clock under madsim).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

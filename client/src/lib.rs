@@ -30,10 +30,3 @@ pub use producer::{Producer, SendResult, SendStatus};
 pub use proto::remoting::body::MessageQueue;
 pub use pull::{PullConsumer, PullResult, PullStatus};
 pub use push::{ConsumeFromWhere, ConsumeResult, MessageModel, PushConsumer, PushConsumerBuilder};
-
-/// Milliseconds since the epoch (the simulated clock under madsim).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

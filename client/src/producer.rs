@@ -82,7 +82,7 @@ impl Producer {
     fn unique_id(&self) -> String {
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        let start = crate::now_ms();
+        let start = proto::clock::now_ms();
         format!(
             "7F000001{:04X}{:012X}{:08X}",
             pid & 0xFFFF,
@@ -246,7 +246,7 @@ impl Producer {
             default_topic_queue_nums: 4,
             queue_id: mq.queue_id as i32,
             sys_flag: 0,
-            born_timestamp: crate::now_ms(),
+            born_timestamp: proto::clock::now_ms(),
             flag,
             properties,
             reconsume_times: 0,

@@ -260,7 +260,7 @@ impl Inner {
                         sub_string: filter.expression().to_string(),
                         tags_set: filter.tags(),
                         code_set: filter.codes(),
-                        sub_version: crate::now_ms(),
+                        sub_version: proto::clock::now_ms(),
                         class_filter_mode: false,
                         expression_type: Some("TAG".into()),
                     })

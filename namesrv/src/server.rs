@@ -20,13 +20,6 @@ pub struct NameServer {
     table: Mutex<RouteTable>,
 }
 
-fn now_ms() -> i64 {
-    // madsim intercepts the clock in simulation.
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl NameServer {
     pub fn new() -> Self {
         NameServer {
@@ -57,7 +50,7 @@ impl NameServer {
                     topics: body.topic_config_serialize_wrapper,
                 };
                 tracing::debug!(broker = %registration.broker_addr, id = registration.broker_id, "register");
-                self.table().register(registration, now_ms());
+                self.table().register(registration, proto::clock::now_ms());
                 Ok(ok(Vec::new()))
             }
             request::UNREGISTER_BROKER => {
@@ -118,7 +111,7 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Vec<JoinHan
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(EXPIRY_SCAN_INTERVAL).await;
-                for addr in server.table().expire(now_ms()) {
+                for addr in server.table().expire(proto::clock::now_ms()) {
                     tracing::warn!(broker = %addr, "broker expired after 120 s without a heartbeat");
                 }
             }

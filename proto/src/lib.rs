@@ -12,8 +12,10 @@
 //!   response codes, and the JSON bodies (route data, heartbeats) with fastjson quirks.
 //! - [`names`]: topic and group name validation.
 //! - `net` (feature `io`): remoting over TCP: framed streams, server loop, RPC client.
+//! - [`clock`]: wall-clock milliseconds (the simulated clock under madsim).
 //! - [`hash`]: Java's `String.hashCode`, which RocketMQ uses as the tag code.
 
+pub mod clock;
 pub mod hash;
 pub mod message;
 pub mod names;

@@ -150,7 +150,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     body.extend_from_slice(m);
                 }
                 Ok(ok(req)
-                    .with_ext("indexLastUpdateTimestamp", crate::now_ms())
+                    .with_ext("indexLastUpdateTimestamp", proto::clock::now_ms())
                     .with_ext(
                         "indexLastUpdatePhyoffset",
                         self.store.commitlog_max_offset(),

@@ -40,8 +40,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     ));
                 }
             }
-            self.consumers
-                .heartbeat(&data.client_id, consumer, channel.clone(), crate::now_ms());
+            self.consumers.heartbeat(
+                &data.client_id,
+                consumer,
+                channel.clone(),
+                proto::clock::now_ms(),
+            );
         }
         Ok(ok(req))
     }
@@ -83,7 +87,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             &body.consumer_group,
             &body.client_id,
             &body.mq_set,
-            crate::now_ms(),
+            proto::clock::now_ms(),
         );
         Ok(ok(req).with_body(to_json(&LockBatchResponseBody {
             lock_ok_mq_set: held,

@@ -152,7 +152,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 tracing::error!(error = %e, "consumer offset flush failed");
             }
             self.consumers.expire(
-                crate::now_ms(),
+                proto::clock::now_ms(),
                 self.config.client_channel_expired_ms as i64,
             );
         }

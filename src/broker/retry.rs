@@ -190,7 +190,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         for bytes in &got.messages {
             let stored = MessageRef::parse(bytes)?;
             let due_ms = stored.store_timestamp_ms() + delay_ms;
-            let now_ms = crate::now_ms();
+            let now_ms = proto::clock::now_ms();
             if now_ms < due_ms {
                 return Ok(Duration::from_millis((due_ms - now_ms) as u64).min(idle));
             }

@@ -216,7 +216,7 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
 }
 
 async fn consume(args: ConsumeArgs, config: ClientConfig) -> anyhow::Result<()> {
-    let group = format!("raftmq-bench-consumer-{}", crate::now_ms());
+    let group = format!("raftmq-bench-consumer-{}", proto::clock::now_ms());
     let count = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let done = Arc::new(tokio::sync::Notify::new());

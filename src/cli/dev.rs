@@ -70,7 +70,7 @@ async fn round_trip(namesrv: &str) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let producer = Producer::new("dev-self-check", config.clone());
-    let body = format!("hello from raftmq dev at {}", crate::now_ms());
+    let body = format!("hello from raftmq dev at {}", proto::clock::now_ms());
     let sent = producer
         .send(Message::new("DevSelfCheck", body.clone()).with_tags("check"))
         .await?;

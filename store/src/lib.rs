@@ -24,7 +24,6 @@
 //! Messages are stored in RocketMQ's layout, owned by `proto::message`.
 
 pub mod checkpoint;
-pub mod clock;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;

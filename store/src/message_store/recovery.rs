@@ -120,7 +120,7 @@ async fn try_recover<D: Disk>(
         sequence: checkpoint.sequence + 1,
         commitlog_offset: flushed_offset,
         dispatch_offset: end,
-        timestamp_ms: crate::clock::now_ms(),
+        timestamp_ms: proto::clock::now_ms(),
     };
     checkpoint::store(disk, &checkpoint).await?;
     tracing::info!(

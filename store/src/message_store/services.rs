@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use super::Shared;
 use crate::checkpoint::{self, Checkpoint};
-use crate::clock;
 use crate::config::FlushMode;
 use crate::disk::Disk;
 use crate::error::Result;
 use crate::retention::{segments_to_delete, RetentionPolicy};
+use proto::clock;
 
 /// Syncs the CommitLog: on every wakeup with `flush = sync` (group commit: one fsync for
 /// everything written since the last), every `flush_interval_ms` with `flush = async`.

@@ -11,12 +11,12 @@ use proto::{MessageId, NewMessage};
 use tokio::sync::mpsc;
 
 use super::{PutResult, QueueKey, Shared, WriteRequest, Written};
-use crate::clock;
 use crate::commit_log::RecordPayload;
 use crate::consume_queue::CqUnit;
 use crate::disk::Disk;
 use crate::error::{Result, StoreError};
 use crate::index::{key_hash, IndexEntry};
+use proto::clock;
 
 /// A message with the fields the writer assigns before knowing its offset.
 struct Pending<'a> {
