@@ -1,0 +1,290 @@
+//! Recovery: opening a CommitLog after any crash (see the module doc of `commit_log`).
+
+use super::reader::{SegmentReader, Step};
+use super::*;
+
+impl<D: Disk> CommitLog<D> {
+    /// Opens the CommitLog on `disk`, recovering as the module doc describes: records
+    /// from the segment holding the checkpoint's `dispatch_offset` on are validated.
+    /// The caller re-dispatches them with [`CommitLog::scan`].
+    pub async fn open(
+        disk: D,
+        segment_size: u64,
+        record_size_max: usize,
+        checkpoint: &Checkpoint,
+    ) -> Result<Self> {
+        let mut segments = load_segments(&disk, segment_size).await?;
+        // The first record of the log has index 1; after retention deleted the oldest
+        // segments, the first record left starts wherever it starts.
+        let first_index_known = segments.first().is_none_or(|s| s.base == 0);
+        let mut recovery = Recovery {
+            last_index: first_index_known.then_some(0),
+            term: 0,
+            end: 0,
+            closed: false,
+        };
+        if let Some(last) = segments.last() {
+            recovery.end = last.base;
+        }
+        // Segments wholly before the scan start are trusted; scanning starts with the
+        // segment that holds the dispatch offset.
+        let scan_from = checkpoint.dispatch_offset;
+        let first_scanned = segments
+            .iter()
+            .rposition(|s| s.base <= scan_from)
+            .unwrap_or(0);
+        // Segments before the scanned ones are below the checkpoint: each must end with
+        // a valid end record, which also gives the index and term that the scan continues.
+        for segment in &mut segments[..first_scanned] {
+            let end = read_end_record(segment, segment_size).await?;
+            recovery.last_index = Some(end.index);
+            recovery.term = end.term;
+        }
+        let mut truncate_at = None;
+        for i in first_scanned..segments.len() {
+            let is_last = i + 1 == segments.len();
+            let outcome = scan_segment(&segments[i], record_size_max, &mut recovery).await?;
+            match outcome {
+                SegmentEnd::Closed {
+                    max_store_timestamp_ms,
+                } => {
+                    segments[i].max_store_timestamp_ms = Some(max_store_timestamp_ms);
+                    recovery.closed = is_last;
+                }
+                SegmentEnd::Eof { offset } if is_last => recovery.end = offset,
+                SegmentEnd::Eof { offset } => {
+                    truncate_at =
+                        Some((i, offset, "segment ends without an end record".to_string()))
+                }
+                SegmentEnd::Invalid { offset, reason } => truncate_at = Some((i, offset, reason)),
+            }
+            if truncate_at.is_some() {
+                break;
+            }
+        }
+        if let Some((i, offset, reason)) = truncate_at {
+            let name = segment_name(segments[i].base);
+            if offset < checkpoint.commitlog_offset {
+                return Err(StoreError::Corrupt {
+                    file: name,
+                    offset,
+                    reason,
+                });
+            }
+            let dropped: u64 = segments[i..].iter().map(|s| s.file.len()).sum::<u64>()
+                - (offset - segments[i].base);
+            tracing::warn!(file = %name, offset, dropped_bytes = dropped, %reason, "truncating the CommitLog's torn tail");
+            let segment = &segments[i];
+            segment
+                .file
+                .truncate(offset - segment.base)
+                .await
+                .context(|| format!("truncate {name}"))?;
+            for later in segments.drain(i + 1..) {
+                let later_name = segment_name(later.base);
+                disk.remove(&later_name)
+                    .await
+                    .context(|| format!("remove {later_name}"))?;
+            }
+            recovery.end = offset;
+            recovery.closed = false;
+        }
+        if recovery.closed {
+            let last = segments.last().expect("a closed segment exists");
+            recovery.end = last.base + segment_size;
+        }
+        if recovery.end < checkpoint.commitlog_offset {
+            return Err(StoreError::Corrupt {
+                file: DIR.to_string(),
+                offset: recovery.end,
+                reason: format!(
+                    "the log ends before the checkpoint's durable offset {}",
+                    checkpoint.commitlog_offset
+                ),
+            });
+        }
+        // What recovery read may sit in the page cache only (a killed process, not a
+        // power loss): make it durable before trusting it as flushed.
+        for segment in &segments[first_scanned.min(segments.len())..] {
+            segment
+                .file
+                .sync()
+                .await
+                .context(|| format!("sync {}", segment_name(segment.base)))?;
+        }
+        let active_open = !recovery.closed && !segments.is_empty();
+        let active_max_timestamp_ms = i64::MIN;
+        Ok(CommitLog {
+            disk,
+            segment_size,
+            record_size_max,
+            segments: RwLock::new(segments),
+            write_offset: AtomicU64::new(recovery.end),
+            flushed_offset: AtomicU64::new(recovery.end),
+            writer: tokio::sync::Mutex::new(Writer {
+                buf: Vec::new(),
+                last_index: recovery.last_index.unwrap_or(0),
+                term: recovery.term,
+                active_max_timestamp_ms,
+                active_open,
+            }),
+        })
+    }
+}
+
+async fn load_segments<D: Disk>(disk: &D, segment_size: u64) -> Result<Vec<Segment<D::File>>> {
+    let names = disk.list(DIR).await.context(|| format!("list {DIR}"))?;
+    let mut segments: Vec<Segment<D::File>> = Vec::with_capacity(names.len());
+    for name in names {
+        let base = name[DIR.len()..]
+            .parse::<u64>()
+            .ok()
+            .filter(|b| b % segment_size == 0 && name.len() == DIR.len() + 20)
+            .ok_or_else(|| StoreError::UnexpectedFile {
+                file: name.clone(),
+                reason: format!("not a CommitLog segment name for segment size {segment_size}"),
+            })?;
+        if let Some(prev) = segments.last() {
+            if prev.base + segment_size != base {
+                return Err(StoreError::Corrupt {
+                    file: name,
+                    offset: base,
+                    reason: format!(
+                        "segment {} is missing",
+                        segment_name(prev.base + segment_size)
+                    ),
+                });
+            }
+        }
+        let file = disk
+            .open(&name, false)
+            .await
+            .context(|| format!("open {name}"))?;
+        if file.len() > segment_size {
+            return Err(StoreError::Corrupt {
+                file: name,
+                offset: base + segment_size,
+                reason: format!(
+                    "segment is {} bytes, larger than the segment size",
+                    file.len()
+                ),
+            });
+        }
+        segments.push(Segment {
+            base,
+            file,
+            max_store_timestamp_ms: None,
+        });
+    }
+    Ok(segments)
+}
+
+/// Reads the end-of-segment record that closes `segment`, and notes its max timestamp.
+async fn read_end_record<F: DiskFile>(
+    segment: &mut Segment<F>,
+    segment_size: u64,
+) -> Result<RecordHeader> {
+    let name = segment_name(segment.base);
+    let len = segment.file.len();
+    let corrupt = |reason: String| StoreError::Corrupt {
+        file: name.clone(),
+        offset: segment.base + len,
+        reason,
+    };
+    if len < END_RECORD_SIZE as u64 || len > segment_size {
+        return Err(corrupt(format!(
+            "closed segment of {len} bytes cannot end with an end record"
+        )));
+    }
+    let mut buf = [0u8; END_RECORD_SIZE];
+    read_exact_at(&segment.file, len - END_RECORD_SIZE as u64, &mut buf)
+        .await
+        .context(|| format!("read end of {name}"))?;
+    match record::decode(&buf, END_RECORD_SIZE) {
+        Decoded::Record(h) if h.kind == RecordKind::EndOfSegment => {
+            segment.max_store_timestamp_ms = Some(record::end_max_timestamp_ms(&buf));
+            Ok(h)
+        }
+        other => Err(corrupt(format!(
+            "closed segment does not end with an end record: {other:?}"
+        ))),
+    }
+}
+
+struct Recovery {
+    /// Index of the last record seen; `None` before the first record of a log whose
+    /// start retention deleted.
+    last_index: Option<u64>,
+    term: u64,
+    end: u64,
+    closed: bool,
+}
+
+enum SegmentEnd {
+    Closed { max_store_timestamp_ms: i64 },
+    Eof { offset: u64 },
+    Invalid { offset: u64, reason: String },
+}
+
+async fn scan_segment<F: DiskFile>(
+    segment: &Segment<F>,
+    record_size_max: usize,
+    recovery: &mut Recovery,
+) -> Result<SegmentEnd> {
+    let mut reader = SegmentReader::new(segment, record_size_max);
+    loop {
+        let (header, offset) = match reader.next().await? {
+            Step::Record { header, offset } => (header, offset),
+            Step::Eof { offset } => return Ok(SegmentEnd::Eof { offset }),
+            Step::Invalid { offset, reason } => return Ok(SegmentEnd::Invalid { offset, reason }),
+        };
+        let invalid = |reason: String| Ok(SegmentEnd::Invalid { offset, reason });
+        if header.term < recovery.term {
+            return invalid(format!("term {} after term {}", header.term, recovery.term));
+        }
+        match header.kind {
+            RecordKind::EndOfSegment => {
+                if recovery.last_index.is_some_and(|last| header.index != last) {
+                    return invalid(format!(
+                        "end record names index {} after index {:?}",
+                        header.index, recovery.last_index
+                    ));
+                }
+                if reader.position() != segment.base + segment.file.len() {
+                    return invalid("bytes follow the end-of-segment record".to_string());
+                }
+                let payload = reader.payload(offset, &header);
+                let max_store_timestamp_ms =
+                    i64::from_be_bytes(payload.try_into().expect("end payload is 8 bytes"));
+                return Ok(SegmentEnd::Closed {
+                    max_store_timestamp_ms,
+                });
+            }
+            RecordKind::Message => {
+                if recovery
+                    .last_index
+                    .is_some_and(|last| header.index != last + 1)
+                {
+                    return invalid(format!(
+                        "record index {} after index {:?}",
+                        header.index, recovery.last_index
+                    ));
+                }
+                let payload_offset = offset + RECORD_HEADER_SIZE as u64;
+                let payload = reader.payload(offset, &header);
+                match proto::MessageRef::parse(payload) {
+                    Ok(m) if m.physical_offset() == payload_offset => {}
+                    Ok(m) => {
+                        return invalid(format!(
+                            "message names physical offset {} at {payload_offset}",
+                            m.physical_offset()
+                        ))
+                    }
+                    Err(e) => return invalid(format!("message layout: {e}")),
+                }
+                recovery.last_index = Some(header.index);
+                recovery.term = header.term;
+            }
+        }
+    }
+}
