@@ -454,17 +454,22 @@ impl Inner {
         }
     }
 
-    async fn lock(&self, queue: &MessageQueue) -> bool {
-        let Some(addr) = self.instance.master_addr(&queue.broker_name) else {
-            return false;
-        };
+    /// A LOCK_BATCH_MQ or UNLOCK_BATCH_MQ request for one queue.
+    fn lock_request(&self, code: i32, queue: &MessageQueue) -> RemotingCommand {
         let body = LockBatchBody {
             consumer_group: self.settings.group.clone(),
             client_id: self.instance.client_id.clone(),
             only_this_broker: true,
             mq_set: vec![queue.clone()],
         };
-        let request = RemotingCommand::request(request::LOCK_BATCH_MQ).with_body(to_json(&body));
+        RemotingCommand::request(code).with_body(to_json(&body))
+    }
+
+    async fn lock(&self, queue: &MessageQueue) -> bool {
+        let Some(addr) = self.instance.master_addr(&queue.broker_name) else {
+            return false;
+        };
+        let request = self.lock_request(request::LOCK_BATCH_MQ, queue);
         match self.instance.invoke_ok(&addr, request).await {
             Ok(response) => from_json::<LockBatchResponseBody>(&response.body)
                 .is_ok_and(|r| r.lock_ok_mq_set.contains(queue)),
@@ -476,13 +481,7 @@ impl Inner {
         let Some(addr) = self.instance.master_addr(&queue.broker_name) else {
             return;
         };
-        let body = LockBatchBody {
-            consumer_group: self.settings.group.clone(),
-            client_id: self.instance.client_id.clone(),
-            only_this_broker: true,
-            mq_set: vec![queue.clone()],
-        };
-        let request = RemotingCommand::request(request::UNLOCK_BATCH_MQ).with_body(to_json(&body));
+        let request = self.lock_request(request::UNLOCK_BATCH_MQ, queue);
         let _ = self.instance.invoke(&addr, request).await;
     }
 

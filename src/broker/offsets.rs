@@ -8,14 +8,18 @@ use store::Disk;
 
 use super::{ok, store_error, Broker};
 
+/// The `topic` and `queueId` header fields every request here names.
+fn queue_of(req: &RemotingCommand) -> Result<(String, u32), ProtoError> {
+    Ok((req.ext_parse("topic")?, req.ext_parse("queueId")?))
+}
+
 impl<D: Disk, M: MetaStore> Broker<D, M> {
     pub(super) fn query_consumer_offset(
         &self,
         req: &RemotingCommand,
     ) -> Result<RemotingCommand, ProtoError> {
         let group: String = req.ext_parse("consumerGroup")?;
-        let topic: String = req.ext_parse("topic")?;
-        let queue_id: u32 = req.ext_parse("queueId")?;
+        let (topic, queue_id) = queue_of(req)?;
         match self.meta.consumer_offset(&group, &topic, queue_id) {
             Ok(Some(offset)) => Ok(ok(req).with_ext("offset", offset)),
             // A group that never committed starts at 0 while the queue still holds its
@@ -37,8 +41,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         req: &RemotingCommand,
     ) -> Result<RemotingCommand, ProtoError> {
         let group: String = req.ext_parse("consumerGroup")?;
-        let topic: String = req.ext_parse("topic")?;
-        let queue_id: u32 = req.ext_parse("queueId")?;
+        let (topic, queue_id) = queue_of(req)?;
         let offset: u64 = req.ext_parse("commitOffset")?;
         match self
             .meta
@@ -50,14 +53,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     }
 
     pub(super) fn max_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
-        let topic: String = req.ext_parse("topic")?;
-        let queue_id: u32 = req.ext_parse("queueId")?;
+        let (topic, queue_id) = queue_of(req)?;
         Ok(ok(req).with_ext("offset", self.store.max_offset(&topic, queue_id)))
     }
 
     pub(super) fn min_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
-        let topic: String = req.ext_parse("topic")?;
-        let queue_id: u32 = req.ext_parse("queueId")?;
+        let (topic, queue_id) = queue_of(req)?;
         Ok(ok(req).with_ext("offset", self.store.min_offset(&topic, queue_id)))
     }
 
@@ -65,8 +66,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         &self,
         req: &RemotingCommand,
     ) -> Result<RemotingCommand, ProtoError> {
-        let topic: String = req.ext_parse("topic")?;
-        let queue_id: u32 = req.ext_parse("queueId")?;
+        let (topic, queue_id) = queue_of(req)?;
         let timestamp: i64 = req.ext_parse("timestamp")?;
         match self.store.offset_by_time(&topic, queue_id, timestamp).await {
             Ok(offset) => Ok(ok(req).with_ext("offset", offset)),
