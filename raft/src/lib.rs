@@ -1,6 +1,18 @@
 //! Raft replication of a broker group's CommitLog (openraft 0.9.25).
 //!
-//! Filled by the Raft issue: the openraft type config, an `AsyncRuntime` on madsim-tokio,
-//! log storage over `store`'s CommitLog segments (the CommitLog *is* the Raft log, as in
-//! RocketMQ's DLedger), the state machine, the replica transport and the election/ack modes.
-//! The CommitLog record header already carries `term` and `index` for this purpose.
+//! # Layout
+//! - [`runtime`]: `RaftRuntime`, openraft's `AsyncRuntime` on madsim-tokio, so openraft
+//!   runs on real tokio in the binary and deterministically under madsim.
+//! - [`types`]: the openraft type configuration of a broker group.
+//! - [`mem`]: in-memory log storage and state machine for tests.
+//! - [`router`]: an in-process network between `Raft` instances, for tests.
+//!
+//! The Raft issue adds log storage over `store`'s CommitLog segments (the CommitLog *is*
+//! the Raft log, as in RocketMQ's DLedger; its record header already carries `term` and
+//! `index`), the state machine that dispatches to ConsumeQueues and offsets, the replica
+//! transport and the election/ack modes.
+
+pub mod mem;
+pub mod router;
+pub mod runtime;
+pub mod types;

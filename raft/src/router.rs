@@ -1,0 +1,131 @@
+//! An in-process network between `Raft` instances, with partitions: enough to test
+//! elections and replication before the real replica transport exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+
+use crate::types::GroupRaft;
+
+#[derive(Clone, Default)]
+pub struct Router {
+    inner: Arc<Mutex<RouterInner>>,
+}
+
+#[derive(Default)]
+struct RouterInner {
+    nodes: BTreeMap<u64, Raft<GroupRaft>>,
+    /// Nodes cut off from every other node.
+    isolated: BTreeSet<u64>,
+}
+
+impl Router {
+    pub fn add(&self, id: u64, raft: Raft<GroupRaft>) {
+        self.inner
+            .lock()
+            .expect("router poisoned")
+            .nodes
+            .insert(id, raft);
+    }
+
+    /// Cuts `id` off from every other node (both directions).
+    pub fn isolate(&self, id: u64) {
+        self.inner
+            .lock()
+            .expect("router poisoned")
+            .isolated
+            .insert(id);
+    }
+
+    pub fn heal(&self) {
+        self.inner.lock().expect("router poisoned").isolated.clear();
+    }
+
+    fn route(&self, from: u64, to: u64) -> Result<Raft<GroupRaft>, Unreachable> {
+        let inner = self.inner.lock().expect("router poisoned");
+        let cut = inner.isolated.contains(&from) || inner.isolated.contains(&to);
+        match inner.nodes.get(&to) {
+            Some(raft) if !cut => Ok(raft.clone()),
+            _ => Err(Unreachable::new(&std::io::Error::other(format!(
+                "node {to} unreachable from {from}"
+            )))),
+        }
+    }
+}
+
+/// The network factory of one node.
+#[derive(Clone)]
+pub struct NodeNetwork {
+    pub id: u64,
+    pub router: Router,
+}
+
+pub struct Connection {
+    from: u64,
+    to: u64,
+    router: Router,
+}
+
+impl RaftNetworkFactory<GroupRaft> for NodeNetwork {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Connection {
+        Connection {
+            from: self.id,
+            to: target,
+            router: self.router.clone(),
+        }
+    }
+}
+
+type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
+
+impl Connection {
+    fn raft<E: std::error::Error>(&self) -> RpcResult<Raft<GroupRaft>, E> {
+        self.router
+            .route(self.from, self.to)
+            .map_err(RPCError::Unreachable)
+    }
+}
+
+impl RaftNetwork<GroupRaft> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<GroupRaft>,
+        _option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        let raft = self.raft()?;
+        raft.append_entries(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<GroupRaft>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        let raft = self.raft()?;
+        raft.install_snapshot(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        _option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>> {
+        let raft = self.raft()?;
+        raft.vote(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
