@@ -88,10 +88,8 @@ impl RaftNetworkFactory<GroupRaft> for NodeNetwork {
 type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
 
 impl Connection {
-    fn raft<E: std::error::Error>(&self) -> RpcResult<Raft<GroupRaft>, E> {
-        self.router
-            .route(self.from, self.to)
-            .map_err(RPCError::Unreachable)
+    fn raft(&self) -> Result<Raft<GroupRaft>, Unreachable> {
+        self.router.route(self.from, self.to)
     }
 }
 
@@ -101,7 +99,7 @@ impl RaftNetwork<GroupRaft> for Connection {
         rpc: AppendEntriesRequest<GroupRaft>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
-        let raft = self.raft()?;
+        let raft = self.raft().map_err(RPCError::Unreachable)?;
         raft.append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -112,7 +110,7 @@ impl RaftNetwork<GroupRaft> for Connection {
         rpc: InstallSnapshotRequest<GroupRaft>,
         _option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
-        let raft = self.raft()?;
+        let raft = self.raft().map_err(RPCError::Unreachable)?;
         raft.install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -123,7 +121,7 @@ impl RaftNetwork<GroupRaft> for Connection {
         rpc: VoteRequest<u64>,
         _option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>> {
-        let raft = self.raft()?;
+        let raft = self.raft().map_err(RPCError::Unreachable)?;
         raft.vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
