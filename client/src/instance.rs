@@ -1,7 +1,7 @@
 //! `ClientInstance` (RocketMQ: `MQClientInstance`): what producers and consumers of one
 //! process share: connections, the route cache and the client id.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,9 +22,11 @@ pub struct ClientInstance {
     pub config: ClientConfig,
     pub client_id: String,
     pool: RpcPool,
-    routes: Mutex<HashMap<String, TopicRouteData>>,
+    /// Ordered maps: iteration (route refresh, lookups) must not depend on a hash seed,
+    /// so simulated runs replay.
+    routes: Mutex<BTreeMap<String, TopicRouteData>>,
     /// Writable queues per topic, derived from `routes` (every send needs them).
-    write_queue_cache: Mutex<HashMap<String, Arc<Vec<MessageQueue>>>>,
+    write_queue_cache: Mutex<BTreeMap<String, Arc<Vec<MessageQueue>>>>,
 }
 
 impl ClientInstance {

@@ -6,7 +6,7 @@
 //! group up to `retries` times; a timeout is not retried, since the first attempt may
 //! have been stored. Ordered sends pick their queue with a selector and never move.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ pub struct Producer {
     next_queue: AtomicUsize,
     unique: AtomicU64,
     /// Broker group → when it last failed.
-    failed: Mutex<HashMap<String, Instant>>,
+    failed: Mutex<BTreeMap<String, Instant>>,
     /// Sends that fail fast are retried this many times on another group.
     pub retries: usize,
     pub broker_backoff: Duration,

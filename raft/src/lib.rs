@@ -6,6 +6,8 @@
 //! - [`types`]: the openraft type configuration of a broker group.
 //! - [`mem`]: in-memory log storage and state machine for tests.
 //! - [`router`]: an in-process network between `Raft` instances, for tests.
+//! - [`transport`]: openraft's RPCs between replicas over TCP (bincode in remoting
+//!   frames), on the replica port.
 //!
 //! The Raft issue adds log storage over `store`'s CommitLog segments (the CommitLog *is*
 //! the Raft log, as in RocketMQ's DLedger; its record header already carries `term` and
@@ -15,4 +17,5 @@
 pub mod mem;
 pub mod router;
 pub mod runtime;
+pub mod transport;
 pub mod types;

@@ -68,11 +68,24 @@ async fn leader_among(nodes: &BTreeMap<u64, Node>, candidates: &[u64]) -> u64 {
 }
 
 async fn wait_applied(node: &Node, index: u64) {
-    node.raft
-        .wait(Some(Duration::from_secs(10)))
-        .applied_index_at_least(Some(index), "applied")
-        .await
-        .unwrap();
+    wait_applied_index(&node.raft, index).await;
+}
+
+/// Waits until `raft` applied `index`. A polling loop rather than openraft's
+/// `Raft::wait`, whose unbiased `tokio::select!` draws from an RNG madsim does not seed.
+async fn wait_applied_index(raft: &Raft<GroupRaft>, index: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        if applied >= index {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "index {index} not applied (at {applied})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

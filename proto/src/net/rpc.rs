@@ -1,7 +1,7 @@
 //! `RpcClient`: one TCP connection carrying many requests at once, matched to responses
 //! by opaque; and `RpcPool`, a connection per address.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +27,9 @@ pub enum RpcError {
 /// Called with requests the server sends us (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
 pub type OnRequest = Arc<dyn Fn(RemotingCommand) + Send + Sync>;
 
-type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
+/// Ordered, so that failing every waiter at once (a closed connection) wakes them in the
+/// same order on every run: the simulator needs that to replay a seed.
+type Pending = Arc<Mutex<BTreeMap<i32, oneshot::Sender<RemotingCommand>>>>;
 
 /// Requests a connection may have waiting to be written.
 const QUEUE_DEPTH: usize = 4096;
@@ -55,7 +57,7 @@ impl RpcClient {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE_DEPTH);
-        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let pending: Pending = Arc::new(Mutex::new(BTreeMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
         let writer_closed = closed.clone();
         tokio::spawn(async move {
@@ -166,7 +168,7 @@ impl RpcClient {
 /// One live connection per address, made on first use and again after it closes.
 #[derive(Clone, Default)]
 pub struct RpcPool {
-    clients: Arc<Mutex<HashMap<String, RpcClient>>>,
+    clients: Arc<Mutex<BTreeMap<String, RpcClient>>>,
     on_request: Option<OnRequest>,
 }
 

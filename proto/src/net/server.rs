@@ -90,7 +90,10 @@ pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>, shutdown:
         let Ok(permit) = connections.clone().acquire_owned().await else {
             return;
         };
+        // `biased`: tokio picks select branches at random otherwise, from an RNG madsim
+        // does not seed, which would make simulation runs irreproducible.
         let accepted = tokio::select! {
+            biased;
             accepted = listener.accept() => accepted,
             _ = stopped(&mut stop) => return,
         };
@@ -144,6 +147,7 @@ async fn serve_connection<S: Service>(
     let mut handlers: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
         let read = tokio::select! {
+            biased;
             read = reader.read() => read,
             _ = stopped(&mut stop) => break,
         };

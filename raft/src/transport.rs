@@ -1,0 +1,214 @@
+//! The transport between replicas: openraft's RPCs over TCP on the replica port (as
+//! RocketMQ's HA port), bincode-encoded inside remoting frames.
+//!
+//! Reusing the remoting frame (and `proto::net`'s server loop and `RpcPool`) gives the
+//! replica link what the client link already has: length-checked frames, requests
+//! pipelined on one connection and matched by opaque, per-request timeouts and
+//! reconnection. Each AppendEntries carries a batch of entries (openraft batches them).
+//! The request codes are outside RocketMQ's range, so a replica port answers a stray
+//! RocketMQ client with "not supported" rather than misreading it.
+//!
+//! ```text
+//! request:  frame { code: RAFT_*, body: bincode(openraft request) }
+//! response: frame { code: SUCCESS, body: bincode(Result<openraft response, RaftError>) }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use proto::net::rpc::{RpcError, RpcPool};
+use proto::net::server::{serve, Channel, Service, Shutdown};
+use proto::remoting::codes::response;
+use proto::remoting::RemotingCommand;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::types::GroupRaft;
+
+pub const RAFT_APPEND_ENTRIES: i32 = 9001;
+pub const RAFT_VOTE: i32 = 9002;
+pub const RAFT_INSTALL_SNAPSHOT: i32 = 9003;
+
+/// Serves a replica's Raft on `addr`; returns the bound address and the server task.
+pub async fn start(
+    addr: SocketAddr,
+    raft: Raft<GroupRaft>,
+    shutdown: Shutdown,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((
+        local,
+        tokio::spawn(serve(listener, Arc::new(ReplicaService { raft }), shutdown)),
+    ))
+}
+
+struct ReplicaService {
+    raft: Raft<GroupRaft>,
+}
+
+fn reply<T: Serialize>(req: &RemotingCommand, value: &T) -> RemotingCommand {
+    let body = bincode::serialize(value).expect("openraft messages serialize");
+    RemotingCommand::response_to(req, response::SUCCESS, None).with_body(body)
+}
+
+impl ReplicaService {
+    async fn handle(&self, req: &RemotingCommand) -> Result<RemotingCommand, String> {
+        let decode_error =
+            |e: bincode::Error| format!("undecodable raft request {}: {e}", req.code);
+        Ok(match req.code {
+            RAFT_APPEND_ENTRIES => {
+                let rpc: AppendEntriesRequest<GroupRaft> =
+                    bincode::deserialize(&req.body).map_err(decode_error)?;
+                reply(req, &self.raft.append_entries(rpc).await)
+            }
+            RAFT_VOTE => {
+                let rpc: VoteRequest<u64> =
+                    bincode::deserialize(&req.body).map_err(decode_error)?;
+                reply(req, &self.raft.vote(rpc).await)
+            }
+            RAFT_INSTALL_SNAPSHOT => {
+                let rpc: InstallSnapshotRequest<GroupRaft> =
+                    bincode::deserialize(&req.body).map_err(decode_error)?;
+                reply(req, &self.raft.install_snapshot(rpc).await)
+            }
+            code => RemotingCommand::response_to(
+                req,
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                Some(format!(
+                    "request code {code} is not served on the replica port"
+                )),
+            ),
+        })
+    }
+}
+
+impl Service for ReplicaService {
+    async fn call(&self, req: RemotingCommand, _channel: Channel) -> Option<RemotingCommand> {
+        Some(self.handle(&req).await.unwrap_or_else(|e| {
+            RemotingCommand::response_to(&req, response::SYSTEM_ERROR, Some(e))
+        }))
+    }
+}
+
+/// A replica's connections to its peers: one pooled TCP connection per peer address
+/// (`BasicNode::addr`).
+#[derive(Clone, Default)]
+pub struct TcpNetwork {
+    pool: RpcPool,
+}
+
+pub struct TcpConnection {
+    target: u64,
+    addr: String,
+    pool: RpcPool,
+}
+
+impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
+    type Network = TcpConnection;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> TcpConnection {
+        TcpConnection {
+            target,
+            addr: node.addr.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+/// How a failed call looks to openraft: a peer that cannot be connected to is
+/// unreachable (openraft backs off before retrying it); a timeout is a network error to
+/// retry.
+fn transport_error<E: std::error::Error>(e: RpcError) -> RPCError<u64, BasicNode, E> {
+    match e {
+        RpcError::Connect { .. } | RpcError::Closed(_) => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+        RpcError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+impl TcpConnection {
+    async fn call<Req, Resp, E>(
+        &self,
+        code: i32,
+        rpc: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = bincode::serialize(rpc).expect("openraft messages serialize");
+        let request = RemotingCommand::request(code).with_body(body);
+        let reply = self
+            .pool
+            .invoke(&self.addr, request, timeout)
+            .await
+            .map_err(|e| {
+                self.pool.forget(&self.addr);
+                transport_error(e)
+            })?;
+        if reply.code != response::SUCCESS {
+            let reason = reply.remark.unwrap_or_default();
+            let e = std::io::Error::other(format!(
+                "replica {} answered {}: {reason}",
+                self.target, reply.code
+            ));
+            return Err(RPCError::Network(NetworkError::new(&e)));
+        }
+        let result: Result<Resp, RaftError<u64, E>> =
+            bincode::deserialize(&reply.body).map_err(|e| {
+                let e = std::io::Error::other(format!(
+                    "undecodable reply from replica {}: {e}",
+                    self.target
+                ));
+                RPCError::Network(NetworkError::new(&e))
+            })?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<GroupRaft> for TcpConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<GroupRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(RAFT_APPEND_ENTRIES, &rpc, option.hard_ttl())
+            .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<GroupRaft>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.call(RAFT_INSTALL_SNAPSHOT, &rpc, option.hard_ttl())
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(RAFT_VOTE, &rpc, option.hard_ttl()).await
+    }
+}

@@ -1,0 +1,183 @@
+//! Three replicas over the TCP transport: elect, replicate, lose the leader, fail over,
+//! converge. Real sockets on 127.0.0.1 normally; three simulated hosts under madsim
+//! (where the leader's host is killed).
+//!
+//! Known gap: under madsim this test passes on every seed tried, but two runs of the same
+//! seed diverge after the kill (`MADSIM_TEST_CHECK_DETERMINISM=1` fails about 1 s in).
+//! Ruled out: hash-ordered maps in the RPC client (now ordered) and `Raft::wait`'s
+//! select (no longer used here). Suspected: openraft 0.9's unbiased `tokio::select!` in
+//! the replication backoff, which draws from tokio's process-global RNG rather than
+//! madsim's. The simulator issue must close this before relying on replay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, Config, Raft};
+use proto::net::server::Shutdown;
+use raft::mem::{MemLog, MemMachine};
+use raft::transport::{self, TcpNetwork};
+use raft::types::{GroupRaft, GroupRequest};
+
+struct Replica {
+    raft: Raft<GroupRaft>,
+    machine: MemMachine,
+    addr: String,
+    shutdown: Shutdown,
+}
+
+fn config() -> Arc<Config> {
+    let config = Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        ..Config::default()
+    };
+    Arc::new(config.validate().unwrap())
+}
+
+async fn replica(id: u64, bind: std::net::SocketAddr) -> Replica {
+    let machine = MemMachine::default();
+    let raft = Raft::new(
+        id,
+        config(),
+        TcpNetwork::default(),
+        MemLog::default(),
+        machine.clone(),
+    )
+    .await
+    .unwrap();
+    let shutdown = Shutdown::new();
+    let (addr, _task) = transport::start(bind, raft.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    Replica {
+        raft,
+        machine,
+        addr: addr.to_string(),
+        shutdown,
+    }
+}
+
+#[cfg(not(madsim))]
+async fn start_replicas() -> (BTreeMap<u64, Replica>, Option<()>) {
+    let mut replicas = BTreeMap::new();
+    for id in 1..=3 {
+        replicas.insert(id, replica(id, "127.0.0.1:0".parse().unwrap()).await);
+    }
+    (replicas, None)
+}
+
+#[cfg(madsim)]
+async fn start_replicas() -> (
+    BTreeMap<u64, Replica>,
+    Option<BTreeMap<u64, madsim::runtime::NodeHandle>>,
+) {
+    let handle = madsim::runtime::Handle::current();
+    let mut replicas = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3u64 {
+        let ip: std::net::IpAddr = format!("10.0.2.{id}").parse().unwrap();
+        let node = handle
+            .create_node()
+            .name(format!("replica-{id}"))
+            .ip(ip)
+            .build();
+        let r = node
+            .spawn(async move { replica(id, std::net::SocketAddr::new(ip, 10912)).await })
+            .await
+            .unwrap();
+        replicas.insert(id, r);
+        nodes.insert(id, node);
+    }
+    (replicas, Some(nodes))
+}
+
+async fn leader_among(replicas: &BTreeMap<u64, Replica>, candidates: &[u64]) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        for id in candidates {
+            if replicas[id].raft.metrics().borrow().current_leader == Some(*id) {
+                return *id;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader among {candidates:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `raft` applied `index`. A polling loop rather than openraft's
+/// `Raft::wait`, whose unbiased `tokio::select!` draws from an RNG madsim does not seed.
+async fn wait_applied_index(raft: &Raft<GroupRaft>, index: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        if applied >= index {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "index {index} not applied (at {applied})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_over_tcp_fail_over_and_converge() {
+    let (replicas, _nodes) = start_replicas().await;
+    let members: BTreeMap<u64, BasicNode> = replicas
+        .iter()
+        .map(|(id, r)| {
+            (
+                *id,
+                BasicNode {
+                    addr: r.addr.clone(),
+                },
+            )
+        })
+        .collect();
+    replicas[&1].raft.initialize(members).await.unwrap();
+    let first = leader_among(&replicas, &[1, 2, 3]).await;
+    for i in 0..10u8 {
+        replicas[&first]
+            .raft
+            .client_write(GroupRequest::Raw(vec![i]))
+            .await
+            .unwrap();
+    }
+
+    // The leader goes away: its port closes (normally) or its host dies (madsim).
+    #[cfg(madsim)]
+    madsim::runtime::Handle::current().kill(_nodes.as_ref().unwrap()[&first].id());
+    #[cfg(not(madsim))]
+    {
+        replicas[&first].shutdown.trigger();
+        replicas[&first].raft.shutdown().await.unwrap();
+    }
+    let rest: Vec<u64> = replicas.keys().copied().filter(|id| *id != first).collect();
+    let second = leader_among(&replicas, &rest).await;
+    let mut last = 0;
+    for i in 10..20u8 {
+        last = replicas[&second]
+            .raft
+            .client_write(GroupRequest::Raw(vec![i]))
+            .await
+            .unwrap()
+            .log_id
+            .index;
+    }
+    for id in &rest {
+        wait_applied_index(&replicas[id].raft, last).await;
+    }
+    let a = replicas[&rest[0]].machine.applied();
+    let b = replicas[&rest[1]].machine.applied();
+    assert_eq!(a, b, "survivors diverged");
+    assert_eq!(a.len(), 20, "every acknowledged write applied once");
+    for id in &rest {
+        replicas[id].shutdown.trigger();
+    }
+}
