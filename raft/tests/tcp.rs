@@ -9,31 +9,29 @@
 //! the replication backoff, which draws from tokio's process-global RNG rather than
 //! madsim's. The simulator issue must close this before relying on replay.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use openraft::{BasicNode, Config, Raft};
+use std::collections::BTreeMap;
+
+use common::{config, leader_among, wait_applied_index};
+use openraft::{BasicNode, Raft};
 use proto::net::server::Shutdown;
 use raft::mem::{MemLog, MemMachine};
 use raft::transport::{self, TcpNetwork};
 use raft::types::{GroupRaft, GroupRequest};
+
+fn rafts(replicas: &BTreeMap<u64, Replica>) -> BTreeMap<u64, Raft<GroupRaft>> {
+    replicas
+        .iter()
+        .map(|(id, r)| (*id, r.raft.clone()))
+        .collect()
+}
 
 struct Replica {
     raft: Raft<GroupRaft>,
     machine: MemMachine,
     addr: String,
     shutdown: Shutdown,
-}
-
-fn config() -> Arc<Config> {
-    let config = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
-        ..Config::default()
-    };
-    Arc::new(config.validate().unwrap())
 }
 
 async fn replica(id: u64, bind: std::net::SocketAddr) -> Replica {
@@ -93,39 +91,6 @@ async fn start_replicas() -> (
     (replicas, Some(nodes))
 }
 
-async fn leader_among(replicas: &BTreeMap<u64, Replica>, candidates: &[u64]) -> u64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        for id in candidates {
-            if replicas[id].raft.metrics().borrow().current_leader == Some(*id) {
-                return *id;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no leader among {candidates:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until `raft` applied `index`. A polling loop rather than openraft's
-/// `Raft::wait`, whose unbiased `tokio::select!` draws from an RNG madsim does not seed.
-async fn wait_applied_index(raft: &Raft<GroupRaft>, index: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
-        if applied >= index {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "index {index} not applied (at {applied})"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn replicas_over_tcp_fail_over_and_converge() {
     let (replicas, _nodes) = start_replicas().await;
@@ -141,7 +106,7 @@ async fn replicas_over_tcp_fail_over_and_converge() {
         })
         .collect();
     replicas[&1].raft.initialize(members).await.unwrap();
-    let first = leader_among(&replicas, &[1, 2, 3]).await;
+    let first = leader_among(&rafts(&replicas), &[1, 2, 3]).await;
     for i in 0..10u8 {
         replicas[&first]
             .raft
@@ -159,7 +124,7 @@ async fn replicas_over_tcp_fail_over_and_converge() {
         replicas[&first].raft.shutdown().await.unwrap();
     }
     let rest: Vec<u64> = replicas.keys().copied().filter(|id| *id != first).collect();
-    let second = leader_among(&replicas, &rest).await;
+    let second = leader_among(&rafts(&replicas), &rest).await;
     let mut last = 0;
     for i in 10..20u8 {
         last = replicas[&second]

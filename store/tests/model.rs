@@ -413,7 +413,9 @@ fn init_tracing() {
         .try_init();
 }
 
-/// The proptest seed: `PROPTEST_RNG_SEED` to replay, else a fresh one, printed.
+/// The proptest seed: `PROPTEST_RNG_SEED` to replay, else a fresh one, printed. Read
+/// outside any runtime (the cases run on their own runtimes), so the wall clock is fine
+/// here even in the simulated build.
 fn seed() -> u64 {
     std::env::var("PROPTEST_RNG_SEED")
         .ok()
