@@ -409,19 +409,6 @@ impl<D: Disk> ConsumeQueue<D> {
                 .context(|| format!("remove {name}"))?;
         }
     }
-
-    /// Deletes every file: the caller rebuilds the queue from the CommitLog.
-    pub async fn destroy(self) -> Result<()> {
-        let files = std::mem::take(&mut *self.files.write().expect("cq files lock poisoned"));
-        for f in files {
-            let name = self.file_name(f.first);
-            self.disk
-                .remove(&name)
-                .await
-                .context(|| format!("remove {name}"))?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
