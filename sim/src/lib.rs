@@ -1,8 +1,16 @@
-//! Deterministic whole-cluster simulation of raftmq under madsim.
+//! Deterministic whole-cluster simulation of raftmq under madsim, and the history format
+//! and checkers it shares with the Jepsen harness.
 //!
-//! Today: `tests/smoke.rs` runs the real name server, broker and client on three
-//! simulated hosts (the broker on `SimDisk` and `MemMetaStore`), proving the simulation
-//! seam end to end. The simulator issue grows this into the cluster struct, workloads,
-//! fault schedules, checkers and the seed runner. The checker library (history format
-//! and checks) will live in a module that is not `cfg(madsim)`, so the Jepsen harness can
-//! reuse it.
+//! # Layout
+//! - [`history`]: the JSONL history (Jepsen's invoke/ok/fail/info vocabulary).
+//! - [`checker`]: lost, unexpected, failed-but-read, recovered, duplicated, inconsistent
+//!   offsets and FIFO checks over a history. Pure and not `cfg(madsim)`, so the Jepsen
+//!   harness uses it too.
+//! - `tests/smoke.rs`, `tests/crash.rs`: the real name server, broker and client on
+//!   simulated hosts (simulated build only).
+//!
+//! The simulator issue grows this into the cluster struct, workloads, fault schedules
+//! and the seed runner.
+
+pub mod checker;
+pub mod history;

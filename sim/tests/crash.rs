@@ -1,13 +1,13 @@
 //! A broker that loses power mid-stream: with `flush_disk_type = sync`, every send the
 //! broker acknowledged is readable after it restarts, and nothing appears that was never
-//! sent. Real name server, broker and client code on simulated hosts; the broker's disk
+//! sent; with `async`, at most an acknowledged tail is lost. The run is recorded as a
+//! `sim::history` and judged by `sim::checker`, as the Jepsen harness will be. Real name server, broker and client code on simulated hosts; the broker's disk
 //! is a `SimDisk` that loses unsynced bytes (and may tear the tail) on the crash.
 //!
 //! `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo test -p sim --test crash`
 //! (`MADSIM_TEST_NUM=200` for more seeds; a failure prints `MADSIM_TEST_SEED` to replay).
 #![cfg(madsim)]
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +16,8 @@ use client::{ClientConfig, Message, Producer, PullConsumer, PullStatus};
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
 use raftmq::BrokerConfig;
+use sim::checker::{check, LossAllowance};
+use sim::history::{History, QueueRef};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
 
@@ -23,83 +25,36 @@ const NAMESRV: &str = "10.0.1.1:9876";
 const BROKER_IP: &str = "10.0.1.2";
 const MESSAGES: usize = 300;
 
-/// What one run saw: sends in order (with whether each was acknowledged) and the bodies
-/// read back after the restart.
-struct Outcome {
-    seed: u64,
-    sends: Vec<(String, bool)>,
-    read: BTreeSet<String>,
-}
-
-impl Outcome {
-    /// Acknowledged sends that were not read back, as positions in send order.
-    fn lost(&self) -> Vec<usize> {
-        (0..self.sends.len())
-            .filter(|&i| self.sends[i].1 && !self.read.contains(&self.sends[i].0))
-            .collect()
-    }
-
-    fn unexpected(&self) -> Vec<&String> {
-        let attempted: BTreeSet<&String> = self.sends.iter().map(|(b, _)| b).collect();
-        self.read
-            .iter()
-            .filter(|b| !attempted.contains(b))
-            .collect()
-    }
-}
-
+/// Checks a run with the shared checker: under sync flush nothing acknowledged may be
+/// lost; under async flush only an acknowledged tail per queue.
 #[madsim::test]
 async fn sync_flush_loses_no_acknowledged_send_on_power_loss() {
-    let o = run(FlushMode::Sync).await;
+    let (seed, history) = run(FlushMode::Sync).await;
+    let report = check(&history, LossAllowance::None, true);
+    assert!(report.valid, "seed {seed}: {report:?}");
     assert!(
-        o.unexpected().is_empty(),
-        "seed {}: read but never sent: {:?}",
-        o.seed,
-        o.unexpected()
-    );
-    assert!(
-        o.lost().is_empty(),
-        "seed {}: acknowledged but lost (send positions): {:?}",
-        o.seed,
-        o.lost()
-    );
-    let acked = o.sends.iter().filter(|(_, a)| *a).count();
-    assert!(
-        acked > MESSAGES / 3,
-        "seed {}: only {acked} of {MESSAGES} acknowledged",
-        o.seed
+        report.acknowledged > MESSAGES / 3,
+        "seed {seed}: only {} acknowledged",
+        report.acknowledged
     );
 }
 
 /// With async flush a power loss may take the acknowledged tail written since the last
-/// flush, and nothing else: the lost sends are one contiguous run.
+/// flush, and nothing else.
 #[madsim::test]
 async fn async_flush_loses_at_most_an_acknowledged_tail() {
-    let o = run(FlushMode::Async).await;
-    assert!(
-        o.unexpected().is_empty(),
-        "seed {}: read but never sent: {:?}",
-        o.seed,
-        o.unexpected()
-    );
-    let lost = o.lost();
-    if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
-        let acked_between = (*first..=*last).filter(|&i| o.sends[i].1).count();
-        assert_eq!(
-            acked_between,
-            lost.len(),
-            "seed {}: lost sends are not one run: {lost:?}",
-            o.seed
-        );
-    }
+    let (seed, history) = run(FlushMode::Async).await;
+    let report = check(&history, LossAllowance::Tail, true);
+    assert!(report.valid, "seed {seed}: {report:?}");
     println!(
-        "seed {}: async flush lost an acknowledged tail of {} sends",
-        o.seed,
-        lost.len()
+        "seed {seed}: async flush lost an acknowledged tail of {} sends",
+        report.lost_tail
     );
 }
 
-async fn run(flush_disk_type: FlushMode) -> Outcome {
+/// One run: a producer streams sends while the broker's host loses power and restarts;
+/// then every queue is read back. Returns the seed and the history.
+async fn run(flush_disk_type: FlushMode) -> (u64, History) {
     let handle = Handle::current();
     let seed = handle.seed();
     let _namesrv = handle
@@ -147,8 +102,8 @@ async fn run(flush_disk_type: FlushMode) -> Outcome {
         })
         .build();
 
-    let sends = Arc::new(Mutex::new(Vec::new()));
-    let sends_in = sends.clone();
+    let history = Arc::new(Mutex::new(History::new()));
+    let history_in = history.clone();
     let client = handle
         .create_node()
         .name("client")
@@ -163,12 +118,25 @@ async fn run(flush_disk_type: FlushMode) -> Outcome {
         let producer = Producer::new("PG", config);
         for i in 0..MESSAGES {
             let body = format!("m{i}");
-            let acked = producer
-                .send(Message::new("Durable", body.clone()))
-                .await
-                .is_ok();
-            sends_in.lock().unwrap().push((body, acked));
-            if !acked {
+            history_in
+                .lock()
+                .unwrap()
+                .send_invoke(now_ms(), "producer", &body);
+            let result = producer.send(Message::new("Durable", body.clone())).await;
+            {
+                let mut h = history_in.lock().unwrap();
+                match &result {
+                    Ok(r) => h.send_ok(
+                        now_ms(),
+                        "producer",
+                        &body,
+                        queue_ref(&r.queue),
+                        r.queue_offset,
+                    ),
+                    Err(e) => h.send_info(now_ms(), "producer", &body, &e.to_string()),
+                }
+            }
+            if result.is_err() {
                 // Unknown: it may or may not have been stored. Back off while the broker
                 // is down.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -180,6 +148,10 @@ async fn run(flush_disk_type: FlushMode) -> Outcome {
     let crash_after_ms = madsim::rand::thread_rng().gen_range(600..1_500);
     tokio::time::sleep(Duration::from_millis(crash_after_ms)).await;
     handle.kill(broker.id());
+    history
+        .lock()
+        .unwrap()
+        .fault(now_ms(), "power loss on broker-a");
     disk.crash();
     meta.crash();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -195,7 +167,7 @@ async fn run(flush_disk_type: FlushMode) -> Outcome {
         .spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let consumer = PullConsumer::new("Reader", ClientConfig::with_namesrv(NAMESRV));
-            let mut bodies = BTreeSet::new();
+            let mut reads = Vec::new();
             for q in consumer.fetch_queues("Durable").await.unwrap() {
                 let mut offset = 0;
                 loop {
@@ -203,19 +175,36 @@ async fn run(flush_disk_type: FlushMode) -> Outcome {
                     if r.status != PullStatus::Found {
                         break;
                     }
-                    bodies.extend(
-                        r.messages
-                            .iter()
-                            .map(|m| String::from_utf8(m.body.to_vec()).unwrap()),
-                    );
+                    for m in &r.messages {
+                        let body = String::from_utf8(m.body.to_vec()).unwrap();
+                        reads.push((body, queue_ref(&q), m.queue_offset));
+                    }
                     offset = r.next_begin_offset;
                 }
             }
-            bodies
+            reads
         })
         .await
         .unwrap();
 
-    let sends = sends.lock().unwrap().clone();
-    Outcome { seed, sends, read }
+    let mut history = Arc::try_unwrap(history)
+        .expect("producer finished")
+        .into_inner()
+        .unwrap();
+    for (body, queue, offset) in read {
+        history.read(now_ms(), "broker-a", &body, queue, offset);
+    }
+    (seed, history)
+}
+
+fn queue_ref(q: &client::MessageQueue) -> QueueRef {
+    QueueRef {
+        topic: q.topic.clone(),
+        broker: q.broker_name.clone(),
+        queue_id: q.queue_id,
+    }
+}
+
+fn now_ms() -> i64 {
+    proto::clock::now_ms()
 }

@@ -1,0 +1,392 @@
+//! Checks a [`History`] against raftmq's guarantees (DESIGN §6). Pure: no runtime, no
+//! I/O, compiled in both builds, so the simulator and the Jepsen harness share it.
+//!
+//! - **lost**: acknowledged but never delivered nor read. Under `quorum + sync` any loss
+//!   is an anomaly. In the async modes only a *tail* may be lost: between two faults,
+//!   per queue, the lost acknowledgements must be the last ones before the fault (a
+//!   suffix of that window); a loss with no fault after it is an anomaly. The tail's size
+//!   is reported, and a lost message's acknowledged position does not count against the
+//!   offset and FIFO checks (a power loss voids it; the offset is reused).
+//! - **unexpected**: delivered or read but never sent.
+//! - **failed but read**: a send reported as definitely failed that appears anyway.
+//! - **recovered**: a send with an unknown outcome (`info`) that appears: fine, counted.
+//! - **duplicated**: delivered more than once to one group: allowed (at least once), counted.
+//! - **inconsistent offsets**: one (queue, offset) holding two different messages, across
+//!   acknowledgements, deliveries and replicas.
+//! - **fifo** (ordered workloads): a producer's acknowledged sends to one queue must get
+//!   increasing offsets in send order, and a consumer must not see a queue's offsets go
+//!   backwards without an intervening rebalance (re-delivery of the same offset is allowed).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::history::{Event, History, QueueRef, Type, F};
+
+/// How much loss the durability mode allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossAllowance {
+    /// `ack = quorum`, `flush = sync`: nothing acknowledged may be lost.
+    None,
+    /// `ack = leader` or `flush = async`: an acknowledged tail per queue may be lost.
+    Tail,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub valid: bool,
+    pub attempted: usize,
+    pub acknowledged: usize,
+    pub lost: Vec<String>,
+    /// Lost messages that form an allowed tail (async modes).
+    pub lost_tail: usize,
+    pub unexpected: Vec<String>,
+    pub failed_but_read: Vec<String>,
+    pub recovered: usize,
+    pub duplicated: usize,
+    pub inconsistent_offsets: Vec<String>,
+    pub fifo_violations: Vec<String>,
+}
+
+fn position(e: &Event) -> Option<(QueueRef, u64)> {
+    Some((e.queue.clone()?, e.queue_offset?))
+}
+
+/// Checks `history`. `ordered` turns on the FIFO checks.
+pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Report {
+    let events = history.events();
+    let mut r = Report::default();
+    let attempted: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Invoke)
+        .map(|e| e.value.as_str())
+        .collect();
+    let acked: BTreeMap<&str, &Event> = events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Ok)
+        .map(|e| (e.value.as_str(), e))
+        .collect();
+    let failed: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Fail)
+        .map(|e| e.value.as_str())
+        .collect();
+    let unknown: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Info)
+        .map(|e| e.value.as_str())
+        .collect();
+    let seen: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e.f, F::Deliver | F::Read) && e.kind == Type::Ok)
+        .collect();
+    let seen_values: BTreeSet<&str> = seen.iter().map(|e| e.value.as_str()).collect();
+    r.attempted = attempted.len();
+    r.acknowledged = acked.len();
+
+    r.unexpected = seen_values
+        .iter()
+        .filter(|v| !attempted.contains(*v))
+        .map(|v| v.to_string())
+        .collect();
+    r.failed_but_read = seen_values
+        .iter()
+        .filter(|v| failed.contains(*v))
+        .map(|v| v.to_string())
+        .collect();
+    r.recovered = seen_values.iter().filter(|v| unknown.contains(*v)).count();
+
+    let mut per_group: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for e in seen.iter().filter(|e| e.f == F::Deliver) {
+        *per_group
+            .entry((e.group.as_deref().unwrap_or(""), e.value.as_str()))
+            .or_default() += 1;
+    }
+    r.duplicated = per_group.values().map(|n| n.saturating_sub(1)).sum();
+
+    check_loss(events, &acked, &seen_values, allowance, &mut r);
+    // A lost acknowledgement's position was never durable: only survivors count.
+    let durable: BTreeMap<&str, &Event> = acked
+        .iter()
+        .filter(|(v, _)| seen_values.contains(*v))
+        .map(|(v, e)| (*v, *e))
+        .collect();
+    check_offsets(&durable, &seen, &mut r);
+    if ordered {
+        check_fifo(events, &seen_values, &mut r);
+    }
+    let loss_allowed = match allowance {
+        LossAllowance::None => r.lost.is_empty(),
+        LossAllowance::Tail => r.lost.len() == r.lost_tail,
+    };
+    r.valid = loss_allowed
+        && r.unexpected.is_empty()
+        && r.failed_but_read.is_empty()
+        && r.inconsistent_offsets.is_empty()
+        && r.fifo_violations.is_empty();
+    r
+}
+
+/// One (queue, offset) must hold one message everywhere it is observed.
+fn check_offsets(acked: &BTreeMap<&str, &Event>, seen: &[&Event], r: &mut Report) {
+    let mut at: BTreeMap<(QueueRef, u64), BTreeSet<&str>> = BTreeMap::new();
+    for e in acked.values().copied().chain(seen.iter().copied()) {
+        if let Some(pos) = position(e) {
+            at.entry(pos).or_default().insert(e.value.as_str());
+        }
+    }
+    for ((queue, offset), values) in at {
+        if values.len() > 1 {
+            r.inconsistent_offsets.push(format!(
+                "{}:{}:{}@{offset} holds {values:?}",
+                queue.broker, queue.topic, queue.queue_id
+            ));
+        }
+    }
+}
+
+/// Acknowledged and never seen. With a tail allowance, the lost acknowledgements of each
+/// queue must be a suffix of their fault window (see the module doc).
+fn check_loss(
+    events: &[Event],
+    acked: &BTreeMap<&str, &Event>,
+    seen: &BTreeSet<&str>,
+    allowance: LossAllowance,
+    r: &mut Report,
+) {
+    let mut windows: BTreeMap<(QueueRef, usize), Vec<(u64, bool)>> = BTreeMap::new();
+    let faults: Vec<u64> = events
+        .iter()
+        .filter(|e| e.f == F::Fault)
+        .map(|e| e.index)
+        .collect();
+    // A send belongs to the window it was *invoked* in: its acknowledgement may arrive
+    // after the fault (a reply already on the wire), but it was written before.
+    let invoked: BTreeMap<&str, u64> = events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Invoke)
+        .map(|e| (e.value.as_str(), e.index))
+        .collect();
+    for (value, e) in acked {
+        let survived = seen.contains(value);
+        if !survived {
+            r.lost.push(value.to_string());
+        }
+        if let Some((queue, _)) = position(e) {
+            let at = invoked.get(value).copied().unwrap_or(e.index);
+            let window = faults.partition_point(|f| *f < at);
+            windows
+                .entry((queue, window))
+                .or_default()
+                .push((at, survived));
+        }
+    }
+    if allowance == LossAllowance::None {
+        return;
+    }
+    for ((_, window), mut acks) in windows {
+        if window == faults.len() {
+            continue; // No fault after these acks: any loss here is not a tail.
+        }
+        acks.sort();
+        let last_survivor = acks.iter().rposition(|(_, survived)| *survived);
+        let tail_from = last_survivor.map_or(0, |i| i + 1);
+        r.lost_tail += acks[tail_from..].len();
+    }
+}
+
+fn check_fifo(events: &[Event], seen: &BTreeSet<&str>, r: &mut Report) {
+    // Producer side: acknowledged sends of one process to one queue, in invoke order.
+    let mut invoked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Invoke)
+    {
+        invoked.insert((e.process.as_str(), e.value.as_str()), e.index);
+    }
+    let mut by_producer: BTreeMap<(&str, QueueRef), Vec<(u64, u64, &str)>> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.f == F::Send && e.kind == Type::Ok && seen.contains(e.value.as_str()))
+    {
+        if let (Some((queue, offset)), Some(order)) = (
+            position(e),
+            invoked.get(&(e.process.as_str(), e.value.as_str())),
+        ) {
+            by_producer
+                .entry((e.process.as_str(), queue))
+                .or_default()
+                .push((*order, offset, e.value.as_str()));
+        }
+    }
+    for ((process, queue), mut sends) in by_producer {
+        sends.sort();
+        for pair in sends.windows(2) {
+            if pair[1].1 <= pair[0].1 {
+                r.fifo_violations.push(format!(
+                    "{process} sent {} then {} to {}:{} but they got offsets {} and {}",
+                    pair[0].2, pair[1].2, queue.topic, queue.queue_id, pair[0].1, pair[1].1
+                ));
+            }
+        }
+    }
+    // Consumer side: a consumer's deliveries from one queue never go backwards.
+    let mut last: BTreeMap<(&str, QueueRef), u64> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.f == F::Deliver && e.kind == Type::Ok)
+    {
+        let Some((queue, offset)) = position(e) else {
+            continue;
+        };
+        let key = (e.process.as_str(), queue);
+        if let Some(prev) = last.get(&key) {
+            if offset < *prev {
+                r.fifo_violations.push(format!(
+                    "{} saw {}:{} go back from offset {prev} to {offset}",
+                    key.0, key.1.topic, key.1.queue_id
+                ));
+            }
+        }
+        last.insert(key, offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(id: u32) -> QueueRef {
+        QueueRef {
+            topic: "T".into(),
+            broker: "b".into(),
+            queue_id: id,
+        }
+    }
+
+    /// p1 sends v0..v4 to queue 0 (offsets 0..4), all acknowledged.
+    fn base() -> History {
+        let mut h = History::new();
+        for i in 0..5 {
+            h.send_invoke(i, "p1", &format!("v{i}"));
+            h.send_ok(i, "p1", &format!("v{i}"), q(0), i as u64);
+        }
+        h
+    }
+
+    fn deliver_all(h: &mut History, upto: usize) {
+        for i in 0..upto {
+            h.deliver(100, "c1", "G", &format!("v{i}"), q(0), i as u64);
+        }
+    }
+
+    #[test]
+    fn a_clean_history_is_valid() {
+        let mut h = base();
+        deliver_all(&mut h, 5);
+        let r = check(&h, LossAllowance::None, true);
+        assert!(r.valid, "{r:?}");
+        assert_eq!(r.acknowledged, 5);
+    }
+
+    #[test]
+    fn catches_lost_messages_and_allows_only_a_tail_in_async_modes() {
+        let mut h = base();
+        deliver_all(&mut h, 3);
+        let r = check(&h, LossAllowance::None, false);
+        assert!(!r.valid);
+        assert_eq!(r.lost, vec!["v3", "v4"]);
+        let r = check(&h, LossAllowance::Tail, false);
+        assert!(!r.valid, "no fault explains the loss: {r:?}");
+        let mut h = base();
+        h.fault(50, "power loss on broker b");
+        deliver_all(&mut h, 3);
+        let r = check(&h, LossAllowance::Tail, false);
+        assert!(r.valid, "a lost tail before a fault is allowed: {r:?}");
+        assert_eq!(r.lost_tail, 2);
+        // A hole is not a tail: v1 lost while v2 survived.
+        let mut h = base();
+        h.fault(50, "power loss on broker b");
+        for i in [0, 2, 3, 4] {
+            h.deliver(100, "c1", "G", &format!("v{i}"), q(0), i as u64);
+        }
+        let r = check(&h, LossAllowance::Tail, false);
+        assert!(!r.valid, "{r:?}");
+        assert_eq!(r.lost_tail, 0);
+    }
+
+    #[test]
+    fn catches_unexpected_and_failed_but_read_and_counts_recovered_and_duplicates() {
+        let mut h = base();
+        h.send_invoke(10, "p1", "vfail");
+        h.send_fail(11, "p1", "vfail", "refused");
+        h.send_invoke(12, "p1", "vinfo");
+        h.send_info(13, "p1", "vinfo", "timeout");
+        deliver_all(&mut h, 5);
+        deliver_all(&mut h, 2);
+        h.deliver(200, "c1", "G", "vinfo", q(1), 0);
+        let r = check(&h, LossAllowance::None, false);
+        assert!(r.valid, "{r:?}");
+        assert_eq!(r.recovered, 1);
+        assert_eq!(r.duplicated, 2);
+        h.deliver(201, "c1", "G", "vfail", q(1), 1);
+        h.deliver(202, "c1", "G", "never-sent", q(1), 2);
+        let r = check(&h, LossAllowance::None, false);
+        assert!(!r.valid);
+        assert_eq!(r.failed_but_read, vec!["vfail"]);
+        assert_eq!(r.unexpected, vec!["never-sent"]);
+    }
+
+    #[test]
+    fn a_lost_tail_may_have_its_offsets_reused_after_the_fault() {
+        let mut h = base();
+        h.fault(50, "power loss on broker b");
+        // v3 and v4 were lost; new sends reuse offsets 3 and 4.
+        h.send_invoke(60, "p1", "v5");
+        h.send_ok(61, "p1", "v5", q(0), 3);
+        deliver_all(&mut h, 3);
+        h.deliver(100, "c1", "G", "v5", q(0), 3);
+        let r = check(&h, LossAllowance::Tail, true);
+        assert!(r.valid, "{r:?}");
+        assert_eq!(r.lost_tail, 2);
+        // Under sync durability the same history is a loss.
+        assert!(!check(&h, LossAllowance::None, true).valid);
+    }
+
+    #[test]
+    fn catches_two_messages_at_one_offset() {
+        let mut h = base();
+        deliver_all(&mut h, 5);
+        h.read(300, "replica-2", "v9", q(0), 3);
+        let r = check(&h, LossAllowance::None, false);
+        assert!(!r.valid);
+        assert_eq!(r.inconsistent_offsets.len(), 1);
+        assert!(r.unexpected.contains(&"v9".to_string()));
+    }
+
+    #[test]
+    fn catches_fifo_violations_on_both_sides() {
+        let mut h = History::new();
+        h.send_invoke(0, "p1", "a");
+        h.send_ok(1, "p1", "a", q(0), 5);
+        h.send_invoke(2, "p1", "b");
+        h.send_ok(3, "p1", "b", q(0), 4);
+        h.deliver(4, "c1", "G", "b", q(0), 4);
+        h.deliver(5, "c1", "G", "a", q(0), 5);
+        let r = check(&h, LossAllowance::Tail, true);
+        assert_eq!(r.fifo_violations.len(), 1, "{r:?}");
+        let mut h = base();
+        h.deliver(100, "c1", "G", "v0", q(0), 0);
+        h.deliver(101, "c1", "G", "v2", q(0), 2);
+        h.deliver(102, "c1", "G", "v1", q(0), 1);
+        let r = check(&h, LossAllowance::Tail, true);
+        assert!(
+            r.fifo_violations.iter().any(|v| v.contains("go back")),
+            "{r:?}"
+        );
+        // Without the ordered flag, order is not checked.
+        assert!(check(&h, LossAllowance::Tail, false)
+            .fifo_violations
+            .is_empty());
+    }
+}

@@ -1,0 +1,210 @@
+//! The history format shared by the simulator and the Jepsen harness: one JSON object a
+//! line, in Jepsen's vocabulary.
+//!
+//! ```text
+//! {"index":0,"time_ms":12,"process":"p1","type":"invoke","f":"send","value":"v17"}
+//! {"index":1,"time_ms":15,"process":"p1","type":"ok","f":"send","value":"v17",
+//!  "queue":{"topic":"T","broker":"broker-a","queue_id":2},"queue_offset":41}
+//! {"index":2,"time_ms":40,"process":"c1","type":"ok","f":"deliver","value":"v17",
+//!  "queue":{...},"queue_offset":41,"group":"G"}
+//! ```
+//! A send is `invoke`, then `ok` (acknowledged), `fail` (definitely not stored) or
+//! `info` (unknown, e.g. a timeout: it may still appear). A delivery is one `ok` event
+//! with `f = "deliver"`; a final drain of every replica uses `f = "read"` with the
+//! replica in `process`. A fault is an `info` event with `f = "fault"` from process
+//! `nemesis`.
+
+use serde::{Deserialize, Serialize};
+
+/// A queue as the history names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QueueRef {
+    pub topic: String,
+    pub broker: String,
+    pub queue_id: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Type {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum F {
+    Send,
+    Deliver,
+    Read,
+    /// A fault the nemesis injected (process "nemesis", value describes it).
+    Fault,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub index: u64,
+    pub time_ms: i64,
+    pub process: String,
+    #[serde(rename = "type")]
+    pub kind: Type,
+    pub f: F,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Appends events with increasing indexes.
+#[derive(Debug, Default)]
+pub struct History {
+    events: Vec<Event>,
+}
+
+impl History {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    fn push(&mut self, time_ms: i64, process: &str, kind: Type, f: F, value: &str) -> &mut Event {
+        self.events.push(Event {
+            index: self.events.len() as u64,
+            time_ms,
+            process: process.to_string(),
+            kind,
+            f,
+            value: value.to_string(),
+            queue: None,
+            queue_offset: None,
+            group: None,
+            error: None,
+        });
+        self.events.last_mut().expect("just pushed")
+    }
+
+    pub fn send_invoke(&mut self, time_ms: i64, process: &str, value: &str) {
+        self.push(time_ms, process, Type::Invoke, F::Send, value);
+    }
+
+    pub fn send_ok(
+        &mut self,
+        time_ms: i64,
+        process: &str,
+        value: &str,
+        queue: QueueRef,
+        queue_offset: u64,
+    ) {
+        let e = self.push(time_ms, process, Type::Ok, F::Send, value);
+        e.queue = Some(queue);
+        e.queue_offset = Some(queue_offset);
+    }
+
+    /// Definitely not stored (the broker refused it).
+    pub fn send_fail(&mut self, time_ms: i64, process: &str, value: &str, error: &str) {
+        self.push(time_ms, process, Type::Fail, F::Send, value)
+            .error = Some(error.to_string());
+    }
+
+    /// Unknown: a timeout or a lost connection. The message may appear later.
+    pub fn send_info(&mut self, time_ms: i64, process: &str, value: &str, error: &str) {
+        self.push(time_ms, process, Type::Info, F::Send, value)
+            .error = Some(error.to_string());
+    }
+
+    pub fn deliver(
+        &mut self,
+        time_ms: i64,
+        consumer: &str,
+        group: &str,
+        value: &str,
+        queue: QueueRef,
+        queue_offset: u64,
+    ) {
+        let e = self.push(time_ms, consumer, Type::Ok, F::Deliver, value);
+        e.queue = Some(queue);
+        e.queue_offset = Some(queue_offset);
+        e.group = Some(group.to_string());
+    }
+
+    /// A message found on `replica` by the final drain.
+    pub fn read(
+        &mut self,
+        time_ms: i64,
+        replica: &str,
+        value: &str,
+        queue: QueueRef,
+        queue_offset: u64,
+    ) {
+        let e = self.push(time_ms, replica, Type::Ok, F::Read, value);
+        e.queue = Some(queue);
+        e.queue_offset = Some(queue_offset);
+    }
+
+    /// A fault that may lose unsynced data (a power loss, a kill): the boundary of the
+    /// windows in which an async mode may lose an acknowledged tail.
+    pub fn fault(&mut self, time_ms: i64, what: &str) {
+        self.push(time_ms, "nemesis", Type::Info, F::Fault, what);
+    }
+
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        for e in &self.events {
+            out.push_str(&serde_json::to_string(e).expect("events serialize"));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Parses JSONL; the error names the line.
+    pub fn from_jsonl(text: &str) -> Result<Self, String> {
+        let mut events = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            events.push(
+                serde_json::from_str(line).map_err(|e| format!("history line {}: {e}", i + 1))?,
+            );
+        }
+        Ok(History { events })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_round_trips_in_jepsen_vocabulary() {
+        let q = QueueRef {
+            topic: "T".into(),
+            broker: "b".into(),
+            queue_id: 1,
+        };
+        let mut h = History::new();
+        h.send_invoke(1, "p1", "v1");
+        h.send_ok(2, "p1", "v1", q.clone(), 0);
+        h.send_info(3, "p1", "v2", "timeout");
+        h.deliver(4, "c1", "G", "v1", q, 0);
+        let text = h.to_jsonl();
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .contains(r#""type":"invoke","f":"send""#));
+        assert_eq!(History::from_jsonl(&text).unwrap().events(), h.events());
+        assert!(History::from_jsonl("{}\n").unwrap_err().contains("line 1"));
+    }
+}
