@@ -204,7 +204,9 @@ fn check_fifo(events: &[Event], seen: &BTreeSet<&str>, r: &mut Report) {
     {
         invoked.insert((e.process.as_str(), e.value.as_str()), e.index);
     }
-    let mut by_producer: BTreeMap<(&str, QueueRef), Vec<(u64, u64, &str)>> = BTreeMap::new();
+    // (process, queue) → (invoke index, offset, value) of its acknowledged sends.
+    type Sends<'a> = BTreeMap<(&'a str, QueueRef), Vec<(u64, u64, &'a str)>>;
+    let mut by_producer: Sends = BTreeMap::new();
     for e in events
         .iter()
         .filter(|e| e.f == F::Send && e.kind == Type::Ok && seen.contains(e.value.as_str()))
