@@ -92,10 +92,54 @@ struct Sealed<F> {
     count: u64,
 }
 
+/// The active log's entries in memory as hash chains, the way RocketMQ's IndexFile
+/// links slot → newest entry → previous entry on disk: one `Vec` push per entry instead
+/// of a `Vec` per key, and a head table sized up front so the append path never rehashes
+/// a large table.
+struct Chains {
+    entries: Vec<IndexEntry>,
+    /// For each entry, the position of the previous entry with the same key hash.
+    prev: Vec<u32>,
+    heads: HashMap<u64, u32>,
+}
+
+const NO_ENTRY: u32 = u32::MAX;
+
+impl Chains {
+    fn with_capacity(capacity: u64) -> Self {
+        let capacity = capacity.min(1 << 20) as usize;
+        Chains {
+            entries: Vec::with_capacity(capacity),
+            prev: Vec::with_capacity(capacity),
+            heads: HashMap::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, entry: IndexEntry) {
+        let at = u32::try_from(self.entries.len()).expect("an index file holds under 4G entries");
+        let prev = self.heads.insert(entry.key_hash, at).unwrap_or(NO_ENTRY);
+        self.entries.push(entry);
+        self.prev.push(prev);
+    }
+
+    /// Entries with `hash`, newest first.
+    fn get(&self, hash: u64) -> impl Iterator<Item = IndexEntry> + '_ {
+        let mut at = self.heads.get(&hash).copied().unwrap_or(NO_ENTRY);
+        std::iter::from_fn(move || {
+            if at == NO_ENTRY {
+                return None;
+            }
+            let entry = self.entries[at as usize];
+            at = self.prev[at as usize];
+            Some(entry)
+        })
+    }
+}
+
 struct Active<F> {
     first: u64,
     file: F,
-    entries: HashMap<u64, Vec<IndexEntry>>,
+    entries: Chains,
     count: u64,
     synced: bool,
 }
@@ -166,7 +210,7 @@ impl<D: Disk> KeyIndex<D> {
             state.sealed.push(Sealed { first, file, count });
         }
         for (i, first) in logs.iter().copied().enumerate() {
-            let active = load_log(&disk, first, redispatch_from).await?;
+            let active = load_log(&disk, first, redispatch_from, entries_per_file).await?;
             if i + 1 < logs.len() {
                 // Only the newest log can be active; an older one was being sealed.
                 seal(&disk, &mut state, active).await?;
@@ -208,7 +252,7 @@ impl<D: Disk> KeyIndex<D> {
                 state.active = Some(Active {
                     first,
                     file,
-                    entries: HashMap::new(),
+                    entries: Chains::with_capacity(self.entries_per_file),
                     count: 0,
                     synced: true,
                 });
@@ -226,7 +270,7 @@ impl<D: Disk> KeyIndex<D> {
                 .await
                 .context(|| format!("append to {}", log_name(active.first)))?;
             for e in now {
-                active.entries.entry(e.key_hash).or_default().push(*e);
+                active.entries.push(*e);
             }
             active.count += now.len() as u64;
             active.synced = false;
@@ -258,7 +302,7 @@ impl<D: Disk> KeyIndex<D> {
         {
             let state = self.state.lock().await;
             if let Some(active) = &state.active {
-                found.extend(active.entries.get(&hash).into_iter().flatten().copied());
+                found.extend(active.entries.get(hash));
             }
         }
         let readers = self.readers.lock().expect("index readers poisoned").clone();
@@ -323,7 +367,12 @@ impl<D: Disk> KeyIndex<D> {
     }
 }
 
-async fn load_log<D: Disk>(disk: &D, first: u64, redispatch_from: u64) -> Result<Active<D::File>> {
+async fn load_log<D: Disk>(
+    disk: &D,
+    first: u64,
+    redispatch_from: u64,
+    entries_per_file: u64,
+) -> Result<Active<D::File>> {
     let name = log_name(first);
     let file = disk
         .open(&name, false)
@@ -333,12 +382,12 @@ async fn load_log<D: Disk>(disk: &D, first: u64, redispatch_from: u64) -> Result
     read_exact_at(&file, 0, &mut buf)
         .await
         .context(|| format!("read {name}"))?;
-    let mut entries: HashMap<u64, Vec<IndexEntry>> = HashMap::new();
+    let mut entries = Chains::with_capacity(entries_per_file);
     let mut count = 0u64;
     for chunk in buf.chunks_exact(INDEX_ENTRY_SIZE) {
         match IndexEntry::decode(chunk) {
             Some(e) if e.commitlog_offset < redispatch_from => {
-                entries.entry(e.key_hash).or_default().push(e);
+                entries.push(e);
                 count += 1;
             }
             _ => break,
@@ -367,7 +416,7 @@ async fn seal<D: Disk>(
     state: &mut State<D::File>,
     active: Active<D::File>,
 ) -> Result<()> {
-    let mut entries: Vec<IndexEntry> = active.entries.into_values().flatten().collect();
+    let mut entries = active.entries.entries;
     entries.sort();
     let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_SIZE);
     for e in &entries {
