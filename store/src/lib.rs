@@ -40,4 +40,6 @@ pub use config::{FlushMode, StoreConfig};
 pub use disk::StdDisk;
 pub use disk::{Disk, DiskFile, SimDisk, SimDiskConfig};
 pub use error::{Result, StoreError};
-pub use message_store::{GetMessages, GetStatus, MessageStore, Progress, PutResult};
+pub use message_store::{
+    GetMessages, GetStatus, LogAppended, LogPayload, LogRecord, MessageStore, Progress, PutResult,
+};

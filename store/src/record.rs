@@ -10,14 +10,16 @@
 //!      0    4 magic      RECORD_MAGIC ("RMQ1")
 //!      4    4 size       whole record, header included
 //!      8    4 crc32c     CRC32C of bytes [12, size)
-//!     12    1 kind       1 = message, 2 = end of segment
+//!     12    1 kind       1 = message, 2 = end of segment, 3 = control
 //!     13    1 flags      0
 //!     14    2 reserved   0
 //!     16    8 term       Raft term; 0 outside Raft
 //!     24    8 index      dense record index, from 1 (the Raft log index)
 //!     32    n payload    kind 1: one message (proto layout), whose PHYSICALOFFSET is
 //!                        the CommitLog offset of payload byte 0;
-//!                        kind 2: max store timestamp of the segment (i64 ms)
+//!                        kind 2: max store timestamp of the segment (i64 ms);
+//!                        kind 3: an opaque Raft entry that is not a message (blank,
+//!                        membership, consumer offsets), owned by the `raft` crate
 //! ```
 //! All integers are big-endian, like the message inside. A record never spans two
 //! segments: when the next record does not fit, the writer closes the segment with an
@@ -39,6 +41,8 @@ const _: () = assert!(CRC_FROM == 4 + 4 + 4);
 pub enum RecordKind {
     Message = 1,
     EndOfSegment = 2,
+    /// A Raft entry that carries no message; it takes an index like a message does.
+    Control = 3,
 }
 
 impl RecordKind {
@@ -46,6 +50,7 @@ impl RecordKind {
         match b {
             1 => Some(RecordKind::Message),
             2 => Some(RecordKind::EndOfSegment),
+            3 => Some(RecordKind::Control),
             _ => None,
         }
     }

@@ -41,6 +41,15 @@ pub trait RecordPayload {
     /// the first of them will have (a message stores it as its PHYSICALOFFSET).
     fn encode_payload(&self, payload_offset: u64, out: &mut Vec<u8>);
     fn store_timestamp_ms(&self) -> i64;
+    /// The record's kind: a message unless said otherwise.
+    fn kind(&self) -> RecordKind {
+        RecordKind::Message
+    }
+    /// The Raft log id `(term, index)` the record must carry. `None` takes the next
+    /// index and the log's current term (a store that is not replicated).
+    fn log_id(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Where one appended record landed.
@@ -49,6 +58,7 @@ pub struct AppendedRecord {
     /// CommitLog offset of the payload (the message's physical offset).
     pub payload_offset: u64,
     pub payload_size: u32,
+    pub term: u64,
     pub index: u64,
 }
 
@@ -104,6 +114,11 @@ pub struct CommitLog<D: Disk> {
     write_offset: AtomicU64,
     flushed_offset: AtomicU64,
     writer: tokio::sync::Mutex<Writer>,
+    /// Held by `sync` and by `truncate_from`, so a sync never publishes a flushed offset
+    /// for bytes a truncation removed.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// Where the most recent records start, by index (see `tail_map`).
+    tail: std::sync::Mutex<TailMap>,
 }
 
 impl<D: Disk> CommitLog<D> {
@@ -171,13 +186,26 @@ impl<D: Disk> CommitLog<D> {
                 self.create_segment(pos).await?;
                 writer.active_max_timestamp_ms = i64::MIN;
             }
-            writer.last_index += 1;
+            let (term, index) = match payload.log_id() {
+                Some((term, index)) => {
+                    assert_eq!(
+                        index,
+                        writer.last_index + 1,
+                        "a Raft append must continue the log (truncate first)"
+                    );
+                    assert!(term >= writer.term, "Raft terms never go back in a log");
+                    (term, index)
+                }
+                None => (writer.term, writer.last_index + 1),
+            };
+            writer.last_index = index;
+            writer.term = term;
             let start = record::begin(
                 &mut writer.buf,
-                RecordKind::Message,
+                payload.kind(),
                 payload.payload_size(),
-                writer.term,
-                writer.last_index,
+                term,
+                index,
             );
             let payload_offset = pos + RECORD_HEADER_SIZE as u64;
             payload.encode_payload(payload_offset, &mut writer.buf);
@@ -188,7 +216,8 @@ impl<D: Disk> CommitLog<D> {
             records.push(AppendedRecord {
                 payload_offset,
                 payload_size: payload.payload_size() as u32,
-                index: writer.last_index,
+                term,
+                index,
             });
             pos += size as u64;
         }
@@ -196,6 +225,16 @@ impl<D: Disk> CommitLog<D> {
             self.write_to_segment(batch_start, &writer.buf).await?;
         }
         assert_eq!(pos, batch_start + writer.buf.len() as u64);
+        {
+            let mut tail = self.tail.lock().expect("tail lock poisoned");
+            for r in &records {
+                tail.push(
+                    r.index,
+                    r.payload_offset - RECORD_HEADER_SIZE as u64,
+                    r.term,
+                );
+            }
+        }
         self.write_offset.store(pos, Ordering::Release);
         Ok(Appended {
             records,
@@ -336,6 +375,7 @@ impl<D: Disk> CommitLog<D> {
     /// Makes everything written so far durable; returns the new flushed offset.
     /// Segments are synced in order (see the module doc).
     pub async fn sync(&self) -> Result<u64> {
+        let _sync = self.sync_lock.lock().await;
         let target = self.write_offset();
         let from = self.flushed_offset();
         if target <= from {
@@ -449,8 +489,12 @@ impl<D: Disk> CommitLog<D> {
     }
 }
 
+mod raft_log;
+pub use raft_log::LogRecordRead;
 mod reader;
 use reader::{SegmentReader, Step};
+mod tail_map;
+use tail_map::TailMap;
 mod recovery;
 #[cfg(test)]
 mod tests;

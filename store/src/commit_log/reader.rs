@@ -30,6 +30,18 @@ impl<'a, F: DiskFile> SegmentReader<'a, F> {
         }
     }
 
+    /// A reader whose first record starts at `pos` inside the segment.
+    pub(super) fn starting_at(segment: &'a Segment<F>, record_size_max: usize, pos: u64) -> Self {
+        assert!(pos >= segment.base, "reader starts inside its segment");
+        SegmentReader {
+            segment,
+            record_size_max,
+            buf: Vec::new(),
+            buf_start: pos,
+            pos,
+        }
+    }
+
     pub(super) fn position(&self) -> u64 {
         self.pos
     }

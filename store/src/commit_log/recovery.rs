@@ -22,6 +22,7 @@ impl<D: Disk> CommitLog<D> {
             term: 0,
             end: 0,
             closed: false,
+            tail: TailMap::default(),
         };
         if let Some(last) = segments.last() {
             recovery.end = last.base;
@@ -128,6 +129,8 @@ impl<D: Disk> CommitLog<D> {
                 active_max_timestamp_ms,
                 active_open,
             }),
+            sync_lock: tokio::sync::Mutex::new(()),
+            tail: std::sync::Mutex::new(recovery.tail),
         })
     }
 }
@@ -218,6 +221,8 @@ struct Recovery {
     term: u64,
     end: u64,
     closed: bool,
+    /// Start offsets of the records scanned.
+    tail: TailMap,
 }
 
 enum SegmentEnd {
@@ -260,7 +265,7 @@ async fn scan_segment<F: DiskFile>(
                     max_store_timestamp_ms,
                 });
             }
-            RecordKind::Message => {
+            RecordKind::Message | RecordKind::Control => {
                 if recovery
                     .last_index
                     .is_some_and(|last| header.index != last + 1)
@@ -273,6 +278,7 @@ async fn scan_segment<F: DiskFile>(
                 let payload_offset = offset + RECORD_HEADER_SIZE as u64;
                 let payload = reader.payload(offset, &header);
                 match proto::MessageRef::parse(payload) {
+                    _ if header.kind == RecordKind::Control => {}
                     Ok(m) if m.physical_offset() == payload_offset => {}
                     Ok(m) => {
                         return invalid(format!(
@@ -284,6 +290,7 @@ async fn scan_segment<F: DiskFile>(
                 }
                 recovery.last_index = Some(header.index);
                 recovery.term = header.term;
+                recovery.tail.push(header.index, offset, header.term);
             }
         }
     }

@@ -15,8 +15,11 @@
 //! only safe way on is to reopen, which runs recovery.
 
 mod recovery;
+mod replicated;
 mod services;
 mod writer;
+
+pub use replicated::{LogAppended, LogPayload, LogRecord};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -113,6 +116,18 @@ struct Shared<D: Disk> {
     flush_wakeup: Notify,
     checkpoint_sequence: AtomicU64,
     failed: Mutex<Option<String>>,
+    /// Whether Raft drives this store (see `replicated`): writes come as log entries,
+    /// and readers see only committed messages.
+    replicated: bool,
+    /// Replicated: CommitLog offset below which every record is committed.
+    committed: watch::Sender<u64>,
+    /// Replicated: per queue, one past the last committed queue offset.
+    committed_max: RwLock<BTreeMap<QueueKey, u64>>,
+    /// Replicated: serializes log appends and truncations.
+    log_lock: tokio::sync::Mutex<()>,
+    /// Serializes checkpoints, so a truncation's lowered checkpoint is never overtaken
+    /// by one computed before it.
+    checkpoint_lock: tokio::sync::Mutex<()>,
     #[cfg(feature = "fault-injection")]
     ack_before_fsync: std::sync::atomic::AtomicBool,
 }
@@ -166,6 +181,13 @@ impl<D: Disk> Shared<D> {
     fn failure(&self) -> Option<String> {
         self.failed.lock().expect("failed lock poisoned").clone()
     }
+
+    /// Publishes the CommitLog's flushed offset to waiters. It is read inside the watch's
+    /// lock, so a flusher and a truncation cannot publish out of order.
+    fn publish_flushed(&self) {
+        self.flushed
+            .send_modify(|s| s.flushed_offset = self.commit_log.flushed_offset());
+    }
 }
 
 pub struct MessageStore<D: Disk> {
@@ -180,8 +202,17 @@ const WRITE_QUEUE_DEPTH: usize = 4096;
 impl<D: Disk> MessageStore<D> {
     /// Opens the store on `disk`, running recovery (see `recovery`), and starts its tasks.
     pub async fn open(disk: D, config: StoreConfig) -> Result<Self> {
+        Self::open_with(disk, config, false).await
+    }
+
+    /// Opens a store that Raft drives: the CommitLog is the Raft log (see `replicated`).
+    pub async fn open_replicated(disk: D, config: StoreConfig) -> Result<Self> {
+        Self::open_with(disk, config, true).await
+    }
+
+    async fn open_with(disk: D, config: StoreConfig, replicated: bool) -> Result<Self> {
         config.validate()?;
-        let shared = Arc::new(recovery::recover(disk, config).await?);
+        let shared = Arc::new(recovery::recover(disk, config, replicated).await?);
         let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
         let tasks = vec![
             tokio::spawn(writer::run(shared.clone(), write_rx)),
@@ -207,6 +238,11 @@ impl<D: Disk> MessageStore<D> {
         }
         if messages.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.shared.replicated {
+            return Err(StoreError::Unavailable(
+                "a replicated store takes writes as Raft log entries only".into(),
+            ));
         }
         if let Some(reason) = self.shared.failure() {
             return Err(StoreError::Unavailable(reason));
@@ -300,7 +336,7 @@ impl<D: Disk> MessageStore<D> {
                 max_offset: 0,
             });
         };
-        let (min, max) = (queue.min_offset(), queue.max_offset());
+        let (min, max) = (queue.min_offset(), self.readable_max(&queue));
         let reply = |status, next_offset| GetMessages {
             status,
             messages: Vec::new(),
@@ -328,7 +364,9 @@ impl<D: Disk> MessageStore<D> {
             && next < max
             && bytes < self.shared.config.write_batch_size_max
         {
-            let units = queue.read(next, max_count.max(32)).await?;
+            // Never past `max`: in a replicated store, units beyond it are uncommitted.
+            let window = max_count.max(32).min((max - next) as usize);
+            let units = queue.read(next, window).await?;
             if units.is_empty() {
                 break;
             }
@@ -475,7 +513,26 @@ impl<D: Disk> MessageStore<D> {
     pub fn max_offset(&self, topic: &str, queue_id: u32) -> u64 {
         self.shared
             .queue(topic, queue_id)
-            .map_or(0, |q| q.max_offset())
+            .map_or(0, |q| self.readable_max(&q))
+    }
+
+    /// One past the last queue offset readers may see: every stored one, or in a
+    /// replicated store the committed ones.
+    fn readable_max(&self, queue: &ConsumeQueue<D>) -> u64 {
+        if !self.shared.replicated {
+            return queue.max_offset();
+        }
+        let committed = self
+            .shared
+            .committed_max
+            .read()
+            .expect("committed lock poisoned");
+        let key = (queue.topic().to_string(), queue.queue_id());
+        committed
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+            .clamp(queue.min_offset(), queue.max_offset())
     }
 
     /// Every (topic, queue id) with a ConsumeQueue.
@@ -506,6 +563,9 @@ impl<D: Disk> MessageStore<D> {
     /// Notified with the dispatched CommitLog offset after every write: long polling
     /// waits on this for new messages.
     pub fn arrivals(&self) -> watch::Receiver<u64> {
+        if self.shared.replicated {
+            return self.shared.committed.subscribe();
+        }
         self.shared.dispatched.subscribe()
     }
 

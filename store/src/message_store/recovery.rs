@@ -38,11 +38,15 @@ type Queues<D> = BTreeMap<QueueKey, ConsumeQueue<D>>;
 /// Why recovery must re-dispatch the whole CommitLog.
 struct NeedsFullRedispatch(String);
 
-pub(super) async fn recover<D: Disk>(disk: D, config: StoreConfig) -> Result<Shared<D>> {
+pub(super) async fn recover<D: Disk>(
+    disk: D,
+    config: StoreConfig,
+    replicated: bool,
+) -> Result<Shared<D>> {
     let checkpoint = checkpoint::load(&disk).await?;
     tracing::info!(?checkpoint, "recovering message store");
     if checkpoint.dispatch_offset > 0 {
-        match try_recover(&disk, &config, checkpoint, false).await? {
+        match try_recover(&disk, &config, checkpoint, false, replicated).await? {
             Ok(shared) => return Ok(shared),
             Err(NeedsFullRedispatch(reason)) => {
                 tracing::warn!(%reason, "rebuilding every ConsumeQueue from the CommitLog");
@@ -55,7 +59,7 @@ pub(super) async fn recover<D: Disk>(disk: D, config: StoreConfig) -> Result<Sha
         ..checkpoint
     };
     checkpoint::store(&disk, &full).await?;
-    match try_recover(&disk, &config, full, true).await? {
+    match try_recover(&disk, &config, full, true, replicated).await? {
         Ok(shared) => Ok(shared),
         Err(NeedsFullRedispatch(reason)) => Err(StoreError::Corrupt {
             file: "commitlog".into(),
@@ -70,6 +74,7 @@ async fn try_recover<D: Disk>(
     config: &StoreConfig,
     checkpoint: Checkpoint,
     full: bool,
+    replicated: bool,
 ) -> Result<Result<Shared<D>, NeedsFullRedispatch>> {
     let from = checkpoint.dispatch_offset;
     let index = KeyIndex::open(disk.clone(), config.index_entries_per_file, from).await?;
@@ -135,6 +140,7 @@ async fn try_recover<D: Disk>(
         failed: None,
     });
     let (dispatched, _) = watch::channel(end);
+    let (committed, _) = watch::channel(0);
     Ok(Ok(Shared {
         config: config.clone(),
         disk: disk.clone(),
@@ -146,6 +152,11 @@ async fn try_recover<D: Disk>(
         flush_wakeup: Notify::new(),
         checkpoint_sequence: AtomicU64::new(checkpoint.sequence),
         failed: Mutex::new(None),
+        replicated,
+        committed,
+        committed_max: RwLock::new(BTreeMap::new()),
+        log_lock: tokio::sync::Mutex::new(()),
+        checkpoint_lock: tokio::sync::Mutex::new(()),
         #[cfg(feature = "fault-injection")]
         ack_before_fsync: std::sync::atomic::AtomicBool::new(false),
     }))

@@ -28,11 +28,7 @@ pub(super) async fn run_flusher<D: Disk>(shared: Arc<Shared<D>>) {
             return;
         }
         match shared.commit_log.sync().await {
-            Ok(flushed_offset) => {
-                shared
-                    .flushed
-                    .send_modify(|s| s.flushed_offset = s.flushed_offset.max(flushed_offset));
-            }
+            Ok(_) => shared.publish_flushed(),
             Err(e) => {
                 shared.fail(&e);
                 return;
@@ -67,6 +63,12 @@ pub(super) async fn run_checkpointer<D: Disk>(shared: Arc<Shared<D>>) {
 /// Makes ConsumeQueues and the index durable up to the dispatched offset seen first,
 /// then records it with the CommitLog's flushed offset.
 pub(super) async fn checkpoint<D: Disk>(shared: &Shared<D>) -> Result<()> {
+    let _one_at_a_time = shared.checkpoint_lock.lock().await;
+    checkpoint_locked(shared).await
+}
+
+/// [`checkpoint`], for a caller that holds `checkpoint_lock`.
+pub(super) async fn checkpoint_locked<D: Disk>(shared: &Shared<D>) -> Result<()> {
     let dispatched = *shared.dispatched.borrow();
     for queue in shared.all_queues() {
         queue.sync().await?;

@@ -1,0 +1,209 @@
+//! The CommitLog seen as a Raft log: records by index, and truncation of a conflicting
+//! tail. Appends with explicit `(term, index)` go through [`CommitLog::append`] (see
+//! `RecordPayload::log_id`); this module adds what Raft needs beyond appending.
+//!
+//! Every record of kind message or control takes one index, end-of-segment records take
+//! none, so the record with index `i` is the Raft entry with index `i`.
+
+use super::*;
+
+/// One record read back by index.
+#[derive(Clone, Debug)]
+pub struct LogRecordRead {
+    pub header: RecordHeader,
+    /// CommitLog offset of the payload's first byte.
+    pub payload_offset: u64,
+    pub payload: Bytes,
+}
+
+impl<D: Disk> CommitLog<D> {
+    /// `(term, index)` of the last record; `(0, 0)` for an empty log.
+    pub async fn last_log_id(&self) -> (u64, u64) {
+        let writer = self.writer.lock().await;
+        (writer.term, writer.last_index)
+    }
+
+    /// Header of the first record still stored (retention may have deleted older ones).
+    pub async fn first_record(&self) -> Result<Option<RecordHeader>> {
+        let first = self
+            .segments
+            .read()
+            .expect("segments lock poisoned")
+            .first()
+            .cloned();
+        let Some(segment) = first else {
+            return Ok(None);
+        };
+        let mut reader = SegmentReader::new(&segment, self.record_size_max);
+        match reader.next().await? {
+            Step::Record { header, .. } if header.kind != RecordKind::EndOfSegment => {
+                Ok(Some(header))
+            }
+            Step::Invalid { offset, reason } => Err(StoreError::Corrupt {
+                file: segment_name(segment.base),
+                offset,
+                reason,
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    /// Record offset and term of the record with `index`, if stored. `last_index` is the
+    /// writer's, passed in because callers may hold the writer lock.
+    async fn locate(&self, index: u64, last_index: u64) -> Result<Option<(u64, u64)>> {
+        if index == 0 || index > last_index {
+            return Ok(None);
+        }
+        if let Some(found) = self.tail.lock().expect("tail lock poisoned").get(index) {
+            return Ok(Some(found));
+        }
+        // Older than the tail map: find the newest segment starting at or before it.
+        let segments: Vec<_> = self
+            .segments
+            .read()
+            .expect("segments lock poisoned")
+            .clone();
+        for segment in segments.iter().rev() {
+            let mut reader = SegmentReader::new(segment, self.record_size_max);
+            loop {
+                match reader.next().await? {
+                    Step::Record { header, .. } if header.kind == RecordKind::EndOfSegment => {
+                        return Ok(None)
+                    }
+                    Step::Record { header, .. } if header.index > index => break,
+                    Step::Record { header, offset } if header.index == index => {
+                        return Ok(Some((offset, header.term)))
+                    }
+                    Step::Record { .. } => {}
+                    Step::Eof { .. } => return Ok(None),
+                    Step::Invalid { offset, reason } => {
+                        return Err(StoreError::Corrupt {
+                            file: segment_name(segment.base),
+                            offset,
+                            reason,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The records with indexes in `[from, to)`, in order, stopping early once
+    /// `max_bytes` are read (at least one record is returned when any is stored).
+    pub async fn read_records(
+        &self,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<LogRecordRead>> {
+        let mut out = Vec::new();
+        let last_index = self.last_log_id().await.1;
+        let end = self.write_offset();
+        let Some((mut pos, _)) = self.locate(from, last_index).await? else {
+            return Ok(out);
+        };
+        let (mut expected, mut bytes) = (from, 0usize);
+        while expected < to && pos < end {
+            let Some(segment) = self.segment_at(pos) else {
+                break;
+            };
+            let mut reader = SegmentReader::starting_at(&segment, self.record_size_max, pos);
+            loop {
+                let (header, offset) = match reader.next().await? {
+                    Step::Record { header, offset } if offset < end => (header, offset),
+                    Step::Record { .. } | Step::Eof { .. } => return Ok(out),
+                    Step::Invalid { offset, reason } => {
+                        return Err(StoreError::Corrupt {
+                            file: segment_name(segment.base),
+                            offset,
+                            reason,
+                        })
+                    }
+                };
+                if header.kind == RecordKind::EndOfSegment {
+                    pos = segment.base + self.segment_size;
+                    break;
+                }
+                if header.index != expected {
+                    return Err(StoreError::Corrupt {
+                        file: segment_name(segment.base),
+                        offset,
+                        reason: format!("record index {} where {expected} belongs", header.index),
+                    });
+                }
+                out.push(LogRecordRead {
+                    header,
+                    payload_offset: offset + RECORD_HEADER_SIZE as u64,
+                    payload: Bytes::copy_from_slice(reader.payload(offset, &header)),
+                });
+                expected += 1;
+                bytes += header.size as usize;
+                if expected >= to || bytes >= max_bytes {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the record with `index` and every later one (Raft: a follower's
+    /// conflicting, uncommitted tail), durably. Returns the CommitLog offset the log now
+    /// ends at, or `None` when the log has no record `index`.
+    pub async fn truncate_from(&self, index: u64) -> Result<Option<u64>> {
+        let mut writer = self.writer.lock().await;
+        let _sync = self.sync_lock.lock().await;
+        let last_index = writer.last_index;
+        let Some((offset, _)) = self.locate(index, last_index).await? else {
+            return Ok(None);
+        };
+        let prev_term = match self.locate(index - 1, last_index).await? {
+            Some((_, term)) => term,
+            None => 0,
+        };
+        let base = self.segment_base(offset);
+        let doomed: Vec<u64> = {
+            let mut segments = self.segments.write().expect("segments lock poisoned");
+            let doomed = segments
+                .iter()
+                .filter(|s| s.base > base)
+                .map(|s| s.base)
+                .collect();
+            segments.retain(|s| s.base <= base);
+            if let Some(last) = segments.last_mut() {
+                last.max_store_timestamp_ms = None;
+            }
+            doomed
+        };
+        for doomed_base in doomed.into_iter().rev() {
+            let name = segment_name(doomed_base);
+            self.disk
+                .remove(&name)
+                .await
+                .context(|| format!("remove {name}"))?;
+        }
+        let segment = self.segment_at(offset).expect("truncated segment exists");
+        let name = segment_name(base);
+        segment
+            .file
+            .truncate(offset - base)
+            .await
+            .context(|| format!("truncate {name}"))?;
+        segment
+            .file
+            .sync()
+            .await
+            .context(|| format!("sync {name}"))?;
+        tracing::info!(file = %name, offset, index, "truncated a conflicting Raft log tail");
+        writer.last_index = index - 1;
+        writer.term = prev_term;
+        writer.active_open = true;
+        self.tail
+            .lock()
+            .expect("tail lock poisoned")
+            .truncate_from(index);
+        self.write_offset.store(offset, Ordering::Release);
+        self.flushed_offset.fetch_min(offset, Ordering::AcqRel);
+        Ok(Some(offset))
+    }
+}

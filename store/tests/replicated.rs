@@ -1,0 +1,220 @@
+//! The replicated store: the CommitLog as a Raft log. Entries by index, offsets assigned
+//! on the leader and checked on followers, committed-only reads, truncation of a
+//! conflicting tail, and recovery after a crash. Both builds run them.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use proto::message::StoreFields;
+use proto::{MessageRef, NewMessage};
+use store::{
+    FlushMode, GetStatus, LogPayload, LogRecord, MessageStore, SimDisk, SimDiskConfig, StoreConfig,
+    StoreError,
+};
+
+fn config() -> StoreConfig {
+    StoreConfig {
+        flush_disk_type: FlushMode::Sync,
+        flush_interval_ms: 10,
+        checkpoint_interval_ms: 50,
+        commitlog_segment_size: 4096,
+        consume_queue_units_per_file: 8,
+        index_entries_per_file: 16,
+        message_size_max: 1024,
+        write_batch_size_max: 2048,
+        ..StoreConfig::default()
+    }
+}
+
+fn leader_host() -> SocketAddr {
+    "10.0.0.1:10911".parse().unwrap()
+}
+
+/// A new message entry as a leader proposes it: offsets not yet assigned.
+fn message(term: u64, index: u64, queue_id: u32, body: &str) -> LogRecord {
+    let m = NewMessage::new("T", queue_id, body.as_bytes().to_vec());
+    let mut bytes = Vec::new();
+    let fields = StoreFields {
+        queue_offset: 0,
+        physical_offset: 0,
+        store_timestamp_ms: 1_000 + index as i64,
+        store_host: leader_host(),
+    };
+    m.encode_into(&fields, &mut bytes).unwrap();
+    LogRecord {
+        term,
+        index,
+        payload: LogPayload::Message {
+            bytes: bytes.into(),
+            assigned: false,
+        },
+    }
+}
+
+fn control(term: u64, index: u64) -> LogRecord {
+    LogRecord {
+        term,
+        index,
+        payload: LogPayload::Control(Bytes::from(format!("control {index}"))),
+    }
+}
+
+async fn open(disk: &SimDisk) -> MessageStore<SimDisk> {
+    MessageStore::open_replicated(disk.clone(), config())
+        .await
+        .unwrap()
+}
+
+async fn append(store: &MessageStore<SimDisk>, records: Vec<LogRecord>) -> u64 {
+    let appended = store.append_log(records).await.unwrap();
+    store.wait_durable(appended.end_offset).await.unwrap();
+    appended.end_offset
+}
+
+async fn bodies(store: &MessageStore<SimDisk>, queue_id: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let got = store
+            .get_messages("T", queue_id, offset, 1000, |_| true)
+            .await
+            .unwrap();
+        if got.status != GetStatus::Found {
+            return out;
+        }
+        for bytes in &got.messages {
+            let m = MessageRef::parse_checked(bytes).unwrap();
+            out.push(String::from_utf8(m.body().to_vec()).unwrap());
+        }
+        offset = got.next_offset;
+    }
+}
+
+/// Publishes every message entry up to `index` as committed, as the state machine does.
+async fn commit_through(store: &MessageStore<SimDisk>, index: u64) {
+    let records = store.read_log(1, index + 1, usize::MAX).await.unwrap();
+    let mut end = 0;
+    let mut messages = Vec::new();
+    for r in &records {
+        if let LogPayload::Message { bytes, .. } = &r.payload {
+            let m = MessageRef::parse(bytes).unwrap();
+            messages.push((m.queue_id(), m.queue_offset()));
+            end = m.physical_offset() + bytes.len() as u64;
+        }
+    }
+    store.publish_committed(messages.iter().map(|&(q, o)| ("T", q, o)), end);
+}
+
+#[tokio::test]
+async fn entries_round_trip_and_only_committed_messages_are_readable() {
+    let disk = SimDisk::new(SimDiskConfig::reliable(1));
+    let leader = open(&disk).await;
+    let mut records = vec![control(1, 1)];
+    for i in 2..=60 {
+        records.push(message(1, i, (i % 2) as u32, &format!("m{i}")));
+    }
+    append(&leader, records).await;
+    assert_eq!(leader.last_log_id().await, (1, 60));
+    assert_eq!(leader.max_offset("T", 0), 0, "nothing is committed yet");
+    assert_eq!(
+        leader
+            .get_messages("T", 0, 0, 10, |_| true)
+            .await
+            .unwrap()
+            .status,
+        GetStatus::NoMessageInQueue
+    );
+    commit_through(&leader, 30).await;
+    assert_eq!(leader.max_offset("T", 0), 15);
+    assert_eq!(bodies(&leader, 0).await.len(), 15);
+
+    // A follower appends what the leader's log reads back, in pieces: the same bytes at
+    // the same offsets, with segment rolls in the same places.
+    let follower_disk = SimDisk::new(SimDiskConfig::reliable(2));
+    let follower = open(&follower_disk).await;
+    let mut next = 1;
+    while next <= 60 {
+        let chunk = leader.read_log(next, 61, 700).await.unwrap();
+        assert!(!chunk.is_empty());
+        next = chunk.last().unwrap().index + 1;
+        follower.append_log(chunk).await.unwrap();
+    }
+    let (a, b) = (
+        leader.read_log(1, 61, usize::MAX).await.unwrap(),
+        follower.read_log(1, 61, usize::MAX).await.unwrap(),
+    );
+    assert_eq!(a.len(), 60);
+    assert_eq!(a, b);
+    assert!(
+        leader.commitlog_max_offset() > 4096,
+        "the test spans segments"
+    );
+    commit_through(&follower, 60).await;
+    assert_eq!(bodies(&follower, 0).await.len(), 30);
+    assert_eq!(bodies(&follower, 1).await.len(), 29);
+}
+
+#[tokio::test]
+async fn a_diverged_entry_stops_the_store() {
+    let disk = SimDisk::new(SimDiskConfig::reliable(3));
+    let leader = open(&disk).await;
+    append(&leader, vec![message(1, 1, 0, "a"), message(1, 2, 0, "b")]).await;
+    let follower = open(&SimDisk::new(SimDiskConfig::reliable(4))).await;
+    // Entry 2 (queue offset 1) where the follower expects queue offset 0.
+    let second = leader.read_log(2, 3, usize::MAX).await.unwrap();
+    append(&follower, vec![control(1, 1)]).await;
+    let err = follower.append_log(second).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains("diverged")),
+        "{err}"
+    );
+    assert!(follower.failure().is_some());
+}
+
+#[tokio::test]
+async fn truncation_cuts_the_tail_and_survives_a_crash() {
+    let disk = SimDisk::new(SimDiskConfig::reliable(5));
+    let store = open(&disk).await;
+    let records: Vec<_> = (1..=50)
+        .map(|i| message(1, i, 0, &format!("old{i}")))
+        .collect();
+    append(&store, records).await;
+    commit_through(&store, 10).await;
+    store.checkpoint_now().await.unwrap();
+    // A new leader's entries replace 11.. (from an earlier segment than the last).
+    store.truncate_log(11).await.unwrap();
+    assert_eq!(store.last_log_id().await, (1, 10));
+    let records: Vec<_> = (11..=20)
+        .map(|i| message(2, i, 0, &format!("new{i}")))
+        .collect();
+    append(&store, records).await;
+    assert_eq!(store.last_log_id().await, (2, 20));
+    drop(store);
+    disk.crash();
+
+    let store = open(&disk).await;
+    assert_eq!(store.last_log_id().await, (2, 20));
+    store
+        .restore_committed(store.commitlog_max_offset())
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..=10)
+        .map(|i| format!("old{i}"))
+        .chain((11..=20).map(|i| format!("new{i}")))
+        .collect();
+    assert_eq!(bodies(&store, 0).await, expected);
+    let entries = store.read_log(1, 100, usize::MAX).await.unwrap();
+    assert_eq!(entries.len(), 20);
+    assert_eq!(entries[10].term, 2);
+    assert_eq!(store.first_log_id().await.unwrap(), Some((1, 1)));
+}
+
+#[tokio::test]
+async fn writes_outside_the_log_are_refused() {
+    let store = open(&SimDisk::new(SimDiskConfig::reliable(6))).await;
+    let err = store
+        .put_message(NewMessage::new("T", 0, b"x".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+}
