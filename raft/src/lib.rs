@@ -14,8 +14,10 @@
 //! `index`), the state machine that dispatches to ConsumeQueues and offsets, the replica
 //! transport and the election/ack modes.
 
+pub mod log_store;
 pub mod mem;
 pub mod router;
 pub mod runtime;
+pub mod state_machine;
 pub mod transport;
 pub mod types;

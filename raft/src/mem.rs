@@ -187,6 +187,7 @@ impl RaftStateMachine<GroupRaft> for MemMachine {
             }
             responses.push(GroupResponse {
                 index: entry.log_id.index,
+                stored: None,
             });
         }
         Ok(responses)

@@ -1,11 +1,13 @@
 //! The openraft type configuration of a broker group.
 //!
-//! Entries carry [`GroupRequest`]s; the Raft issue fills them with message batches,
-//! consumer-offset updates and topic changes, and stores them as CommitLog records (whose
-//! frame already carries `term` and `index`).
+//! Entries carry [`GroupRequest`]s: messages, consumer-offset updates (and opaque bytes
+//! for tests). They are stored as CommitLog records whose frame carries the entry's term
+//! and index (see `log_store`).
 
 use std::io::Cursor;
+use std::net::SocketAddr;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::RaftRuntime;
@@ -13,8 +15,26 @@ use crate::runtime::RaftRuntime;
 /// What a broker group replicates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupRequest {
-    /// Opaque bytes, until the Raft issue defines message batches and offset updates.
+    /// A message to store, in the stored layout (RocketMQ `MessageDecoder`) with its
+    /// queue and physical offsets still zero: each replica's store fills them in where
+    /// the entry lands, identically (see `store::message_store::replicated`).
+    Message(Bytes),
+    /// A message as a log holds it, offsets assigned: what replication and apply read
+    /// back. A replica checks the offsets instead of assigning them.
+    Stored(Bytes),
+    /// Consumer offsets committed by consumer groups, so they fail over with the log.
+    ConsumerOffsets(Vec<OffsetUpdate>),
+    /// Opaque bytes, for tests of Raft itself.
     Raw(Vec<u8>),
+}
+
+/// One consumer group's committed offset in one queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetUpdate {
+    pub group: String,
+    pub topic: String,
+    pub queue_id: u32,
+    pub offset: u64,
 }
 
 /// What applying a request returns.
@@ -22,6 +42,21 @@ pub enum GroupRequest {
 pub struct GroupResponse {
     /// Index of the entry that carried the request.
     pub index: u64,
+    /// For a message: where it was stored.
+    pub stored: Option<StoredAt>,
+}
+
+/// Where a replicated message landed (the same on every replica).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAt {
+    pub physical_offset: u64,
+    pub size: u32,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub store_timestamp_ms: i64,
+    /// The store host written into the message (the leader's), which with the physical
+    /// offset makes the msg id.
+    pub store_host: SocketAddr,
 }
 
 openraft::declare_raft_types!(

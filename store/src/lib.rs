@@ -15,6 +15,7 @@
 //! - [`index`]: keys and unique ids → CommitLog offsets, by time range.
 //! - [`checkpoint`]: how far recovery can trust the disk.
 //! - [`retention`]: which segments to delete (a pure policy).
+//! - [`slot_file`]: a small durable value in two alternating slots (checkpoint, vote).
 //! - [`message_store`]: `MessageStore`, which ties them together with a writer task,
 //!   a flusher, a checkpointer and retention.
 //! - [`meta`]: `MetaStore` for topics, subscription groups and consumer offsets (sled in
@@ -34,6 +35,7 @@ pub mod message_store;
 pub mod meta;
 pub mod record;
 pub mod retention;
+pub mod slot_file;
 
 pub use config::{FlushMode, StoreConfig};
 #[cfg(not(madsim))]
@@ -43,3 +45,4 @@ pub use error::{Result, StoreError};
 pub use message_store::{
     GetMessages, GetStatus, LogAppended, LogPayload, LogRecord, MessageStore, Progress, PutResult,
 };
+pub use record::LogPosition;

@@ -12,7 +12,8 @@
 //!      8    4 crc32c     CRC32C of bytes [12, size)
 //!     12    1 kind       1 = message, 2 = end of segment, 3 = control
 //!     13    1 flags      0
-//!     14    2 reserved   0
+//!     14    2 leader     Raft node id of the leader that created the entry (openraft's
+//!                        leader id is (term, node)); 0 outside Raft
 //!     16    8 term       Raft term; 0 outside Raft
 //!     24    8 index      dense record index, from 1 (the Raft log index)
 //!     32    n payload    kind 1: one message (proto layout), whose PHYSICALOFFSET is
@@ -35,6 +36,15 @@ pub const END_PAYLOAD_SIZE: usize = 8;
 pub const END_RECORD_SIZE: usize = RECORD_HEADER_SIZE + END_PAYLOAD_SIZE;
 
 const _: () = assert!(RECORD_HEADER_SIZE == 4 + 4 + 4 + 1 + 1 + 2 + 8 + 8);
+
+/// The Raft log id a record carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogPosition {
+    pub term: u64,
+    /// Node id of the leader that created the entry.
+    pub leader: u16,
+    pub index: u64,
+}
 const _: () = assert!(CRC_FROM == 4 + 4 + 4);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +72,7 @@ pub struct RecordHeader {
     pub kind: RecordKind,
     pub size: u32,
     pub term: u64,
+    pub leader: u16,
     pub index: u64,
 }
 
@@ -126,27 +137,23 @@ pub fn decode(bytes: &[u8], size_max: usize) -> Decoded {
         kind,
         size: size as u32,
         term: be_u64(bytes, 16),
+        leader: u16::from_be_bytes([bytes[14], bytes[15]]),
         index: be_u64(bytes, 24),
     })
 }
 
 /// Appends a header with a zero CRC for a payload of `payload_size`; the caller writes
 /// the payload right after and then calls [`seal`]. Returns the record's start in `out`.
-pub fn begin(
-    out: &mut Vec<u8>,
-    kind: RecordKind,
-    payload_size: usize,
-    term: u64,
-    index: u64,
-) -> usize {
+pub fn begin(out: &mut Vec<u8>, kind: RecordKind, payload_size: usize, at: LogPosition) -> usize {
     let start = out.len();
     let size = u32::try_from(RECORD_HEADER_SIZE + payload_size).expect("record size fits u32");
     out.extend_from_slice(&RECORD_MAGIC.to_be_bytes());
     out.extend_from_slice(&size.to_be_bytes());
     out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&[kind as u8, 0, 0, 0]);
-    out.extend_from_slice(&term.to_be_bytes());
-    out.extend_from_slice(&index.to_be_bytes());
+    out.extend_from_slice(&[kind as u8, 0]);
+    out.extend_from_slice(&at.leader.to_be_bytes());
+    out.extend_from_slice(&at.term.to_be_bytes());
+    out.extend_from_slice(&at.index.to_be_bytes());
     start
 }
 
@@ -168,14 +175,10 @@ pub fn seal(out: &mut [u8], start: usize) {
 }
 
 /// Appends a complete end-of-segment record.
-pub fn encode_end(out: &mut Vec<u8>, term: u64, last_index: u64, max_store_timestamp_ms: i64) {
-    let start = begin(
-        out,
-        RecordKind::EndOfSegment,
-        END_PAYLOAD_SIZE,
-        term,
-        last_index,
-    );
+/// `last` is the log id of the segment's last record, which recovery continues from.
+pub fn encode_end(out: &mut Vec<u8>, last: LogPosition, max_store_timestamp_ms: i64) {
+    let at = last;
+    let start = begin(out, RecordKind::EndOfSegment, END_PAYLOAD_SIZE, at);
     out.extend_from_slice(&max_store_timestamp_ms.to_be_bytes());
     seal(out, start);
 }
@@ -198,7 +201,12 @@ mod tests {
 
     fn record(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        let start = begin(&mut out, RecordKind::Message, payload.len(), 3, 9);
+        let at = LogPosition {
+            term: 3,
+            leader: 2,
+            index: 9,
+        };
+        let start = begin(&mut out, RecordKind::Message, payload.len(), at);
         out.extend_from_slice(payload);
         seal(&mut out, start);
         out
@@ -216,17 +224,24 @@ mod tests {
                 kind: RecordKind::Message,
                 size: 39,
                 term: 3,
+                leader: 2,
                 index: 9
             }
         );
         assert_eq!(h.payload_size(), 7);
         let mut end = Vec::new();
-        encode_end(&mut end, 1, 5, 1234);
+        let last = LogPosition {
+            term: 1,
+            leader: 2,
+            index: 5,
+        };
+        encode_end(&mut end, last, 1234);
         assert_eq!(end.len(), END_RECORD_SIZE);
         let Decoded::Record(h) = decode(&end, 1 << 20) else {
             panic!("not a record")
         };
         assert_eq!(h.kind, RecordKind::EndOfSegment);
+        assert_eq!((h.term, h.leader, h.index), (1, 2, 5));
         assert_eq!(end_max_timestamp_ms(&end), 1234);
     }
 

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use proto::message::StoreFields;
 use proto::{MessageRef, NewMessage};
 use store::{
-    FlushMode, GetStatus, LogPayload, LogRecord, MessageStore, SimDisk, SimDiskConfig, StoreConfig,
-    StoreError,
+    FlushMode, GetStatus, LogPayload, LogPosition, LogRecord, MessageStore, SimDisk, SimDiskConfig,
+    StoreConfig, StoreError,
 };
 
 fn config() -> StoreConfig {
@@ -43,6 +43,7 @@ fn message(term: u64, index: u64, queue_id: u32, body: &str) -> LogRecord {
     m.encode_into(&fields, &mut bytes).unwrap();
     LogRecord {
         term,
+        leader: 1,
         index,
         payload: LogPayload::Message {
             bytes: bytes.into(),
@@ -51,9 +52,18 @@ fn message(term: u64, index: u64, queue_id: u32, body: &str) -> LogRecord {
     }
 }
 
+fn at(term: u64, index: u64) -> LogPosition {
+    LogPosition {
+        term,
+        leader: 1,
+        index,
+    }
+}
+
 fn control(term: u64, index: u64) -> LogRecord {
     LogRecord {
         term,
+        leader: 1,
         index,
         payload: LogPayload::Control(Bytes::from(format!("control {index}"))),
     }
@@ -114,7 +124,7 @@ async fn entries_round_trip_and_only_committed_messages_are_readable() {
         records.push(message(1, i, (i % 2) as u32, &format!("m{i}")));
     }
     append(&leader, records).await;
-    assert_eq!(leader.last_log_id().await, (1, 60));
+    assert_eq!(leader.last_log_id().await, at(1, 60));
     assert_eq!(leader.max_offset("T", 0), 0, "nothing is committed yet");
     assert_eq!(
         leader
@@ -183,17 +193,17 @@ async fn truncation_cuts_the_tail_and_survives_a_crash() {
     store.checkpoint_now().await.unwrap();
     // A new leader's entries replace 11.. (from an earlier segment than the last).
     store.truncate_log(11).await.unwrap();
-    assert_eq!(store.last_log_id().await, (1, 10));
+    assert_eq!(store.last_log_id().await, at(1, 10));
     let records: Vec<_> = (11..=20)
         .map(|i| message(2, i, 0, &format!("new{i}")))
         .collect();
     append(&store, records).await;
-    assert_eq!(store.last_log_id().await, (2, 20));
+    assert_eq!(store.last_log_id().await, at(2, 20));
     drop(store);
     disk.crash();
 
     let store = open(&disk).await;
-    assert_eq!(store.last_log_id().await, (2, 20));
+    assert_eq!(store.last_log_id().await, at(2, 20));
     store
         .restore_committed(store.commitlog_max_offset())
         .await
@@ -206,7 +216,7 @@ async fn truncation_cuts_the_tail_and_survives_a_crash() {
     let entries = store.read_log(1, 100, usize::MAX).await.unwrap();
     assert_eq!(entries.len(), 20);
     assert_eq!(entries[10].term, 2);
-    assert_eq!(store.first_log_id().await.unwrap(), Some((1, 1)));
+    assert_eq!(store.first_log_id().await.unwrap(), Some(at(1, 1)));
 }
 
 #[tokio::test]
@@ -217,4 +227,32 @@ async fn writes_outside_the_log_are_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn truncating_a_record_that_rolled_a_segment_restores_the_layout() {
+    // `a` appends a large entry that does not fit segment 0 and rolls it; a new leader
+    // `b` never had it. After `a` truncates it, both logs must continue identically.
+    let a = open(&SimDisk::new(SimDiskConfig::reliable(7))).await;
+    let b = open(&SimDisk::new(SimDiskConfig::reliable(8))).await;
+    let mut index = 1;
+    while a.commitlog_max_offset() < 4096 - 400 {
+        for s in [&a, &b] {
+            append(s, vec![message(1, index, 0, &"x".repeat(100))]).await;
+        }
+        index += 1;
+    }
+    append(&a, vec![message(1, index, 0, &"y".repeat(600))]).await;
+    assert!(a.commitlog_max_offset() > 4096, "the large entry rolled the segment");
+    a.truncate_log(index).await.unwrap();
+    for s in [&a, &b] {
+        append(s, vec![control(2, index), message(2, index + 1, 0, "z")]).await;
+    }
+    assert!(b.commitlog_max_offset() < 4096, "the control record fits segment 0");
+    let (la, lb) = (
+        a.read_log(1, index + 2, usize::MAX).await.unwrap(),
+        b.read_log(1, index + 2, usize::MAX).await.unwrap(),
+    );
+    assert_eq!(la, lb);
+    assert_eq!(a.commitlog_max_offset(), b.commitlog_max_offset());
 }

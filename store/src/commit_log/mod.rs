@@ -24,7 +24,9 @@ use bytes::Bytes;
 use crate::checkpoint::Checkpoint;
 use crate::disk::{read_exact_at, Disk, DiskFile};
 use crate::error::{IoContext, Result, StoreError};
-use crate::record::{self, Decoded, RecordHeader, RecordKind, END_RECORD_SIZE, RECORD_HEADER_SIZE};
+use crate::record::{
+    self, Decoded, LogPosition, RecordHeader, RecordKind, END_RECORD_SIZE, RECORD_HEADER_SIZE,
+};
 
 const DIR: &str = "commitlog/";
 /// Bytes read at a time while scanning a segment.
@@ -45,9 +47,9 @@ pub trait RecordPayload {
     fn kind(&self) -> RecordKind {
         RecordKind::Message
     }
-    /// The Raft log id `(term, index)` the record must carry. `None` takes the next
-    /// index and the log's current term (a store that is not replicated).
-    fn log_id(&self) -> Option<(u64, u64)> {
+    /// The Raft log id the record must carry. `None` takes the next index and the log's
+    /// current term (a store that is not replicated).
+    fn log_id(&self) -> Option<LogPosition> {
         None
     }
 }
@@ -58,8 +60,7 @@ pub struct AppendedRecord {
     /// CommitLog offset of the payload (the message's physical offset).
     pub payload_offset: u64,
     pub payload_size: u32,
-    pub term: u64,
-    pub index: u64,
+    pub at: LogPosition,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +100,8 @@ struct Writer {
     /// Index of the last record written (0 before the first).
     last_index: u64,
     term: u64,
+    /// Leader node id of the last record.
+    leader: u16,
     /// Max store timestamp in the active segment.
     active_max_timestamp_ms: i64,
     /// Whether the last segment is open for appends (false when it was closed by an end
@@ -171,12 +174,12 @@ impl<D: Disk> CommitLog<D> {
             );
             let segment_end = self.segment_base(pos) + self.segment_size;
             if pos + (size + END_RECORD_SIZE) as u64 > segment_end {
-                record::encode_end(
-                    &mut writer.buf,
-                    writer.term,
-                    writer.last_index,
-                    writer.active_max_timestamp_ms,
-                );
+                let last = LogPosition {
+                    term: writer.term,
+                    leader: writer.leader,
+                    index: writer.last_index,
+                };
+                record::encode_end(&mut writer.buf, last, writer.active_max_timestamp_ms);
                 self.write_to_segment(batch_start, &writer.buf).await?;
                 self.close_segment(batch_start, writer.active_max_timestamp_ms);
                 writer.buf.clear();
@@ -186,27 +189,26 @@ impl<D: Disk> CommitLog<D> {
                 self.create_segment(pos).await?;
                 writer.active_max_timestamp_ms = i64::MIN;
             }
-            let (term, index) = match payload.log_id() {
-                Some((term, index)) => {
+            let at = match payload.log_id() {
+                Some(at) => {
                     assert_eq!(
-                        index,
+                        at.index,
                         writer.last_index + 1,
                         "a Raft append must continue the log (truncate first)"
                     );
-                    assert!(term >= writer.term, "Raft terms never go back in a log");
-                    (term, index)
+                    assert!(at.term >= writer.term, "Raft terms never go back in a log");
+                    at
                 }
-                None => (writer.term, writer.last_index + 1),
+                None => LogPosition {
+                    term: writer.term,
+                    leader: writer.leader,
+                    index: writer.last_index + 1,
+                },
             };
-            writer.last_index = index;
-            writer.term = term;
-            let start = record::begin(
-                &mut writer.buf,
-                payload.kind(),
-                payload.payload_size(),
-                term,
-                index,
-            );
+            writer.last_index = at.index;
+            writer.term = at.term;
+            writer.leader = at.leader;
+            let start = record::begin(&mut writer.buf, payload.kind(), payload.payload_size(), at);
             let payload_offset = pos + RECORD_HEADER_SIZE as u64;
             payload.encode_payload(payload_offset, &mut writer.buf);
             record::seal(&mut writer.buf, start);
@@ -216,8 +218,7 @@ impl<D: Disk> CommitLog<D> {
             records.push(AppendedRecord {
                 payload_offset,
                 payload_size: payload.payload_size() as u32,
-                term,
-                index,
+                at,
             });
             pos += size as u64;
         }
@@ -228,11 +229,7 @@ impl<D: Disk> CommitLog<D> {
         {
             let mut tail = self.tail.lock().expect("tail lock poisoned");
             for r in &records {
-                tail.push(
-                    r.index,
-                    r.payload_offset - RECORD_HEADER_SIZE as u64,
-                    r.term,
-                );
+                tail.push(r.payload_offset - RECORD_HEADER_SIZE as u64, r.at);
             }
         }
         self.write_offset.store(pos, Ordering::Release);

@@ -17,10 +17,28 @@ pub struct LogRecordRead {
 }
 
 impl<D: Disk> CommitLog<D> {
-    /// `(term, index)` of the last record; `(0, 0)` for an empty log.
-    pub async fn last_log_id(&self) -> (u64, u64) {
+    /// Size of the (already validated) record starting at `offset`.
+    async fn record_size_at(&self, offset: u64) -> Result<u64> {
+        let segment = self
+            .segment_at(offset)
+            .expect("a located record has a segment");
+        let mut header = [0u8; RECORD_HEADER_SIZE];
+        read_exact_at(&segment.file, offset - segment.base, &mut header)
+            .await
+            .context(|| format!("read {} at {offset}", segment_name(segment.base)))?;
+        Ok(u64::from(u32::from_be_bytes(
+            header[4..8].try_into().expect("4 bytes"),
+        )))
+    }
+
+    /// Log id of the last record; index 0 for an empty log.
+    pub async fn last_log_id(&self) -> LogPosition {
         let writer = self.writer.lock().await;
-        (writer.term, writer.last_index)
+        LogPosition {
+            term: writer.term,
+            leader: writer.leader,
+            index: writer.last_index,
+        }
     }
 
     /// Header of the first record still stored (retention may have deleted older ones).
@@ -48,9 +66,9 @@ impl<D: Disk> CommitLog<D> {
         }
     }
 
-    /// Record offset and term of the record with `index`, if stored. `last_index` is the
-    /// writer's, passed in because callers may hold the writer lock.
-    async fn locate(&self, index: u64, last_index: u64) -> Result<Option<(u64, u64)>> {
+    /// Record offset and log id of the record with `index`, if stored. `last_index` is
+    /// the writer's, passed in because callers may hold the writer lock.
+    async fn locate(&self, index: u64, last_index: u64) -> Result<Option<(u64, LogPosition)>> {
         if index == 0 || index > last_index {
             return Ok(None);
         }
@@ -72,7 +90,12 @@ impl<D: Disk> CommitLog<D> {
                     }
                     Step::Record { header, .. } if header.index > index => break,
                     Step::Record { header, offset } if header.index == index => {
-                        return Ok(Some((offset, header.term)))
+                        let at = LogPosition {
+                            term: header.term,
+                            leader: header.leader,
+                            index,
+                        };
+                        return Ok(Some((offset, at)));
                     }
                     Step::Record { .. } => {}
                     Step::Eof { .. } => return Ok(None),
@@ -98,7 +121,7 @@ impl<D: Disk> CommitLog<D> {
         max_bytes: usize,
     ) -> Result<Vec<LogRecordRead>> {
         let mut out = Vec::new();
-        let last_index = self.last_log_id().await.1;
+        let last_index = self.last_log_id().await.index;
         let end = self.write_offset();
         let Some((mut pos, _)) = self.locate(from, last_index).await? else {
             return Ok(out);
@@ -150,16 +173,22 @@ impl<D: Disk> CommitLog<D> {
     /// Removes the record with `index` and every later one (Raft: a follower's
     /// conflicting, uncommitted tail), durably. Returns the CommitLog offset the log now
     /// ends at, or `None` when the log has no record `index`.
+    ///
+    /// The log is cut right after record `index - 1`, not at the start of record
+    /// `index`: when the removed record had rolled the segment, the end-of-segment record
+    /// goes too, so the layout is again exactly what appending `..index` produces — the
+    /// bytes a leader that never saw the removed records has. Replicas must agree on
+    /// every offset.
     pub async fn truncate_from(&self, index: u64) -> Result<Option<u64>> {
         let mut writer = self.writer.lock().await;
         let _sync = self.sync_lock.lock().await;
         let last_index = writer.last_index;
-        let Some((offset, _)) = self.locate(index, last_index).await? else {
+        let Some((start, _)) = self.locate(index, last_index).await? else {
             return Ok(None);
         };
-        let prev_term = match self.locate(index - 1, last_index).await? {
-            Some((_, term)) => term,
-            None => 0,
+        let (offset, prev) = match self.locate(index - 1, last_index).await? {
+            Some((prev_offset, at)) => (prev_offset + self.record_size_at(prev_offset).await?, at),
+            None => (start, LogPosition::default()),
         };
         let base = self.segment_base(offset);
         let doomed: Vec<u64> = {
@@ -196,7 +225,8 @@ impl<D: Disk> CommitLog<D> {
             .context(|| format!("sync {name}"))?;
         tracing::info!(file = %name, offset, index, "truncated a conflicting Raft log tail");
         writer.last_index = index - 1;
-        writer.term = prev_term;
+        writer.term = prev.term;
+        writer.leader = prev.leader;
         writer.active_open = true;
         self.tail
             .lock()

@@ -20,6 +20,7 @@ impl<D: Disk> CommitLog<D> {
         let mut recovery = Recovery {
             last_index: first_index_known.then_some(0),
             term: 0,
+            leader: 0,
             end: 0,
             closed: false,
             tail: TailMap::default(),
@@ -40,6 +41,7 @@ impl<D: Disk> CommitLog<D> {
             let end = read_end_record(segment, segment_size).await?;
             recovery.last_index = Some(end.index);
             recovery.term = end.term;
+            recovery.leader = end.leader;
         }
         let mut truncate_at = None;
         for i in first_scanned..segments.len() {
@@ -126,6 +128,7 @@ impl<D: Disk> CommitLog<D> {
                 buf: Vec::new(),
                 last_index: recovery.last_index.unwrap_or(0),
                 term: recovery.term,
+                leader: recovery.leader,
                 active_max_timestamp_ms,
                 active_open,
             }),
@@ -219,6 +222,7 @@ struct Recovery {
     /// start retention deleted.
     last_index: Option<u64>,
     term: u64,
+    leader: u16,
     end: u64,
     closed: bool,
     /// Start offsets of the records scanned.
@@ -290,7 +294,13 @@ async fn scan_segment<F: DiskFile>(
                 }
                 recovery.last_index = Some(header.index);
                 recovery.term = header.term;
-                recovery.tail.push(header.index, offset, header.term);
+                recovery.leader = header.leader;
+                let at = LogPosition {
+                    term: header.term,
+                    leader: header.leader,
+                    index: header.index,
+                };
+                recovery.tail.push(offset, at);
             }
         }
     }

@@ -55,7 +55,7 @@ async fn appends_roll_segments_with_end_records_and_read_back() {
             log.read_unsized(r.payload_offset).await.unwrap().unwrap(),
             bytes
         );
-        assert_eq!(r.index, i as u64 + 1);
+        assert_eq!(r.at.index, i as u64 + 1);
     }
     // A wrong size or an offset that is not a record start is an error, not garbage.
     assert!(log

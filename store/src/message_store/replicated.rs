@@ -33,7 +33,7 @@ use crate::commit_log::RecordPayload;
 use crate::consume_queue::CqUnit;
 use crate::disk::Disk;
 use crate::error::{Result, StoreError};
-use crate::record::RecordKind;
+use crate::record::{LogPosition, RecordKind};
 
 /// What one Raft entry stores.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub enum LogPayload {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRecord {
     pub term: u64,
+    /// Node id of the leader that created the entry.
+    pub leader: u16,
     pub index: u64,
     pub payload: LogPayload,
 }
@@ -101,8 +103,12 @@ impl RecordPayload for Encoded<'_> {
         }
     }
 
-    fn log_id(&self) -> Option<(u64, u64)> {
-        Some((self.record.term, self.record.index))
+    fn log_id(&self) -> Option<LogPosition> {
+        Some(LogPosition {
+            term: self.record.term,
+            leader: self.record.leader,
+            index: self.record.index,
+        })
     }
 }
 
@@ -283,6 +289,7 @@ impl<D: Disk> MessageStore<D> {
             .into_iter()
             .map(|r| LogRecord {
                 term: r.header.term,
+                leader: r.header.leader,
                 index: r.header.index,
                 payload: match r.header.kind {
                     RecordKind::Message => LogPayload::Message {
@@ -295,15 +302,19 @@ impl<D: Disk> MessageStore<D> {
             .collect())
     }
 
-    /// `(term, index)` of the last entry; `(0, 0)` when the log is empty.
-    pub async fn last_log_id(&self) -> (u64, u64) {
+    /// Log id of the last entry; index 0 when the log is empty.
+    pub async fn last_log_id(&self) -> LogPosition {
         self.shared.commit_log.last_log_id().await
     }
 
-    /// `(term, index)` of the oldest entry still stored.
-    pub async fn first_log_id(&self) -> Result<Option<(u64, u64)>> {
+    /// Log id of the oldest entry still stored.
+    pub async fn first_log_id(&self) -> Result<Option<LogPosition>> {
         let first = self.shared.commit_log.first_record().await?;
-        Ok(first.map(|h| (h.term, h.index)))
+        Ok(first.map(|h| LogPosition {
+            term: h.term,
+            leader: h.leader,
+            index: h.index,
+        }))
     }
 
     /// Raft applied message entries up to CommitLog offset `committed_offset`: readers

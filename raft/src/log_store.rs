@@ -1,0 +1,371 @@
+//! openraft's log storage on the broker's CommitLog: the CommitLog *is* the Raft log, as
+//! in RocketMQ's DLedger, so a message is written once per replica.
+//!
+//! Entry `i` is the CommitLog record with index `i + 1` (openraft counts from 0, where
+//! `initialize` puts the first membership; the CommitLog from 1), whose header carries
+//! the entry's log id: term, index, and the node id of the leader that created it
+//! (openraft's leader id is `(term, node)`; the header has 16 bits for the node, so
+//! replica ids are at most 65535). A message entry is a message record in RocketMQ's layout; any other
+//! entry is a control record holding the bincode of its `EntryPayload`.
+//!
+//! The vote is kept durably in two slot files (`raft/vote-{0,1}`) and written before
+//! `save_vote` returns. The committed log id is a hint (openraft re-learns it from the
+//! leader), written with the vote and at most every `COMMITTED_SAVE_INTERVAL_MS`.
+//!
+//! Durability of appends follows the group's flush mode: with `flush = sync` openraft
+//! hears that entries are flushed only after an fsync covers them (group-committed by the
+//! store's flusher); with `flush = async` as soon as they are written, so a power loss
+//! may take an acknowledged tail with it — the mode's documented trade.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    CommittedLeaderId, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, StorageError,
+    StorageIOError, Vote,
+};
+use serde::{Deserialize, Serialize};
+use store::slot_file::SlotFile;
+use store::{Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore};
+use tokio::sync::mpsc;
+
+use crate::types::{GroupRaft, GroupRequest};
+
+const VOTE_SLOTS: SlotFile = SlotFile {
+    names: ["raft/vote-0", "raft/vote-1"],
+    magic: 0x524D_5156, // "RMQV"
+};
+
+/// How often a moving committed log id is written at most.
+const COMMITTED_SAVE_INTERVAL_MS: i64 = 1_000;
+/// Bytes of entries one replication read returns at most.
+const REPLICATION_READ_BYTES_MAX: usize = 1 << 20;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    vote: Option<Vote<u64>>,
+    committed: Option<LogId<u64>>,
+}
+
+struct VoteState {
+    persisted: Persisted,
+    sequence: u64,
+    committed_saved_at_ms: i64,
+}
+
+/// The log storage of one replica. Clones share everything.
+#[derive(Clone)]
+pub struct LogStore<D: Disk> {
+    store: Arc<MessageStore<D>>,
+    disk: D,
+    state: Arc<Mutex<VoteState>>,
+    flush: FlushMode,
+    /// Flush completions, reported in append order by one task.
+    flushed_tx: mpsc::UnboundedSender<(u64, LogFlushed<GroupRaft>)>,
+}
+
+/// The log id of the entry stored as CommitLog record `at`.
+pub(crate) fn log_id(at: LogPosition) -> LogId<u64> {
+    assert!(at.index > 0, "CommitLog records count from 1");
+    LogId::new(
+        CommittedLeaderId::new(at.term, u64::from(at.leader)),
+        at.index - 1,
+    )
+}
+
+/// The CommitLog record index of Raft entry `index`.
+fn record_index(index: u64) -> u64 {
+    index + 1
+}
+
+fn io_error(e: impl ToString) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl<D: Disk> LogStore<D> {
+    /// Opens the log of `store` (opened with `MessageStore::open_replicated`) and the vote
+    /// kept on `disk`.
+    pub async fn open(store: Arc<MessageStore<D>>, disk: D) -> Result<Self, StorageError<u64>> {
+        let loaded = VOTE_SLOTS
+            .load(&disk)
+            .await
+            .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
+        let (sequence, persisted) = match loaded {
+            Some((sequence, bytes)) => {
+                let persisted = bincode::deserialize(&bytes)
+                    .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
+                (sequence, persisted)
+            }
+            None => (0, Persisted::default()),
+        };
+        let flush = store.config().flush_disk_type;
+        let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
+        tokio::spawn(report_flushes(store.clone(), flushed_rx));
+        Ok(LogStore {
+            store,
+            disk,
+            state: Arc::new(Mutex::new(VoteState {
+                persisted,
+                sequence,
+                committed_saved_at_ms: i64::MIN,
+            })),
+            flush,
+            flushed_tx,
+        })
+    }
+
+    pub fn message_store(&self) -> &Arc<MessageStore<D>> {
+        &self.store
+    }
+
+    async fn persist(&self) -> Result<(), io::Error> {
+        let (sequence, bytes) = {
+            let mut state = self.state.lock().expect("vote state poisoned");
+            state.sequence += 1;
+            let bytes = bincode::serialize(&state.persisted).map_err(io_error)?;
+            (state.sequence, bytes)
+        };
+        VOTE_SLOTS
+            .store(&self.disk, sequence, &bytes)
+            .await
+            .map_err(io_error)
+    }
+}
+
+/// Reports flush completions in order: with `flush = sync` each waits for an fsync that
+/// covers its entries (one fsync covers every append waiting).
+async fn report_flushes<D: Disk>(
+    store: Arc<MessageStore<D>>,
+    mut rx: mpsc::UnboundedReceiver<(u64, LogFlushed<GroupRaft>)>,
+) {
+    while let Some((end_offset, callback)) = rx.recv().await {
+        let result = store.wait_durable(end_offset).await.map_err(io_error);
+        callback.log_io_completed(result);
+    }
+}
+
+fn to_record(entry: &Entry<GroupRaft>) -> Result<LogRecord, io::Error> {
+    let payload = match &entry.payload {
+        EntryPayload::Normal(GroupRequest::Message(bytes)) => LogPayload::Message {
+            bytes: bytes.clone(),
+            assigned: false,
+        },
+        EntryPayload::Normal(GroupRequest::Stored(bytes)) => LogPayload::Message {
+            bytes: bytes.clone(),
+            assigned: true,
+        },
+        other => LogPayload::Control(bincode::serialize(other).map_err(io_error)?.into()),
+    };
+    let node = entry.log_id.leader_id.node_id;
+    let leader =
+        u16::try_from(node).map_err(|_| io_error(format!("replica id {node} over 65535")))?;
+    Ok(LogRecord {
+        term: entry.log_id.leader_id.term,
+        leader,
+        index: record_index(entry.log_id.index),
+        payload,
+    })
+}
+
+fn to_entry(record: LogRecord) -> Result<Entry<GroupRaft>, io::Error> {
+    let payload = match record.payload {
+        LogPayload::Message { bytes, .. } => EntryPayload::Normal(GroupRequest::Stored(bytes)),
+        LogPayload::Control(bytes) => bincode::deserialize(&bytes).map_err(io_error)?,
+    };
+    let at = LogPosition {
+        term: record.term,
+        leader: record.leader,
+        index: record.index,
+    };
+    Ok(Entry {
+        log_id: log_id(at),
+        payload,
+    })
+}
+
+impl<D: Disk> LogStore<D> {
+    async fn read(
+        &self,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry<GroupRaft>>, StorageError<u64>> {
+        let read_err = |e: io::Error| StorageError::from(StorageIOError::read_logs(&e));
+        let records = self
+            .store
+            .read_log(from, to, max_bytes)
+            .await
+            .map_err(|e| read_err(io_error(e)))?;
+        records
+            .into_iter()
+            .map(|r| to_entry(r).map_err(read_err))
+            .collect()
+    }
+}
+
+impl<D: Disk> RaftLogReader<GroupRaft> for LogStore<D> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<GroupRaft>>, StorageError<u64>> {
+        let from = match range.start_bound() {
+            Bound::Included(&i) => record_index(i),
+            Bound::Excluded(&i) => record_index(i) + 1,
+            Bound::Unbounded => 1,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(&i) => record_index(i) + 1,
+            Bound::Excluded(&i) => record_index(i),
+            Bound::Unbounded => u64::MAX,
+        };
+        self.read(from, to, usize::MAX).await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<GroupRaft>>, StorageError<u64>> {
+        self.read(
+            record_index(start),
+            record_index(end),
+            REPLICATION_READ_BYTES_MAX,
+        )
+        .await
+    }
+}
+
+impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
+    type LogReader = LogStore<D>;
+
+    async fn get_log_state(&mut self) -> Result<LogState<GroupRaft>, StorageError<u64>> {
+        let last = self.store.last_log_id().await;
+        let first = self
+            .store
+            .first_log_id()
+            .await
+            .map_err(|e| StorageIOError::read_logs(&io_error(e)))?;
+        // Entries before the first one stored were deleted by retention: purged. Their
+        // term is gone with them; the first stored entry's term bounds it from above.
+        let purged = match first {
+            Some(first) if first.index > 1 => Some(log_id(LogPosition {
+                index: first.index - 1,
+                ..first
+            })),
+            _ => None,
+        };
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id: (last.index > 0).then(|| log_id(last)).or(purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        self.state
+            .lock()
+            .expect("vote state poisoned")
+            .persisted
+            .vote = Some(*vote);
+        self.persist()
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        Ok(self
+            .state
+            .lock()
+            .expect("vote state poisoned")
+            .persisted
+            .vote)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
+        let now_ms = proto::clock::now_ms();
+        let due = {
+            let mut state = self.state.lock().expect("vote state poisoned");
+            state.persisted.committed = committed;
+            let due =
+                now_ms.saturating_sub(state.committed_saved_at_ms) >= COMMITTED_SAVE_INTERVAL_MS;
+            if due {
+                state.committed_saved_at_ms = now_ms;
+            }
+            due
+        };
+        if due {
+            self.persist()
+                .await
+                .map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        let committed = self
+            .state
+            .lock()
+            .expect("vote state poisoned")
+            .persisted
+            .committed;
+        // After a power loss with `flush = async` the log may be shorter than what was
+        // committed: never claim entries this replica no longer holds.
+        let last_index = self.store.last_log_id().await.index;
+        Ok(committed.filter(|c| record_index(c.index) <= last_index))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<GroupRaft>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<GroupRaft>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let write_err = |e: io::Error| StorageError::from(StorageIOError::write_logs(&e));
+        let mut records = Vec::new();
+        for entry in entries {
+            records.push(to_record(&entry).map_err(write_err)?);
+        }
+        let appended = self
+            .store
+            .append_log(records)
+            .await
+            .map_err(|e| write_err(io_error(e)))?;
+        match self.flush {
+            FlushMode::Sync => {
+                if let Err(mpsc::error::SendError((_, callback))) =
+                    self.flushed_tx.send((appended.end_offset, callback))
+                {
+                    callback.log_io_completed(Err(io_error("the flush reporter stopped")));
+                }
+            }
+            FlushMode::Async => callback.log_io_completed(Ok(())),
+        }
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.store
+            .truncate_log(record_index(log_id.index))
+            .await
+            .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
+    }
+
+    /// The CommitLog keeps entries until retention deletes their segment, so a purge
+    /// only says openraft no longer needs them.
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        tracing::debug!(%log_id, "openraft no longer needs entries up to here");
+        Ok(())
+    }
+}
