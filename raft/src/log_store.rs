@@ -193,16 +193,18 @@ impl<D: Disk> LogStore<D> {
         to: u64,
         max_bytes: usize,
     ) -> Result<Vec<Entry<GroupRaft>>, StorageError<u64>> {
-        let read_err = |e: io::Error| StorageError::from(StorageIOError::read_logs(&e));
-        let records = self
-            .store
-            .read_log(from, to, max_bytes)
-            .await
-            .map_err(|e| read_err(io_error(e)))?;
-        records
-            .into_iter()
-            .map(|r| to_entry(r).map_err(read_err))
-            .collect()
+        let read = async {
+            let records = self
+                .store
+                .read_log(from, to, max_bytes)
+                .await
+                .map_err(io_error)?;
+            records
+                .into_iter()
+                .map(to_entry)
+                .collect::<Result<Vec<_>, io::Error>>()
+        };
+        read.await.map_err(|e| StorageIOError::read_logs(&e).into())
     }
 }
 

@@ -243,12 +243,18 @@ async fn truncating_a_record_that_rolled_a_segment_restores_the_layout() {
         index += 1;
     }
     append(&a, vec![message(1, index, 0, &"y".repeat(600))]).await;
-    assert!(a.commitlog_max_offset() > 4096, "the large entry rolled the segment");
+    assert!(
+        a.commitlog_max_offset() > 4096,
+        "the large entry rolled the segment"
+    );
     a.truncate_log(index).await.unwrap();
     for s in [&a, &b] {
         append(s, vec![control(2, index), message(2, index + 1, 0, "z")]).await;
     }
-    assert!(b.commitlog_max_offset() < 4096, "the control record fits segment 0");
+    assert!(
+        b.commitlog_max_offset() < 4096,
+        "the control record fits segment 0"
+    );
     let (la, lb) = (
         a.read_log(1, index + 2, usize::MAX).await.unwrap(),
         b.read_log(1, index + 2, usize::MAX).await.unwrap(),
