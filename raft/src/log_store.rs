@@ -17,6 +17,7 @@
 //! store's flusher); with `flush = async` as soon as they are written, so a power loss
 //! may take an acknowledged tail with it — the mode's documented trade.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
@@ -29,8 +30,8 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 use store::slot_file::SlotFile;
-use store::{Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore};
-use tokio::sync::mpsc;
+use store::{Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore, PutResult};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::types::{GroupRaft, GroupRequest};
 
@@ -56,15 +57,32 @@ struct VoteState {
     committed_saved_at_ms: i64,
 }
 
+/// What happened to a ticketed message in the proposer's own log.
+pub type TicketResult = Result<PutResult, String>;
+
+/// A flush to report once the store is durable up to `end_offset`: openraft's callback
+/// and the tickets of the appended messages.
+struct PendingFlush {
+    end_offset: u64,
+    callback: Option<LogFlushed<GroupRaft>>,
+    tickets: Vec<(oneshot::Sender<TicketResult>, PutResult)>,
+}
+
 /// The log storage of one replica. Clones share everything.
 #[derive(Clone)]
 pub struct LogStore<D: Disk> {
     store: Arc<MessageStore<D>>,
     disk: D,
     state: Arc<Mutex<VoteState>>,
-    flush: FlushMode,
     /// Flush completions, reported in append order by one task.
-    flushed_tx: mpsc::UnboundedSender<(u64, LogFlushed<GroupRaft>)>,
+    flushed_tx: mpsc::UnboundedSender<PendingFlush>,
+    tickets: Arc<Mutex<Tickets>>,
+}
+
+#[derive(Default)]
+struct Tickets {
+    next: u64,
+    waiting: BTreeMap<u64, oneshot::Sender<TicketResult>>,
 }
 
 /// The log id of the entry stored as CommitLog record `at`.
@@ -103,7 +121,7 @@ impl<D: Disk> LogStore<D> {
         };
         let flush = store.config().flush_disk_type;
         let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
-        tokio::spawn(report_flushes(store.clone(), flushed_rx));
+        tokio::spawn(report_flushes(store.clone(), flush, flushed_rx));
         Ok(LogStore {
             store,
             disk,
@@ -112,13 +130,38 @@ impl<D: Disk> LogStore<D> {
                 sequence,
                 committed_saved_at_ms: i64::MIN,
             })),
-            flush,
             flushed_tx,
+            tickets: Arc::default(),
         })
     }
 
     pub fn message_store(&self) -> &Arc<MessageStore<D>> {
         &self.store
+    }
+
+    /// A ticket for a message this replica proposes (`GroupRequest::Message`): the
+    /// receiver hears where the message landed once this replica's log holds it (synced,
+    /// with `flush = sync`), before any quorum has it.
+    pub fn ticket(&self) -> (u64, oneshot::Receiver<TicketResult>) {
+        let (tx, rx) = oneshot::channel();
+        let mut tickets = self.tickets.lock().expect("tickets poisoned");
+        tickets.next += 1;
+        let id = tickets.next;
+        tickets.waiting.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Ends a ticket whose proposal never reached the log (e.g. not the leader).
+    pub fn cancel_ticket(&self, ticket: u64, reason: String) {
+        let tx = self
+            .tickets
+            .lock()
+            .expect("tickets poisoned")
+            .waiting
+            .remove(&ticket);
+        if let Some(tx) = tx {
+            let _ = tx.send(Err(reason));
+        }
     }
 
     async fn persist(&self) -> Result<(), io::Error> {
@@ -139,17 +182,29 @@ impl<D: Disk> LogStore<D> {
 /// covers its entries (one fsync covers every append waiting).
 async fn report_flushes<D: Disk>(
     store: Arc<MessageStore<D>>,
-    mut rx: mpsc::UnboundedReceiver<(u64, LogFlushed<GroupRaft>)>,
+    flush: FlushMode,
+    mut rx: mpsc::UnboundedReceiver<PendingFlush>,
 ) {
-    while let Some((end_offset, callback)) = rx.recv().await {
-        let result = store.wait_durable(end_offset).await.map_err(io_error);
-        callback.log_io_completed(result);
+    while let Some(pending) = rx.recv().await {
+        let result = match flush {
+            FlushMode::Sync => store.wait_durable(pending.end_offset).await,
+            FlushMode::Async => Ok(()),
+        };
+        for (tx, put) in pending.tickets {
+            let _ = tx.send(match &result {
+                Ok(()) => Ok(put),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        if let Some(callback) = pending.callback {
+            callback.log_io_completed(result.map_err(io_error));
+        }
     }
 }
 
 fn to_record(entry: &Entry<GroupRaft>) -> Result<LogRecord, io::Error> {
     let payload = match &entry.payload {
-        EntryPayload::Normal(GroupRequest::Message(bytes)) => LogPayload::Message {
+        EntryPayload::Normal(GroupRequest::Message { bytes, .. }) => LogPayload::Message {
             bytes: bytes.clone(),
             assigned: false,
         },
@@ -336,23 +391,46 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
     {
         let write_err = |e: io::Error| StorageError::from(StorageIOError::write_logs(&e));
         let mut records = Vec::new();
-        for entry in entries {
+        let mut ticketed = Vec::new();
+        for (i, entry) in entries.into_iter().enumerate() {
+            if let EntryPayload::Normal(GroupRequest::Message {
+                ticket: Some(ticket),
+                ..
+            }) = &entry.payload
+            {
+                ticketed.push((i, *ticket));
+            }
             records.push(to_record(&entry).map_err(write_err)?);
         }
-        let appended = self
-            .store
-            .append_log(records)
-            .await
-            .map_err(|e| write_err(io_error(e)))?;
-        match self.flush {
-            FlushMode::Sync => {
-                if let Err(mpsc::error::SendError((_, callback))) =
-                    self.flushed_tx.send((appended.end_offset, callback))
-                {
-                    callback.log_io_completed(Err(io_error("the flush reporter stopped")));
+        let appended = self.store.append_log(records).await;
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => {
+                for (_, ticket) in ticketed {
+                    self.cancel_ticket(ticket, e.to_string());
                 }
+                return Err(write_err(io_error(e)));
             }
-            FlushMode::Async => callback.log_io_completed(Ok(())),
+        };
+        let tickets = {
+            let mut tickets = self.tickets.lock().expect("tickets poisoned");
+            ticketed
+                .into_iter()
+                .filter_map(|(i, ticket)| {
+                    let put = appended.puts[i].expect("a message entry has a put result");
+                    Some((tickets.waiting.remove(&ticket)?, put))
+                })
+                .collect()
+        };
+        let pending = PendingFlush {
+            end_offset: appended.end_offset,
+            callback: Some(callback),
+            tickets,
+        };
+        if let Err(mpsc::error::SendError(pending)) = self.flushed_tx.send(pending) {
+            if let Some(callback) = pending.callback {
+                callback.log_io_completed(Err(io_error("the flush reporter stopped")));
+            }
         }
         Ok(())
     }

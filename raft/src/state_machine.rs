@@ -221,7 +221,7 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                         readable_offset = at.physical_offset + u64::from(at.size);
                         stored = Some(at);
                     }
-                    EntryPayload::Normal(GroupRequest::Message(_)) => {
+                    EntryPayload::Normal(GroupRequest::Message { .. }) => {
                         return Err(applied_err(io_error(
                             "a message entry must be applied as the log stored it",
                         )))

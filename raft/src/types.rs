@@ -18,7 +18,12 @@ pub enum GroupRequest {
     /// A message to store, in the stored layout (RocketMQ `MessageDecoder`) with its
     /// queue and physical offsets still zero: each replica's store fills them in where
     /// the entry lands, identically (see `store::message_store::replicated`).
-    Message(Bytes),
+    ///
+    /// `ticket` (see `LogStore::ticket`) asks the proposing leader to report where the
+    /// message landed as soon as *its own* log has it (and, with `flush = sync`, has
+    /// synced it): `ack = leader` answers the producer then, without waiting for a
+    /// quorum. Only the proposer's in-memory entry has it; the log does not store it.
+    Message { bytes: Bytes, ticket: Option<u64> },
     /// A message as a log holds it, offsets assigned: what replication and apply read
     /// back. A replica checks the offsets instead of assigning them.
     Stored(Bytes),

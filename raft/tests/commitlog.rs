@@ -23,6 +23,7 @@ use store::{FlushMode, GetStatus, MessageStore, SimDisk, SimDiskConfig, StoreCon
 
 struct Node {
     raft: Raft<GroupRaft>,
+    log: LogStore<SimDisk>,
     store: Arc<MessageStore<SimDisk>>,
     machine: GroupMachine<SimDisk>,
     disk: SimDisk,
@@ -55,12 +56,13 @@ async fn start_node(id: u64, disk: SimDisk, router: &Router) -> Node {
         id,
         router: router.clone(),
     };
-    let raft = Raft::new(id, config(), network, log, machine.clone())
+    let raft = Raft::new(id, config(), network, log.clone(), machine.clone())
         .await
         .unwrap();
     router.add(id, raft.clone());
     Node {
         raft,
+        log,
         store,
         machine,
         disk,
@@ -99,7 +101,10 @@ fn message(queue_id: u32, body: &str) -> GroupRequest {
     NewMessage::new("T", queue_id, body.as_bytes().to_vec())
         .encode_into(&fields, &mut bytes)
         .unwrap();
-    GroupRequest::Message(Bytes::from(bytes))
+    GroupRequest::Message {
+        bytes: Bytes::from(bytes),
+        ticket: None,
+    }
 }
 
 /// Sends `bodies` through `leader`, checking each acknowledgement; returns the last index.
@@ -239,6 +244,46 @@ async fn a_crashed_replica_recovers_from_its_disk_and_catches_up() {
     nodes.insert(victim, restarted);
     router.heal();
     assert_converged(&nodes, last, &expected).await;
+    for node in nodes.values() {
+        node.raft.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_reports_the_leaders_own_append_before_any_quorum() {
+    let (router, nodes) = start(3).await;
+    let leader = leader_among(&rafts(&nodes), &[1, 2, 3]).await;
+    send(&nodes[&leader], ["warm-up".to_string()]).await;
+    // The leader alone: it appends (and syncs) but cannot commit.
+    for id in nodes.keys().filter(|id| **id != leader) {
+        router.isolate(*id);
+    }
+    let node = &nodes[&leader];
+    let (ticket, landed) = node.log.ticket();
+    let GroupRequest::Message { bytes, .. } = message(0, "leader-only") else {
+        unreachable!()
+    };
+    let raft = node.raft.clone();
+    let write = tokio::spawn(async move {
+        raft.client_write(GroupRequest::Message {
+            bytes,
+            ticket: Some(ticket),
+        })
+        .await
+    });
+    let put = tokio::time::timeout(Duration::from_secs(2), landed)
+        .await
+        .expect("the leader's own append is reported")
+        .unwrap()
+        .expect("appended");
+    assert_eq!(put.queue_offset, 1);
+    assert!(
+        node.store.wait_durable(put.end_offset()).await.is_ok(),
+        "flush = sync: the ticket waited for the fsync"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!write.is_finished(), "no quorum, so no commit");
+    assert_eq!(node.store.max_offset("T", 0), 1, "not readable before commit");
     for node in nodes.values() {
         node.raft.shutdown().await.unwrap();
     }
