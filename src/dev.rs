@@ -1,7 +1,9 @@
-//! `raftmq dev`: a name server and a one-replica broker in one process, on RocketMQ's
-//! default ports, with data under `./raftmq-data`. The embedded default for trying
-//! raftmq out; not a deployment.
+//! `raftmq dev`: a name server and a broker group in one process, on RocketMQ's default
+//! ports, with data under `./raftmq-data`: one broker by default, or a Raft-replicated
+//! group of N replicas (`--replicas 3`). The embedded default for trying raftmq out;
+//! not a deployment.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -9,39 +11,106 @@ use store::meta::SledMetaStore;
 use store::StdDisk;
 
 use crate::broker::RunningBroker;
-use crate::config::BrokerConfig;
+use crate::config::{AckMode, BrokerConfig, Election, ReplicaAddrs, ReplicationSettings};
 
 pub struct DevCluster {
     pub namesrv_addr: SocketAddr,
-    pub broker: RunningBroker<StdDisk, SledMetaStore>,
+    /// One broker, or the replicas of a replicated group.
+    pub brokers: Vec<RunningBroker<StdDisk, SledMetaStore>>,
     namesrv_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Starts the name server on `namesrv_port` and the broker on `broker_port` (0 picks
-/// free ports), storing under `data_dir`.
-pub async fn start(
-    data_dir: PathBuf,
-    namesrv_port: u16,
-    broker_port: u16,
-    flush_disk_type: store::FlushMode,
-) -> anyhow::Result<DevCluster> {
+/// What `raftmq dev` starts.
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    /// 0 picks a free port.
+    pub namesrv_port: u16,
+    /// The first replica's broker port; replica `i` (from 0) uses `broker_port + 10 i`
+    /// for clients and one more for its replica port (0 picks free ports).
+    pub broker_port: u16,
+    pub flush_disk_type: store::FlushMode,
+    /// 1: a single broker; more: a Raft-replicated group of that many replicas.
+    pub replicas: u16,
+    pub election: Election,
+    pub ack: AckMode,
+}
+
+/// Starts the name server and the broker group, storing under `data_dir`.
+pub async fn start(options: DevOptions) -> anyhow::Result<DevCluster> {
     let (namesrv_addr, namesrv_tasks) =
-        namesrv::start(SocketAddr::from(([127, 0, 0, 1], namesrv_port))).await?;
-    let config = BrokerConfig {
-        broker_ip1: "127.0.0.1".into(),
-        listen_addr: "127.0.0.1".into(),
-        listen_port: broker_port,
-        namesrv_addr: namesrv_addr.to_string(),
-        store_path_root_dir: data_dir.join("broker-a"),
-        flush_disk_type,
-        ..BrokerConfig::default()
-    };
-    let broker = start_broker_on_disk(config).await?;
+        namesrv::start(SocketAddr::from(([127, 0, 0, 1], options.namesrv_port))).await?;
+    let mut brokers = Vec::new();
+    for config in group_configs(&options, namesrv_addr)? {
+        brokers.push(start_broker_on_disk(config).await?);
+    }
     Ok(DevCluster {
         namesrv_addr,
-        broker,
+        brokers,
         namesrv_tasks,
     })
+}
+
+/// The configs of broker group `broker-a` on 127.0.0.1: one broker, or `replicas`
+/// replicas that list each other.
+pub fn group_configs(
+    options: &DevOptions,
+    namesrv_addr: SocketAddr,
+) -> anyhow::Result<Vec<BrokerConfig>> {
+    let base = BrokerConfig {
+        broker_ip1: "127.0.0.1".into(),
+        listen_addr: "127.0.0.1".into(),
+        listen_port: options.broker_port,
+        namesrv_addr: namesrv_addr.to_string(),
+        store_path_root_dir: options.data_dir.join("broker-a"),
+        flush_disk_type: options.flush_disk_type,
+        ..BrokerConfig::default()
+    };
+    if options.replicas <= 1 {
+        return Ok(vec![base]);
+    }
+    let n = u64::from(options.replicas);
+    let mut ports = Vec::new();
+    for i in 0..n {
+        let (broker, replica) = if options.broker_port == 0 {
+            (free_port()?, free_port()?)
+        } else {
+            let broker = options.broker_port + 10 * i as u16;
+            (broker, broker + 1)
+        };
+        ports.push((i + 1, broker, replica));
+    }
+    let replicas: BTreeMap<String, ReplicaAddrs> = ports
+        .iter()
+        .map(|(id, broker, replica)| {
+            let addrs = ReplicaAddrs {
+                broker: format!("127.0.0.1:{broker}"),
+                replica: format!("127.0.0.1:{replica}"),
+            };
+            (id.to_string(), addrs)
+        })
+        .collect();
+    Ok(ports
+        .iter()
+        .map(|(id, broker, replica)| BrokerConfig {
+            listen_port: *broker,
+            store_path_root_dir: options.data_dir.join(format!("broker-a-r{id}")),
+            replication: Some(ReplicationSettings {
+                replica_id: *id,
+                replica_listen_port: *replica,
+                replicas: replicas.clone(),
+                election: options.election,
+                ack: options.ack,
+                ..ReplicationSettings::default()
+            }),
+            ..base.clone()
+        })
+        .collect())
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Starts a broker with real files and sled metadata under its `store_path_root_dir`.
@@ -57,7 +126,9 @@ pub async fn start_broker_on_disk(
 
 impl DevCluster {
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.broker.shutdown().await?;
+        for broker in self.brokers {
+            broker.shutdown().await?;
+        }
         for task in self.namesrv_tasks {
             task.abort();
         }

@@ -5,6 +5,7 @@
 //!   so consumers never see a message a new leader could still discard.
 //! - A consumer-offset entry sets the group's offset, so committed offsets fail over
 //!   with the log and never move backwards after a failover.
+//! - A topic entry creates or changes a topic on every replica (`watch_topics`).
 //! - A membership entry is kept for openraft.
 //!
 //! The applied state (last applied log id, membership, consumer offsets and the
@@ -27,8 +28,10 @@ use openraft::{
 };
 use proto::MessageRef;
 use serde::{Deserialize, Serialize};
+use store::meta::TopicConfig;
 use store::slot_file::SlotFile;
 use store::{Disk, MessageStore};
+use tokio::sync::watch;
 
 use crate::types::{GroupRaft, GroupRequest, GroupResponse, StoredAt};
 
@@ -48,6 +51,7 @@ struct Applied {
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
     offsets: BTreeMap<OffsetKey, u64>,
+    topics: BTreeMap<String, TopicConfig>,
     /// CommitLog offset below which every applied message lies.
     readable_offset: u64,
 }
@@ -65,6 +69,8 @@ pub struct GroupMachine<D: Disk> {
     store: Arc<MessageStore<D>>,
     disk: D,
     inner: Arc<Mutex<Inner>>,
+    /// Bumped whenever the topic table changes.
+    topics_version: Arc<watch::Sender<u64>>,
 }
 
 fn io_error(e: impl ToString) -> io::Error {
@@ -93,6 +99,7 @@ impl<D: Disk> GroupMachine<D> {
         Ok(GroupMachine {
             store,
             disk,
+            topics_version: Arc::new(watch::Sender::new(0)),
             inner: Arc::new(Mutex::new(Inner {
                 applied,
                 sequence,
@@ -117,6 +124,17 @@ impl<D: Disk> GroupMachine<D> {
             .applied
             .offsets
             .clone()
+    }
+
+    /// The replicated topic table.
+    pub fn topics(&self) -> Vec<TopicConfig> {
+        let inner = self.inner.lock().expect("machine poisoned");
+        inner.applied.topics.values().cloned().collect()
+    }
+
+    /// Changes whenever the topic table does.
+    pub fn watch_topics(&self) -> watch::Receiver<u64> {
+        self.topics_version.subscribe()
     }
 
     pub fn last_applied(&self) -> Option<LogId<u64>> {
@@ -201,6 +219,7 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
         let mut responses = Vec::new();
         let mut committed = Vec::new();
         let mut readable_offset = 0;
+        let mut topics_changed = false;
         {
             let mut inner = self.inner.lock().expect("machine poisoned");
             for entry in entries {
@@ -234,6 +253,13 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                                 .insert((u.group, u.topic, u.queue_id), u.offset);
                         }
                     }
+                    EntryPayload::Normal(GroupRequest::Topic(config)) => {
+                        inner
+                            .applied
+                            .topics
+                            .insert(config.topic_name.clone(), config);
+                        topics_changed = true;
+                    }
                     EntryPayload::Normal(GroupRequest::Raw(_)) => {}
                     EntryPayload::Membership(m) => {
                         inner.applied.membership = StoredMembership::new(Some(entry.log_id), m)
@@ -249,6 +275,9 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
             committed.iter().map(|(t, q, o)| (t.as_str(), *q, *o)),
             readable_offset,
         );
+        if topics_changed {
+            self.topics_version.send_modify(|v| *v += 1);
+        }
         self.save(false)
             .await
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
@@ -280,6 +309,7 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
             inner.applied.membership = meta.last_membership.clone();
             inner.snapshot = Some((meta.clone(), data));
         }
+        self.topics_version.send_modify(|v| *v += 1);
         self.save(true)
             .await
             .map_err(|e| StorageIOError::write_state_machine(&e).into())

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use store::meta::TopicConfig;
 
 use crate::runtime::RaftRuntime;
 
@@ -29,6 +30,8 @@ pub enum GroupRequest {
     Stored(Bytes),
     /// Consumer offsets committed by consumer groups, so they fail over with the log.
     ConsumerOffsets(Vec<OffsetUpdate>),
+    /// A topic created or changed, so every replica (and a new master) serves it.
+    Topic(TopicConfig),
     /// Opaque bytes, for tests of Raft itself.
     Raw(Vec<u8>),
 }

@@ -283,7 +283,11 @@ async fn a_ticket_reports_the_leaders_own_append_before_any_quorum() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!write.is_finished(), "no quorum, so no commit");
-    assert_eq!(node.store.max_offset("T", 0), 1, "not readable before commit");
+    assert_eq!(
+        node.store.max_offset("T", 0),
+        1,
+        "not readable before commit"
+    );
     for node in nodes.values() {
         node.raft.shutdown().await.unwrap();
     }

@@ -7,6 +7,7 @@ use proto::remoting::{ProtoError, RemotingCommand};
 use store::meta::{MetaStore, TopicConfig};
 use store::Disk;
 
+use super::write::put_error;
 use super::{ok, store_error, Broker};
 
 /// Most queues a topic may have on one broker.
@@ -45,8 +46,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             perm: perm_bits,
             order,
         };
-        if let Err(e) = self.topics.put(config).await {
-            return Ok(store_error(req, &e));
+        if let Err(e) = self.put_topic(config).await {
+            return Ok(put_error(req, &e));
         }
         tracing::info!(%topic, read, write, "topic created or updated");
         self.register_all().await;

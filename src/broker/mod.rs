@@ -7,7 +7,9 @@
 //!   request codes;
 //! - [`topics`], [`consumers`], [`locks`]: the broker's state besides the store;
 //! - [`register`]: registration with every name server;
-//! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery.
+//! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery;
+//! - [`replica`]: Raft replication of the group (`[replication]` in the config), and
+//!   [`write`]: the write path through it or straight to the store.
 
 mod admin;
 mod clients;
@@ -16,9 +18,11 @@ pub mod locks;
 mod offsets;
 mod pull;
 mod register;
+pub mod replica;
 pub mod retry;
 mod send;
 pub mod topics;
+mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +46,9 @@ pub struct Broker<D: Disk, M: MetaStore> {
     config: BrokerConfig,
     /// The address in registrations and msg ids.
     addr: SocketAddr,
-    store: MessageStore<D>,
+    store: Arc<MessageStore<D>>,
+    /// Present in a replicated group: writes and consumer offsets go through Raft.
+    replica: Option<Arc<replica::Replica<D>>>,
     meta: Meta<Arc<M>>,
     topics: Topics<Arc<M>>,
     consumers: Consumers,
@@ -71,6 +77,9 @@ impl<D: Disk, M: MetaStore> RunningBroker<D, M> {
             let _ = task.await;
         }
         self.broker.unregister().await;
+        if let Some(replica) = &self.broker.replica {
+            replica.shutdown().await;
+        }
         self.broker.meta.flush().await?;
         self.broker.store.shutdown().await?;
         Ok(())
@@ -81,6 +90,10 @@ impl<D: Disk, M: MetaStore> RunningBroker<D, M> {
         self.shutdown.trigger();
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(replica) = self.broker.replica.clone() {
+            // Raft's own tasks stop with it; nothing is flushed.
+            tokio::spawn(async move { replica.shutdown().await });
         }
     }
 }
@@ -97,7 +110,30 @@ pub async fn start<D: Disk, M: MetaStore>(
     let local_addr = listener.local_addr()?;
     config.listen_port = local_addr.port();
     let addr = config.advertised_addr()?;
-    let store = MessageStore::open(disk, config.store_config()?).await?;
+    let shutdown = Shutdown::new();
+    let mut tasks = Vec::new();
+    let (store, replica) = match &config.replication {
+        None => (
+            Arc::new(MessageStore::open(disk, config.store_config()?).await?),
+            None,
+        ),
+        Some(settings) => {
+            let store_config = config.store_config()?;
+            let store = Arc::new(MessageStore::open_replicated(disk.clone(), store_config).await?);
+            let listen_ip = config.listen_socket()?.ip();
+            let (replica, task) = replica::Replica::start(
+                &config.broker_name,
+                settings.clone(),
+                store.clone(),
+                disk,
+                listen_ip,
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.push(task);
+            (store, Some(replica))
+        }
+    };
     let meta = Arc::new(meta);
     let topics = Topics::load(
         Meta::new(meta.clone()),
@@ -107,6 +143,7 @@ pub async fn start<D: Disk, M: MetaStore>(
     let broker = Arc::new(Broker {
         addr,
         store,
+        replica,
         meta: Meta::new(meta),
         topics,
         consumers: Consumers::default(),
@@ -115,13 +152,15 @@ pub async fn start<D: Disk, M: MetaStore>(
         config,
     });
     broker.register_all().await;
-    let shutdown = Shutdown::new();
-    let tasks = vec![
+    tasks.extend([
         tokio::spawn(serve(listener, broker.clone(), shutdown.clone())),
         tokio::spawn(broker.clone().run_registration()),
         tokio::spawn(broker.clone().run_housekeeping()),
-    ];
-    let mut tasks = tasks;
+    ]);
+    if broker.replica.is_some() {
+        tasks.push(tokio::spawn(broker.clone().run_role_watch()));
+        tasks.push(tokio::spawn(broker.clone().run_topic_sync()));
+    }
     for level in 0..retry::DELAY_LEVELS_MS.len() {
         tasks.push(tokio::spawn(broker.clone().run_delivery(level)));
     }
@@ -141,6 +180,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
 
     pub fn store(&self) -> &MessageStore<D> {
         &self.store
+    }
+
+    /// The group replica, in a replicated group.
+    pub fn replica(&self) -> Option<&Arc<replica::Replica<D>>> {
+        self.replica.as_ref()
     }
 
     /// Flushes consumer offsets and expires silent clients.
@@ -169,7 +213,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
             request::PULL_MESSAGE => self.pull(req).await,
             request::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(req),
-            request::UPDATE_CONSUMER_OFFSET => self.update_consumer_offset(req),
+            request::UPDATE_CONSUMER_OFFSET => self.update_consumer_offset(req).await,
             request::GET_MAX_OFFSET => self.max_offset(req),
             request::GET_MIN_OFFSET => self.min_offset(req),
             request::SEARCH_OFFSET_BY_TIMESTAMP => self.offset_by_time(req).await,

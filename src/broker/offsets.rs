@@ -6,6 +6,7 @@ use proto::remoting::{ProtoError, RemotingCommand};
 use store::meta::MetaStore;
 use store::Disk;
 
+use super::write::put_error;
 use super::{ok, store_error, Broker};
 
 /// The `topic` and `queueId` header fields every request here names.
@@ -20,7 +21,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     ) -> Result<RemotingCommand, ProtoError> {
         let group: String = req.ext_parse("consumerGroup")?;
         let (topic, queue_id) = queue_of(req)?;
-        match self.meta.consumer_offset(&group, &topic, queue_id) {
+        match self.consumer_offset(&group, &topic, queue_id) {
             Ok(Some(offset)) => Ok(ok(req).with_ext("offset", offset)),
             // A group that never committed starts at 0 while the queue still holds its
             // first message, as RocketMQ does; otherwise the client decides.
@@ -36,19 +37,16 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
     }
 
-    pub(super) fn update_consumer_offset(
+    pub(super) async fn update_consumer_offset(
         &self,
         req: &RemotingCommand,
     ) -> Result<RemotingCommand, ProtoError> {
         let group: String = req.ext_parse("consumerGroup")?;
         let (topic, queue_id) = queue_of(req)?;
         let offset: u64 = req.ext_parse("commitOffset")?;
-        match self
-            .meta
-            .put_consumer_offset(&group, &topic, queue_id, offset)
-        {
+        match self.commit_offset(&group, &topic, queue_id, offset).await {
             Ok(()) => Ok(ok(req)),
-            Err(e) => Ok(store_error(req, &e)),
+            Err(e) => Ok(put_error(req, &e)),
         }
     }
 

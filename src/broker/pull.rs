@@ -72,7 +72,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 )),
             ));
         }
-        if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
+        // In a replicated group offsets go through the log; a pull commits none there
+        // (clients commit with UPDATE_CONSUMER_OFFSET every few seconds and at shutdown).
+        if h.sys_flag & pull_flag::COMMIT_OFFSET != 0
+            && h.commit_offset >= 0
+            && self.replica.is_none()
+        {
             if let Err(e) = self.meta.put_consumer_offset(
                 &h.consumer_group,
                 &h.topic,

@@ -1,5 +1,8 @@
 //! Registration with every name server: at start, every `register_broker_interval_ms`,
-//! and at once when the topic table changes.
+//! at once when the topic table changes, and — in a replicated group — at once when this
+//! replica's role changes, so routes flip without waiting for the next round. The
+//! master registers as broker id 0, every other replica under its replica id (≥ 1),
+//! as RocketMQ's name server expects.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +18,18 @@ use super::Broker;
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
+    /// The broker id to register under now.
+    fn broker_id(&self) -> u64 {
+        match &self.replica {
+            Some(replica) if replica.is_master() => 0,
+            Some(replica) => replica.id,
+            None => self.config.broker_id,
+        }
+    }
+
     /// Registers with every name server; failures are logged (the next round retries).
     pub(super) async fn register_all(&self) {
+        let broker_id = self.broker_id();
         let body = RegisterBrokerBody {
             topic_config_serialize_wrapper: self.topics.wrapper(),
             filter_server_list: vec![],
@@ -28,7 +41,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 .with_ext("brokerAddr", self.addr)
                 .with_ext("clusterName", &self.config.broker_cluster_name)
                 .with_ext("haServerAddr", self.addr)
-                .with_ext("brokerId", self.config.broker_id)
+                .with_ext("brokerId", broker_id)
                 .with_ext("compressed", false)
                 .with_body(body.clone());
             match self
@@ -49,16 +62,40 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     }
 
     pub(super) async fn unregister(&self) {
+        let broker_id = self.broker_id();
         for namesrv in self.config.namesrv_addrs() {
             let request = RemotingCommand::request(request::UNREGISTER_BROKER)
                 .with_ext("brokerName", &self.config.broker_name)
                 .with_ext("brokerAddr", self.addr)
                 .with_ext("clusterName", &self.config.broker_cluster_name)
-                .with_ext("brokerId", self.config.broker_id);
+                .with_ext("brokerId", broker_id);
             let _ = self
                 .namesrv
                 .invoke(&namesrv, request, REGISTER_TIMEOUT)
                 .await;
+        }
+    }
+
+    /// Re-registers whenever this replica becomes or stops being the master.
+    pub(super) async fn run_role_watch(self: Arc<Self>) {
+        let Some(replica) = self.replica.clone() else {
+            return;
+        };
+        let mut metrics = replica.watch();
+        let mut was_master = replica.is_master();
+        while metrics.changed().await.is_ok() {
+            let is_master = replica.is_master();
+            if is_master != was_master {
+                let leader = metrics.borrow().current_leader;
+                tracing::info!(
+                    replica = replica.id,
+                    is_master,
+                    ?leader,
+                    "role changed; re-registering"
+                );
+                was_master = is_master;
+                self.register_all().await;
+            }
         }
     }
 

@@ -21,6 +21,7 @@ use proto::MessageRef;
 use store::meta::{MetaStore, TopicConfig};
 use store::{Disk, GetStatus};
 
+use super::write::{put_error, PutError};
 use super::{ok, store_error, Broker};
 
 pub const RETRY_PREFIX: &str = "%RETRY%";
@@ -48,7 +49,7 @@ mod property {
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// Creates `topic` with one queue if it does not exist; registers at once if it did not.
-    pub(super) async fn ensure_group_topic(&self, topic: &str) -> store::Result<()> {
+    pub(super) async fn ensure_group_topic(&self, topic: &str) -> Result<(), PutError> {
         if self.topics.get(topic).is_some() {
             return Ok(());
         }
@@ -59,7 +60,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             perm: perm::READ_WRITE,
             order: false,
         };
-        self.topics.put(config).await?;
+        self.put_topic(config).await?;
         tracing::info!(topic, "created group topic");
         self.register_all().await;
         Ok(())
@@ -115,13 +116,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         if reconsume > max_reconsume || delay_level < 0 {
             let dlq = format!("{DLQ_PREFIX}{group}");
             if let Err(e) = self.ensure_group_topic(&dlq).await {
-                return Ok(store_error(req, &e));
+                return Ok(put_error(req, &e));
             }
             message.topic = dlq;
             message.queue_id = 0;
         } else {
             if let Err(e) = self.ensure_group_topic(&retry_topic).await {
-                return Ok(store_error(req, &e));
+                return Ok(put_error(req, &e));
             }
             let level = if delay_level == 0 {
                 3 + reconsume
@@ -139,9 +140,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             message.topic = SCHEDULE_TOPIC.to_string();
             message.queue_id = (level - 1) as u32;
         }
-        match self.store.put_message(message).await {
+        match self.put_messages(vec![message]).await {
             Ok(_) => Ok(ok(req)),
-            Err(e) => Ok(store_error(req, &e)),
+            Err(e) => Ok(put_error(req, &e)),
         }
     }
 
@@ -166,8 +167,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// Delivers what is due; returns how long to wait before looking again.
     async fn deliver_due(&self, queue_id: u32, delay_ms: i64) -> anyhow::Result<Duration> {
         let idle = Duration::from_secs(1);
+        if self.replica.as_ref().is_some_and(|r| !r.is_master()) {
+            return Ok(idle); // Only a group's master delivers.
+        }
         let mut offset = self
-            .meta
             .consumer_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id)?
             .unwrap_or(0);
         let got = self
@@ -177,12 +180,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         match got.status {
             GetStatus::Found => {}
             GetStatus::OffsetTooSmall | GetStatus::OffsetOverflowBadly => {
-                self.meta.put_consumer_offset(
-                    SCHEDULE_GROUP,
-                    SCHEDULE_TOPIC,
-                    queue_id,
-                    got.next_offset,
-                )?;
+                self.commit_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id, got.next_offset)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 return Ok(Duration::ZERO);
             }
             _ => return Ok(idle),
@@ -209,7 +209,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 message.properties.remove(property::DELAY);
                 message.properties.remove(property::REAL_TOPIC);
                 message.properties.remove(property::REAL_QUEUE_ID);
-                self.store.put_message(message).await?;
+                self.put_messages(vec![message])
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             } else {
                 tracing::warn!(
                     offset = stored.physical_offset(),
@@ -217,8 +219,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 );
             }
             offset = stored.queue_offset() + 1;
-            self.meta
-                .put_consumer_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id, offset)?;
+            self.commit_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id, offset)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         Ok(Duration::ZERO)
     }

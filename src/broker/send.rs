@@ -11,8 +11,10 @@ use proto::NewMessage;
 use store::meta::{MetaStore, TopicConfig};
 use store::Disk;
 
+use super::replica::WriteError;
 use super::topics::AUTO_CREATE_TOPIC;
-use super::{store_error, Broker};
+use super::write::{put_error, with_put_fields, PutError};
+use super::Broker;
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
     pub(super) async fn send(
@@ -89,18 +91,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         } else {
             vec![template]
         };
-        match self.store.put_messages(messages).await {
+        match self.put_messages(messages).await {
             Ok(results) => {
                 let first = results.first().expect("one result per message");
-                let ids: Vec<String> = results.iter().map(|r| r.msg_id.to_string()).collect();
-                Ok(RemotingCommand::response_to(req, response::SUCCESS, None)
-                    .with_ext("msgId", ids.join(","))
-                    .with_ext("queueId", first.queue_id)
-                    .with_ext("queueOffset", first.queue_offset)
-                    .with_ext("MSG_REGION", "DefaultRegion")
-                    .with_ext("TRACE_ON", "true"))
+                let response = RemotingCommand::response_to(req, response::SUCCESS, None);
+                Ok(with_put_fields(response, &results, first))
             }
-            Err(e) => Ok(store_error(req, &e)),
+            Err(e) => Ok(put_error(req, &e)),
         }
     }
 
@@ -135,11 +132,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             perm: perm::READ_WRITE,
             order: false,
         };
-        if let Err(e) = self.topics.put(config.clone()).await {
-            return Err((
-                response::SYSTEM_ERROR,
-                format!("creating topic {}: {e}", header.topic),
-            ));
+        if let Err(e) = self.put_topic(config.clone()).await {
+            let code = match e {
+                PutError::Replica(WriteError::NotMaster { .. }) => response::SERVICE_NOT_AVAILABLE,
+                _ => response::SYSTEM_ERROR,
+            };
+            return Err((code, format!("creating topic {}: {e}", header.topic)));
         }
         tracing::info!(topic = %header.topic, queues, "auto-created topic");
         self.register_all().await;

@@ -267,7 +267,8 @@ impl<D: Disk> MessageStore<D> {
         Ok(results.pop().expect("one result per message"))
     }
 
-    fn validate(&self, message: &NewMessage) -> Result<()> {
+    /// Checks a message as `put_messages` would: its topic name, layout limits, size.
+    pub fn validate(&self, message: &NewMessage) -> Result<()> {
         proto::names::validate_name("topic", &message.topic).map_err(StoreError::MessageIllegal)?;
         message
             .validate()

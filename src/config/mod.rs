@@ -2,6 +2,10 @@
 //! (`broker_cluster_name`, `broker_name`, `listen_port`, `namesrv_addr`,
 //! `flush_disk_type`, ...). Unknown fields are rejected with their name.
 
+mod replication;
+
+pub use replication::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +43,9 @@ pub struct BrokerConfig {
     pub client_channel_expired_ms: u64,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
+    /// Present for a replicated broker group (see `replication`); absent for a single
+    /// replica.
+    pub replication: Option<ReplicationSettings>,
 }
 
 /// The store's tunables, as a `[store]` table.
@@ -88,6 +95,7 @@ impl Default for BrokerConfig {
             flush_consumer_offset_interval_ms: 5_000,
             client_channel_expired_ms: 120_000,
             store: StoreSettings::default(),
+            replication: None,
         }
     }
 }
@@ -120,6 +128,9 @@ impl BrokerConfig {
         }
         self.advertised_addr()?;
         self.store_config()?.validate()?;
+        if let Some(replication) = &self.replication {
+            replication.validate()?;
+        }
         Ok(())
     }
 

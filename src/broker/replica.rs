@@ -1,0 +1,430 @@
+//! One replica of a Raft-replicated broker group: openraft over the CommitLog (see the
+//! `raft` crate), the replica port, and the group's modes.
+//!
+//! - `election = "raft"`: every replica votes; any can be elected master.
+//! - `election = "fixed"`: the lowest replica id is the only voter, so it is always the
+//!   master (RocketMQ's BrokerId 0) and commits alone; the others are learners that
+//!   replicate but never take over.
+//! - `ack = "quorum"`: a send is answered once a majority of the group holds it —
+//!   Raft's commit under `raft`; under `fixed`, once enough learners have matched.
+//! - `ack = "leader"`: answered once the master's own log holds it (a ticket, see
+//!   `LogStore::ticket`); a failover may lose what the others had not received.
+//!
+//! Readers everywhere see committed messages only, so a message a new master discards
+//! was never delivered.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use proto::net::server::Shutdown;
+use raft::log_store::{LogStore, TicketResult};
+use raft::state_machine::GroupMachine;
+use raft::transport::{self, TcpNetwork};
+use raft::types::{GroupRaft, GroupRequest, GroupResponse};
+use store::{Disk, MessageStore, PutResult};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
+
+/// Why a replicated write was not acknowledged.
+#[derive(Debug, Clone)]
+pub enum WriteError {
+    /// This replica is not the master; `master` is the master's broker address if known.
+    NotMaster { master: Option<String> },
+    /// No acknowledgement in time: the write may or may not take effect. `landed` says
+    /// where the master's own log holds the first messages, when it does.
+    Timeout {
+        timeout_ms: u64,
+        landed: Vec<PutResult>,
+    },
+    /// The write failed and did not take effect.
+    Failed(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::NotMaster {
+                master: Some(master),
+            } => write!(f, "not the master; the master is {master}"),
+            WriteError::NotMaster { master: None } => {
+                write!(f, "not the master; no master is elected now")
+            }
+            WriteError::Timeout { timeout_ms, .. } => write!(
+                f,
+                "not acknowledged within {timeout_ms} ms; the write may still take effect"
+            ),
+            WriteError::Failed(e) => write!(f, "write failed: {e}"),
+        }
+    }
+}
+
+pub struct Replica<D: Disk> {
+    pub id: u64,
+    settings: ReplicationSettings,
+    replicas: BTreeMap<u64, ReplicaAddrs>,
+    raft: Raft<GroupRaft>,
+    log: LogStore<D>,
+    machine: GroupMachine<D>,
+}
+
+type Metrics = RaftMetrics<u64, BasicNode>;
+
+/// A cancelled ticket's reason when the proposer turned out not to be the master.
+const NOT_MASTER: &str = "not master";
+
+impl<D: Disk> Replica<D> {
+    /// Starts Raft on `store` (opened replicated), serves the replica port on
+    /// `listen_ip`, and joins or forms the group.
+    pub async fn start(
+        group: &str,
+        settings: ReplicationSettings,
+        store: Arc<MessageStore<D>>,
+        disk: D,
+        listen_ip: IpAddr,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<(Arc<Self>, JoinHandle<()>)> {
+        let replicas = settings.replica_map()?;
+        let config = openraft::Config {
+            cluster_name: group.to_string(),
+            heartbeat_interval: settings.heartbeat_interval_ms,
+            election_timeout_min: settings.election_timeout_min_ms,
+            election_timeout_max: settings.election_timeout_max_ms,
+            // Under `fixed` only the master votes, and it elects itself at once.
+            enable_elect: true,
+            // The CommitLog keeps entries until retention: replicas catch up by log.
+            snapshot_policy: SnapshotPolicy::Never,
+            ..openraft::Config::default()
+        }
+        .validate()?;
+        let log = LogStore::open(store.clone(), disk.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("open the Raft log: {e}"))?;
+        let machine = GroupMachine::open(store, disk)
+            .await
+            .map_err(|e| anyhow::anyhow!("open the Raft state machine: {e}"))?;
+        let raft = Raft::new(
+            settings.replica_id,
+            Arc::new(config),
+            TcpNetwork::default(),
+            log.clone(),
+            machine.clone(),
+        )
+        .await?;
+        let bind = SocketAddr::new(listen_ip, settings.replica_listen_port);
+        let (bound, task) = transport::start(bind, raft.clone(), shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("bind the replica port {bind}: {e}"))?;
+        tracing::info!(replica = settings.replica_id, %bound, election = ?settings.election, ack = ?settings.ack, "replica port serving");
+        let replica = Arc::new(Replica {
+            id: settings.replica_id,
+            settings,
+            replicas,
+            raft,
+            log,
+            machine,
+        });
+        replica.bootstrap().await?;
+        Ok((replica, task))
+    }
+
+    fn node(&self, id: u64) -> BasicNode {
+        BasicNode::new(&self.replicas[&id].replica)
+    }
+
+    /// Forms the group on first start (a no-op once it exists).
+    async fn bootstrap(self: &Arc<Self>) -> anyhow::Result<()> {
+        let voters: BTreeMap<u64, BasicNode> = match self.settings.election {
+            Election::Raft => self
+                .replicas
+                .keys()
+                .map(|id| (*id, self.node(*id)))
+                .collect(),
+            Election::Fixed if self.id == self.settings.fixed_master() => {
+                BTreeMap::from([(self.id, self.node(self.id))])
+            }
+            Election::Fixed => return Ok(()),
+        };
+        match self.raft.initialize(voters).await {
+            Ok(()) => tracing::info!(replica = self.id, "formed the group"),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => anyhow::bail!("forming the group: {e}"),
+        }
+        if self.settings.election == Election::Fixed {
+            let this = self.clone();
+            tokio::spawn(async move { this.add_learners().await });
+        }
+        Ok(())
+    }
+
+    /// Under `fixed`: the master adds every other replica as a learner, retrying until
+    /// each is in the membership.
+    async fn add_learners(self: Arc<Self>) {
+        let others: Vec<u64> = self
+            .replicas
+            .keys()
+            .copied()
+            .filter(|id| *id != self.id)
+            .collect();
+        for id in others {
+            loop {
+                let known = self
+                    .metrics()
+                    .membership_config
+                    .nodes()
+                    .any(|(n, _)| *n == id);
+                if known {
+                    break;
+                }
+                match self.raft.add_learner(id, self.node(id), false).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::debug!(learner = id, error = %e, "adding a learner; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Role changes, for re-registering with the name servers at once.
+    pub fn watch(&self) -> watch::Receiver<Metrics> {
+        self.raft.metrics()
+    }
+
+    pub fn is_master(&self) -> bool {
+        let m = self.metrics();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// The master's broker address, if one is known.
+    pub fn master_broker_addr(&self) -> Option<String> {
+        let leader = self.metrics().current_leader?;
+        self.replicas.get(&leader).map(|a| a.broker.clone())
+    }
+
+    pub fn machine(&self) -> &GroupMachine<D> {
+        &self.machine
+    }
+
+    pub fn raft(&self) -> &Raft<GroupRaft> {
+        &self.raft
+    }
+
+    fn not_master(&self) -> WriteError {
+        WriteError::NotMaster {
+            master: self
+                .master_broker_addr()
+                .filter(|_| self.metrics().current_leader != Some(self.id)),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.write_timeout_ms)
+    }
+
+    fn timed_out(&self) -> WriteError {
+        WriteError::Timeout {
+            timeout_ms: self.settings.write_timeout_ms,
+            landed: Vec::new(),
+        }
+    }
+
+    fn raft_error(&self, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> WriteError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_master(),
+            e => WriteError::Failed(e.to_string()),
+        }
+    }
+
+    /// Proposes one entry and waits for it to be committed and applied.
+    pub async fn write(&self, request: GroupRequest) -> Result<GroupResponse, WriteError> {
+        if !self.is_master() {
+            return Err(self.not_master());
+        }
+        match tokio::time::timeout(self.timeout(), self.raft.client_write(request)).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(Err(e)) => Err(self.raft_error(e)),
+            Ok(Ok(response)) => Ok(response.data),
+        }
+    }
+
+    /// Stores messages (each in the stored layout, offsets zero), in order, answering as
+    /// the group's `ack` mode says.
+    pub async fn put(&self, messages: Vec<Bytes>) -> Result<Vec<PutResult>, WriteError> {
+        if !self.is_master() {
+            return Err(self.not_master());
+        }
+        let mut landed = Vec::with_capacity(messages.len());
+        let mut proposals = Vec::with_capacity(messages.len());
+        for bytes in messages {
+            let (ticket, rx) = self.log.ticket();
+            landed.push(rx);
+            proposals.push((ticket, bytes));
+        }
+        let committed = self.propose(proposals);
+        let acked = tokio::time::timeout(self.timeout(), async {
+            match self.settings.ack {
+                AckMode::Leader => self.wait_landed(&mut landed).await,
+                AckMode::Quorum => self.wait_committed(committed).await,
+            }
+        })
+        .await;
+        match acked {
+            Ok(Err(WriteError::Failed(e))) if !self.is_master() => {
+                tracing::debug!(error = %e, "write failed while losing mastership");
+                Err(self.not_master())
+            }
+            Ok(result) => result,
+            // Where the master's own log has the messages, say so: the outcome is
+            // unknown, not failed (RocketMQ's FLUSH_SLAVE_TIMEOUT).
+            Err(_) => Err(WriteError::Timeout {
+                timeout_ms: self.settings.write_timeout_ms,
+                landed: landed
+                    .iter_mut()
+                    .map_while(|rx| rx.try_recv().ok()?.ok())
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Proposes every message in order from one task (proposals enter openraft's queue
+    /// in the order `join_all` first polls them, so a batch keeps its order in the log).
+    fn propose(
+        &self,
+        proposals: Vec<(u64, Bytes)>,
+    ) -> JoinHandle<Vec<Result<GroupResponse, WriteError>>> {
+        let raft = self.raft.clone();
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            let writes = proposals.into_iter().map(|(ticket, bytes)| {
+                let (raft, log) = (raft.clone(), log.clone());
+                async move {
+                    let request = GroupRequest::Message {
+                        bytes,
+                        ticket: Some(ticket),
+                    };
+                    match raft.client_write(request).await {
+                        Ok(response) => Ok(response.data),
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                            log.cancel_ticket(ticket, NOT_MASTER.into());
+                            Err(WriteError::NotMaster { master: None })
+                        }
+                        Err(e) => {
+                            log.cancel_ticket(ticket, e.to_string());
+                            Err(WriteError::Failed(e.to_string()))
+                        }
+                    }
+                }
+            });
+            futures::future::join_all(writes).await
+        })
+    }
+
+    async fn wait_landed(
+        &self,
+        landed: &mut [oneshot::Receiver<TicketResult>],
+    ) -> Result<Vec<PutResult>, WriteError> {
+        let mut puts = Vec::with_capacity(landed.len());
+        for rx in landed {
+            match rx.await {
+                Ok(Ok(put)) => puts.push(put),
+                Ok(Err(e)) if e == NOT_MASTER => return Err(self.not_master()),
+                Ok(Err(e)) => return Err(WriteError::Failed(e)),
+                Err(_) => return Err(WriteError::Failed("the proposal was dropped".into())),
+            }
+        }
+        Ok(puts)
+    }
+
+    async fn wait_committed(
+        &self,
+        committed: JoinHandle<Vec<Result<GroupResponse, WriteError>>>,
+    ) -> Result<Vec<PutResult>, WriteError> {
+        let responses = committed
+            .await
+            .map_err(|e| WriteError::Failed(format!("proposer task: {e}")))?;
+        let mut puts = Vec::with_capacity(responses.len());
+        let mut last_index = 0;
+        for response in responses {
+            let response = match response {
+                Err(WriteError::NotMaster { .. }) => return Err(self.not_master()),
+                other => other?,
+            };
+            let stored = response
+                .stored
+                .ok_or_else(|| WriteError::Failed("a message entry stored nothing".into()))?;
+            last_index = response.index;
+            puts.push(put_result(stored));
+        }
+        if self.settings.election == Election::Fixed {
+            self.wait_learners(last_index).await?;
+        }
+        Ok(puts)
+    }
+
+    /// Under `fixed` + `quorum`: the master commits alone, so wait until a majority of
+    /// the group (the master included) has matched `index`.
+    async fn wait_learners(&self, index: u64) -> Result<(), WriteError> {
+        let majority = self.replicas.len() / 2 + 1;
+        let mut metrics = self.raft.metrics();
+        let matched = |m: &Metrics| {
+            1 + m.replication.as_ref().map_or(0, |r| {
+                r.iter()
+                    .filter(|(id, l)| **id != self.id && l.is_some_and(|l| l.index >= index))
+                    .count()
+            })
+        };
+        let waited = metrics
+            .wait_for(|m| matched(m) >= majority || m.current_leader != Some(self.id))
+            .await;
+        match waited {
+            Err(_) => Err(WriteError::Failed("Raft stopped".into())),
+            Ok(m) if matched(&m) >= majority => Ok(()),
+            Ok(_) => Err(self.not_master()),
+        }
+    }
+
+    /// How far each other replica has matched the master's log, in entries behind
+    /// (on the master; empty elsewhere).
+    pub fn replica_lag(&self) -> BTreeMap<u64, u64> {
+        let m = self.metrics();
+        let last = m.last_log_index.unwrap_or(0);
+        m.replication
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, l)| (*id, last - l.map_or(0, |l| l.index).min(last)))
+            .collect()
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+fn put_result(stored: raft::types::StoredAt) -> PutResult {
+    PutResult {
+        msg_id: proto::MessageId {
+            store_host: stored.store_host,
+            physical_offset: stored.physical_offset,
+        },
+        physical_offset: stored.physical_offset,
+        size: stored.size,
+        queue_id: stored.queue_id,
+        queue_offset: stored.queue_offset,
+        store_timestamp_ms: stored.store_timestamp_ms,
+    }
+}
