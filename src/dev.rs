@@ -110,7 +110,9 @@ pub fn group_configs(
 
 /// A port that was free a moment ago.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts a broker with real files and sled metadata under its `store_path_root_dir`.

@@ -190,6 +190,20 @@ impl ClientInstance {
             .map(str::to_string)
     }
 
+    /// Every address of a broker group for reads: the master first, then the slaves.
+    pub fn read_addrs(&self, broker_name: &str) -> Vec<String> {
+        let routes = self.routes.lock().expect("routes poisoned");
+        let Some(data) = routes
+            .values()
+            .flat_map(|r| &r.broker_datas)
+            .find(|b| b.broker_name == broker_name)
+        else {
+            return Vec::new();
+        };
+        // Broker ids sort the master (0) first.
+        data.broker_addrs.values().cloned().collect()
+    }
+
     /// Every broker master address in cached routes.
     pub fn all_master_addrs(&self) -> Vec<String> {
         let routes = self.routes.lock().expect("routes poisoned");

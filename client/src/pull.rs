@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::net::rpc::RpcError;
 use proto::remoting::body::MessageQueue;
 use proto::remoting::codes::{request, response};
 use proto::remoting::header::{pull_flag, PullMessageHeader};
@@ -48,17 +49,31 @@ pub struct PullRequest<'a> {
     pub commit_offset: Option<u64>,
 }
 
-/// One pull from the queue's broker (the master, else any replica).
+/// One pull from the queue's broker group: the master, else (it cannot be reached, or
+/// there is none) a slave — RocketMQ's `slaveReadEnable`.
 pub async fn pull(instance: &ClientInstance, req: PullRequest<'_>) -> Result<PullResult> {
-    let addr = match instance.any_addr(&req.queue.broker_name) {
-        Some(addr) => addr,
-        None => {
-            instance.refresh_route(&req.queue.topic).await?;
-            instance
-                .any_addr(&req.queue.broker_name)
-                .ok_or_else(|| ClientError::NoRoute(req.queue.topic.clone()))?
+    let mut addrs = instance.read_addrs(&req.queue.broker_name);
+    if addrs.is_empty() {
+        instance.refresh_route(&req.queue.topic).await?;
+        addrs = instance.read_addrs(&req.queue.broker_name);
+    }
+    let mut last = ClientError::NoRoute(req.queue.topic.clone());
+    for addr in addrs {
+        match pull_from(instance, &req, addr).await {
+            Err(e @ ClientError::Rpc(RpcError::Connect { .. } | RpcError::Closed(_))) => {
+                last = e;
+            }
+            result => return result,
         }
-    };
+    }
+    Err(last)
+}
+
+async fn pull_from(
+    instance: &ClientInstance,
+    req: &PullRequest<'_>,
+    addr: String,
+) -> Result<PullResult> {
     let mut sys_flag = pull_flag::SUBSCRIPTION;
     if req.suspend.is_some() {
         sys_flag |= pull_flag::SUSPEND;

@@ -94,7 +94,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         wait_for_master(&cluster).await?;
         for running in &cluster.brokers {
             let replica = running.broker.replica().expect("a replicated group");
-            let role = if replica.is_master() { "master" } else { "slave" };
+            let role = if replica.is_master() {
+                "master"
+            } else {
+                "slave"
+            };
             println!(
                 "    replica {} at {} ({role})",
                 replica.id,

@@ -6,5 +6,6 @@ mod cluster;
 mod config;
 mod layout;
 mod name_servers;
+mod replication;
 mod retry;
 mod roundtrip;

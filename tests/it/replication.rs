@@ -1,0 +1,279 @@
+//! Raft-replicated broker groups, in process over real sockets: three replicas on real
+//! files, a name server, and raftmq's own client.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use client::{ClientConfig, Message, Producer, PullConsumer, PullStatus};
+use raftmq::config::{AckMode, Election};
+use raftmq::dev::{group_configs, start_broker_on_disk, DevOptions};
+use raftmq::{BrokerConfig, RunningBroker};
+use store::meta::SledMetaStore;
+use store::{FlushMode, StdDisk};
+
+type Running = RunningBroker<StdDisk, SledMetaStore>;
+
+struct Group {
+    namesrv: std::net::SocketAddr,
+    configs: Vec<BrokerConfig>,
+    /// By replica id - 1; `None` while a replica is down.
+    brokers: Vec<Option<Running>>,
+    namesrv_tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Group {
+    async fn start(flush: FlushMode, election: Election, ack: AckMode) -> Group {
+        let (namesrv, namesrv_tasks) = namesrv::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let options = DevOptions {
+            data_dir: dir.path().to_path_buf(),
+            namesrv_port: 0,
+            broker_port: 0,
+            flush_disk_type: flush,
+            replicas: 3,
+            election,
+            ack,
+        };
+        let mut configs = group_configs(&options, namesrv).unwrap();
+        for config in &mut configs {
+            // Heartbeats every 2 s keep the test's route changes visible quickly.
+            config.register_broker_interval_ms = 2_000;
+        }
+        let mut brokers = Vec::new();
+        for config in &configs {
+            brokers.push(Some(start_broker_on_disk(config.clone()).await.unwrap()));
+        }
+        let group = Group {
+            namesrv,
+            configs,
+            brokers,
+            namesrv_tasks,
+            _dir: dir,
+        };
+        group.wait_master(Duration::from_secs(15)).await;
+        group
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            request_timeout: Duration::from_secs(5),
+            ..ClientConfig::with_namesrv(&self.namesrv.to_string())
+        }
+    }
+
+    /// Index of the master among the running replicas, if one is elected.
+    fn master(&self) -> Option<usize> {
+        self.brokers.iter().position(|b| {
+            b.as_ref()
+                .and_then(|b| b.broker.replica())
+                .is_some_and(|r| r.is_master())
+        })
+    }
+
+    async fn wait_master(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(i) = self.master() {
+                return i;
+            }
+            assert!(Instant::now() < deadline, "no master elected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn shutdown(mut self) {
+        for broker in self.brokers.iter_mut().filter_map(Option::take) {
+            broker.shutdown().await.unwrap();
+        }
+        for task in &self.namesrv_tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Sends `body` until it is acknowledged (an attempt that fails may still have stored
+/// it: at-least-once), for at most `within`.
+async fn send_until_acked(producer: &Producer, topic: &str, body: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        match producer.send(Message::new(topic, body.to_string())).await {
+            Ok(result) if result.status == client::SendStatus::Ok => return,
+            Ok(result) => tracing::info!(?result.status, body, "not acknowledged; retrying"),
+            Err(e) => tracing::info!(error = %e, body, "send failed; retrying"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{body} not acknowledged in {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every message body in every queue of `topic`, read through any reachable replica.
+async fn read_all(config: ClientConfig, topic: &str) -> Vec<String> {
+    let consumer = PullConsumer::new("reader", config);
+    let mut bodies = Vec::new();
+    for queue in consumer.fetch_queues(topic).await.unwrap() {
+        let mut offset = 0;
+        loop {
+            let got = consumer.pull(&queue, "*", offset, 32).await.unwrap();
+            if got.status != PullStatus::Found {
+                break;
+            }
+            for m in &got.messages {
+                bodies.push(String::from_utf8(m.body.to_vec()).unwrap());
+            }
+            offset = got.next_begin_offset;
+        }
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_sync_failover_keeps_every_acknowledged_message_and_offset() {
+    let mut group = Group::start(FlushMode::Sync, Election::Raft, AckMode::Quorum).await;
+    let config = group.client_config();
+    let producer = Producer::new("failover-producer", config.clone());
+    let topic = "Failover";
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let body = format!("m{i}");
+        send_until_acked(&producer, topic, &body, Duration::from_secs(20)).await;
+        acked.push(body);
+    }
+    // A consumer group commits an offset through the log before the master dies.
+    let consumer = PullConsumer::new("G", config.clone());
+    let queue = consumer.fetch_queues(topic).await.unwrap()[0].clone();
+    consumer.commit_offset(&queue, 3).await.unwrap();
+
+    let old = group.master().expect("a master");
+    let killed_at = Instant::now();
+    group.brokers[old].take().unwrap().abort();
+    let mut first_ack = None;
+    for i in 40..80 {
+        let body = format!("m{i}");
+        send_until_acked(&producer, topic, &body, Duration::from_secs(20)).await;
+        first_ack.get_or_insert_with(|| killed_at.elapsed());
+        acked.push(body);
+    }
+    let new = group.master().expect("a new master");
+    assert_ne!(new, old);
+    println!(
+        "failover: master killed -> first acknowledged send after {:?}",
+        first_ack.unwrap()
+    );
+
+    let read: BTreeSet<String> = read_all(config.clone(), topic).await.into_iter().collect();
+    let lost: Vec<&String> = acked.iter().filter(|b| !read.contains(*b)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost after failover: {lost:?}"
+    );
+    let consumer = PullConsumer::new("G", config);
+    consumer.fetch_queues(topic).await.unwrap();
+    assert_eq!(
+        consumer.fetch_offset(&queue).await.unwrap(),
+        Some(3),
+        "the committed offset failed over with the log"
+    );
+    group.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_master_loss_stops_writes_and_slaves_keep_serving_reads() {
+    let mut group = Group::start(FlushMode::Async, Election::Fixed, AckMode::Quorum).await;
+    assert_eq!(group.master(), Some(0), "replica 1 is the fixed master");
+    let config = group.client_config();
+    let producer = Producer::new("fixed-producer", config.clone());
+    let sent: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    for body in &sent {
+        send_until_acked(&producer, "Fixed", body, Duration::from_secs(10)).await;
+    }
+    // Wait until both slaves have everything (quorum is one slave).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    group.brokers[0].take().unwrap().abort();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        group.master(),
+        None,
+        "no slave takes over under election = fixed"
+    );
+    assert!(
+        producer
+            .send(Message::new("Fixed", "after the master died"))
+            .await
+            .is_err(),
+        "a write succeeded without the fixed master"
+    );
+    let mut read = read_all(config, "Fixed").await;
+    read.sort();
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(read, expected, "slaves serve every message");
+    group.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_ack_works_reports_lag_and_a_restarted_follower_catches_up() {
+    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Leader).await;
+    let config = group.client_config();
+    let producer = Producer::new("leader-producer", config.clone());
+    let master = group.master().unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    // Stop a follower; the group keeps taking writes with the other two.
+    group.brokers[follower]
+        .take()
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let sent: Vec<String> = (0..60).map(|i| format!("l{i}")).collect();
+    for body in &sent {
+        send_until_acked(&producer, "Lag", body, Duration::from_secs(10)).await;
+    }
+    let replica = group.brokers[master]
+        .as_ref()
+        .unwrap()
+        .broker
+        .replica()
+        .unwrap()
+        .clone();
+    let lag = replica.replica_lag();
+    let follower_id = (follower + 1) as u64;
+    assert!(
+        lag.get(&follower_id).copied().unwrap_or(0) >= 60,
+        "the stopped follower lags by every entry since: {lag:?}"
+    );
+
+    // Restart it on its own disk: it catches up by log.
+    let config_f = group.configs[follower].clone();
+    group.brokers[follower] = Some(start_broker_on_disk(config_f).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let lag = replica.replica_lag();
+        if lag.values().all(|l| *l == 0) && lag.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower did not catch up: {lag:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = group.brokers[follower].as_ref().unwrap().broker.store();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let total =
+        |s: &store::MessageStore<StdDisk>| (0..4).map(|q| s.max_offset("Lag", q)).sum::<u64>();
+    while total(store) < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "the follower serves {} of 60",
+            total(store)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    group.shutdown().await;
+}
