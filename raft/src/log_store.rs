@@ -28,10 +28,13 @@ use openraft::{
     CommittedLeaderId, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, StorageError,
     StorageIOError, Vote,
 };
+use proto::message::{OFFSET_PHYSICAL_OFFSET, OFFSET_QUEUE_OFFSET};
 use serde::{Deserialize, Serialize};
 use store::slot_file::SlotFile;
 use store::{Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore, PutResult};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::entry_cache::EntryCache;
 
 use crate::types::{GroupRaft, GroupRequest};
 
@@ -77,6 +80,7 @@ pub struct LogStore<D: Disk> {
     /// Flush completions, reported in append order by one task.
     flushed_tx: mpsc::UnboundedSender<PendingFlush>,
     tickets: Arc<Mutex<Tickets>>,
+    cache: Arc<Mutex<EntryCache>>,
 }
 
 #[derive(Default)]
@@ -132,6 +136,7 @@ impl<D: Disk> LogStore<D> {
             })),
             flushed_tx,
             tickets: Arc::default(),
+            cache: Arc::default(),
         })
     }
 
@@ -225,6 +230,23 @@ fn to_record(entry: &Entry<GroupRaft>) -> Result<LogRecord, io::Error> {
     })
 }
 
+/// An entry as reading it back from the log gives it: a new message with the offsets
+/// its store assigned (`put`), as `Stored`.
+fn read_back_form(entry: Entry<GroupRaft>, put: Option<&PutResult>) -> Entry<GroupRaft> {
+    let Entry { log_id, payload } = entry;
+    let payload = match (payload, put) {
+        (EntryPayload::Normal(GroupRequest::Message { bytes, .. }), Some(put)) => {
+            let mut stored = bytes.to_vec();
+            let at = |field: usize| field..field + 8;
+            stored[at(OFFSET_QUEUE_OFFSET)].copy_from_slice(&put.queue_offset.to_be_bytes());
+            stored[at(OFFSET_PHYSICAL_OFFSET)].copy_from_slice(&put.physical_offset.to_be_bytes());
+            EntryPayload::Normal(GroupRequest::Stored(stored.into()))
+        }
+        (payload, _) => payload,
+    };
+    Entry { log_id, payload }
+}
+
 fn to_entry(record: LogRecord) -> Result<Entry<GroupRaft>, io::Error> {
     let payload = match record.payload {
         LogPayload::Message { bytes, .. } => EntryPayload::Normal(GroupRequest::Stored(bytes)),
@@ -269,16 +291,20 @@ impl<D: Disk> RaftLogReader<GroupRaft> for LogStore<D> {
         range: RB,
     ) -> Result<Vec<Entry<GroupRaft>>, StorageError<u64>> {
         let from = match range.start_bound() {
-            Bound::Included(&i) => record_index(i),
-            Bound::Excluded(&i) => record_index(i) + 1,
-            Bound::Unbounded => 1,
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i + 1,
+            Bound::Unbounded => 0,
         };
         let to = match range.end_bound() {
-            Bound::Included(&i) => record_index(i) + 1,
-            Bound::Excluded(&i) => record_index(i),
+            Bound::Included(&i) => i + 1,
+            Bound::Excluded(&i) => i,
             Bound::Unbounded => u64::MAX,
         };
-        self.read(from, to, usize::MAX).await
+        if let Some(cached) = self.cache.lock().expect("cache poisoned").get(from, to) {
+            return Ok(cached);
+        }
+        let to = if to == u64::MAX { to } else { record_index(to) };
+        self.read(record_index(from), to, usize::MAX).await
     }
 
     async fn limited_get_log_entries(
@@ -286,6 +312,9 @@ impl<D: Disk> RaftLogReader<GroupRaft> for LogStore<D> {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry<GroupRaft>>, StorageError<u64>> {
+        if let Some(cached) = self.cache.lock().expect("cache poisoned").get(start, end) {
+            return Ok(cached);
+        }
         self.read(
             record_index(start),
             record_index(end),
@@ -390,9 +419,10 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
         I::IntoIter: OptionalSend,
     {
         let write_err = |e: io::Error| StorageError::from(StorageIOError::write_logs(&e));
-        let mut records = Vec::new();
+        let entries: Vec<Entry<GroupRaft>> = entries.into_iter().collect();
+        let mut records = Vec::with_capacity(entries.len());
         let mut ticketed = Vec::new();
-        for (i, entry) in entries.into_iter().enumerate() {
+        for (i, entry) in entries.iter().enumerate() {
             if let EntryPayload::Normal(GroupRequest::Message {
                 ticket: Some(ticket),
                 ..
@@ -400,7 +430,7 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
             {
                 ticketed.push((i, *ticket));
             }
-            records.push(to_record(&entry).map_err(write_err)?);
+            records.push(to_record(entry).map_err(write_err)?);
         }
         let appended = self.store.append_log(records).await;
         let appended = match appended {
@@ -412,6 +442,12 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
                 return Err(write_err(io_error(e)));
             }
         };
+        {
+            let mut cache = self.cache.lock().expect("cache poisoned");
+            for (entry, put) in entries.into_iter().zip(&appended.puts) {
+                cache.push(read_back_form(entry, put.as_ref()));
+            }
+        }
         let tickets = {
             let mut tickets = self.tickets.lock().expect("tickets poisoned");
             ticketed
@@ -436,6 +472,10 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.cache
+            .lock()
+            .expect("cache poisoned")
+            .truncate_from(log_id.index);
         self.store
             .truncate_log(record_index(log_id.index))
             .await

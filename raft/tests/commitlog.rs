@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{config, leader_among, wait_applied_index};
-use openraft::{BasicNode, Raft};
+use openraft::{BasicNode, EntryPayload, Raft, RaftLogReader};
 use proto::message::StoreFields;
 use proto::{MessageRef, NewMessage};
 use raft::log_store::LogStore;
 use raft::router::{NodeNetwork, Router};
 use raft::state_machine::GroupMachine;
 use raft::types::{GroupRaft, GroupRequest, OffsetUpdate};
-use store::{FlushMode, GetStatus, MessageStore, SimDisk, SimDiskConfig, StoreConfig};
+use store::{FlushMode, GetStatus, LogPayload, MessageStore, SimDisk, SimDiskConfig, StoreConfig};
 
 struct Node {
     raft: Raft<GroupRaft>,
@@ -154,6 +154,25 @@ async fn assert_converged(nodes: &BTreeMap<u64, Node>, last: u64, expected: &[St
         let other = node.store.read_log(1, last + 1, usize::MAX).await.unwrap();
         assert!(other == log, "replica {id}'s log differs");
         assert_eq!(readable_bodies(&node.store).await, expected, "replica {id}");
+        // What openraft reads (from the entry cache where it can) is what the disk has.
+        let mut reader = node.log.clone();
+        let entries = reader.try_get_log_entries(0..last).await.unwrap();
+        assert_eq!(entries.len() as u64, last);
+        for (entry, record) in entries.iter().zip(&other) {
+            assert_eq!(entry.log_id.index + 1, record.index);
+            assert_eq!(entry.log_id.leader_id.term, record.term);
+            if let (
+                EntryPayload::Normal(GroupRequest::Stored(a)),
+                LogPayload::Message { bytes, .. },
+            ) = (&entry.payload, &record.payload)
+            {
+                assert_eq!(
+                    a, bytes,
+                    "replica {id}: entry {} differs from its record",
+                    record.index
+                );
+            }
+        }
     }
 }
 
