@@ -122,6 +122,11 @@ impl ClientInstance {
             .lock()
             .expect("routes poisoned")
             .insert(topic.to_string(), route.clone());
+        // The queue list follows the new route (a new master, a group that came or went).
+        self.write_queue_cache
+            .lock()
+            .expect("queue cache poisoned")
+            .remove(topic);
         Ok(route)
     }
 
@@ -144,10 +149,13 @@ impl ClientInstance {
             return Ok(queues.clone());
         }
         let queues = Arc::new(write_queues(topic, &self.route(topic).await?));
-        self.write_queue_cache
-            .lock()
-            .expect("queue cache poisoned")
-            .insert(topic.to_string(), queues.clone());
+        // No writable queue (no master registered yet, say) is not worth remembering.
+        if !queues.is_empty() {
+            self.write_queue_cache
+                .lock()
+                .expect("queue cache poisoned")
+                .insert(topic.to_string(), queues.clone());
+        }
         Ok(queues)
     }
 

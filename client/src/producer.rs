@@ -92,15 +92,27 @@ impl Producer {
     }
 
     /// The topic's writable queues, falling back to the auto-create topic's route.
+    /// A cached route without a master (one is being elected) is fetched again.
     async fn queues(&self, topic: &str) -> Result<Arc<Vec<MessageQueue>>> {
         match self.instance.cached_write_queues(topic).await {
+            Ok(queues) if queues.is_empty() => {
+                self.instance.refresh_route(topic).await?;
+                self.instance.cached_write_queues(topic).await
+            }
             Ok(queues) => Ok(queues),
             Err(ClientError::NoRoute(_)) => {
-                let route = self
+                let mut route = self
                     .instance
                     .route(AUTO_CREATE_TOPIC)
                     .await
                     .map_err(|_| ClientError::NoRoute(topic.into()))?;
+                if write_queues(AUTO_CREATE_TOPIC, &route).is_empty() {
+                    route = self
+                        .instance
+                        .refresh_route(AUTO_CREATE_TOPIC)
+                        .await
+                        .map_err(|_| ClientError::NoRoute(topic.into()))?;
+                }
                 Ok(Arc::new(
                     write_queues(AUTO_CREATE_TOPIC, &route)
                         .into_iter()

@@ -21,7 +21,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// The broker id to register under now.
     fn broker_id(&self) -> u64 {
         match &self.replica {
-            Some(replica) if replica.is_master() => 0,
+            Some(replica) if replica.confirmed_master() => 0,
             Some(replica) => replica.id,
             None => self.config.broker_id,
         }
@@ -82,10 +82,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             return;
         };
         let mut metrics = replica.watch();
-        let mut was_master = replica.is_master();
-        while metrics.changed().await.is_ok() {
-            let is_master = replica.is_master();
-            if is_master != was_master {
+        loop {
+            metrics.borrow_and_update();
+            if replica.confirm_role().await {
+                let is_master = replica.confirmed_master();
                 let leader = metrics.borrow().current_leader;
                 tracing::info!(
                     replica = replica.id,
@@ -93,8 +93,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     ?leader,
                     "role changed; re-registering"
                 );
-                was_master = is_master;
                 self.register_all().await;
+                // The local view may have moved on while confirming: look again.
+                continue;
+            }
+            if metrics.changed().await.is_err() {
+                return;
             }
         }
     }

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +73,8 @@ pub struct Replica<D: Disk> {
     raft: Raft<GroupRaft>,
     log: LogStore<D>,
     machine: GroupMachine<D>,
+    /// Leadership confirmed by a quorum (see `confirm_role`): what name servers hear.
+    confirmed_master: AtomicBool,
 }
 
 type Metrics = RaftMetrics<u64, BasicNode>;
@@ -129,6 +132,7 @@ impl<D: Disk> Replica<D> {
             raft,
             log,
             machine,
+            confirmed_master: AtomicBool::new(false),
         });
         replica.bootstrap().await?;
         Ok((replica, task))
@@ -140,6 +144,12 @@ impl<D: Disk> Replica<D> {
 
     /// Forms the group on first start (a no-op once it exists).
     async fn bootstrap(self: &Arc<Self>) -> anyhow::Result<()> {
+        // A replica with any entry or vote has been part of the group already.
+        let formed = self.log.message_store().last_log_id().await.index > 0
+            || self.metrics().vote.leader_id().term > 0;
+        if formed {
+            return Ok(());
+        }
         let voters: BTreeMap<u64, BasicNode> = match self.settings.election {
             Election::Raft => self
                 .replicas
@@ -205,6 +215,30 @@ impl<D: Disk> Replica<D> {
     pub fn is_master(&self) -> bool {
         let m = self.metrics();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Whether this replica was master when last confirmed by a quorum. Name servers
+    /// are told this rather than the local view: a restarted replica briefly believes
+    /// in the leadership its saved vote names, and must not claim broker id 0 for it.
+    pub fn confirmed_master(&self) -> bool {
+        self.confirmed_master.load(Ordering::Acquire)
+    }
+
+    /// Re-checks the role when the local view changed: leadership counts only once a
+    /// quorum answers a heartbeat. Returns whether the confirmed role changed.
+    pub async fn confirm_role(&self) -> bool {
+        let claims = self.is_master();
+        if claims == self.confirmed_master() {
+            return false;
+        }
+        let confirmed = claims && {
+            let wait = Duration::from_millis(self.settings.election_timeout_max_ms);
+            matches!(
+                tokio::time::timeout(wait, self.raft.ensure_linearizable()).await,
+                Ok(Ok(_))
+            )
+        };
+        self.confirmed_master.swap(confirmed, Ordering::AcqRel) != confirmed
     }
 
     /// The master's broker address, if one is known.

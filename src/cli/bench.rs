@@ -20,6 +20,9 @@ pub enum BenchCommand {
     Produce(ProduceArgs),
     /// Consume a topic from its first offset with a fresh group.
     Consume(ConsumeArgs),
+    /// Kill a replicated group's master repeatedly (in this process) and measure how
+    /// long until a send is acknowledged again.
+    Failover(super::failover::FailoverArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -63,6 +66,7 @@ pub async fn run(cmd: BenchCommand, config: ClientConfig) -> anyhow::Result<()> 
             Ok(())
         }
         BenchCommand::Consume(args) => consume(args, config).await,
+        BenchCommand::Failover(args) => super::failover::run(args).await,
     }
 }
 

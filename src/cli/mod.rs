@@ -5,6 +5,7 @@ mod admin;
 pub mod bench;
 mod consume;
 pub mod dev;
+mod failover;
 mod send;
 
 use clap::{Parser, Subcommand};

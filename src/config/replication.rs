@@ -94,15 +94,19 @@ impl Default for ReplicationSettings {
     }
 }
 
+/// openraft lets a follower campaign `election_timeout_max_ms` (the leader lease) plus a
+/// random election timeout after the last heartbeat, so a master's death is noticed
+/// after 550..700 ms with these defaults, leaving room for the election, the new
+/// master's registration and the clients' retry within a second.
 mod defaults {
     pub fn heartbeat_interval_ms() -> u64 {
-        100
+        50
     }
     pub fn election_timeout_min_ms() -> u64 {
-        400
+        200
     }
     pub fn election_timeout_max_ms() -> u64 {
-        700
+        350
     }
     pub fn write_timeout_ms() -> u64 {
         3_000
