@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use proto::remoting::body::{
-    from_json, perm, ClusterInfo, ConsumeStats, MessageQueue, TopicList, TopicRouteData,
+    from_json, perm, ClusterInfo, ConsumeStats, GroupStatus, MessageQueue, TopicList,
+    TopicRouteData,
 };
 use proto::remoting::codes::{request, response};
 use proto::remoting::RemotingCommand;
@@ -113,6 +114,53 @@ impl Admin {
             self.instance.invoke_ok(addr, request).await?;
         }
         Ok(masters)
+    }
+
+    /// The master address of broker group `broker_name`, from the name servers.
+    pub async fn group_master(&self, broker_name: &str) -> Result<String> {
+        let info = self.cluster_info().await?;
+        info.broker_addr_table
+            .get(broker_name)
+            .and_then(|b| b.master_addr())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "broker group {broker_name} has no master registered"
+                ))
+            })
+    }
+
+    /// A replicated group's members, roles and lag, as its master sees them.
+    pub async fn group_status(&self, broker_name: &str) -> Result<GroupStatus> {
+        let master = self.group_master(broker_name).await?;
+        let request = RemotingCommand::request(request::RAFTMQ_GROUP_STATUS);
+        let response = self.instance.invoke_ok(&master, request).await?;
+        Ok(from_json(&response.body)?)
+    }
+
+    /// Adds a replica to a running replicated group: the master makes it a learner,
+    /// waits until it has caught up, then a voter.
+    pub async fn add_replica(
+        &self,
+        broker_name: &str,
+        replica_id: u64,
+        broker_addr: &str,
+        replica_addr: &str,
+    ) -> Result<()> {
+        let master = self.group_master(broker_name).await?;
+        let request = RemotingCommand::request(request::RAFTMQ_ADD_REPLICA)
+            .with_ext("replicaId", replica_id)
+            .with_ext("brokerAddr", broker_addr)
+            .with_ext("replicaAddr", replica_addr);
+        self.instance.invoke_ok(&master, request).await.map(drop)
+    }
+
+    /// Removes a replica from a running replicated group.
+    pub async fn remove_replica(&self, broker_name: &str, replica_id: u64) -> Result<()> {
+        let master = self.group_master(broker_name).await?;
+        let request = RemotingCommand::request(request::RAFTMQ_REMOVE_REPLICA)
+            .with_ext("replicaId", replica_id);
+        self.instance.invoke_ok(&master, request).await.map(drop)
     }
 
     /// Broker and consumer offsets of `group` on every queue of `topic`.

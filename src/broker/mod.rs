@@ -15,6 +15,7 @@ mod admin;
 mod clients;
 pub mod consumers;
 pub mod locks;
+mod membership;
 mod offsets;
 mod pull;
 mod register;
@@ -229,6 +230,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
             request::LOCK_BATCH_MQ => self.lock_batch(req),
             request::UNLOCK_BATCH_MQ => self.unlock_batch(req),
+            request::RAFTMQ_GROUP_STATUS => Ok(self.group_status(req)),
+            request::RAFTMQ_ADD_REPLICA => self.add_replica(req).await,
+            request::RAFTMQ_REMOVE_REPLICA => self.remove_replica(req).await,
             code => Ok(RemotingCommand::response_to(
                 req,
                 response::REQUEST_CODE_NOT_SUPPORTED,

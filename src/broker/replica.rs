@@ -13,16 +13,17 @@
 //! Readers everywhere see committed messages only, so a message a new master discards
 //! was never delivered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{BasicNode, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use proto::net::server::Shutdown;
+use proto::remoting::body::GroupStatus;
 use raft::log_store::{LogStore, TicketResult};
 use raft::state_machine::GroupMachine;
 use raft::transport::{self, TcpNetwork};
@@ -69,7 +70,8 @@ impl std::fmt::Display for WriteError {
 pub struct Replica<D: Disk> {
     pub id: u64,
     settings: ReplicationSettings,
-    replicas: BTreeMap<u64, ReplicaAddrs>,
+    /// Addresses of the replicas this one knows: the config's, plus any added since.
+    replicas: RwLock<BTreeMap<u64, ReplicaAddrs>>,
     raft: Raft<GroupRaft>,
     log: LogStore<D>,
     machine: GroupMachine<D>,
@@ -128,7 +130,7 @@ impl<D: Disk> Replica<D> {
         let replica = Arc::new(Replica {
             id: settings.replica_id,
             settings,
-            replicas,
+            replicas: RwLock::new(replicas),
             raft,
             log,
             machine,
@@ -139,22 +141,29 @@ impl<D: Disk> Replica<D> {
     }
 
     fn node(&self, id: u64) -> BasicNode {
-        BasicNode::new(&self.replicas[&id].replica)
+        let replicas = self.replicas.read().expect("replicas poisoned");
+        BasicNode::new(&replicas[&id].replica)
+    }
+
+    fn replica_ids(&self) -> Vec<u64> {
+        let replicas = self.replicas.read().expect("replicas poisoned");
+        replicas.keys().copied().collect()
     }
 
     /// Forms the group on first start (a no-op once it exists).
     async fn bootstrap(self: &Arc<Self>) -> anyhow::Result<()> {
-        // A replica with any entry or vote has been part of the group already.
+        // A replica with any entry or vote has been part of the group already; one that
+        // joins waits for the master to add it (`raftmq group add-replica`).
         let formed = self.log.message_store().last_log_id().await.index > 0
             || self.metrics().vote.leader_id().term > 0;
-        if formed {
+        if formed || self.settings.join {
             return Ok(());
         }
         let voters: BTreeMap<u64, BasicNode> = match self.settings.election {
             Election::Raft => self
-                .replicas
-                .keys()
-                .map(|id| (*id, self.node(*id)))
+                .replica_ids()
+                .into_iter()
+                .map(|id| (id, self.node(id)))
                 .collect(),
             Election::Fixed if self.id == self.settings.fixed_master() => {
                 BTreeMap::from([(self.id, self.node(self.id))])
@@ -177,9 +186,8 @@ impl<D: Disk> Replica<D> {
     /// each is in the membership.
     async fn add_learners(self: Arc<Self>) {
         let others: Vec<u64> = self
-            .replicas
-            .keys()
-            .copied()
+            .replica_ids()
+            .into_iter()
             .filter(|id| *id != self.id)
             .collect();
         for id in others {
@@ -244,7 +252,8 @@ impl<D: Disk> Replica<D> {
     /// The master's broker address, if one is known.
     pub fn master_broker_addr(&self) -> Option<String> {
         let leader = self.metrics().current_leader?;
-        self.replicas.get(&leader).map(|a| a.broker.clone())
+        let replicas = self.replicas.read().expect("replicas poisoned");
+        replicas.get(&leader).map(|a| a.broker.clone())
     }
 
     pub fn machine(&self) -> &GroupMachine<D> {
@@ -410,7 +419,7 @@ impl<D: Disk> Replica<D> {
     /// Under `fixed` + `quorum`: the master commits alone, so wait until a majority of
     /// the group (the master included) has matched `index`.
     async fn wait_learners(&self, index: u64) -> Result<(), WriteError> {
-        let majority = self.replicas.len() / 2 + 1;
+        let majority = self.metrics().membership_config.nodes().count() / 2 + 1;
         let mut metrics = self.raft.metrics();
         let matched = |m: &Metrics| {
             1 + m.replication.as_ref().map_or(0, |r| {
@@ -440,6 +449,92 @@ impl<D: Disk> Replica<D> {
             .filter(|(id, _)| **id != self.id)
             .map(|(id, l)| (*id, last - l.map_or(0, |l| l.index).min(last)))
             .collect()
+    }
+
+    /// The group as this replica sees it.
+    pub fn status(&self) -> GroupStatus {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        GroupStatus {
+            replica_id: self.id,
+            master: m.current_leader,
+            term: m.current_term,
+            voters,
+            learners,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            last_applied_index: m.last_applied.map_or(0, |l| l.index),
+            lag: self.replica_lag(),
+        }
+    }
+
+    /// Adds a replica to the group while it serves: first as a learner, waiting until
+    /// it has caught up with the log; then, under `election = "raft"`, as a voter.
+    /// Only the master can.
+    pub async fn add_replica(&self, id: u64, addrs: ReplicaAddrs) -> Result<(), WriteError> {
+        if !self.is_master() {
+            return Err(self.not_master());
+        }
+        if !(1..=u64::from(u16::MAX)).contains(&id) {
+            return Err(WriteError::Failed(format!(
+                "replica id {id} is not in 1..=65535"
+            )));
+        }
+        self.replicas
+            .write()
+            .expect("replicas poisoned")
+            .insert(id, addrs.clone());
+        let fail = |e: String| WriteError::Failed(e);
+        // Blocking: returns once the learner has replicated the log up to now.
+        self.raft
+            .add_learner(id, BasicNode::new(&addrs.replica), true)
+            .await
+            .map_err(|e| fail(format!("adding replica {id} as a learner: {e}")))?;
+        if self.settings.election == Election::Raft {
+            let ids = BTreeSet::from([id]);
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(ids), false)
+                .await
+                .map_err(|e| fail(format!("making replica {id} a voter: {e}")))?;
+        }
+        tracing::info!(replica = id, broker = %addrs.broker, "replica added to the group");
+        Ok(())
+    }
+
+    /// Removes a replica from the group while it serves. Only the master can; removing
+    /// the master itself hands mastership to another voter.
+    pub async fn remove_replica(&self, id: u64) -> Result<(), WriteError> {
+        if !self.is_master() {
+            return Err(self.not_master());
+        }
+        let status = self.status();
+        if !status.voters.contains(&id) && !status.learners.contains(&id) {
+            return Err(WriteError::Failed(format!(
+                "replica {id} is not in the group"
+            )));
+        }
+        if status.voters == [id] {
+            return Err(WriteError::Failed(format!(
+                "replica {id} is the last voter"
+            )));
+        }
+        let ids = BTreeSet::from([id]);
+        let fail = |e: String| WriteError::Failed(format!("removing replica {id}: {e}"));
+        if status.voters.contains(&id) {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        if self.is_master() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(ids), false)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        tracing::info!(replica = id, "replica removed from the group");
+        Ok(())
     }
 
     pub async fn shutdown(&self) {

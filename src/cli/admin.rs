@@ -42,6 +42,34 @@ pub enum GroupCommand {
         #[arg(long, short = 't')]
         topic: String,
     },
+    /// A replicated broker group's replicas: master, voters, learners and lag.
+    Replicas {
+        /// The broker group (`broker_name`).
+        #[arg(long, short = 'b', default_value = "broker-a")]
+        broker_name: String,
+    },
+    /// Add a replica to a running replicated group (start it first with
+    /// `join = true`): it catches up as a learner, then becomes a voter.
+    AddReplica {
+        #[arg(long, short = 'b', default_value = "broker-a")]
+        broker_name: String,
+        /// Its replica id (1..=65535), unused in the group.
+        #[arg(long)]
+        id: u64,
+        /// Its client address, `ip:port` (its `broker_ip1:listen_port`).
+        #[arg(long)]
+        broker: String,
+        /// Its replica address, `ip:port` (its `replica_listen_port`).
+        #[arg(long)]
+        replica: String,
+    },
+    /// Remove a replica from a running replicated group.
+    RemoveReplica {
+        #[arg(long, short = 'b', default_value = "broker-a")]
+        broker_name: String,
+        #[arg(long)]
+        id: u64,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -128,7 +156,48 @@ pub async fn cluster(cmd: ClusterCommand, config: ClientConfig) -> anyhow::Resul
 }
 
 pub async fn group(cmd: GroupCommand, config: ClientConfig) -> anyhow::Result<()> {
-    let GroupCommand::Lag { group, topic } = cmd;
+    let (group, topic) = match cmd {
+        GroupCommand::Lag { group, topic } => (group, topic),
+        GroupCommand::Replicas { broker_name } => {
+            let s = Admin::new(config).group_status(&broker_name).await?;
+            println!(
+                "broker group {broker_name}: term {}, master {:?}",
+                s.term, s.master
+            );
+            println!("  voters   {:?}", s.voters);
+            println!("  learners {:?}", s.learners);
+            println!(
+                "  log      last index {}, applied {}",
+                s.last_log_index, s.last_applied_index
+            );
+            for (id, lag) in &s.lag {
+                println!("  replica {id}: {lag} entries behind the master");
+            }
+            return Ok(());
+        }
+        GroupCommand::AddReplica {
+            broker_name,
+            id,
+            broker,
+            replica,
+        } => {
+            // Catching up may take a while: the master answers once it has.
+            let config = ClientConfig {
+                request_timeout: std::time::Duration::from_secs(600),
+                ..config
+            };
+            Admin::new(config)
+                .add_replica(&broker_name, id, &broker, &replica)
+                .await?;
+            println!("replica {id} ({broker}) caught up and joined {broker_name}");
+            return Ok(());
+        }
+        GroupCommand::RemoveReplica { broker_name, id } => {
+            Admin::new(config).remove_replica(&broker_name, id).await?;
+            println!("replica {id} removed from {broker_name}");
+            return Ok(());
+        }
+    };
     let rows = Admin::new(config).consumer_progress(&group, &topic).await?;
     println!(
         "{:<16} {:>5} {:>14} {:>14} {:>10}",

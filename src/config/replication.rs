@@ -75,6 +75,10 @@ pub struct ReplicationSettings {
     /// FLUSH_SLAVE_TIMEOUT (outcome unknown).
     #[serde(default = "defaults::write_timeout_ms")]
     pub write_timeout_ms: u64,
+    /// A replica added to a running group: it does not form the group itself, but
+    /// waits for the master to add it (`raftmq group add-replica`).
+    #[serde(default)]
+    pub join: bool,
 }
 
 impl Default for ReplicationSettings {
@@ -90,6 +94,7 @@ impl Default for ReplicationSettings {
             election_timeout_min_ms: defaults::election_timeout_min_ms(),
             election_timeout_max_ms: defaults::election_timeout_max_ms(),
             write_timeout_ms: defaults::write_timeout_ms(),
+            join: false,
         }
     }
 }

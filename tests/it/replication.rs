@@ -277,3 +277,99 @@ async fn leader_ack_works_reports_lag_and_a_restarted_follower_catches_up() {
     }
     group.shutdown().await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_added_and_removed_while_the_group_serves() {
+    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
+    let config = group.client_config();
+    // A producer keeps sending throughout.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, producer) = (stop.clone(), Producer::new("load", config.clone()));
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = format!("u{i}");
+                send_until_acked(&producer, "Members", &body, Duration::from_secs(20)).await;
+                acked.push(body);
+                i += 1;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Replica 4 starts empty with `join = true` and is added while sends go on.
+    let mut config4 = group.configs[0].clone();
+    let (broker_port, replica_port) = (free_port(), free_port());
+    config4.listen_port = broker_port;
+    config4.store_path_root_dir = group._dir.path().join("broker-a-r4");
+    let replication = config4.replication.as_mut().unwrap();
+    replication.replica_id = 4;
+    replication.replica_listen_port = replica_port;
+    replication.join = true;
+    let addrs4 = raftmq::config::ReplicaAddrs {
+        broker: format!("127.0.0.1:{broker_port}"),
+        replica: format!("127.0.0.1:{replica_port}"),
+    };
+    replication.replicas.insert("4".into(), addrs4.clone());
+    group
+        .brokers
+        .push(Some(start_broker_on_disk(config4).await.unwrap()));
+    let admin = client::Admin::new(ClientConfig {
+        request_timeout: Duration::from_secs(60),
+        ..config.clone()
+    });
+    admin
+        .add_replica("broker-a", 4, &addrs4.broker, &addrs4.replica)
+        .await
+        .unwrap();
+    let status = admin.group_status("broker-a").await.unwrap();
+    assert_eq!(status.voters, vec![1, 2, 3, 4], "{status:?}");
+
+    // Then a follower is removed, still under load.
+    let master = status.master.unwrap();
+    let gone = [1, 2, 3].into_iter().find(|id| *id != master).unwrap();
+    admin.remove_replica("broker-a", gone).await.unwrap();
+    let status = admin.group_status("broker-a").await.unwrap();
+    assert!(!status.voters.contains(&gone), "{status:?}");
+    assert_eq!(status.voters.len(), 3, "{status:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = load.await.unwrap();
+    assert!(
+        acked.len() > 10,
+        "the load kept flowing: {} acked",
+        acked.len()
+    );
+
+    let read: BTreeSet<String> = read_all(config, "Members").await.into_iter().collect();
+    assert!(
+        acked.iter().all(|b| read.contains(b)),
+        "acknowledged messages lost"
+    );
+    // The new replica holds every message.
+    let store4 = group.brokers[3].as_ref().unwrap().broker.store();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let total =
+        |s: &store::MessageStore<StdDisk>| (0..4).map(|q| s.max_offset("Members", q)).sum::<u64>();
+    while total(store4) < acked.len() as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "replica 4 has {} of {}",
+            total(store4),
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    group.shutdown().await;
+}

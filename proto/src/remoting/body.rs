@@ -230,6 +230,22 @@ pub struct ConsumeStats {
     pub consume_tps: f64,
 }
 
+/// A replicated broker group as one replica sees it: raftmq's own
+/// `RAFTMQ_GROUP_STATUS` body (`raftmq group replicas`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    pub replica_id: u64,
+    pub master: Option<u64>,
+    pub term: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub last_log_index: u64,
+    pub last_applied_index: u64,
+    /// On the master: entries each other replica is behind.
+    pub lag: BTreeMap<u64, u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

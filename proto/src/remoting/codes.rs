@@ -29,6 +29,11 @@ pub mod request {
     pub const GET_CONSUME_STATS: i32 = 208;
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
+    /// raftmq's own, for replicated broker groups (not in RocketMQ): the group's
+    /// members, roles and lag; adding and removing a replica. Sent to the master.
+    pub const RAFTMQ_GROUP_STATUS: i32 = 9101;
+    pub const RAFTMQ_ADD_REPLICA: i32 = 9102;
+    pub const RAFTMQ_REMOVE_REPLICA: i32 = 9103;
 }
 
 /// Response codes.
