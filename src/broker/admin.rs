@@ -62,9 +62,30 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             store::FlushMode::Async => "ASYNC_FLUSH",
         };
         let c = &self.config;
+        // RocketMQ's role names: SYNC_MASTER waits for a slave, ASYNC_MASTER does not.
+        let (broker_id, role, replication) = match (&self.replica, &c.replication) {
+            (Some(replica), Some(r)) => {
+                let master = replica.confirmed_master();
+                let role = match (master, r.ack) {
+                    (false, _) => "SLAVE",
+                    (true, crate::config::AckMode::Quorum) => "SYNC_MASTER",
+                    (true, crate::config::AckMode::Leader) => "ASYNC_MASTER",
+                };
+                let described = format!(
+                    "{} replicas, election {:?}, ack {:?} (replica {})",
+                    replica.status().voters.len() + replica.status().learners.len(),
+                    r.election,
+                    r.ack,
+                    replica.id
+                )
+                .to_lowercase();
+                (if master { 0 } else { replica.id }, role, described)
+            }
+            _ => (c.broker_id, "ASYNC_MASTER", "none (single replica)".to_string()),
+        };
         let text = format!(
-            "brokerClusterName={}\nbrokerName={}\nbrokerId={}\nbrokerRole=ASYNC_MASTER\nflushDiskType={flush}\nreplication=none (single replica)\nlistenPort={}\nautoCreateTopicEnable={}\n",
-            c.broker_cluster_name, c.broker_name, c.broker_id, c.listen_port, c.auto_create_topic_enable
+            "brokerClusterName={}\nbrokerName={}\nbrokerId={broker_id}\nbrokerRole={role}\nflushDiskType={flush}\nreplication={replication}\nlistenPort={}\nautoCreateTopicEnable={}\n",
+            c.broker_cluster_name, c.broker_name, c.listen_port, c.auto_create_topic_enable
         );
         ok(req).with_body(text.into_bytes())
     }

@@ -32,9 +32,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a name server and a one-replica broker in this process (RocketMQ's default
-    /// ports 9876 and 10911, data in ./raftmq-data), check a produce/consume round trip,
-    /// and serve until Ctrl-C.
+    /// Run a name server and a broker group (one broker, or `--replicas 3`) in this
+    /// process (RocketMQ's default ports 9876 and 10911, data in ./raftmq-data), check a
+    /// produce/consume round trip, and serve until Ctrl-C.
     Dev(dev::DevArgs),
     /// Create, list or show the route of topics.
     #[command(subcommand)]

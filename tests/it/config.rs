@@ -8,5 +8,20 @@ fn example_configs_are_valid() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let config = BrokerConfig::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(config.broker_name.starts_with("broker-"));
+        assert!(config.replication.is_none());
+    }
+    for id in 1..=3u64 {
+        let file = format!("examples/group-a/replica-{id}.toml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
+        let config = BrokerConfig::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let replication = config.replication.expect("a replicated group");
+        assert_eq!(replication.replica_id, id);
+        let replicas = replication.replica_map().unwrap();
+        assert_eq!(replicas.len(), 3);
+        assert_eq!(
+            replicas[&id].broker,
+            format!("127.0.0.1:{}", config.listen_port),
+            "{file}: its own entry names its listen port"
+        );
     }
 }
