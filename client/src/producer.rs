@@ -164,7 +164,13 @@ impl Producer {
                         .expect("failed poisoned")
                         .insert(mq.broker_name.clone(), Instant::now());
                     avoid = Some(mq.broker_name.clone());
-                    let _ = self.instance.refresh_route(&message.topic).await;
+                    // A topic not created yet is routed by the auto-create topic's route,
+                    // whose master may be the one that just failed.
+                    if let Err(ClientError::NoRoute(_)) =
+                        self.instance.refresh_route(&message.topic).await
+                    {
+                        let _ = self.instance.refresh_route(AUTO_CREATE_TOPIC).await;
+                    }
                     last = Some(e);
                 }
                 Err(e) => return Err(e),

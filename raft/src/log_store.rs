@@ -115,14 +115,23 @@ impl<D: Disk> LogStore<D> {
             .load(&disk)
             .await
             .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
-        let (sequence, persisted) = match loaded {
+        let (sequence, mut persisted) = match loaded {
             Some((sequence, bytes)) => {
-                let persisted = bincode::deserialize(&bytes)
+                let persisted: Persisted = bincode::deserialize(&bytes)
                     .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
                 (sequence, persisted)
             }
             None => (0, Persisted::default()),
         };
+        // A restart forgets that the voted-for leader had won. openraft resumes
+        // leadership in the saved term when it finds its own committed vote, but under
+        // `flush = async` a power loss may have taken entries this leader appended and
+        // replicated in that term: leading the same term again would hand out the same
+        // log ids for different entries. An uncommitted vote makes it win a new
+        // election (with a log a majority accepts as up to date) before it leads.
+        if let Some(vote) = persisted.vote.filter(|v| v.is_committed()) {
+            persisted.vote = Some(Vote::new(vote.leader_id().term, vote.leader_id().node_id));
+        }
         let flush = store.config().flush_disk_type;
         let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
         tokio::spawn(report_flushes(store.clone(), flush, flushed_rx));

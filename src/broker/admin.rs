@@ -81,7 +81,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 .to_lowercase();
                 (if master { 0 } else { replica.id }, role, described)
             }
-            _ => (c.broker_id, "ASYNC_MASTER", "none (single replica)".to_string()),
+            _ => (
+                c.broker_id,
+                "ASYNC_MASTER",
+                "none (single replica)".to_string(),
+            ),
         };
         let text = format!(
             "brokerClusterName={}\nbrokerName={}\nbrokerId={broker_id}\nbrokerRole={role}\nflushDiskType={flush}\nreplication={replication}\nlistenPort={}\nautoCreateTopicEnable={}\n",
