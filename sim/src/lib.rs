@@ -6,11 +6,15 @@
 //! - [`checker`]: lost, unexpected, failed-but-read, recovered, duplicated, inconsistent
 //!   offsets and FIFO checks over a history. Pure and not `cfg(madsim)`, so the Jepsen
 //!   harness uses it too.
-//! - `tests/smoke.rs`, `tests/crash.rs`: the real name server, broker and client on
-//!   simulated hosts (simulated build only).
+//! - [`replicated`] (simulated build only): a 3-replica Raft group on simulated hosts
+//!   and its master-power-loss scenario.
+//! - `tests/smoke.rs`, `tests/crash.rs`, `tests/replicated.rs`, `tests/planted.rs`: the
+//!   real name server, broker and client on simulated hosts (simulated build only).
 //!
 //! The simulator issue grows this into the cluster struct, workloads, fault schedules
 //! and the seed runner.
 
 pub mod checker;
 pub mod history;
+#[cfg(madsim)]
+pub mod replicated;

@@ -55,6 +55,10 @@ async fn async_flush_loses_at_most_an_acknowledged_tail() {
 /// One run: a producer streams sends while the broker's host loses power and restarts;
 /// then every queue is read back. Returns the seed and the history.
 async fn run(flush_disk_type: FlushMode) -> (u64, History) {
+    // Quiet unless RUST_LOG asks (e.g. RUST_LOG=debug when replaying a seed).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let handle = Handle::current();
     let seed = handle.seed();
     let _namesrv = handle

@@ -1,8 +1,6 @@
-//! A 3-replica Raft group on simulated hosts whose master loses power twice while a
-//! producer streams sends: the real name server, broker replicas (openraft over the
-//! CommitLog, replica ports over simulated TCP) and client, `SimDisk` disks that lose
-//! unsynced bytes and tear tails on the crash. The run is a `sim::history` judged by
-//! `sim::checker`, and the replicas must converge to byte-identical logs.
+//! A 3-replica Raft group whose master loses power twice while a producer streams sends
+//! (`sim::replicated::master_power_loss`), judged by `sim::checker`; the replicas must
+//! also converge to byte-identical logs.
 //!
 //! - `quorum + sync`: nothing acknowledged is lost;
 //! - `leader + sync`: at most an acknowledged tail is lost (what the new master had not
@@ -17,30 +15,14 @@
 //! `MADSIM_TEST_SEED=<seed>` replays it).
 #![cfg(madsim)]
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use client::{ClientConfig, Message, Producer, PullConsumer, PullStatus};
-use madsim::rand::Rng;
-use madsim::runtime::Handle;
-use raftmq::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
-use raftmq::{BrokerConfig, RunningBroker};
+use raftmq::config::AckMode;
 use sim::checker::{check, LossAllowance};
-use sim::history::{History, QueueRef};
-use store::meta::MemMetaStore;
-use store::{FlushMode, SimDisk, SimDiskConfig};
-
-const NAMESRV: &str = "10.0.2.100:9876";
-const MESSAGES: usize = 200;
-
-type Running = RunningBroker<SimDisk, MemMetaStore>;
-type Slot = Arc<Mutex<Option<Running>>>;
+use sim::replicated::{master_power_loss, Plant, MESSAGES};
+use store::FlushMode;
 
 #[madsim::test]
 async fn quorum_sync_loses_nothing_when_the_master_loses_power() {
-    let (seed, history, _) = run(FlushMode::Sync, AckMode::Quorum).await;
+    let (seed, history) = master_power_loss(FlushMode::Sync, AckMode::Quorum, Plant::None).await;
     let report = check(&history, LossAllowance::None, true);
     assert!(report.valid, "seed {seed}: {report:?}");
     assert!(
@@ -56,278 +38,18 @@ async fn quorum_sync_loses_nothing_when_the_master_loses_power() {
 #[madsim::test]
 #[ignore = "async flush gives up Raft's durability on power loss; run it to measure"]
 async fn quorum_async_under_power_loss() {
-    let (seed, history, _) = run(FlushMode::Async, AckMode::Quorum).await;
+    let (seed, history) = master_power_loss(FlushMode::Async, AckMode::Quorum, Plant::None).await;
     let report = check(&history, LossAllowance::Tail, true);
     println!("seed {seed}: {report:?}");
 }
 
 #[madsim::test]
 async fn leader_ack_loses_at_most_an_acknowledged_tail() {
-    let (seed, history, _) = run(FlushMode::Sync, AckMode::Leader).await;
+    let (seed, history) = master_power_loss(FlushMode::Sync, AckMode::Leader, Plant::None).await;
     let report = check(&history, LossAllowance::Tail, true);
     assert!(report.valid, "seed {seed}: {report:?}");
     println!(
         "seed {seed}: leader ack lost an acknowledged tail of {} sends",
         report.lost_tail
     );
-}
-
-fn replica_ip(id: u64) -> String {
-    format!("10.0.2.{id}")
-}
-
-fn config(id: u64, flush_disk_type: FlushMode, ack: AckMode) -> BrokerConfig {
-    let replicas: BTreeMap<String, ReplicaAddrs> = (1..=3)
-        .map(|i| {
-            let addrs = ReplicaAddrs {
-                broker: format!("{}:10911", replica_ip(i)),
-                replica: format!("{}:10912", replica_ip(i)),
-            };
-            (i.to_string(), addrs)
-        })
-        .collect();
-    BrokerConfig {
-        broker_ip1: replica_ip(id),
-        listen_addr: "0.0.0.0".into(),
-        listen_port: 10911,
-        namesrv_addr: NAMESRV.into(),
-        flush_disk_type,
-        register_broker_interval_ms: 1_000,
-        replication: Some(ReplicationSettings {
-            replica_id: id,
-            replica_listen_port: 10912,
-            replicas,
-            election: Election::Raft,
-            ack,
-            write_timeout_ms: 1_000,
-            ..ReplicationSettings::default()
-        }),
-        ..BrokerConfig::default()
-    }
-}
-
-/// The replica that is master now, if any.
-fn master(slots: &[Slot]) -> Option<usize> {
-    slots.iter().position(|slot| {
-        slot.lock()
-            .unwrap()
-            .as_ref()
-            .and_then(|b| b.broker.replica())
-            .is_some_and(|r| r.is_master())
-    })
-}
-
-async fn run(flush_disk_type: FlushMode, ack: AckMode) -> (u64, History, Vec<Slot>) {
-    // Quiet unless RUST_LOG asks (e.g. RUST_LOG=raftmq=info when replaying a seed).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
-    let handle = Handle::current();
-    let seed = handle.seed();
-    let _namesrv = handle
-        .create_node()
-        .name("namesrv")
-        .ip("10.0.2.100".parse().unwrap())
-        .build()
-        .spawn(async move {
-            let (_addr, tasks) = namesrv::start(NAMESRV.parse::<SocketAddr>().unwrap())
-                .await
-                .unwrap();
-            for t in tasks {
-                let _ = t.await;
-            }
-        });
-
-    // Each replica's disk and metadata outlive its process, as real ones do.
-    let mut nodes = Vec::new();
-    let mut disks = Vec::new();
-    let mut slots: Vec<Slot> = Vec::new();
-    for id in 1..=3u64 {
-        let disk = SimDisk::new(SimDiskConfig {
-            torn_tail_probability: 0.5,
-            ..SimDiskConfig::reliable(seed.wrapping_add(id))
-        });
-        let meta = MemMetaStore::new(seed.wrapping_add(id));
-        let slot: Slot = Arc::default();
-        let (init_disk, init_meta, init_slot) = (disk.clone(), meta.clone(), slot.clone());
-        let node = handle
-            .create_node()
-            .name(format!("replica-{id}"))
-            .ip(replica_ip(id).parse().unwrap())
-            .init(move || {
-                let (disk, meta, slot) = (init_disk.clone(), init_meta.clone(), init_slot.clone());
-                async move {
-                    let config = config(id, flush_disk_type, ack);
-                    let broker = raftmq::start_broker(config, disk, meta)
-                        .await
-                        .expect("a replica starts after a crash");
-                    *slot.lock().unwrap() = Some(broker);
-                    std::future::pending::<()>().await;
-                }
-            })
-            .build();
-        nodes.push(node);
-        disks.push((disk, meta));
-        slots.push(slot);
-    }
-
-    let history = Arc::new(Mutex::new(History::new()));
-    let history_in = history.clone();
-    let producing = handle
-        .create_node()
-        .name("producer")
-        .ip("10.0.2.101".parse().unwrap())
-        .build()
-        .spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1_500)).await;
-            let config = ClientConfig {
-                request_timeout: Duration::from_secs(2),
-                ..ClientConfig::with_namesrv(NAMESRV)
-            };
-            let producer = Producer::new("PG", config);
-            for i in 0..MESSAGES {
-                let body = format!("m{i}");
-                history_in
-                    .lock()
-                    .unwrap()
-                    .send_invoke(now_ms(), "producer", &body);
-                let result = producer
-                    .send(Message::new("Replicated", body.clone()))
-                    .await;
-                let acked = matches!(&result, Ok(r) if r.status == client::SendStatus::Ok);
-                {
-                    let mut h = history_in.lock().unwrap();
-                    match &result {
-                        Ok(r) if acked => h.send_ok(
-                            now_ms(),
-                            "producer",
-                            &body,
-                            queue_ref(&r.queue),
-                            r.queue_offset,
-                        ),
-                        Ok(r) => {
-                            h.send_info(now_ms(), "producer", &body, &format!("{:?}", r.status))
-                        }
-                        Err(e) => h.send_info(now_ms(), "producer", &body, &e.to_string()),
-                    }
-                }
-                if !acked {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        });
-
-    // Two power losses of whichever replica is master then, at times the seed picks.
-    let mut rng = madsim::rand::thread_rng();
-    for round in 0..2 {
-        let wait_ms = rng.gen_range(1_000..2_500);
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-        let Some(victim) = master(&slots) else {
-            continue;
-        };
-        handle.kill(nodes[victim].id());
-        slots[victim].lock().unwrap().take();
-        history.lock().unwrap().fault(
-            now_ms(),
-            &format!(
-                "power loss on replica-{} (master), round {round}",
-                victim + 1
-            ),
-        );
-        disks[victim].0.crash();
-        disks[victim].1.crash();
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_000))).await;
-        handle.restart(nodes[victim].id());
-    }
-    producing.await.unwrap();
-
-    // Everyone converges: the same entries, byte for byte, on every replica.
-    assert_converged(seed, &slots).await;
-
-    let read = handle
-        .create_node()
-        .name("reader")
-        .ip("10.0.2.102".parse().unwrap())
-        .build()
-        .spawn(async move {
-            let consumer = PullConsumer::new("Reader", ClientConfig::with_namesrv(NAMESRV));
-            let mut reads = Vec::new();
-            for q in consumer.fetch_queues("Replicated").await.unwrap() {
-                let mut offset = 0;
-                loop {
-                    let r = consumer.pull(&q, "*", offset, 64).await.unwrap();
-                    if r.status != PullStatus::Found {
-                        break;
-                    }
-                    for m in &r.messages {
-                        let body = String::from_utf8(m.body.to_vec()).unwrap();
-                        reads.push((body, queue_ref(&q), m.queue_offset));
-                    }
-                    offset = r.next_begin_offset;
-                }
-            }
-            reads
-        })
-        .await
-        .unwrap();
-    let mut history = Arc::try_unwrap(history)
-        .expect("producer finished")
-        .into_inner()
-        .unwrap();
-    for (body, queue, offset) in read {
-        history.read(now_ms(), "reader", &body, queue, offset);
-    }
-    (seed, history, slots)
-}
-
-/// Waits until every replica has the same last entry, then compares their logs.
-async fn assert_converged(seed: u64, slots: &[Slot]) {
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let stores: Vec<_> = slots
-            .iter()
-            .filter_map(|s| s.lock().unwrap().as_ref().map(|b| b.broker.clone()))
-            .collect();
-        if stores.len() < 3 {
-            continue;
-        }
-        let mut last = Vec::new();
-        for b in &stores {
-            last.push(b.store().last_log_id().await);
-        }
-        if last.iter().any(|l| *l != last[0]) {
-            continue;
-        }
-        let first = stores[0]
-            .store()
-            .read_log(1, last[0].index + 1, usize::MAX)
-            .await
-            .unwrap();
-        for (i, b) in stores.iter().enumerate().skip(1) {
-            let other = b
-                .store()
-                .read_log(1, last[0].index + 1, usize::MAX)
-                .await
-                .unwrap();
-            assert!(
-                other == first,
-                "seed {seed}: replica {} diverged from replica 1",
-                i + 1
-            );
-        }
-        return;
-    }
-    panic!("seed {seed}: the replicas did not converge within 10 s");
-}
-
-fn queue_ref(q: &client::MessageQueue) -> QueueRef {
-    QueueRef {
-        topic: q.topic.clone(),
-        broker: q.broker_name.clone(),
-        queue_id: q.queue_id,
-    }
-}
-
-fn now_ms() -> i64 {
-    proto::clock::now_ms()
 }

@@ -77,6 +77,10 @@ pub struct Replica<D: Disk> {
     machine: GroupMachine<D>,
     /// Leadership confirmed by a quorum (see `confirm_role`): what name servers hear.
     confirmed_master: AtomicBool,
+    /// PLANTED BUG (`fault-injection` builds): `ack = quorum` answers once the
+    /// master's own log has a message.
+    #[cfg(feature = "fault-injection")]
+    ack_before_quorum: AtomicBool,
 }
 
 type Metrics = RaftMetrics<u64, BasicNode>;
@@ -135,6 +139,8 @@ impl<D: Disk> Replica<D> {
             log,
             machine,
             confirmed_master: AtomicBool::new(false),
+            #[cfg(feature = "fault-injection")]
+            ack_before_quorum: AtomicBool::new(false),
         });
         replica.bootstrap().await?;
         Ok((replica, task))
@@ -317,7 +323,7 @@ impl<D: Disk> Replica<D> {
         }
         let committed = self.propose(proposals);
         let acked = tokio::time::timeout(self.timeout(), async {
-            match self.settings.ack {
+            match self.ack_mode() {
                 AckMode::Leader => self.wait_landed(&mut landed).await,
                 AckMode::Quorum => self.wait_committed(committed).await,
             }
@@ -372,6 +378,26 @@ impl<D: Disk> Replica<D> {
             });
             futures::future::join_all(writes).await
         })
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn ack_mode(&self) -> AckMode {
+        self.settings.ack
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn ack_mode(&self) -> AckMode {
+        if self.ack_before_quorum.load(Ordering::Relaxed) {
+            return AckMode::Leader;
+        }
+        self.settings.ack
+    }
+
+    /// PLANTED BUG for the simulator's tests: acknowledge `ack = quorum` sends before a
+    /// quorum has them.
+    #[cfg(feature = "fault-injection")]
+    pub fn plant_ack_before_quorum(&self) {
+        self.ack_before_quorum.store(true, Ordering::Relaxed);
     }
 
     async fn wait_landed(
