@@ -32,7 +32,7 @@ pub enum LossAllowance {
     Tail,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Report {
     pub valid: bool,
     pub attempted: usize,

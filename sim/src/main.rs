@@ -10,7 +10,9 @@
 //! range, judges each history with `sim::checker`, prints one line per failing seed
 //! with the command that replays it, and a summary (with the lost-tail figures of the
 //! modes that allow one, and seeds per minute). `replay` plays one seed and writes its
-//! history as JSONL. A failing seed replays exactly: the whole run is deterministic.
+//! history as JSONL. Each seed of `run` is played by a fresh `sim replay` process
+//! (`--jobs` at a time): nothing survives from one seed to the next, so the verdict is
+//! exactly what the printed replay command reproduces.
 
 #[cfg(madsim)]
 fn main() {
@@ -37,7 +39,9 @@ mod runner {
     use sim::replicated::{master_power_loss, Plant};
     use store::FlushMode;
 
-    const USAGE: &str = "usage:\n  sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async]\n  sim replay --seed N [--mode ...] [--history out.jsonl]";
+    const USAGE: &str = "usage:\n  sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async] [--jobs 2]\n  sim replay --seed N [--mode ...] [--history out.jsonl]";
+    /// How `replay` hands its verdict to `run`.
+    const REPORT_PREFIX: &str = "REPORT ";
 
     #[derive(Clone, Copy, Debug)]
     struct Mode {
@@ -89,6 +93,7 @@ mod runner {
         seeds: Range<u64>,
         mode: Mode,
         history: Option<String>,
+        jobs: usize,
     }
 
     fn parse_args() -> Result<Args, String> {
@@ -99,6 +104,7 @@ mod runner {
             seeds: 0..100,
             mode: Mode::parse("quorum+sync")?,
             history: None,
+            jobs: 2,
         };
         while let Some(flag) = argv.next() {
             let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
@@ -119,6 +125,14 @@ mod runner {
                 }
                 "--mode" => args.mode = Mode::parse(&value()?)?,
                 "--history" => args.history = Some(value()?),
+                "--jobs" => {
+                    let v = value()?;
+                    args.jobs = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|j| *j > 0)
+                        .ok_or(format!("--jobs {v:?}: expected a positive number"))?;
+                }
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
@@ -157,11 +171,60 @@ mod runner {
         )
     }
 
+    /// Plays one seed in a fresh `sim replay` process and reads its verdict; `Err` is a
+    /// run that ended without one (a panic: divergent replicas, no convergence, ...).
+    fn play_in_child(seed: u64, mode: Mode) -> Result<Report, String> {
+        let exe = std::env::current_exe().expect("the runner's own path");
+        let seed_arg = seed.to_string();
+        let output = std::process::Command::new(exe)
+            .args(["replay", "--seed", &seed_arg, "--mode", &mode.name()])
+            .output()
+            .map_err(|e| format!("spawning sim replay: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        match stdout.lines().find_map(|l| l.strip_prefix(REPORT_PREFIX)) {
+            Some(line) => serde_json::from_str(line).map_err(|e| format!("report line: {e}")),
+            None => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let panic = stderr
+                    .lines()
+                    .skip_while(|l| !l.contains("panicked at"))
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Err(format!("no verdict ({}): {panic}", output.status))
+            }
+        }
+    }
+
     fn run(args: &Args) {
         let started = Instant::now();
+        let next = std::sync::atomic::AtomicU64::new(args.seeds.start);
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..args.jobs {
+                scope.spawn(|| loop {
+                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seed >= args.seeds.end {
+                        return;
+                    }
+                    let report = play_in_child(seed, args.mode);
+                    results.lock().unwrap().push((seed, report));
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap();
+        results.sort_by_key(|(seed, _)| *seed);
         let (mut failed, mut tails) = (Vec::new(), Vec::new());
-        for seed in args.seeds.clone() {
-            let (_, report) = play(seed, args.mode);
+        for (seed, report) in results {
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => {
+                    let replay = replay_command(seed, args.mode);
+                    println!("FAIL seed {seed}: {e}\n  replay: {replay}");
+                    failed.push(seed);
+                    continue;
+                }
+            };
             if report.valid {
                 tails.push(report.lost_tail);
             } else {
@@ -216,6 +279,10 @@ mod runner {
             );
         }
         println!("seed {seed} ({}): {report:?}", args.mode.name());
+        println!(
+            "{REPORT_PREFIX}{}",
+            serde_json::to_string(&report).expect("a report serializes")
+        );
         if !report.valid {
             std::process::exit(1);
         }
