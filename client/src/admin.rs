@@ -147,20 +147,44 @@ impl Admin {
         broker_addr: &str,
         replica_addr: &str,
     ) -> Result<()> {
-        let master = self.group_master(broker_name).await?;
-        let request = RemotingCommand::request(request::RAFTMQ_ADD_REPLICA)
-            .with_ext("replicaId", replica_id)
-            .with_ext("brokerAddr", broker_addr)
-            .with_ext("replicaAddr", replica_addr);
-        self.instance.invoke_ok(&master, request).await.map(drop)
+        self.membership_change(broker_name, || {
+            RemotingCommand::request(request::RAFTMQ_ADD_REPLICA)
+                .with_ext("replicaId", replica_id)
+                .with_ext("brokerAddr", broker_addr)
+                .with_ext("replicaAddr", replica_addr)
+        })
+        .await
     }
 
     /// Removes a replica from a running replicated group.
     pub async fn remove_replica(&self, broker_name: &str, replica_id: u64) -> Result<()> {
-        let master = self.group_master(broker_name).await?;
-        let request = RemotingCommand::request(request::RAFTMQ_REMOVE_REPLICA)
-            .with_ext("replicaId", replica_id);
-        self.instance.invoke_ok(&master, request).await.map(drop)
+        self.membership_change(broker_name, || {
+            RemotingCommand::request(request::RAFTMQ_REMOVE_REPLICA)
+                .with_ext("replicaId", replica_id)
+        })
+        .await
+    }
+
+    /// Sends a membership change to the group's master, again at the new master when
+    /// mastership moved meanwhile (SERVICE_NOT_AVAILABLE): each step is idempotent.
+    async fn membership_change(
+        &self,
+        broker_name: &str,
+        request: impl Fn() -> RemotingCommand,
+    ) -> Result<()> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let master = self.group_master(broker_name).await?;
+            match self.instance.invoke_ok(&master, request()).await {
+                Err(ClientError::Broker { code, .. })
+                    if code == response::SERVICE_NOT_AVAILABLE && attempts < 10 =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// Broker and consumer offsets of `group` on every queue of `topic`.

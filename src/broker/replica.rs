@@ -511,21 +511,33 @@ impl<D: Disk> Replica<D> {
             .write()
             .expect("replicas poisoned")
             .insert(id, addrs.clone());
-        let fail = |e: String| WriteError::Failed(e);
         // Blocking: returns once the learner has replicated the log up to now.
         self.raft
             .add_learner(id, BasicNode::new(&addrs.replica), true)
             .await
-            .map_err(|e| fail(format!("adding replica {id} as a learner: {e}")))?;
+            .map_err(|e| self.membership_error(format!("adding replica {id} as a learner"), e))?;
         if self.settings.election == Election::Raft {
             let ids = BTreeSet::from([id]);
             self.raft
                 .change_membership(ChangeMembers::AddVoterIds(ids), false)
                 .await
-                .map_err(|e| fail(format!("making replica {id} a voter: {e}")))?;
+                .map_err(|e| self.membership_error(format!("making replica {id} a voter"), e))?;
         }
         tracing::info!(replica = id, broker = %addrs.broker, "replica added to the group");
         Ok(())
+    }
+
+    /// A failed membership change: "not the master" when mastership moved meanwhile
+    /// (the caller retries at the new master; each step is idempotent).
+    fn membership_error(
+        &self,
+        what: String,
+        e: RaftError<u64, ClientWriteError<u64, BasicNode>>,
+    ) -> WriteError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_master(),
+            e => WriteError::Failed(format!("{what}: {e}")),
+        }
     }
 
     /// Removes a replica from the group while it serves. Only the master can; removing
@@ -546,18 +558,18 @@ impl<D: Disk> Replica<D> {
             )));
         }
         let ids = BTreeSet::from([id]);
-        let fail = |e: String| WriteError::Failed(format!("removing replica {id}: {e}"));
+        let what = || format!("removing replica {id}");
         if status.voters.contains(&id) {
             self.raft
                 .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| self.membership_error(what(), e))?;
         }
         if self.is_master() {
             self.raft
                 .change_membership(ChangeMembers::RemoveNodes(ids), false)
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| self.membership_error(what(), e))?;
         }
         tracing::info!(replica = id, "replica removed from the group");
         Ok(())
