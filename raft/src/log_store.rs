@@ -67,8 +67,18 @@ pub type TicketResult = Result<PutResult, String>;
 /// and the tickets of the appended messages.
 struct PendingFlush {
     end_offset: u64,
-    callback: Option<LogFlushed<GroupRaft>>,
+    callback: LogFlushed<GroupRaft>,
     tickets: Vec<(oneshot::Sender<TicketResult>, PutResult)>,
+}
+
+impl PendingFlush {
+    /// Tells the tickets and openraft how the flush went.
+    fn complete(self, result: Result<(), String>) {
+        for (tx, put) in self.tickets {
+            let _ = tx.send(result.clone().map(|()| put));
+        }
+        self.callback.log_io_completed(result.map_err(io_error));
+    }
 }
 
 /// The log storage of one replica. Clones share everything.
@@ -79,6 +89,7 @@ pub struct LogStore<D: Disk> {
     state: Arc<Mutex<VoteState>>,
     /// Flush completions, reported in append order by one task.
     flushed_tx: mpsc::UnboundedSender<PendingFlush>,
+    flush: FlushMode,
     tickets: Arc<Mutex<Tickets>>,
     cache: Arc<Mutex<EntryCache>>,
 }
@@ -134,7 +145,7 @@ impl<D: Disk> LogStore<D> {
         }
         let flush = store.config().flush_disk_type;
         let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
-        tokio::spawn(report_flushes(store.clone(), flush, flushed_rx));
+        tokio::spawn(report_flushes(store.clone(), flushed_rx));
         Ok(LogStore {
             store,
             disk,
@@ -144,6 +155,7 @@ impl<D: Disk> LogStore<D> {
                 committed_saved_at_ms: i64::MIN,
             })),
             flushed_tx,
+            flush,
             tickets: Arc::default(),
             cache: Arc::default(),
         })
@@ -192,27 +204,15 @@ impl<D: Disk> LogStore<D> {
     }
 }
 
-/// Reports flush completions in order: with `flush = sync` each waits for an fsync that
-/// covers its entries (one fsync covers every append waiting).
+/// With `flush = sync`, reports flush completions in order, each once an fsync covers
+/// its entries (one fsync covers every append waiting).
 async fn report_flushes<D: Disk>(
     store: Arc<MessageStore<D>>,
-    flush: FlushMode,
     mut rx: mpsc::UnboundedReceiver<PendingFlush>,
 ) {
     while let Some(pending) = rx.recv().await {
-        let result = match flush {
-            FlushMode::Sync => store.wait_durable(pending.end_offset).await,
-            FlushMode::Async => Ok(()),
-        };
-        for (tx, put) in pending.tickets {
-            let _ = tx.send(match &result {
-                Ok(()) => Ok(put),
-                Err(e) => Err(e.to_string()),
-            });
-        }
-        if let Some(callback) = pending.callback {
-            callback.log_io_completed(result.map_err(io_error));
-        }
+        let result = store.wait_durable(pending.end_offset).await;
+        pending.complete(result.map_err(|e| e.to_string()));
     }
 }
 
@@ -469,12 +469,17 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
         };
         let pending = PendingFlush {
             end_offset: appended.end_offset,
-            callback: Some(callback),
+            callback,
             tickets,
         };
-        if let Err(mpsc::error::SendError(pending)) = self.flushed_tx.send(pending) {
-            if let Some(callback) = pending.callback {
-                callback.log_io_completed(Err(io_error("the flush reporter stopped")));
+        match self.flush {
+            // Written is as durable as `flush = async` gets: no hop through the reporter
+            // on the append path (openraft waits for this callback inline).
+            FlushMode::Async => pending.complete(Ok(())),
+            FlushMode::Sync => {
+                if let Err(mpsc::error::SendError(pending)) = self.flushed_tx.send(pending) {
+                    pending.complete(Err("the flush reporter stopped".into()));
+                }
             }
         }
         Ok(())

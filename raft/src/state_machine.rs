@@ -137,14 +137,6 @@ impl<D: Disk> GroupMachine<D> {
         self.topics_version.subscribe()
     }
 
-    pub fn last_applied(&self) -> Option<LogId<u64>> {
-        self.inner
-            .lock()
-            .expect("machine poisoned")
-            .applied
-            .last_applied
-    }
-
     /// Saves the applied state if it is due (or `force`), after syncing the store so
     /// that nothing it names can be lost by this replica.
     async fn save(&self, force: bool) -> Result<(), io::Error> {
@@ -170,17 +162,18 @@ impl<D: Disk> GroupMachine<D> {
     }
 }
 
-/// Where a message entry's bytes say it was stored.
-fn stored_at(bytes: &[u8]) -> Result<StoredAt, io::Error> {
+/// Where a message entry's bytes say it was stored, and its topic.
+fn stored_at(bytes: &[u8]) -> Result<(StoredAt, String), io::Error> {
     let m = MessageRef::parse(bytes).map_err(io_error)?;
-    Ok(StoredAt {
+    let at = StoredAt {
         physical_offset: m.physical_offset(),
         size: bytes.len() as u32,
         queue_id: m.queue_id(),
         queue_offset: m.queue_offset(),
         store_timestamp_ms: m.store_timestamp_ms(),
         store_host: m.store_host(),
-    })
+    };
+    Ok((at, m.topic().to_string()))
 }
 
 impl<D: Disk> RaftSnapshotBuilder<GroupRaft> for GroupMachine<D> {
@@ -231,11 +224,7 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                 match entry.payload {
                     EntryPayload::Blank => {}
                     EntryPayload::Normal(GroupRequest::Stored(bytes)) => {
-                        let at = stored_at(&bytes).map_err(applied_err)?;
-                        let topic = MessageRef::parse(&bytes)
-                            .map_err(|e| applied_err(io_error(e)))?
-                            .topic()
-                            .to_string();
+                        let (at, topic) = stored_at(&bytes).map_err(applied_err)?;
                         committed.push((topic, at.queue_id, at.queue_offset));
                         readable_offset = at.physical_offset + u64::from(at.size);
                         stored = Some(at);

@@ -6,6 +6,7 @@
 //! - [`checker`]: lost, unexpected, failed-but-read, recovered, duplicated, inconsistent
 //!   offsets and FIFO checks over a history. Pure and not `cfg(madsim)`, so the Jepsen
 //!   harness uses it too.
+//! - [`nodes`] (simulated build only): name server and reader hosts every scenario uses.
 //! - [`replicated`] (simulated build only): a 3-replica Raft group on simulated hosts
 //!   and its master-power-loss scenario.
 //! - `tests/smoke.rs`, `tests/crash.rs`, `tests/replicated.rs`, `tests/planted.rs`: the
@@ -16,5 +17,7 @@
 
 pub mod checker;
 pub mod history;
+#[cfg(madsim)]
+pub mod nodes;
 #[cfg(madsim)]
 pub mod replicated;

@@ -5,11 +5,10 @@
 //! judge it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use client::{ClientConfig, Message, Producer, PullConsumer, PullStatus};
+use client::{ClientConfig, Message, Producer};
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
 use raftmq::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
@@ -17,7 +16,8 @@ use raftmq::{BrokerConfig, RunningBroker};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
 
-use crate::history::{History, QueueRef};
+use crate::history::History;
+use crate::nodes::{now_ms, queue_ref, read_back, start_namesrv};
 
 const NAMESRV: &str = "10.0.2.100:9876";
 /// Sends per run.
@@ -113,19 +113,7 @@ pub async fn master_power_loss(
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let handle = Handle::current();
     let seed = handle.seed();
-    let _namesrv = handle
-        .create_node()
-        .name("namesrv")
-        .ip("10.0.2.100".parse().unwrap())
-        .build()
-        .spawn(async move {
-            let (_addr, tasks) = namesrv::start(NAMESRV.parse::<SocketAddr>().unwrap())
-                .await
-                .unwrap();
-            for t in tasks {
-                let _ = t.await;
-            }
-        });
+    start_namesrv(&handle, NAMESRV.parse().unwrap());
 
     // Each replica's disk and metadata outlive its process, as real ones do.
     let mut nodes = Vec::new();
@@ -234,39 +222,21 @@ pub async fn master_power_loss(
     // Everyone converges: the same entries, byte for byte, on every replica.
     assert_converged(seed, &slots).await;
 
-    let read = handle
-        .create_node()
-        .name("reader")
-        .ip("10.0.2.102".parse().unwrap())
-        .build()
-        .spawn(async move {
-            let consumer = PullConsumer::new("Reader", ClientConfig::with_namesrv(NAMESRV));
-            let mut reads = Vec::new();
-            for q in consumer.fetch_queues("Replicated").await.unwrap() {
-                let mut offset = 0;
-                loop {
-                    let r = consumer.pull(&q, "*", offset, 64).await.unwrap();
-                    if r.status != PullStatus::Found {
-                        break;
-                    }
-                    for m in &r.messages {
-                        let body = String::from_utf8(m.body.to_vec()).unwrap();
-                        reads.push((body, queue_ref(&q), m.queue_offset));
-                    }
-                    offset = r.next_begin_offset;
-                }
-            }
-            reads
-        })
-        .await
-        .unwrap();
     let mut history = Arc::try_unwrap(history)
         .expect("producer finished")
         .into_inner()
         .unwrap();
-    for (body, queue, offset) in read {
-        history.read(now_ms(), "reader", &body, queue, offset);
-    }
+    let reader_ip = "10.0.2.102".parse().unwrap();
+    read_back(
+        &handle,
+        reader_ip,
+        NAMESRV,
+        "Replicated",
+        Duration::ZERO,
+        "reader",
+        &mut history,
+    )
+    .await;
     (seed, history)
 }
 
@@ -308,16 +278,4 @@ async fn assert_converged(seed: u64, slots: &[Slot]) {
         return;
     }
     panic!("seed {seed}: the replicas did not converge within 10 s");
-}
-
-fn queue_ref(q: &client::MessageQueue) -> QueueRef {
-    QueueRef {
-        topic: q.topic.clone(),
-        broker: q.broker_name.clone(),
-        queue_id: q.queue_id,
-    }
-}
-
-fn now_ms() -> i64 {
-    proto::clock::now_ms()
 }

@@ -8,16 +8,16 @@
 //! (`MADSIM_TEST_NUM=200` for more seeds; a failure prints `MADSIM_TEST_SEED` to replay).
 #![cfg(madsim)]
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use client::{ClientConfig, Message, Producer, PullConsumer, PullStatus};
+use client::{ClientConfig, Message, Producer};
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
 use raftmq::BrokerConfig;
 use sim::checker::{check, LossAllowance};
-use sim::history::{History, QueueRef};
+use sim::history::History;
+use sim::nodes::{now_ms, queue_ref, read_back, start_namesrv};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
 
@@ -61,19 +61,7 @@ async fn run(flush_disk_type: FlushMode) -> (u64, History) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let handle = Handle::current();
     let seed = handle.seed();
-    let _namesrv = handle
-        .create_node()
-        .name("namesrv")
-        .ip("10.0.1.1".parse().unwrap())
-        .build()
-        .spawn(async move {
-            let (_addr, tasks) = namesrv::start(NAMESRV.parse::<SocketAddr>().unwrap())
-                .await
-                .unwrap();
-            for t in tasks {
-                let _ = t.await;
-            }
-        });
+    start_namesrv(&handle, NAMESRV.parse().unwrap());
 
     // The disk and metadata outlive the broker process, as a real disk does.
     let disk = SimDisk::new(SimDiskConfig {
@@ -162,53 +150,21 @@ async fn run(flush_disk_type: FlushMode) -> (u64, History) {
     handle.restart(broker.id());
     producing.await.unwrap();
 
-    let reader = handle
-        .create_node()
-        .name("reader")
-        .ip("10.0.1.4".parse().unwrap())
-        .build();
-    let read = reader
-        .spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let consumer = PullConsumer::new("Reader", ClientConfig::with_namesrv(NAMESRV));
-            let mut reads = Vec::new();
-            for q in consumer.fetch_queues("Durable").await.unwrap() {
-                let mut offset = 0;
-                loop {
-                    let r = consumer.pull(&q, "*", offset, 64).await.unwrap();
-                    if r.status != PullStatus::Found {
-                        break;
-                    }
-                    for m in &r.messages {
-                        let body = String::from_utf8(m.body.to_vec()).unwrap();
-                        reads.push((body, queue_ref(&q), m.queue_offset));
-                    }
-                    offset = r.next_begin_offset;
-                }
-            }
-            reads
-        })
-        .await
-        .unwrap();
-
     let mut history = Arc::try_unwrap(history)
         .expect("producer finished")
         .into_inner()
         .unwrap();
-    for (body, queue, offset) in read {
-        history.read(now_ms(), "broker-a", &body, queue, offset);
-    }
+    let reader_ip = "10.0.1.4".parse().unwrap();
+    let wait = Duration::from_secs(2);
+    read_back(
+        &handle,
+        reader_ip,
+        NAMESRV,
+        "Durable",
+        wait,
+        "broker-a",
+        &mut history,
+    )
+    .await;
     (seed, history)
-}
-
-fn queue_ref(q: &client::MessageQueue) -> QueueRef {
-    QueueRef {
-        topic: q.topic.clone(),
-        broker: q.broker_name.clone(),
-        queue_id: q.queue_id,
-    }
-}
-
-fn now_ms() -> i64 {
-    proto::clock::now_ms()
 }

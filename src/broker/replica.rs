@@ -266,10 +266,6 @@ impl<D: Disk> Replica<D> {
         &self.machine
     }
 
-    pub fn raft(&self) -> &Raft<GroupRaft> {
-        &self.raft
-    }
-
     fn not_master(&self) -> WriteError {
         WriteError::NotMaster {
             master: self

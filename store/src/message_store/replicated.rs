@@ -67,8 +67,8 @@ pub struct LogAppended {
 /// A record as the CommitLog writes it.
 struct Encoded<'a> {
     record: &'a LogRecord,
-    /// For a message: its queue offset and store timestamp.
-    message: Option<(u64, i64)>,
+    /// For a message: the message, parsed once, and its queue offset.
+    message: Option<(MessageRef<'a>, u64)>,
 }
 
 impl RecordPayload for Encoded<'_> {
@@ -83,7 +83,7 @@ impl RecordPayload for Encoded<'_> {
         match &self.record.payload {
             LogPayload::Message { bytes, .. } => {
                 out.extend_from_slice(bytes);
-                let (queue_offset, _) = self.message.expect("a message has a queue offset");
+                let (_, queue_offset) = self.message.expect("a message has a queue offset");
                 let at = |field: usize| start + field..start + field + 8;
                 out[at(OFFSET_QUEUE_OFFSET)].copy_from_slice(&queue_offset.to_be_bytes());
                 out[at(OFFSET_PHYSICAL_OFFSET)].copy_from_slice(&payload_offset.to_be_bytes());
@@ -93,7 +93,8 @@ impl RecordPayload for Encoded<'_> {
     }
 
     fn store_timestamp_ms(&self) -> i64 {
-        self.message.map_or(i64::MIN, |(_, ts)| ts)
+        self.message
+            .map_or(i64::MIN, |(m, _)| m.store_timestamp_ms())
     }
 
     fn kind(&self) -> RecordKind {
@@ -168,7 +169,7 @@ impl<D: Disk> MessageStore<D> {
             }
             encoded.push(Encoded {
                 record,
-                message: Some((*next, message.store_timestamp_ms())),
+                message: Some((message, *next)),
             });
             *next += 1;
         }
@@ -183,13 +184,13 @@ impl<D: Disk> MessageStore<D> {
         let mut entries = Vec::new();
         let mut puts = Vec::with_capacity(records.len());
         for (e, at) in encoded.iter().zip(&appended.records) {
-            let (LogPayload::Message { bytes, assigned }, Some((queue_offset, timestamp_ms))) =
+            let (LogPayload::Message { assigned, .. }, Some((message, queue_offset))) =
                 (&e.record.payload, e.message)
             else {
                 puts.push(None);
                 continue;
             };
-            let message = MessageRef::parse(bytes).expect("parsed above");
+            let timestamp_ms = message.store_timestamp_ms();
             if *assigned && message.physical_offset() != at.payload_offset {
                 let err = diverged(
                     at.payload_offset,
@@ -366,10 +367,5 @@ impl<D: Disk> MessageStore<D> {
             .expect("committed lock poisoned") = ends.into_iter().collect();
         self.shared.committed.send_replace(committed_offset);
         Ok(())
-    }
-
-    /// CommitLog offset below which readers see every message.
-    pub fn committed_offset(&self) -> u64 {
-        *self.shared.committed.borrow()
     }
 }
