@@ -69,7 +69,9 @@ pub async fn pull(instance: &ClientInstance, req: PullRequest<'_>) -> Result<Pul
     Err(last)
 }
 
-async fn pull_from(
+/// One pull from the broker at `addr` exactly, master or slave: what a harness uses to
+/// read every replica of a group and compare them.
+pub async fn pull_from(
     instance: &ClientInstance,
     req: &PullRequest<'_>,
     addr: String,

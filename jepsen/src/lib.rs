@@ -1,3 +1,24 @@
-//! Jepsen-style harness that drives the real raftmq binaries under real faults.
+//! Jepsen-style testing of the real raftmq binaries: real processes, real faults (kill,
+//! pause, partitions and packet loss in network namespaces), a recorded history judged
+//! by the simulator's checkers, and a report.
 //!
-//! Filled by the Jepsen issue; it depends on `client` and `proto` only.
+//! # Layout
+//! - [`opts`]: what a run tests.
+//! - [`provision`]: the binaries under test (built by cargo, or given).
+//! - [`net`]: network namespaces and nft partitions, or loopback.
+//! - [`cluster`]: the name server and broker processes; kill, pause, restart, status.
+//! - [`nemesis`]: the fault schedule.
+//! - [`workload`]: producers, the consumer group, the final reads.
+//! - [`recorder`]: the shared history.
+//! - [`runner`]: one run, start to end.
+//! - [`report`]: `results.json` and `report.html`.
+
+pub mod cluster;
+pub mod nemesis;
+pub mod net;
+pub mod opts;
+pub mod provision;
+pub mod recorder;
+pub mod report;
+pub mod runner;
+pub mod workload;

@@ -24,6 +24,9 @@ pub struct Registration {
     pub broker_name: String,
     pub broker_addr: String,
     pub broker_id: u64,
+    /// A Raft-replicated group's term (raftmq's `raftmqTerm` ext field); `None` from
+    /// classic brokers, whose master is fixed by broker id.
+    pub term: Option<u64>,
     pub topics: TopicConfigSerializeWrapper,
 }
 
@@ -35,6 +38,8 @@ pub struct RouteTable {
     topics: BTreeMap<String, BTreeMap<String, QueueData>>,
     /// broker address → liveness.
     live: BTreeMap<String, LiveBroker>,
+    /// broker name → the highest term a master of the group registered with.
+    master_terms: BTreeMap<String, u64>,
 }
 
 impl RouteTable {
@@ -44,7 +49,29 @@ impl RouteTable {
 
     /// Registers (or refreshes) a broker. A master's topic table replaces the group's
     /// queue data; a slave's registration only refreshes its address and liveness.
-    pub fn register(&mut self, r: Registration, now_ms: i64) {
+    ///
+    /// A master registration with a term lower than one the group's master already
+    /// registered with is refused (its liveness is still refreshed): a deposed master
+    /// that resumes after a pause would otherwise take the master's place until the
+    /// real master's next heartbeat, leaving the group without a writable route.
+    pub fn register(&mut self, r: Registration, now_ms: i64) -> Result<(), String> {
+        if let (MASTER_ID, Some(term)) = (r.broker_id, r.term) {
+            let newest = self
+                .master_terms
+                .entry(r.broker_name.clone())
+                .or_insert(term);
+            if term < *newest {
+                let refused = format!(
+                    "stale master registration of {} for {}: term {term} < term {newest} of the registered master",
+                    r.broker_addr, r.broker_name
+                );
+                if let Some(live) = self.live.get_mut(&r.broker_addr) {
+                    live.last_update_ms = now_ms;
+                }
+                return Err(refused);
+            }
+            *newest = term;
+        }
         self.clusters
             .entry(r.cluster.clone())
             .or_default()
@@ -71,7 +98,7 @@ impl RouteTable {
             },
         );
         if r.broker_id != MASTER_ID {
-            return;
+            return Ok(());
         }
         for queues in self.topics.values_mut() {
             queues.remove(&r.broker_name);
@@ -89,6 +116,7 @@ impl RouteTable {
             );
         }
         self.topics.retain(|_, queues| !queues.is_empty());
+        Ok(())
     }
 
     /// Removes one broker address (an unregistration or an expiry).
@@ -102,6 +130,8 @@ impl RouteTable {
             group_gone = data.broker_addrs.is_empty();
         }
         if group_gone {
+            // A group that returns from scratch (say, wiped disks) starts at term 1.
+            self.master_terms.remove(&live.broker_name);
             self.brokers.remove(&live.broker_name);
             if let Some(names) = self.clusters.get_mut(&live.cluster) {
                 names.remove(&live.broker_name);
@@ -197,8 +227,38 @@ mod tests {
             broker_name: name.into(),
             broker_addr: addr.into(),
             broker_id: id,
+            term: None,
             topics: wrapper,
         }
+    }
+
+    #[test]
+    fn a_deposed_master_cannot_take_the_route_back() {
+        let mut t = RouteTable::new();
+        let at = |addr: &str, id: u64, term: u64| Registration {
+            term: Some(term),
+            ..registration("a", addr, id, &[("T", 4)])
+        };
+        t.register(at("10.0.0.1:10911", 0, 1), 0).unwrap();
+        t.register(at("10.0.0.2:10911", 2, 1), 0).unwrap();
+        // .2 is elected in term 2; .1 resumes from a pause and claims mastership with
+        // its old term, then learns the new term and registers as a slave.
+        t.register(at("10.0.0.2:10911", 0, 2), 1).unwrap();
+        let refused = t.register(at("10.0.0.1:10911", 0, 1), 2).unwrap_err();
+        assert!(refused.contains("term 1 < term 2"), "{refused}");
+        t.register(at("10.0.0.1:10911", 1, 2), 3).unwrap();
+        let data = &t.route("T").unwrap().broker_datas[0];
+        assert_eq!(data.master_addr(), Some("10.0.0.2:10911"));
+        assert_eq!(
+            data.broker_addrs.get(&1).map(String::as_str),
+            Some("10.0.0.1:10911")
+        );
+        // A master of the same or a later term is accepted.
+        t.register(at("10.0.0.1:10911", 0, 3), 4).unwrap();
+        assert_eq!(
+            t.route("T").unwrap().broker_datas[0].master_addr(),
+            Some("10.0.0.1:10911")
+        );
     }
 
     #[test]
@@ -207,9 +267,12 @@ mod tests {
         t.register(
             registration("a", "10.0.0.1:10911", 0, &[("T", 4), ("U", 2)]),
             0,
-        );
-        t.register(registration("b", "10.0.0.2:10911", 0, &[("T", 8)]), 0);
-        t.register(registration("b", "10.0.0.3:10911", 1, &[]), 0);
+        )
+        .unwrap();
+        t.register(registration("b", "10.0.0.2:10911", 0, &[("T", 8)]), 0)
+            .unwrap();
+        t.register(registration("b", "10.0.0.3:10911", 1, &[]), 0)
+            .unwrap();
         let route = t.route("T").unwrap();
         assert_eq!(route.queue_datas.len(), 2);
         assert_eq!(route.broker_datas.len(), 2);
@@ -220,7 +283,8 @@ mod tests {
         );
         assert_eq!(t.topic_list().topic_list, vec!["T", "U"]);
         // A master's new table replaces its old one: U is gone from a.
-        t.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4)]), 10);
+        t.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4)]), 10)
+            .unwrap();
         assert!(t.route("U").is_none());
         assert_eq!(
             t.cluster_info().cluster_addr_table["DefaultCluster"],
@@ -231,8 +295,10 @@ mod tests {
     #[test]
     fn silent_brokers_expire_after_120_seconds() {
         let mut t = RouteTable::new();
-        t.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4)]), 0);
-        t.register(registration("b", "10.0.0.2:10911", 0, &[("T", 4)]), 100_000);
+        t.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4)]), 0)
+            .unwrap();
+        t.register(registration("b", "10.0.0.2:10911", 0, &[("T", 4)]), 100_000)
+            .unwrap();
         assert!(
             t.expire(BROKER_EXPIRY_MS).is_empty(),
             "exactly 120 s is still alive"
@@ -249,11 +315,15 @@ mod tests {
     #[test]
     fn a_replica_changing_role_moves_ids() {
         let mut t = RouteTable::new();
-        t.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4)]), 0);
-        t.register(registration("a", "10.0.0.2:10911", 1, &[]), 0);
+        t.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4)]), 0)
+            .unwrap();
+        t.register(registration("a", "10.0.0.2:10911", 1, &[]), 0)
+            .unwrap();
         // Failover: .2 becomes master, .1 comes back as a slave.
-        t.register(registration("a", "10.0.0.2:10911", 0, &[("T", 4)]), 1);
-        t.register(registration("a", "10.0.0.1:10911", 1, &[]), 1);
+        t.register(registration("a", "10.0.0.2:10911", 0, &[("T", 4)]), 1)
+            .unwrap();
+        t.register(registration("a", "10.0.0.1:10911", 1, &[]), 1)
+            .unwrap();
         let data = &t.route("T").unwrap().broker_datas[0];
         assert_eq!(data.master_addr(), Some("10.0.0.2:10911"));
         assert_eq!(

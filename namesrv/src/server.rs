@@ -47,11 +47,21 @@ impl NameServer {
                     broker_name: req.ext_parse("brokerName")?,
                     broker_addr: req.ext_parse("brokerAddr")?,
                     broker_id: req.ext_parse("brokerId")?,
+                    term: req.ext_parse_opt("raftmqTerm")?,
                     topics: body.topic_config_serialize_wrapper,
                 };
-                tracing::debug!(broker = %registration.broker_addr, id = registration.broker_id, "register");
-                self.table().register(registration, proto::clock::now_ms());
-                Ok(ok(Vec::new()))
+                tracing::debug!(broker = %registration.broker_addr, id = registration.broker_id, term = ?registration.term, "register");
+                match self.table().register(registration, proto::clock::now_ms()) {
+                    Ok(()) => Ok(ok(Vec::new())),
+                    Err(stale) => {
+                        tracing::warn!(%stale, "registration refused");
+                        Ok(RemotingCommand::response_to(
+                            req,
+                            response::SYSTEM_ERROR,
+                            Some(stale),
+                        ))
+                    }
+                }
             }
             request::UNREGISTER_BROKER => {
                 let addr: String = req.ext_parse("brokerAddr")?;

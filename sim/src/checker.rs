@@ -16,6 +16,10 @@
 //! - **fifo** (ordered workloads): a producer's acknowledged sends to one queue must get
 //!   increasing offsets in send order, and a consumer must not see a queue's offsets go
 //!   backwards without an intervening rebalance (re-delivery of the same offset is allowed).
+//! - **diverged**: when the final drain reads several replicas (`read` events from more
+//!   than one process), every replica must hold the same (queue, offset) positions; a
+//!   position some replica lacks is a divergence (different values at one position are
+//!   inconsistent offsets).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +50,9 @@ pub struct Report {
     pub duplicated: usize,
     pub inconsistent_offsets: Vec<String>,
     pub fifo_violations: Vec<String>,
+    /// Positions the final drain found on some replicas and not on others.
+    #[serde(default)]
+    pub diverged: Vec<String>,
 }
 
 fn position(e: &Event) -> Option<(QueueRef, u64)> {
@@ -115,6 +122,7 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
     if ordered {
         check_fifo(events, &seen_values, &mut r);
     }
+    check_replicas(&seen, &mut r);
     let loss_allowed = match allowance {
         LossAllowance::None => r.lost.is_empty(),
         LossAllowance::Tail => r.lost.len() == r.lost_tail,
@@ -123,8 +131,42 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
         && r.unexpected.is_empty()
         && r.failed_but_read.is_empty()
         && r.inconsistent_offsets.is_empty()
-        && r.fifo_violations.is_empty();
+        && r.fifo_violations.is_empty()
+        && r.diverged.is_empty();
     r
+}
+
+/// Every replica the final drain read must hold the same positions.
+fn check_replicas(seen: &[&Event], r: &mut Report) {
+    let mut by_replica: BTreeMap<&str, BTreeSet<(QueueRef, u64)>> = BTreeMap::new();
+    for e in seen.iter().filter(|e| e.f == F::Read) {
+        if let Some(pos) = position(e) {
+            by_replica
+                .entry(e.process.as_str())
+                .or_default()
+                .insert(pos);
+        }
+    }
+    if by_replica.len() < 2 {
+        return;
+    }
+    let all: BTreeSet<&(QueueRef, u64)> = by_replica.values().flatten().collect();
+    for (queue, offset) in all {
+        let missing: Vec<&str> = by_replica
+            .iter()
+            .filter(|(_, held)| !held.contains(&(queue.clone(), *offset)))
+            .map(|(replica, _)| *replica)
+            .collect();
+        if !missing.is_empty() {
+            r.diverged.push(format!(
+                "{}:{}:{}@{offset} missing on {}",
+                queue.broker,
+                queue.topic,
+                queue.queue_id,
+                missing.join(", ")
+            ));
+        }
+    }
 }
 
 /// One (queue, offset) must hold one message everywhere it is observed.
@@ -364,6 +406,23 @@ mod tests {
         assert!(!r.valid);
         assert_eq!(r.inconsistent_offsets.len(), 1);
         assert!(r.unexpected.contains(&"v9".to_string()));
+    }
+
+    #[test]
+    fn catches_a_replica_missing_a_position() {
+        let mut h = base();
+        for replica in ["n1", "n2"] {
+            for i in 0..5 {
+                h.read(200, replica, &format!("v{i}"), q(0), i);
+            }
+        }
+        assert!(check(&h, LossAllowance::None, false).valid);
+        for i in 0..4 {
+            h.read(200, "n3", &format!("v{i}"), q(0), i);
+        }
+        let r = check(&h, LossAllowance::None, false);
+        assert!(!r.valid);
+        assert_eq!(r.diverged, vec!["b:T:0@4 missing on n3"]);
     }
 
     #[test]

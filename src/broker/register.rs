@@ -44,6 +44,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 .with_ext("brokerId", broker_id)
                 .with_ext("compressed", false)
                 .with_body(body.clone());
+            // A replicated group's registrations carry the Raft term, so a name server
+            // refuses a deposed master's late claim (one paused through an election
+            // registers as master once more before it learns the new term).
+            let request = match &self.replica {
+                Some(replica) => request.with_ext("raftmqTerm", replica.term()),
+                None => request,
+            };
             match self
                 .namesrv
                 .invoke(&namesrv, request, REGISTER_TIMEOUT)

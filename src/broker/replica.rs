@@ -139,8 +139,11 @@ impl<D: Disk> Replica<D> {
             log,
             machine,
             confirmed_master: AtomicBool::new(false),
+            // The Jepsen harness plants the bug in real broker processes this way.
             #[cfg(feature = "fault-injection")]
-            ack_before_quorum: AtomicBool::new(false),
+            ack_before_quorum: AtomicBool::new(
+                std::env::var_os("RAFTMQ_PLANT_ACK_BEFORE_QUORUM").is_some(),
+            ),
         });
         replica.bootstrap().await?;
         Ok((replica, task))
@@ -474,6 +477,11 @@ impl<D: Disk> Replica<D> {
     }
 
     /// The group as this replica sees it.
+    /// The Raft term this replica is in: the fencing token of its master registrations.
+    pub fn term(&self) -> u64 {
+        self.metrics().current_term
+    }
+
     pub fn status(&self) -> GroupStatus {
         let m = self.metrics();
         let membership = m.membership_config.membership();

@@ -1,0 +1,198 @@
+//! The nemesis: faults drawn from a seeded RNG, one at a time, each held for a while and
+//! then healed, with quiet periods between. Each fault is recorded in the history (an
+//! `info` event of process `nemesis` at its start and at its end: the boundaries of the
+//! windows in which an async mode may lose an acknowledged tail) and returned as an
+//! interval for the report.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::cluster::Cluster;
+use crate::opts::NemesisKind;
+use crate::recorder::Recorder;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultInterval {
+    pub kind: String,
+    pub description: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// From the heal to the next acknowledged send, if one came (filled in later).
+    pub recovery_ms: Option<i64>,
+}
+
+/// Which processes a process fault hits.
+fn targets(
+    rng: &mut StdRng,
+    ids: &[u64],
+    master: Option<u64>,
+    allow_majority: bool,
+) -> (Vec<u64>, String) {
+    let n = ids.len();
+    let mut shuffled = ids.to_vec();
+    shuffled.shuffle(rng);
+    let choices = if allow_majority { 4 } else { 3 };
+    match rng.gen_range(0..choices) {
+        0 => (vec![shuffled[0]], "a random node".into()),
+        1 => {
+            let k = ((n - 1) / 2).max(1);
+            (shuffled[..k].to_vec(), "a minority".into())
+        }
+        2 => match master {
+            Some(m) => (vec![m], "the master".into()),
+            None => (vec![shuffled[0]], "a random node (no master)".into()),
+        },
+        _ => (shuffled[..n / 2 + 1].to_vec(), "a majority".into()),
+    }
+}
+
+fn names(ids: &[u64]) -> String {
+    ids.iter()
+        .map(|i| format!("n{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Applies one fault of `kind`; returns its description.
+async fn inject(
+    kind: NemesisKind,
+    cluster: &Mutex<Cluster>,
+    rng: &mut StdRng,
+) -> anyhow::Result<String> {
+    let mut c = cluster.lock().await;
+    let ids = c.ids();
+    let master = c.master().await;
+    match kind {
+        NemesisKind::Kill => {
+            let (victims, who) = targets(rng, &ids, master, true);
+            victims.iter().for_each(|i| c.kill(*i));
+            Ok(format!("kill -9 {} ({who})", names(&victims)))
+        }
+        NemesisKind::Pause => {
+            let (victims, who) = targets(rng, &ids, master, true);
+            victims.iter().for_each(|i| c.pause(*i));
+            Ok(format!("SIGSTOP {} ({who})", names(&victims)))
+        }
+        NemesisKind::Leader => {
+            let Some(m) = master else {
+                return Ok("leader: no master to hit".into());
+            };
+            let options = if c.net.can_partition() { 3 } else { 2 };
+            match rng.gen_range(0..options) {
+                0 => {
+                    c.kill(m);
+                    Ok(format!("kill -9 n{m} (the master)"))
+                }
+                1 => {
+                    c.pause(m);
+                    Ok(format!("SIGSTOP n{m} (the master)"))
+                }
+                _ => {
+                    let others: Vec<u64> = ids.iter().copied().filter(|i| *i != m).collect();
+                    c.net.cut(&[m], &others)?;
+                    Ok(format!("isolate n{m} (the master) from {}", names(&others)))
+                }
+            }
+        }
+        NemesisKind::Partition => {
+            let mut ring = ids.clone();
+            ring.shuffle(rng);
+            match rng.gen_range(0..4) {
+                0 => {
+                    let (a, b) = ring.split_at(ring.len() / 2);
+                    c.net.cut(a, b)?;
+                    Ok(format!("partition {} | {}", names(a), names(b)))
+                }
+                1 => {
+                    // Each node hears itself and the next n/2 nodes of the ring: every
+                    // node sees a majority, no two see the same one.
+                    let n = ring.len();
+                    for j in 0..n {
+                        let hears: Vec<u64> = (1..=n / 2).map(|d| ring[(j + d) % n]).collect();
+                        let deaf: Vec<u64> = ring
+                            .iter()
+                            .copied()
+                            .filter(|x| *x != ring[j] && !hears.contains(x))
+                            .collect();
+                        c.net.drop_inbound(ring[j], &deaf, None)?;
+                    }
+                    Ok(format!("majority ring {}", names(&ring)))
+                }
+                2 => {
+                    let m = master.unwrap_or(ring[0]);
+                    let others: Vec<u64> = ids.iter().copied().filter(|i| *i != m).collect();
+                    c.net.cut(&[m], &others)?;
+                    Ok(format!("isolate n{m} (master: {})", master.is_some()))
+                }
+                _ => {
+                    // One way: the source's packets never reach the sink; the sink's
+                    // still reach the source.
+                    let from = if rng.gen_bool(0.5) {
+                        master.unwrap_or(ring[0])
+                    } else {
+                        ring[0]
+                    };
+                    let to = *ring.iter().find(|x| **x != from).expect("two nodes");
+                    c.net.drop_inbound(to, &[from], None)?;
+                    Ok(format!("one-way drop n{from} -> n{to}"))
+                }
+            }
+        }
+        NemesisKind::Loss => {
+            let pct = rng.gen_range(20..=50);
+            for &i in &ids {
+                c.net.drop_inbound(i, &ids, Some(pct))?;
+            }
+            Ok(format!("{pct}% packet loss between {}", names(&ids)))
+        }
+    }
+}
+
+/// Runs faults until `duration` has passed since the nemesis started, then heals.
+pub async fn run(
+    kinds: Vec<NemesisKind>,
+    cluster: &Mutex<Cluster>,
+    recorder: &Recorder,
+    mut rng: StdRng,
+    duration: Duration,
+    quiet: Duration,
+    fault_max: Duration,
+) -> anyhow::Result<Vec<FaultInterval>> {
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut faults = Vec::new();
+    loop {
+        tokio::time::sleep_until((tokio::time::Instant::now() + quiet).min(deadline)).await;
+        cluster.lock().await.check_alive()?;
+        if kinds.is_empty() || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        let kind = *kinds.choose(&mut rng).expect("kinds not empty");
+        let description = inject(kind, cluster, &mut rng).await?;
+        let start_ms = recorder.now_ms();
+        recorder.record(|h, t| h.fault(t, &format!("start {description}")));
+        eprintln!("jepsen: {:>7.1} s  {description}", start_ms as f64 / 1000.0);
+        let hold_ms =
+            rng.gen_range(fault_max.as_millis() as u64 / 2..=fault_max.as_millis() as u64);
+        tokio::time::sleep_until(
+            (tokio::time::Instant::now() + Duration::from_millis(hold_ms)).min(deadline),
+        )
+        .await;
+        cluster.lock().await.heal()?;
+        let end_ms = recorder.now_ms();
+        recorder.record(|h, t| h.fault(t, &format!("end {description}")));
+        eprintln!("jepsen: {:>7.1} s  healed", end_ms as f64 / 1000.0);
+        faults.push(FaultInterval {
+            kind: format!("{kind:?}").to_lowercase(),
+            description,
+            start_ms,
+            end_ms,
+            recovery_ms: None,
+        });
+    }
+    Ok(faults)
+}

@@ -1,0 +1,251 @@
+//! The clients: producers whose every send is recorded as invoke then ok / info, a
+//! consumer group whose instances come and go and whose deliveries are recorded, and the
+//! final drain that reads every queue from every replica.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::pull::{pull_from, PullRequest};
+use client::{
+    filter::TagFilter, instance::ClientInstance, ClientConfig, ConsumeResult, Message,
+    MessageModel, Producer, PullStatus, PushConsumer, PushConsumerBuilder, SendStatus,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sim::history::{QueueRef, Type, F};
+
+use crate::opts::Workload;
+use crate::recorder::Recorder;
+
+pub const TOPIC: &str = "jepsen";
+pub const QUEUES: u32 = 4;
+pub const GROUP: &str = "JepsenConsumers";
+
+pub fn queue_ref(q: &client::MessageQueue) -> QueueRef {
+    QueueRef {
+        topic: q.topic.clone(),
+        broker: q.broker_name.clone(),
+        queue_id: q.queue_id,
+    }
+}
+
+fn client_config(namesrv: &str, instance: &str) -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(3),
+        route_refresh_interval: Duration::from_secs(2),
+        instance_name: instance.into(),
+        ..ClientConfig::with_namesrv(namesrv)
+    }
+}
+
+/// Sends one value and records invoke and its outcome. A send the broker did not
+/// acknowledge (an error, a timeout, FLUSH_SLAVE_TIMEOUT) is `info`: it may still be
+/// stored. Returns whether it was acknowledged.
+pub async fn send_one(
+    producer: &Producer,
+    recorder: &Recorder,
+    process: &str,
+    value: &str,
+    queue_choice: Option<usize>,
+) -> bool {
+    recorder.record(|h, t| h.send_invoke(t, process, value));
+    let message = Message::new(TOPIC, value.to_string()).with_keys([value.to_string()]);
+    let result = match queue_choice {
+        Some(k) => {
+            producer
+                .send_with_selector(message, |qs| k % qs.len())
+                .await
+        }
+        None => producer.send(message).await,
+    };
+    match result {
+        Ok(r) if r.status == SendStatus::Ok => {
+            recorder
+                .record(|h, t| h.send_ok(t, process, value, queue_ref(&r.queue), r.queue_offset));
+            true
+        }
+        Ok(r) => {
+            recorder.record(|h, t| h.send_info(t, process, value, &format!("{:?}", r.status)));
+            false
+        }
+        Err(e) => {
+            recorder.record(|h, t| h.send_info(t, process, value, &e.to_string()));
+            false
+        }
+    }
+}
+
+/// Producer `k` (process `p<k>`): one send in flight, at `rate_per_s`, until `stop`.
+pub async fn produce(
+    k: usize,
+    namesrv: String,
+    workload: Workload,
+    rate_per_s: f64,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let process = format!("p{k}");
+    let producer = Producer::new("JepsenProducers", client_config(&namesrv, &process));
+    let period = Duration::from_secs_f64(1.0 / rate_per_s.max(0.01));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let choice = (workload == Workload::Ordered).then_some(k);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Acquire) {
+        tick.tick().await;
+        seq += 1;
+        send_one(
+            &producer,
+            &recorder,
+            &process,
+            &format!("{process}-{seq}"),
+            choice,
+        )
+        .await;
+    }
+}
+
+/// The consumer group: instances `c<k>` started and stopped during the run. A delivery
+/// is recorded by `c<k>.g<generation>`, the generation counting membership changes,
+/// so a consumer whose queues were rebalanced away and back is a new process to the
+/// FIFO check (re-reading from the committed offset is then allowed).
+pub struct Consumers {
+    namesrv: String,
+    orderly: bool,
+    recorder: Recorder,
+    generation: Arc<AtomicU64>,
+    next: usize,
+    running: Vec<(usize, PushConsumer)>,
+}
+
+impl Consumers {
+    pub fn new(namesrv: String, workload: Workload, recorder: Recorder) -> Self {
+        Consumers {
+            namesrv,
+            orderly: workload == Workload::Ordered,
+            recorder,
+            generation: Arc::default(),
+            next: 1,
+            running: Vec::new(),
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub async fn start_one(&mut self) -> anyhow::Result<()> {
+        let k = self.next;
+        self.next += 1;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let (recorder, generation) = (self.recorder.clone(), self.generation.clone());
+        let name = format!("c{k}");
+        let config = client_config(&self.namesrv, &name);
+        let consumer = PushConsumerBuilder::new(GROUP, config)
+            .subscribe(TOPIC, "*")
+            .message_model(MessageModel::Clustering)
+            .orderly(self.orderly)
+            .intervals(Duration::from_secs(2), Duration::from_secs(1))
+            .start(move |messages| {
+                let process = format!("{name}.g{}", generation.load(Ordering::Acquire));
+                let mut h = recorder.lock();
+                let t = recorder.now_ms();
+                for m in messages {
+                    let value = String::from_utf8_lossy(&m.body).into_owned();
+                    let queue = QueueRef {
+                        topic: m.topic.clone(),
+                        broker: crate::cluster::GROUP.into(),
+                        queue_id: m.queue_id,
+                    };
+                    h.deliver(t, &process, GROUP, &value, queue, m.queue_offset);
+                }
+                ConsumeResult::Success
+            })
+            .await?;
+        self.running.push((k, consumer));
+        Ok(())
+    }
+
+    /// Stops a random instance (it commits its offsets and leaves the group).
+    pub async fn stop_one(&mut self, rng: &mut StdRng) {
+        if self.running.is_empty() {
+            return;
+        }
+        let (_, consumer) = self.running.remove(rng.gen_range(0..self.running.len()));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        consumer.shutdown().await;
+    }
+
+    pub async fn shutdown(&mut self) {
+        for (_, c) in self.running.drain(..) {
+            c.shutdown().await;
+        }
+    }
+}
+
+/// Values delivered to the consumer group so far.
+pub fn delivered(recorder: &Recorder) -> BTreeSet<String> {
+    recorder
+        .lock()
+        .events()
+        .iter()
+        .filter(|e| e.f == F::Deliver && e.kind == Type::Ok)
+        .map(|e| e.value.clone())
+        .collect()
+}
+
+/// Reads every queue of the topic from the broker at `addr` (one replica), from offset
+/// 0 to its end, recording each message as read by `process`.
+pub async fn read_replica(
+    namesrv: &str,
+    addr: &str,
+    process: &str,
+    recorder: &Recorder,
+) -> anyhow::Result<usize> {
+    let instance = ClientInstance::new(client_config(namesrv, process), None);
+    let filter = TagFilter::parse("*");
+    let mut n = 0;
+    for queue_id in 0..QUEUES {
+        let queue = client::MessageQueue {
+            topic: TOPIC.into(),
+            broker_name: crate::cluster::GROUP.into(),
+            queue_id,
+        };
+        let mut offset = 0;
+        loop {
+            let req = PullRequest {
+                group: "JepsenReader",
+                queue: &queue,
+                filter: &filter,
+                offset,
+                max_nums: 256,
+                suspend: None,
+                commit_offset: None,
+            };
+            let r = pull_from(&instance, &req, addr.to_string()).await?;
+            if r.status == PullStatus::OffsetIllegal && r.next_begin_offset > offset {
+                offset = r.next_begin_offset;
+                continue;
+            }
+            if r.status != PullStatus::Found {
+                break;
+            }
+            let mut h = recorder.lock();
+            let t = recorder.now_ms();
+            for m in &r.messages {
+                let value = String::from_utf8_lossy(&m.body).into_owned();
+                h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
+                n += 1;
+            }
+            offset = r.next_begin_offset;
+        }
+    }
+    Ok(n)
+}
+
+/// A seeded RNG for the consumer churn (apart from the nemesis's).
+pub fn churn_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x6a65_7073_656e)
+}
