@@ -20,8 +20,9 @@ use proto::remoting::RemotingCommand;
 use raftmq::config::{ReplicaAddrs, ReplicationSettings};
 use raftmq::BrokerConfig;
 
+use crate::lazyfs::LazyFs;
 use crate::net::Net;
-use crate::opts::TestOptions;
+use crate::opts::{NemesisKind, TestOptions};
 use crate::provision::Binaries;
 
 pub const GROUP: &str = "broker-j";
@@ -42,6 +43,8 @@ struct Node {
     log: PathBuf,
     child: Option<Child>,
     state: State,
+    /// The data dir's lazy filesystem, with the `power` nemesis.
+    fs: Option<LazyFs>,
 }
 
 pub struct Cluster {
@@ -90,14 +93,22 @@ impl Cluster {
             })
             .collect();
         let mut nodes = BTreeMap::new();
+        let lazy = opts.nemesis.contains(&NemesisKind::Power);
         for i in 1..=opts.replicas {
+            let data = out.join("data").join(format!("n{i}"));
+            let fs = if lazy {
+                let backing = out.join("data").join(format!("n{i}.disk"));
+                Some(LazyFs::mount(&backing, &data)?)
+            } else {
+                None
+            };
             let config = BrokerConfig {
                 broker_name: GROUP.into(),
                 broker_ip1: net.node_ip(i),
                 listen_addr: net.node_ip(i),
                 listen_port: BROKER_PORT,
                 namesrv_addr: namesrv_addr.clone(),
-                store_path_root_dir: out.join("data").join(format!("n{i}")),
+                store_path_root_dir: data,
                 flush_disk_type: opts.mode.flush,
                 register_broker_interval_ms: 5_000,
                 replication: Some(ReplicationSettings {
@@ -121,6 +132,7 @@ impl Cluster {
                     log: out.join(format!("n{i}.log")),
                     child: None,
                     state: State::Killed,
+                    fs,
                 },
             );
         }
@@ -205,6 +217,23 @@ impl Cluster {
             let _ = log_file(&node.log, "killed (SIGKILL)");
         }
         node.state = State::Killed;
+    }
+
+    /// Power loss: kill -9, then every write the node had not fsynced is gone. Returns
+    /// the bytes lost.
+    pub fn power_loss(&mut self, i: u64) -> anyhow::Result<u64> {
+        self.kill(i);
+        let node = &self.nodes[&i];
+        let fs = node
+            .fs
+            .as_ref()
+            .context("power loss needs the lazy filesystem")?;
+        let lost = fs.lose_unsynced();
+        let _ = log_file(
+            &node.log,
+            &format!("power loss: {lost} unsynced bytes dropped"),
+        );
+        Ok(lost)
     }
 
     pub fn pause(&mut self, i: u64) {

@@ -8,12 +8,14 @@
 //! - [`net`]: network namespaces and nft partitions, or loopback.
 //! - [`cluster`]: the name server and broker processes; kill, pause, restart, status.
 //! - [`nemesis`]: the fault schedule.
+//! - [`lazyfs`]: the FUSE filesystem that loses unsynced writes (power loss).
 //! - [`workload`]: producers, the consumer group, the final reads.
 //! - [`recorder`]: the shared history.
 //! - [`runner`]: one run, start to end.
 //! - [`report`]: `results.json` and `report.html`.
 
 pub mod cluster;
+pub mod lazyfs;
 pub mod nemesis;
 pub mod net;
 pub mod opts;

@@ -43,8 +43,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Test(opts) => {
-                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                let outcome = jepsen::runner::run(opts, &workspace).await?;
+                let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .expect("the jepsen crate sits in the workspace");
+                let outcome = jepsen::runner::run(opts, workspace).await?;
                 eprintln!(
                     "jepsen: report: {}",
                     outcome.dir.join("report.html").display()

@@ -73,6 +73,17 @@ async fn inject(
             victims.iter().for_each(|i| c.kill(*i));
             Ok(format!("kill -9 {} ({who})", names(&victims)))
         }
+        NemesisKind::Power => {
+            let (victims, who) = targets(rng, &ids, master, true);
+            let mut lost = 0;
+            for i in &victims {
+                lost += c.power_loss(*i)?;
+            }
+            Ok(format!(
+                "power loss on {} ({who}): {lost} unsynced bytes dropped",
+                names(&victims)
+            ))
+        }
         NemesisKind::Pause => {
             let (victims, who) = targets(rng, &ids, master, true);
             victims.iter().for_each(|i| c.pause(*i));

@@ -29,6 +29,9 @@ pub enum NemesisKind {
     Leader,
     /// Probabilistic packet loss between replicas (network namespaces only).
     Loss,
+    /// Power loss: kill -9 a random node, a minority, a majority or the master, and drop
+    /// every write it had not fsynced (data dirs on the lazy FUSE filesystem; root).
+    Power,
 }
 
 /// `ack+flush`, as the sim runner spells it: `quorum+sync`, `leader+async`, ...

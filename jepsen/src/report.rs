@@ -141,6 +141,7 @@ fn shade<DB: DrawingBackend>(
         let style = match f.kind.as_str() {
             "partition" | "loss" => RGBColor(200, 210, 255).filled(),
             "pause" => RGBColor(255, 235, 180).filled(),
+            "power" => RGBColor(210, 180, 255).filled(),
             _ => RGBColor(255, 200, 200).filled(),
         };
         Rectangle::new(
@@ -305,7 +306,7 @@ pub fn write(dir: &Path, results: &Results, history: &History) -> anyhow::Result
     for (k, v) in &results.anomalies {
         write!(html, "<tr><td>{k}</td><td>{v}</td></tr>")?;
     }
-    html.push_str("</table><h2>Over time</h2><p class=\"k\">Shaded: faults (red: kill/leader, yellow: pause, blue: partition/loss).</p>");
+    html.push_str("</table><h2>Over time</h2><p class=\"k\">Shaded: faults (red: kill/leader, yellow: pause, blue: partition/loss, purple: power loss).</p>");
     html.push_str(&throughput_svg(&ops, &results.faults, t_max_s)?);
     html.push_str("<br>");
     html.push_str(&latency_svg(&ops, &results.faults, t_max_s)?);
