@@ -214,12 +214,23 @@ impl ClientInstance {
 
     /// Every broker master address in cached routes.
     pub fn all_master_addrs(&self) -> Vec<String> {
+        self.addrs(|b| b.master_addr().into_iter().map(str::to_string).collect())
+    }
+
+    /// Every broker address of the cached routes, masters and slaves: where a consumer
+    /// sends heartbeats and its unregistration, as RocketMQ's clients do, so a slave
+    /// that becomes master already knows the group's live members (and not members
+    /// that left while it was a slave).
+    pub fn all_broker_addrs(&self) -> Vec<String> {
+        self.addrs(|b| b.broker_addrs.values().cloned().collect())
+    }
+
+    fn addrs(&self, of: impl Fn(&BrokerData) -> Vec<String>) -> Vec<String> {
         let routes = self.routes.lock().expect("routes poisoned");
         let mut addrs: Vec<String> = routes
             .values()
             .flat_map(|r| &r.broker_datas)
-            .filter_map(|b| b.master_addr())
-            .map(str::to_string)
+            .flat_map(of)
             .collect();
         addrs.sort();
         addrs.dedup();

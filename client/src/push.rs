@@ -270,23 +270,33 @@ impl Inner {
         }
     }
 
+    /// Heartbeats go to every replica, not only masters: the group's membership lives in
+    /// each broker's memory, and a slave elected master must already know who is alive.
     async fn heartbeat(&self) {
         let body = to_json(&self.heartbeat_body());
-        for addr in self.instance.all_master_addrs() {
+        let beats = self.instance.all_broker_addrs().into_iter().map(|addr| {
             let request = RemotingCommand::request(request::HEART_BEAT).with_body(body.clone());
-            if let Err(e) = self.instance.invoke_ok(&addr, request).await {
-                tracing::warn!(%addr, error = %e, "heartbeat failed");
+            async move {
+                if let Err(e) = self.instance.invoke_ok(&addr, request).await {
+                    tracing::warn!(%addr, error = %e, "heartbeat failed");
+                }
             }
-        }
+        });
+        futures::future::join_all(beats).await;
     }
 
+    /// Leaves the group on every replica (a master elected later must not count this
+    /// instance in its rebalance until the member expires).
     async fn unregister(&self) {
-        for addr in self.instance.all_master_addrs() {
+        let leaves = self.instance.all_broker_addrs().into_iter().map(|addr| {
             let request = RemotingCommand::request(request::UNREGISTER_CLIENT)
                 .with_ext("clientID", &self.instance.client_id)
                 .with_ext("consumerGroup", &self.settings.group);
-            let _ = self.instance.invoke(&addr, request).await;
-        }
+            async move {
+                let _ = self.instance.invoke(&addr, request).await;
+            }
+        });
+        futures::future::join_all(leaves).await;
     }
 
     async fn run_heartbeat(self: Arc<Self>) {
