@@ -130,6 +130,12 @@ impl PushConsumerBuilder {
         self
     }
 
+    /// How often the instance heartbeats to every broker (RocketMQ: 30 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
     pub fn intervals(mut self, rebalance: Duration, commit: Duration) -> Self {
         self.rebalance_interval = rebalance;
         self.commit_interval = commit;

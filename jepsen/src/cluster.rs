@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use client::instance::ClientInstance;
 use client::ClientConfig;
 use proto::remoting::body::{from_json, GroupStatus};
@@ -56,6 +56,8 @@ pub struct Cluster {
     nodes: BTreeMap<u64, Node>,
     /// For status requests to single replicas.
     instance: Arc<ClientInstance>,
+    /// Brokers that exited on their own (not by the nemesis): each one a problem.
+    pub crashes: Vec<String>,
 }
 
 fn log_file(path: &Path, marker: &str) -> anyhow::Result<File> {
@@ -151,6 +153,7 @@ impl Cluster {
             namesrv: None,
             nodes,
             instance,
+            crashes: Vec::new(),
         })
     }
 
@@ -210,6 +213,7 @@ impl Cluster {
 
     /// kill -9.
     pub fn kill(&mut self, i: u64) {
+        self.check_alive();
         let node = self.nodes.get_mut(&i).expect("a node of the cluster");
         if let Some(mut child) = node.child.take() {
             signal(&child, libc::SIGKILL);
@@ -265,22 +269,24 @@ impl Cluster {
         Ok(())
     }
 
-    /// A node that exited on its own (a crash, not the nemesis) is an error worth
-    /// stopping for: its log says why.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+    /// Finds nodes that exited on their own (a crash, not the nemesis), records them in
+    /// `crashes` and returns them; they stay down until the next heal restarts them.
+    pub fn check_alive(&mut self) -> Vec<String> {
+        let mut found = Vec::new();
         for (i, node) in &mut self.nodes {
             if let Some(child) = &mut node.child {
-                if let Some(status) = child.try_wait()? {
+                if let Ok(Some(status)) = child.try_wait() {
                     node.child = None;
                     node.state = State::Killed;
-                    bail!(
-                        "n{i} exited on its own ({status}); see {}",
+                    found.push(format!(
+                        "n{i} exited ({status}); see {}",
                         node.log.display()
-                    );
+                    ));
                 }
             }
         }
-        Ok(())
+        self.crashes.extend(found.iter().cloned());
+        found
     }
 
     /// Replica `i`'s own view of the group (any replica answers for itself).

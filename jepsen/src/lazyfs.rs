@@ -6,7 +6,12 @@
 //!
 //! What it models and what it does not:
 //! - file data is durable only once `fsync`/`fdatasync` covered it; a lost write leaves
-//!   the backing bytes (or a hole, for an extension) as they were synced;
+//!   the backing bytes as they were synced, and a lost extension is gone;
+//! - a truncation is durable at once: cutting a file inside its unsynced tail keeps its
+//!   new length, and the part not synced reads as zeros after a power loss (as some
+//!   filesystems show it);
+//! - an unlinked file's open handles stop working (a real filesystem keeps the inode
+//!   until the last close); raftmq removes only segments it no longer reads;
 //! - directory operations (create, mkdir, rename, unlink) and truncation reach the
 //!   backing directory at once, as a journaling filesystem's metadata would after a
 //!   commit; so a power loss never loses a file, only its unsynced contents;
@@ -145,16 +150,24 @@ impl State {
 
     /// Makes a file's unsynced writes durable.
     fn sync(&mut self, ino: u64) -> io::Result<()> {
-        let dirty = self.dirty.remove(&ino).unwrap_or_default();
-        let f = self.file(ino)?;
-        for (offset, data) in &dirty.writes {
-            f.write_all_at(data, *offset)?;
+        self.file(ino)?;
+        let f = &self.files[&ino];
+        if let Some(dirty) = self.dirty.get(&ino) {
+            for (offset, data) in &dirty.writes {
+                f.write_all_at(data, *offset)?;
+            }
         }
-        f.sync_data()
+        f.sync_data()?;
+        // Forgotten only once durable: a failed sync keeps them.
+        self.dirty.remove(&ino);
+        Ok(())
     }
 
     /// Re-keys `from` (and everything under it) as `to` after a rename.
     fn moved(&mut self, from: &Path, to: &Path) {
+        if from == to {
+            return;
+        }
         let affected: Vec<(PathBuf, u64)> = self
             .inodes
             .iter()
@@ -308,10 +321,10 @@ impl Filesystem for Fs {
         let mut s = lock(&self.state);
         let result = (|| {
             if let Some(len) = size {
+                s.file(ino)?.set_len(len)?;
                 if let Some(d) = s.dirty.get_mut(&ino) {
                     d.cut(len);
                 }
-                s.file(ino)?.set_len(len)?;
             }
             if let Some(mode) = mode {
                 fs::set_permissions(s.path(ino)?, fs::Permissions::from_mode(mode))?;

@@ -31,6 +31,9 @@ enum Command {
         /// Turn on the FIFO checks (the ordered workload).
         #[arg(long)]
         ordered: bool,
+        /// The run had the power nemesis (an async flush may then lose a tail).
+        #[arg(long)]
+        power: bool,
     },
 }
 
@@ -57,10 +60,11 @@ fn main() -> ExitCode {
                 history,
                 mode,
                 ordered,
+                power,
             } => {
                 let text = std::fs::read_to_string(&history)?;
                 let h = History::from_jsonl(&text).map_err(anyhow::Error::msg)?;
-                let r = sim::checker::check(&h, mode.allowance(), ordered);
+                let r = sim::checker::check(&h, mode.allowance(power), ordered);
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 Ok(r.valid)
             }

@@ -113,28 +113,27 @@ async fn inject(
         NemesisKind::Partition => {
             let mut ring = ids.clone();
             ring.shuffle(rng);
-            match rng.gen_range(0..4) {
+            if ring.len() < 2 {
+                return Ok("partition: a single node, nothing to cut".into());
+            }
+            // A majority ring needs five nodes: with fewer, one of the other shapes.
+            let shapes = if ring.len() >= 5 { 4 } else { 3 };
+            match rng.gen_range(0..shapes) {
                 0 => {
                     let (a, b) = ring.split_at(ring.len() / 2);
                     c.net.cut(a, b)?;
                     Ok(format!("partition {} | {}", names(a), names(b)))
                 }
-                1 => {
-                    // Each node hears itself and the next n/2 nodes of the ring: every
-                    // node sees a majority, no two see the same one.
-                    let n = ring.len();
-                    for j in 0..n {
-                        let hears: Vec<u64> = (1..=n / 2).map(|d| ring[(j + d) % n]).collect();
-                        let deaf: Vec<u64> = ring
-                            .iter()
-                            .copied()
-                            .filter(|x| *x != ring[j] && !hears.contains(x))
-                            .collect();
-                        c.net.drop_inbound(ring[j], &deaf, None)?;
+                3 => {
+                    // Each node hears its k nearest ring neighbours on either side
+                    // (symmetric, so connections work both ways): every node sees a
+                    // majority, no two see the same one.
+                    for (node, deaf) in majority_ring(&ring) {
+                        c.net.drop_inbound(node, &deaf, None)?;
                     }
                     Ok(format!("majority ring {}", names(&ring)))
                 }
-                2 => {
+                1 => {
                     let m = master.unwrap_or(ring[0]);
                     let others: Vec<u64> = ids.iter().copied().filter(|i| *i != m).collect();
                     c.net.cut(&[m], &others)?;
@@ -164,6 +163,27 @@ async fn inject(
     }
 }
 
+/// A majority ring over `ring`: each node and whom it must not hear. Each hears its k
+/// nearest neighbours on either side (symmetric, so connections work both ways), so
+/// every node sees a majority and no two see the same one.
+fn majority_ring(ring: &[u64]) -> Vec<(u64, Vec<u64>)> {
+    let n = ring.len();
+    let k = (n / 2).div_ceil(2);
+    (0..n)
+        .map(|j| {
+            let hears: Vec<u64> = (1..=k)
+                .flat_map(|d| [ring[(j + d) % n], ring[(j + n - d) % n]])
+                .collect();
+            let deaf = ring
+                .iter()
+                .copied()
+                .filter(|x| *x != ring[j] && !hears.contains(x))
+                .collect();
+            (ring[j], deaf)
+        })
+        .collect()
+}
+
 /// Runs faults until `duration` has passed since the nemesis started, then heals.
 pub async fn run(
     kinds: Vec<NemesisKind>,
@@ -178,14 +198,19 @@ pub async fn run(
     let mut faults = Vec::new();
     loop {
         tokio::time::sleep_until((tokio::time::Instant::now() + quiet).min(deadline)).await;
-        cluster.lock().await.check_alive()?;
+        for crash in cluster.lock().await.check_alive() {
+            recorder.record(|h, t| h.fault(t, &format!("crash (not the nemesis): {crash}")));
+            eprintln!("jepsen: a broker crashed: {crash}");
+        }
         if kinds.is_empty() || tokio::time::Instant::now() >= deadline {
             break;
         }
         let kind = *kinds.choose(&mut rng).expect("kinds not empty");
-        let description = inject(kind, cluster, &mut rng).await?;
+        // The window boundary comes first: sends invoked from here on are after it.
         let start_ms = recorder.now_ms();
-        recorder.record(|h, t| h.fault(t, &format!("start {description}")));
+        recorder.record(|h, t| h.fault(t, &format!("start {kind:?}").to_lowercase()));
+        let description = inject(kind, cluster, &mut rng).await?;
+        recorder.record(|h, t| h.fault(t, &format!("started {description}")));
         eprintln!("jepsen: {:>7.1} s  {description}", start_ms as f64 / 1000.0);
         let hold_ms =
             rng.gen_range(fault_max.as_millis() as u64 / 2..=fault_max.as_millis() as u64);
@@ -206,4 +231,22 @@ pub async fn run(
         });
     }
     Ok(faults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_majority_ring_is_symmetric_and_leaves_each_node_a_majority() {
+        let grudge: std::collections::BTreeMap<u64, Vec<u64>> =
+            majority_ring(&[1, 2, 3, 4, 5]).into_iter().collect();
+        assert_eq!(grudge[&1], vec![3, 4]);
+        for (a, deaf) in &grudge {
+            assert_eq!(deaf.len(), 2, "n{a} hears itself and two others of five");
+            for b in deaf {
+                assert!(grudge[b].contains(a), "n{a} and n{b} cut both ways");
+            }
+        }
+    }
 }

@@ -50,7 +50,8 @@ fn ns(i: u64) -> String {
 }
 
 impl Net {
-    /// Namespaces when allowed and possible, else loopback; says which and why.
+    /// Namespaces when allowed and possible, else loopback; says which and why. One run
+    /// at a time per machine: setup removes the namespaces a previous run left.
     pub fn setup(nodes: u64, allow_netns: bool) -> Net {
         if !allow_netns {
             eprintln!("jepsen: --no-netns: nodes on 127.0.0.x, process faults only");
@@ -90,6 +91,18 @@ impl Net {
             &bridge,
         ])?;
         run(&["ip", "link", "set", &bridge, "up"])?;
+        // Where br_netfilter is loaded (Docker hosts), bridged packets would otherwise
+        // pass the host's iptables FORWARD chain, which may drop them.
+        let _ = run(&[
+            "ip",
+            "link",
+            "set",
+            &bridge,
+            "type",
+            "bridge",
+            "nf_call_iptables",
+            "0",
+        ]);
         for i in 1..=nodes {
             let (ns, veth) = (ns(i), format!("{PREFIX}-v{i}"));
             run(&["ip", "netns", "add", &ns])?;

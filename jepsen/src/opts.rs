@@ -42,12 +42,15 @@ pub struct Mode {
 }
 
 impl Mode {
-    /// Only `quorum + sync` promises that nothing acknowledged is lost.
-    pub fn allowance(self) -> LossAllowance {
-        if self.ack == AckMode::Quorum && self.flush == FlushMode::Sync {
-            LossAllowance::None
-        } else {
+    /// What the mode may lose under these faults: `ack = leader` an acknowledged tail at
+    /// any master change; `flush = async` only on a power loss (kill -9 and pauses keep
+    /// the page cache); `quorum + sync` nothing.
+    pub fn allowance(self, power_loss: bool) -> LossAllowance {
+        let async_loss = self.flush == FlushMode::Async && power_loss;
+        if self.ack == AckMode::Leader || async_loss {
             LossAllowance::Tail
+        } else {
+            LossAllowance::None
         }
     }
 }
@@ -181,11 +184,14 @@ mod tests {
     fn modes_parse_and_name_what_is_wrong() {
         let m = parse_mode("leader+async").unwrap();
         assert_eq!(m.to_string(), "leader+async");
-        assert_eq!(m.allowance(), LossAllowance::Tail);
+        assert_eq!(m.allowance(false), LossAllowance::Tail);
         assert_eq!(
-            parse_mode("quorum+sync").unwrap().allowance(),
+            parse_mode("quorum+sync").unwrap().allowance(true),
             LossAllowance::None
         );
+        let quorum_async = parse_mode("quorum+async").unwrap();
+        assert_eq!(quorum_async.allowance(false), LossAllowance::None);
+        assert_eq!(quorum_async.allowance(true), LossAllowance::Tail);
         assert!(parse_mode("quorum").unwrap_err().contains("ack+flush"));
         assert!(parse_mode("all+sync").unwrap_err().contains("\"all\""));
         assert!(parse_mode("quorum+lazy").unwrap_err().contains("\"lazy\""));

@@ -97,13 +97,20 @@ pub async fn run(mut opts: TestOptions, workspace: &Path) -> anyhow::Result<Outc
         }
     }
     let replay = format!(
-        "cargo run -p jepsen --release -- test --seed {seed} --workload {:?} --mode {} --nemesis {} --time-limit {} --replicas {}{}",
+        "cargo run -p jepsen --release -- test --seed {seed} --workload {:?} --mode {} --election {} --nemesis {} --time-limit {} --replicas {} --rate {} --producers {} --consumers {} --quiet-s {} --fault-s {}{}{}",
         opts.workload,
         opts.mode,
-        opts.nemesis.iter().map(|n| format!("{n:?}").to_lowercase()).collect::<Vec<_>>().join(","),
+        if opts.election == raftmq::config::Election::Fixed { "fixed" } else { "raft" },
+        opts.nemesis.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(","),
         opts.time_limit,
         opts.replicas,
+        opts.rate,
+        opts.producers,
+        opts.consumers,
+        opts.quiet_s,
+        opts.fault_s,
         if opts.unsafe_build { " --unsafe-build" } else { "" },
+        if opts.no_netns { " --no-netns" } else { "" },
     )
     .to_lowercase();
     let network = net.describe().to_string();
@@ -257,12 +264,20 @@ async fn drive(
     // Check and report.
     let history = std::mem::take(&mut *recorder.lock());
     std::fs::write(dir.join("history.jsonl"), history.to_jsonl())?;
+    let power = opts.nemesis.contains(&NemesisKind::Power);
     let r = checker::check(
         &history,
-        opts.mode.allowance(),
+        opts.mode.allowance(power),
         opts.workload == Workload::Ordered,
     );
     report::recovery_times(&history, &mut faults);
+    {
+        let mut c = cluster.lock().await;
+        c.check_alive();
+        for crash in &c.crashes {
+            problems.push(format!("a broker crashed: {crash}"));
+        }
+    }
     if final_recovery.is_none() {
         problems.push(format!(
             "no write succeeded within {} s of the final heal",

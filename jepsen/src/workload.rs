@@ -148,6 +148,7 @@ impl Consumers {
             .message_model(MessageModel::Clustering)
             .orderly(self.orderly)
             .intervals(Duration::from_secs(2), Duration::from_secs(1))
+            .heartbeat_interval(Duration::from_secs(1))
             .start(move |messages| {
                 let process = format!("{name}.g{}", generation.load(Ordering::Acquire));
                 let mut h = recorder.lock();
@@ -227,6 +228,10 @@ pub async fn read_replica(
             let r = pull_from(&instance, &req, addr.to_string()).await?;
             if r.status == PullStatus::OffsetIllegal && r.next_begin_offset > offset {
                 offset = r.next_begin_offset;
+                continue;
+            }
+            if r.status == PullStatus::NoMatchedMsg && r.next_begin_offset > offset {
+                offset = r.next_begin_offset; // Filtered out: read on.
                 continue;
             }
             if r.status != PullStatus::Found {

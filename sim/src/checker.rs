@@ -1,7 +1,11 @@
 //! Checks a [`History`] against raftmq's guarantees (DESIGN §6). Pure: no runtime, no
 //! I/O, compiled in both builds, so the simulator and the Jepsen harness share it.
 //!
-//! - **lost**: acknowledged but never delivered nor read. Under `quorum + sync` any loss
+//! - **lost**: acknowledged but not in the final reads (`read` events: the durable state
+//!   once everything healed); a history without reads falls back to deliveries. A
+//!   delivery before a fault proves nothing about durability. Under `quorum + sync` a
+//!   message delivered (so committed) and then missing from the final reads is lost too,
+//!   acknowledged or not. Under `quorum + sync` any loss
 //!   is an anomaly. In the async modes only a *tail* may be lost: between two faults,
 //!   per queue, the lost acknowledgements must be the last ones before the fault (a
 //!   suffix of that window); a loss with no fault after it is an anomaly. The tail's size
@@ -14,8 +18,9 @@
 //! - **inconsistent offsets**: one (queue, offset) holding two different messages, across
 //!   acknowledgements, deliveries and replicas.
 //! - **fifo** (ordered workloads): a producer's acknowledged sends to one queue must get
-//!   increasing offsets in send order, and a consumer must not see a queue's offsets go
-//!   backwards without an intervening rebalance (re-delivery of the same offset is allowed).
+//!   increasing offsets in send order, and the group's *first* deliveries of a queue's
+//!   messages must come in increasing offset order. Re-deliveries from an earlier offset
+//!   (after a rebalance, a restart, an offset reset) are at-least-once replays, allowed.
 //! - **diverged**: when the final drain reads several replicas (`read` events from more
 //!   than one process), every replica must hold the same (queue, offset) positions; a
 //!   position some replica lacks is a divergence (different values at one position are
@@ -88,6 +93,17 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
         .filter(|e| matches!(e.f, F::Deliver | F::Read) && e.kind == Type::Ok)
         .collect();
     let seen_values: BTreeSet<&str> = seen.iter().map(|e| e.value.as_str()).collect();
+    // What survived: the final reads, or (a history without them) every delivery.
+    let read_values: BTreeSet<&str> = seen
+        .iter()
+        .filter(|e| e.f == F::Read)
+        .map(|e| e.value.as_str())
+        .collect();
+    let survivors = if read_values.is_empty() {
+        &seen_values
+    } else {
+        &read_values
+    };
     r.attempted = attempted.len();
     r.acknowledged = acked.len();
 
@@ -111,16 +127,33 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
     }
     r.duplicated = per_group.values().map(|n| n.saturating_sub(1)).sum();
 
-    check_loss(events, &acked, &seen_values, allowance, &mut r);
-    // A lost acknowledgement's position was never durable: only survivors count.
+    check_loss(events, &acked, survivors, allowance, &mut r);
+    if allowance == LossAllowance::None {
+        // Delivered means committed: it must still be there, acknowledged or not.
+        let gone: BTreeSet<&str> = seen
+            .iter()
+            .filter(|e| e.f == F::Deliver && !survivors.contains(e.value.as_str()))
+            .filter(|e| !acked.contains_key(e.value.as_str()))
+            .map(|e| e.value.as_str())
+            .collect();
+        r.lost.extend(gone.into_iter().map(str::to_string));
+    }
+    // Where a tail may be lost, a lost message's position was never durable and may be
+    // reused: only survivors count. Where nothing may be lost, every position counts.
+    let counts = |v: &str| allowance == LossAllowance::None || survivors.contains(v);
     let durable: BTreeMap<&str, &Event> = acked
         .iter()
-        .filter(|(v, _)| seen_values.contains(*v))
+        .filter(|(v, _)| counts(v))
         .map(|(v, e)| (*v, *e))
         .collect();
-    check_offsets(&durable, &seen, &mut r);
+    let surviving: Vec<&Event> = seen
+        .iter()
+        .copied()
+        .filter(|e| counts(e.value.as_str()))
+        .collect();
+    check_offsets(&durable, &surviving, &mut r);
     if ordered {
-        check_fifo(events, &seen_values, &mut r);
+        check_fifo(events, survivors, &mut r);
     }
     check_replicas(&seen, &mut r);
     let loss_allowed = match allowance {
@@ -274,25 +307,34 @@ fn check_fifo(events: &[Event], seen: &BTreeSet<&str>, r: &mut Report) {
             }
         }
     }
-    // Consumer side: a consumer's deliveries from one queue never go backwards.
-    let mut last: BTreeMap<(&str, QueueRef), u64> = BTreeMap::new();
+    // Consumer side: per group and queue, first deliveries come in offset order; going
+    // back to an offset the group already received is a replay.
+    let mut delivered: BTreeSet<(&str, QueueRef, u64)> = BTreeSet::new();
+    let mut newest: BTreeMap<(&str, QueueRef), (u64, &str)> = BTreeMap::new();
     for e in events
         .iter()
-        .filter(|e| e.f == F::Deliver && e.kind == Type::Ok)
+        .filter(|e| e.f == F::Deliver && e.kind == Type::Ok && seen.contains(e.value.as_str()))
     {
         let Some((queue, offset)) = position(e) else {
             continue;
         };
-        let key = (e.process.as_str(), queue);
-        if let Some(prev) = last.get(&key) {
+        let group = e.group.as_deref().unwrap_or("");
+        if !delivered.insert((group, queue.clone(), offset)) {
+            continue; // A replay.
+        }
+        let key = (group, queue);
+        if let Some((prev, by)) = newest.get(&key) {
             if offset < *prev {
                 r.fifo_violations.push(format!(
-                    "{} saw {}:{} go back from offset {prev} to {offset}",
-                    key.0, key.1.topic, key.1.queue_id
+                    "group {group} first received {}:{} offset {offset} ({}) after offset {prev} ({by})",
+                    key.1.topic, key.1.queue_id, e.process
                 ));
             }
         }
-        last.insert(key, offset);
+        let top = newest.entry(key).or_insert((offset, e.process.as_str()));
+        if offset >= top.0 {
+            *top = (offset, e.process.as_str());
+        }
     }
 }
 
@@ -409,6 +451,41 @@ mod tests {
     }
 
     #[test]
+    fn durability_is_judged_by_the_final_reads_not_by_deliveries() {
+        // v3 and v4 were delivered before a power loss and are gone from every replica.
+        let mut h = base();
+        deliver_all(&mut h, 5);
+        for i in 0..3 {
+            h.read(300, "n1", &format!("v{i}"), q(0), i);
+        }
+        let r = check(&h, LossAllowance::None, false);
+        assert!(!r.valid);
+        assert_eq!(r.lost, vec!["v3", "v4"]);
+        // An unacknowledged send that was delivered (committed) must survive too.
+        let mut h = base();
+        h.send_invoke(10, "p2", "u");
+        h.send_info(11, "p2", "u", "timeout");
+        h.deliver(12, "c1", "G", "u", q(0), 5);
+        for i in 0..5 {
+            h.read(300, "n1", &format!("v{i}"), q(0), i);
+        }
+        let r = check(&h, LossAllowance::None, false);
+        assert_eq!(r.lost, vec!["u"]);
+        // In a tail mode a lost tail's offsets may be reused: no inconsistency.
+        let mut h = base();
+        deliver_all(&mut h, 5);
+        h.fault(50, "power loss");
+        h.send_invoke(60, "p1", "w");
+        h.send_ok(61, "p1", "w", q(0), 4);
+        for (i, v) in ["v0", "v1", "v2", "v3", "w"].iter().enumerate() {
+            h.read(300, "n1", v, q(0), i as u64);
+        }
+        let r = check(&h, LossAllowance::Tail, false);
+        assert!(r.valid, "{r:?}");
+        assert_eq!(r.lost_tail, 1);
+    }
+
+    #[test]
     fn catches_a_replica_missing_a_position() {
         let mut h = base();
         for replica in ["n1", "n2"] {
@@ -442,9 +519,26 @@ mod tests {
         h.deliver(102, "c1", "G", "v1", q(0), 1);
         let r = check(&h, LossAllowance::Tail, true);
         assert!(
-            r.fifo_violations.iter().any(|v| v.contains("go back")),
+            r.fifo_violations
+                .iter()
+                .any(|v| v.contains("offset 1 (c1) after offset 2")),
             "{r:?}"
         );
+        // Replays from an earlier offset, by the same consumer or another, are fine.
+        let mut h = base();
+        for (c, o) in [
+            ("c1", 0),
+            ("c1", 1),
+            ("c1", 2),
+            ("c2", 1),
+            ("c2", 2),
+            ("c1", 0),
+            ("c2", 3),
+        ] {
+            h.deliver(100, c, "G", &format!("v{o}"), q(0), o);
+        }
+        let r = check(&h, LossAllowance::Tail, true);
+        assert!(r.fifo_violations.is_empty(), "{r:?}");
         // Without the ordered flag, order is not checked.
         assert!(check(&h, LossAllowance::Tail, false)
             .fifo_violations

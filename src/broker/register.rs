@@ -18,18 +18,21 @@ use super::Broker;
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
-    /// The broker id to register under now.
-    fn broker_id(&self) -> u64 {
+    /// The broker id to register under now, and the Raft term that claim is made in (a
+    /// replicated group only), read together.
+    fn broker_id(&self) -> (u64, Option<u64>) {
         match &self.replica {
-            Some(replica) if replica.confirmed_master() => 0,
-            Some(replica) => replica.id,
-            None => self.config.broker_id,
+            Some(replica) => match replica.registration_role() {
+                (true, term) => (0, Some(term)),
+                (false, term) => (replica.id, Some(term)),
+            },
+            None => (self.config.broker_id, None),
         }
     }
 
     /// Registers with every name server; failures are logged (the next round retries).
     pub(super) async fn register_all(&self) {
-        let broker_id = self.broker_id();
+        let (broker_id, term) = self.broker_id();
         let body = RegisterBrokerBody {
             topic_config_serialize_wrapper: self.topics.wrapper(),
             filter_server_list: vec![],
@@ -47,8 +50,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             // A replicated group's registrations carry the Raft term, so a name server
             // refuses a deposed master's late claim (one paused through an election
             // registers as master once more before it learns the new term).
-            let request = match &self.replica {
-                Some(replica) => request.with_ext("raftmqTerm", replica.term()),
+            let request = match term {
+                Some(term) => request.with_ext("raftmqTerm", term),
                 None => request,
             };
             match self
@@ -69,7 +72,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     }
 
     pub(super) async fn unregister(&self) {
-        let broker_id = self.broker_id();
+        let (broker_id, _) = self.broker_id();
         for namesrv in self.config.namesrv_addrs() {
             let request = RemotingCommand::request(request::UNREGISTER_BROKER)
                 .with_ext("brokerName", &self.config.broker_name)

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -77,6 +77,9 @@ pub struct Replica<D: Disk> {
     machine: GroupMachine<D>,
     /// Leadership confirmed by a quorum (see `confirm_role`): what name servers hear.
     confirmed_master: AtomicBool,
+    /// The term that leadership was confirmed in: what a master registration carries, so
+    /// a deposed master whose flag is not yet cleared still sends its old term.
+    confirmed_term: AtomicU64,
     /// PLANTED BUG (`fault-injection` builds): `ack = quorum` answers once the
     /// master's own log has a message.
     #[cfg(feature = "fault-injection")]
@@ -139,6 +142,7 @@ impl<D: Disk> Replica<D> {
             log,
             machine,
             confirmed_master: AtomicBool::new(false),
+            confirmed_term: AtomicU64::new(0),
             // The Jepsen harness plants the bug in real broker processes this way.
             #[cfg(feature = "fault-injection")]
             ack_before_quorum: AtomicBool::new(
@@ -248,6 +252,7 @@ impl<D: Disk> Replica<D> {
         if claims == self.confirmed_master() {
             return false;
         }
+        let term = self.term();
         let confirmed = claims && {
             let wait = Duration::from_millis(self.settings.election_timeout_max_ms);
             matches!(
@@ -255,7 +260,20 @@ impl<D: Disk> Replica<D> {
                 Ok(Ok(_))
             )
         };
+        if confirmed {
+            self.confirmed_term.store(term, Ordering::Release);
+        }
         self.confirmed_master.swap(confirmed, Ordering::AcqRel) != confirmed
+    }
+
+    /// What to register as: `(true, term confirmed in)` for the master, else `(false,
+    /// current term)`.
+    pub fn registration_role(&self) -> (bool, u64) {
+        if self.confirmed_master() {
+            (true, self.confirmed_term.load(Ordering::Acquire))
+        } else {
+            (false, self.term())
+        }
     }
 
     /// The master's broker address, if one is known.
