@@ -13,7 +13,7 @@
 //! place, which also keeps orderly queues in order). The orderly mode also holds the
 //! broker's lock on each queue (LOCK_BATCH_MQ) while consuming it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,6 +166,8 @@ impl PushConsumerBuilder {
             instance,
             listener: Arc::new(listener),
             assigned: Mutex::default(),
+            heartbeated: Mutex::default(),
+            heartbeating: tokio::sync::Mutex::new(()),
             offsets: Mutex::default(),
             rebalance_now,
             stopped: AtomicBool::new(false),
@@ -209,6 +211,10 @@ impl PushConsumer {
     /// the queues over at once).
     pub async fn shutdown(self) {
         self.inner.stopped.store(true, Ordering::Release);
+        // A heartbeat round in flight finishes first: one the broker handled after the
+        // unregistration would register this instance again, a member that never leaves
+        // until it expires (120 s), holding its share of the queues.
+        let _round = self.inner.heartbeating.lock().await;
         for task in &self.tasks {
             task.abort();
         }
@@ -236,6 +242,12 @@ struct Inner {
     offsets: Mutex<BTreeMap<MessageQueue, u64>>,
     rebalance_now: Arc<Notify>,
     stopped: AtomicBool,
+    /// Every broker that accepted a heartbeat: where this instance must unregister.
+    /// The route alone is not enough: a deposed master is missing from it until it
+    /// re-registers as a slave, and would keep counting this instance in its group.
+    heartbeated: Mutex<BTreeSet<String>>,
+    /// Held for a heartbeat round; shutdown takes it to wait for the round in flight.
+    heartbeating: tokio::sync::Mutex<()>,
 }
 
 impl Inner {
@@ -279,12 +291,17 @@ impl Inner {
     /// Heartbeats go to every replica, not only masters: the group's membership lives in
     /// each broker's memory, and a slave elected master must already know who is alive.
     async fn heartbeat(&self) {
+        let _round = self.heartbeating.lock().await;
         let body = to_json(&self.heartbeat_body());
         let beats = self.instance.all_broker_addrs().into_iter().map(|addr| {
             let request = RemotingCommand::request(request::HEART_BEAT).with_body(body.clone());
             async move {
-                if let Err(e) = self.instance.invoke_ok(&addr, request).await {
-                    tracing::warn!(%addr, error = %e, "heartbeat failed");
+                match self.instance.invoke_ok(&addr, request).await {
+                    Ok(_) => {
+                        let mut at = self.heartbeated.lock().expect("heartbeated poisoned");
+                        at.insert(addr);
+                    }
+                    Err(e) => tracing::warn!(%addr, error = %e, "heartbeat failed"),
                 }
             }
         });
@@ -294,7 +311,15 @@ impl Inner {
     /// Leaves the group on every replica (a master elected later must not count this
     /// instance in its rebalance until the member expires).
     async fn unregister(&self) {
-        let leaves = self.instance.all_broker_addrs().into_iter().map(|addr| {
+        let mut addrs: BTreeSet<String> = self.instance.all_broker_addrs().into_iter().collect();
+        addrs.extend(
+            self.heartbeated
+                .lock()
+                .expect("heartbeated poisoned")
+                .iter()
+                .cloned(),
+        );
+        let leaves = addrs.into_iter().map(|addr| {
             let request = RemotingCommand::request(request::UNREGISTER_CLIENT)
                 .with_ext("clientID", &self.instance.client_id)
                 .with_ext("consumerGroup", &self.settings.group);

@@ -62,8 +62,16 @@ pub async fn send_one(
     };
     match result {
         Ok(r) if r.status == SendStatus::Ok => {
-            recorder
-                .record(|h, t| h.send_ok(t, process, value, queue_ref(&r.queue), r.queue_offset));
+            // The master that acknowledged: the store host of the offset message id.
+            let node = r
+                .offset_msg_id
+                .parse::<proto::MessageId>()
+                .ok()
+                .map(|id| id.store_host.to_string());
+            recorder.record(|h, t| {
+                let queue = queue_ref(&r.queue);
+                h.send_ok_by(t, process, value, queue, r.queue_offset, node.as_deref())
+            });
             true
         }
         Ok(r) => {

@@ -7,8 +7,13 @@
 //!   message delivered (so committed) and then missing from the final reads is lost too,
 //!   acknowledged or not. Under `quorum + sync` any loss
 //!   is an anomaly. In the async modes only a *tail* may be lost: between two faults,
-//!   per queue, the lost acknowledgements must be the last ones before the fault (a
-//!   suffix of that window); a loss with no fault after it is an anomaly. The tail's size
+//!   per queue and acknowledging master (when the history names it), the lost
+//!   acknowledgements must be the last ones before the fault (the highest offsets of
+//!   that window):
+//!   a master cut off from its group may go on acknowledging while a new one is elected,
+//!   and loses everything it acknowledged from then on, interleaved in time with the
+//!   new master's surviving acknowledgements. A loss with no fault after it is an
+//!   anomaly. The tail's size
 //!   is reported, and a lost message's acknowledged position does not count against the
 //!   offset and FIFO checks (a power loss voids it; the offset is reused).
 //! - **unexpected**: delivered or read but never sent.
@@ -229,7 +234,8 @@ fn check_loss(
     allowance: LossAllowance,
     r: &mut Report,
 ) {
-    let mut windows: BTreeMap<(QueueRef, usize), Vec<(u64, bool)>> = BTreeMap::new();
+    type Window<'a> = (QueueRef, usize, Option<&'a str>);
+    let mut windows: BTreeMap<Window, Vec<(u64, bool)>> = BTreeMap::new();
     let faults: Vec<u64> = events
         .iter()
         .filter(|e| e.f == F::Fault)
@@ -247,19 +253,21 @@ fn check_loss(
         if !survived {
             r.lost.push(value.to_string());
         }
-        if let Some((queue, _)) = position(e) {
+        if let Some((queue, offset)) = position(e) {
             let at = invoked.get(value).copied().unwrap_or(e.index);
             let window = faults.partition_point(|f| *f < at);
+            // A tail of the master's log: ordered by where the sends landed, which for
+            // concurrent producers need not be the order they were invoked in.
             windows
-                .entry((queue, window))
+                .entry((queue, window, e.node.as_deref()))
                 .or_default()
-                .push((at, survived));
+                .push((offset, survived));
         }
     }
     if allowance == LossAllowance::None {
         return;
     }
-    for ((_, window), mut acks) in windows {
+    for ((_, window, _), mut acks) in windows {
         if window == faults.len() {
             continue; // No fault after these acks: any loss here is not a tail.
         }
@@ -421,6 +429,46 @@ mod tests {
         assert!(!r.valid);
         assert_eq!(r.failed_but_read, vec!["vfail"]);
         assert_eq!(r.unexpected, vec!["never-sent"]);
+    }
+
+    #[test]
+    fn a_tail_is_judged_per_acknowledging_master() {
+        // n1, cut off, acknowledges a1 and a2 while n2 (elected) acknowledges b1 and b2
+        // in between: n1's acknowledgements are all lost, a tail of n1's.
+        let mut h = History::new();
+        h.fault(0, "isolate n1");
+        for (i, (v, node)) in [("a1", "n1"), ("b1", "n2"), ("a2", "n1"), ("b2", "n2")]
+            .into_iter()
+            .enumerate()
+        {
+            h.send_invoke(i as i64, "p1", v);
+            h.send_ok_by(i as i64, "p1", v, q(0), i as u64, Some(node));
+        }
+        h.fault(10, "heal");
+        h.read(20, "n2", "b1", q(0), 1);
+        h.read(20, "n2", "b2", q(0), 3);
+        let r = check(&h, LossAllowance::Tail, false);
+        assert!(r.valid, "{r:?}");
+        assert_eq!(r.lost_tail, 2);
+        // Without the master named, the same loss is not a tail of the window.
+        let mut h2 = History::new();
+        for e in h.events() {
+            let mut e = e.clone();
+            e.node = None;
+            h2.push_event(e);
+        }
+        assert!(!check(&h2, LossAllowance::Tail, false).valid);
+        // n2 losing b1 but keeping b2 is not a tail of n2's acknowledgements.
+        let mut h3 = History::new();
+        for e in h
+            .events()
+            .iter()
+            .filter(|e| !(e.f == F::Read && e.value == "b1"))
+        {
+            h3.push_event(e.clone());
+        }
+        h3.read(20, "n2", "b1x", q(0), 1);
+        assert!(!check(&h3, LossAllowance::Tail, false).valid);
     }
 
     #[test]

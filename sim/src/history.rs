@@ -60,6 +60,10 @@ pub struct Event {
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Who acknowledged a send (the master's store address), when known: a lost tail
+    /// is judged per acknowledging master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Appends events with increasing indexes.
@@ -77,6 +81,12 @@ impl History {
         &self.events
     }
 
+    /// Appends a copy of an event, re-indexed (filtering or rewriting a history).
+    pub fn push_event(&mut self, mut e: Event) {
+        e.index = self.events.len() as u64;
+        self.events.push(e);
+    }
+
     fn push(&mut self, time_ms: i64, process: &str, kind: Type, f: F, value: &str) -> &mut Event {
         self.events.push(Event {
             index: self.events.len() as u64,
@@ -89,6 +99,7 @@ impl History {
             queue_offset: None,
             group: None,
             error: None,
+            node: None,
         });
         self.events.last_mut().expect("just pushed")
     }
@@ -105,9 +116,23 @@ impl History {
         queue: QueueRef,
         queue_offset: u64,
     ) {
+        self.send_ok_by(time_ms, process, value, queue, queue_offset, None);
+    }
+
+    /// An acknowledged send, with the master that acknowledged it.
+    pub fn send_ok_by(
+        &mut self,
+        time_ms: i64,
+        process: &str,
+        value: &str,
+        queue: QueueRef,
+        queue_offset: u64,
+        node: Option<&str>,
+    ) {
         let e = self.push(time_ms, process, Type::Ok, F::Send, value);
         e.queue = Some(queue);
         e.queue_offset = Some(queue_offset);
+        e.node = node.map(str::to_string);
     }
 
     /// Definitely not stored (the broker refused it).
