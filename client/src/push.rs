@@ -399,8 +399,14 @@ impl Inner {
         }
         let mut wanted = Vec::new();
         for topic in self.settings.subscriptions.keys() {
-            let Ok(route) = self.instance.route(topic).await else {
-                continue;
+            let route = match self.instance.route(topic).await {
+                Ok(route) => route,
+                Err(e) => {
+                    tracing::warn!(client = %self.instance.client_id, %topic, error = %e, "rebalance: no route; keeping the current queues");
+                    let assigned = self.assigned.lock().expect("assigned poisoned");
+                    wanted.extend(assigned.keys().filter(|q| &q.topic == topic).cloned());
+                    continue;
+                }
             };
             let queues = read_queues(topic, &route);
             if !self.clustering() {
@@ -409,7 +415,9 @@ impl Inner {
             }
             match self.group_members(topic).await {
                 Ok(ids) => {
-                    wanted.extend(allocate_averagely(&queues, &ids, &self.instance.client_id))
+                    let mine = allocate_averagely(&queues, &ids, &self.instance.client_id);
+                    tracing::debug!(client = %self.instance.client_id, ?ids, queues = ?mine.iter().map(|q| q.queue_id).collect::<Vec<_>>(), "rebalance");
+                    wanted.extend(mine)
                 }
                 Err(e) => {
                     tracing::warn!(%topic, error = %e, "rebalance: cannot list the group; keeping the current queues");
@@ -445,7 +453,7 @@ impl Inner {
             if self.settings.orderly && self.clustering() {
                 self.unlock(&queue).await;
             }
-            tracing::info!(?queue, "queue moved away in rebalance");
+            tracing::info!(client = %self.instance.client_id, ?queue, "queue moved away in rebalance");
         }
         for queue in wanted {
             if self
@@ -456,9 +464,14 @@ impl Inner {
             {
                 continue;
             }
-            let Ok(offset) = self.start_offset(&queue).await else {
-                continue;
+            let offset = match self.start_offset(&queue).await {
+                Ok(offset) => offset,
+                Err(e) => {
+                    tracing::warn!(?queue, error = %e, "rebalance: no start offset; retrying later");
+                    continue;
+                }
             };
+            tracing::info!(client = %self.instance.client_id, ?queue, offset, "queue assigned in rebalance");
             self.offsets
                 .lock()
                 .expect("offsets poisoned")

@@ -80,6 +80,15 @@ pub async fn run(mut opts: TestOptions, workspace: &Path) -> anyhow::Result<Outc
     let seed = opts.seed.unwrap_or_else(rand::random);
     opts.seed = Some(seed);
     let dir = out_dir(&opts, workspace)?;
+    // The harness's own clients log to clients.log (RUST_LOG overrides the level).
+    let log = std::fs::File::create(dir.join("clients.log"))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("client=debug,jepsen=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(log))
+        .try_init();
     eprintln!("jepsen: test {} seed {seed}", opts.name());
     eprintln!("jepsen: output in {}", dir.display());
     let bins = match &opts.bin_dir {

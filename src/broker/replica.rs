@@ -331,6 +331,9 @@ impl<D: Disk> Replica<D> {
         if !self.is_master() {
             return Err(self.not_master());
         }
+        if !self.within_lease() {
+            return Err(WriteError::NotMaster { master: None });
+        }
         let mut landed = Vec::with_capacity(messages.len());
         let mut proposals = Vec::with_capacity(messages.len());
         for bytes in messages {
@@ -362,6 +365,25 @@ impl<D: Disk> Replica<D> {
                     .collect(),
             }),
         }
+    }
+
+    /// Under `election = raft, ack = leader` a master acknowledges from its own log, so
+    /// one cut off from the group would go on acknowledging what the next master never
+    /// sees until it hears of that master (openraft 0.9's leader does not step down on
+    /// its own). It refuses writes instead once no quorum has answered it for
+    /// `election_timeout_max_ms`: the followers' leader lease, before which none of
+    /// them votes for a new master, so an old and a new master never acknowledge at
+    /// the same time. Quorum acks need no lease: nothing commits without a quorum.
+    fn within_lease(&self) -> bool {
+        if self.settings.election != Election::Raft || self.ack_mode() != AckMode::Leader {
+            return true;
+        }
+        let m = self.metrics();
+        if m.membership_config.membership().voter_ids().count() < 2 {
+            return true;
+        }
+        m.millis_since_quorum_ack
+            .is_some_and(|ms| ms <= self.settings.election_timeout_max_ms)
     }
 
     /// Proposes every message in order from one task (proposals enter openraft's queue
