@@ -131,14 +131,25 @@ impl RpcClient {
             .lock()
             .expect("pending poisoned")
             .insert(opaque, done);
-        if self.tx.send(request).await.is_err() {
+        // The timeout covers queuing the request too: a peer that stopped reading (a
+        // paused process) fills the socket, then the writer's queue.
+        let start = tokio::time::Instant::now();
+        let queued = match tokio::time::timeout(timeout, self.tx.send(request)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(RpcError::Closed(self.addr.clone())),
+            Err(_) => Err(RpcError::Timeout {
+                addr: self.addr.clone(),
+                timeout_ms: timeout.as_millis() as u64,
+            }),
+        };
+        if let Err(e) = queued {
             self.pending
                 .lock()
                 .expect("pending poisoned")
                 .remove(&opaque);
-            return Err(RpcError::Closed(self.addr.clone()));
+            return Err(e);
         }
-        match tokio::time::timeout(timeout, response).await {
+        match tokio::time::timeout(timeout.saturating_sub(start.elapsed()), response).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(_)) => Err(RpcError::Closed(self.addr.clone())),
             Err(_) => {
