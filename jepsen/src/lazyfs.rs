@@ -262,6 +262,13 @@ fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
+fn reply_empty(reply: ReplyEmpty, result: io::Result<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
 struct Fs {
     state: Arc<Mutex<State>>,
 }
@@ -269,6 +276,22 @@ struct Fs {
 impl Fs {
     fn child(&self, parent: u64, name: &OsStr) -> io::Result<PathBuf> {
         Ok(lock(&self.state).path(parent)?.join(name))
+    }
+
+    /// Removes a file or directory from the backing directory and forgets its inode.
+    fn remove(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        remove: fn(&Path) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let path = self.child(parent, name)?;
+        remove(&path)?;
+        let mut s = lock(&self.state);
+        if let Some(ino) = s.inodes.get(&path).copied() {
+            s.forget(ino);
+        }
+        Ok(())
     }
 
     fn entry(&self, path: &Path, reply: ReplyEntry) {
@@ -358,33 +381,11 @@ impl Filesystem for Fs {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        let result = self.child(parent, name).and_then(|p| {
-            fs::remove_file(&p)?;
-            let mut s = lock(&self.state);
-            if let Some(ino) = s.inodes.get(&p).copied() {
-                s.forget(ino);
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, self.remove(parent, name, |p| fs::remove_file(p)));
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        let result = self.child(parent, name).and_then(|p| {
-            fs::remove_dir(&p)?;
-            let mut s = lock(&self.state);
-            if let Some(ino) = s.inodes.get(&p).copied() {
-                s.forget(ino);
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, self.remove(parent, name, |p| fs::remove_dir(p)));
     }
 
     fn rename(
@@ -403,10 +404,7 @@ impl Filesystem for Fs {
             lock(&self.state).moved(&from, &to);
             Ok::<(), io::Error>(())
         })();
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(reply, result);
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
@@ -507,10 +505,8 @@ impl Filesystem for Fs {
     }
 
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _data: bool, reply: ReplyEmpty) {
-        match lock(&self.state).sync(ino) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let result = lock(&self.state).sync(ino);
+        reply_empty(reply, result);
     }
 
     fn fsyncdir(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _d: bool, reply: ReplyEmpty) {

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use raftmq::config::{AckMode, Election};
-use sim::checker::LossAllowance;
-use store::FlushMode;
+use raftmq::config::Election;
+pub use sim::mode::{parse_mode, Mode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -32,58 +31,6 @@ pub enum NemesisKind {
     /// Power loss: kill -9 a random node, a minority, a majority or the master, and drop
     /// every write it had not fsynced (data dirs on the lazy FUSE filesystem; root).
     Power,
-}
-
-/// `ack+flush`, as the sim runner spells it: `quorum+sync`, `leader+async`, ...
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mode {
-    pub ack: AckMode,
-    pub flush: FlushMode,
-}
-
-impl Mode {
-    /// What the mode may lose under these faults: `ack = leader` an acknowledged tail at
-    /// any master change; `flush = async` only on a power loss (kill -9 and pauses keep
-    /// the page cache); `quorum + sync` nothing.
-    pub fn allowance(self, power_loss: bool) -> LossAllowance {
-        let async_loss = self.flush == FlushMode::Async && power_loss;
-        if self.ack == AckMode::Leader || async_loss {
-            LossAllowance::Tail
-        } else {
-            LossAllowance::None
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ack = match self.ack {
-            AckMode::Quorum => "quorum",
-            AckMode::Leader => "leader",
-        };
-        let flush = match self.flush {
-            FlushMode::Sync => "sync",
-            FlushMode::Async => "async",
-        };
-        write!(f, "{ack}+{flush}")
-    }
-}
-
-pub fn parse_mode(s: &str) -> Result<Mode, String> {
-    let (ack, flush) = s
-        .split_once('+')
-        .ok_or_else(|| format!("mode {s:?}: expected ack+flush, e.g. quorum+sync"))?;
-    let ack = match ack {
-        "quorum" => AckMode::Quorum,
-        "leader" => AckMode::Leader,
-        other => return Err(format!("mode {s:?}: ack {other:?} is not quorum or leader")),
-    };
-    let flush = match flush {
-        "sync" => FlushMode::Sync,
-        "async" => FlushMode::Async,
-        other => return Err(format!("mode {s:?}: flush {other:?} is not sync or async")),
-    };
-    Ok(Mode { ack, flush })
 }
 
 fn parse_election(s: &str) -> Result<Election, String> {
@@ -173,27 +120,5 @@ impl TestOptions {
             name.push_str("-unsafe");
         }
         name.replace('+', "_")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes_parse_and_name_what_is_wrong() {
-        let m = parse_mode("leader+async").unwrap();
-        assert_eq!(m.to_string(), "leader+async");
-        assert_eq!(m.allowance(false), LossAllowance::Tail);
-        assert_eq!(
-            parse_mode("quorum+sync").unwrap().allowance(true),
-            LossAllowance::None
-        );
-        let quorum_async = parse_mode("quorum+async").unwrap();
-        assert_eq!(quorum_async.allowance(false), LossAllowance::None);
-        assert_eq!(quorum_async.allowance(true), LossAllowance::Tail);
-        assert!(parse_mode("quorum").unwrap_err().contains("ack+flush"));
-        assert!(parse_mode("all+sync").unwrap_err().contains("\"all\""));
-        assert!(parse_mode("quorum+lazy").unwrap_err().contains("\"lazy\""));
     }
 }

@@ -152,6 +152,11 @@ fn shade<DB: DrawingBackend>(
     Ok(())
 }
 
+/// plotters' errors carry the backend's error type; the report only needs the message.
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("plotting: {e}")
+}
+
 fn throughput_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow::Result<String> {
     let buckets = t_max_s.ceil() as usize + 1;
     let mut per: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -168,21 +173,21 @@ fn throughput_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow:
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1000, 300)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.fill(&WHITE).map_err(plot_error)?;
         let mut chart = ChartBuilder::on(&root)
             .caption("Sends completed per second", ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..t_max_s, 0f64..y_max)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(plot_error)?;
         chart
             .configure_mesh()
             .x_desc("time (s)")
             .y_desc("sends/s")
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        shade(&mut chart, faults, 0.0, y_max).map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(plot_error)?;
+        shade(&mut chart, faults, 0.0, y_max).map_err(plot_error)?;
         for (name, counts) in &per {
             let color = match *name {
                 "ok" => RGBColor(30, 140, 60),
@@ -194,7 +199,7 @@ fn throughput_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow:
                     counts.iter().enumerate().map(|(s, c)| (s as f64 + 0.5, *c)),
                     color.stroke_width(2),
                 ))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(plot_error)?
                 .label(*name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -205,8 +210,8 @@ fn throughput_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow:
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
     }
     Ok(svg)
 }
@@ -216,21 +221,21 @@ fn latency_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow::Re
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1000, 300)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.fill(&WHITE).map_err(plot_error)?;
         let mut chart = ChartBuilder::on(&root)
             .caption("Send latency (ms, log scale)", ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..t_max_s, (0.5f64..y_max).log_scale())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(plot_error)?;
         chart
             .configure_mesh()
             .x_desc("time (s)")
             .y_desc("ms")
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        shade(&mut chart, faults, 0.5, y_max).map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(plot_error)?;
+        shade(&mut chart, faults, 0.5, y_max).map_err(plot_error)?;
         for (kind, color, name) in [
             (Type::Ok, RGBColor(30, 140, 60), "ok"),
             (Type::Info, RGBColor(230, 140, 0), "info (unknown)"),
@@ -243,7 +248,7 @@ fn latency_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow::Re
                         color.filled(),
                     )
                 }))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(plot_error)?
                 .label(name)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 3, color.filled()));
         }
@@ -252,8 +257,8 @@ fn latency_svg(ops: &[Op], faults: &[FaultInterval], t_max_s: f64) -> anyhow::Re
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
     }
     Ok(svg)
 }

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`history`]: the JSONL history (Jepsen's invoke/ok/fail/info vocabulary).
+//! - [`mode`]: durability modes as `quorum+sync` etc., and what each may lose.
 //! - [`checker`]: lost, unexpected, failed-but-read, recovered, duplicated, inconsistent
 //!   offsets and FIFO checks over a history. Pure and not `cfg(madsim)`, so the Jepsen
 //!   harness uses it too.
@@ -17,6 +18,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod mode;
 #[cfg(madsim)]
 pub mod nodes;
 #[cfg(madsim)]

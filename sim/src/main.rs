@@ -33,60 +33,17 @@ mod runner {
     use std::ops::Range;
     use std::time::Instant;
 
-    use raftmq::config::AckMode;
-    use sim::checker::{check, LossAllowance, Report};
+    use sim::checker::{check, Report};
     use sim::history::History;
+    use sim::mode::{parse_mode, Mode};
     use sim::replicated::{master_power_loss, Plant};
-    use store::FlushMode;
 
     const USAGE: &str = "usage:\n  sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async] [--jobs 2]\n  sim replay --seed N [--mode ...] [--history out.jsonl]";
     /// How `replay` hands its verdict to `run`.
     const REPORT_PREFIX: &str = "REPORT ";
 
-    #[derive(Clone, Copy, Debug)]
-    struct Mode {
-        ack: AckMode,
-        flush: FlushMode,
-    }
-
-    impl Mode {
-        fn parse(s: &str) -> Result<Mode, String> {
-            let (ack, flush) = s
-                .split_once('+')
-                .ok_or_else(|| format!("mode {s:?}: expected ack+flush, like quorum+sync"))?;
-            let ack = match ack {
-                "quorum" => AckMode::Quorum,
-                "leader" => AckMode::Leader,
-                other => return Err(format!("mode {s:?}: ack {other:?} is not quorum or leader")),
-            };
-            let flush = match flush {
-                "sync" => FlushMode::Sync,
-                "async" => FlushMode::Async,
-                other => return Err(format!("mode {s:?}: flush {other:?} is not sync or async")),
-            };
-            Ok(Mode { ack, flush })
-        }
-
-        fn name(self) -> String {
-            let ack = match self.ack {
-                AckMode::Quorum => "quorum",
-                AckMode::Leader => "leader",
-            };
-            let flush = match self.flush {
-                FlushMode::Sync => "sync",
-                FlushMode::Async => "async",
-            };
-            format!("{ack}+{flush}")
-        }
-
-        /// What the mode promises: nothing lost, or at most a tail.
-        fn allowance(self) -> LossAllowance {
-            match (self.ack, self.flush) {
-                (AckMode::Quorum, FlushMode::Sync) => LossAllowance::None,
-                _ => LossAllowance::Tail,
-            }
-        }
-    }
+    // The scenario is a master power loss, so an async flush may lose a tail too.
+    const POWER_LOSS: bool = true;
 
     struct Args {
         command: String,
@@ -102,7 +59,7 @@ mod runner {
         let mut args = Args {
             command,
             seeds: 0..100,
-            mode: Mode::parse("quorum+sync")?,
+            mode: parse_mode("quorum+sync")?,
             history: None,
             jobs: 2,
         };
@@ -123,7 +80,7 @@ mod runner {
                     let seed = v.parse::<u64>().map_err(|e| format!("--seed {v:?}: {e}"))?;
                     args.seeds = seed..seed + 1;
                 }
-                "--mode" => args.mode = Mode::parse(&value()?)?,
+                "--mode" => args.mode = parse_mode(&value()?)?,
                 "--history" => args.history = Some(value()?),
                 "--jobs" => {
                     let v = value()?;
@@ -142,7 +99,7 @@ mod runner {
     fn play(seed: u64, mode: Mode) -> (History, Report) {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, Default::default());
         let (_, history) = runtime.block_on(master_power_loss(mode.flush, mode.ack, Plant::None));
-        let report = check(&history, mode.allowance(), true);
+        let report = check(&history, mode.allowance(POWER_LOSS), true);
         (history, report)
     }
 
@@ -167,7 +124,7 @@ mod runner {
     fn replay_command(seed: u64, mode: Mode) -> String {
         format!(
             "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -p sim -- replay --seed {seed} --mode {} --history seed-{seed}.jsonl",
-            mode.name()
+            mode.to_string()
         )
     }
 
@@ -177,7 +134,7 @@ mod runner {
         let exe = std::env::current_exe().expect("the runner's own path");
         let seed_arg = seed.to_string();
         let output = std::process::Command::new(exe)
-            .args(["replay", "--seed", &seed_arg, "--mode", &mode.name()])
+            .args(["replay", "--seed", &seed_arg, "--mode", &mode.to_string()])
             .output()
             .map_err(|e| format!("spawning sim replay: {e}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -252,7 +209,7 @@ mod runner {
         println!(
             "{} seeds of {} ({}): {} passed, {} failed; lost acknowledged tail p50 {} max {}; {:.0} seeds/min",
             n,
-            args.mode.name(),
+            args.mode.to_string(),
             "master power loss ×2, 3 replicas",
             n as usize - failed.len(),
             failed.len(),
@@ -278,7 +235,7 @@ mod runner {
                 history.events().len()
             );
         }
-        println!("seed {seed} ({}): {report:?}", args.mode.name());
+        println!("seed {seed} ({}): {report:?}", args.mode.to_string());
         println!(
             "{REPORT_PREFIX}{}",
             serde_json::to_string(&report).expect("a report serializes")

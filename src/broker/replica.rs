@@ -378,7 +378,9 @@ impl<D: Disk> Replica<D> {
         if self.settings.election != Election::Raft || self.ack_mode() != AckMode::Leader {
             return true;
         }
-        let m = self.metrics();
+        // Borrowed, not cloned: this runs on every send.
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         if m.membership_config.membership().voter_ids().count() < 2 {
             return true;
         }
