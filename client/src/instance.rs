@@ -33,11 +33,13 @@ impl ClientInstance {
     /// A new instance; `on_request` receives requests brokers push to this client.
     pub fn new(config: ClientConfig, on_request: Option<OnRequest>) -> Arc<Self> {
         let n = INSTANCE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let client_id = format!(
-            "127.0.0.1@{}#{}#{n}",
-            std::process::id(),
-            config.instance_name
-        );
+        // Simulated hosts share one OS process, whose id differs from run to run: a
+        // replayed seed must name its clients the same way.
+        #[cfg(madsim)]
+        let pid = 0;
+        #[cfg(not(madsim))]
+        let pid = std::process::id();
+        let client_id = format!("127.0.0.1@{pid}#{}#{n}", config.instance_name);
         let instance = Arc::new(ClientInstance {
             config,
             client_id,

@@ -17,6 +17,8 @@ pub mod error;
 pub mod filter;
 pub mod instance;
 pub mod message;
+#[cfg(feature = "fault-injection")]
+pub mod plant;
 pub mod producer;
 pub mod pull;
 pub mod push;

@@ -68,6 +68,9 @@ impl Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageExt {
     pub topic: String,
+    /// The broker group it was pulled from (RocketMQ's `MessageExt.brokerName`); empty
+    /// when decoded outside a pull.
+    pub broker_name: String,
     pub queue_id: u32,
     pub queue_offset: u64,
     pub commitlog_offset: u64,
@@ -93,6 +96,7 @@ impl MessageExt {
         let offset_msg_id = m.offset_msg_id().to_string();
         MessageExt {
             topic: m.topic().to_string(),
+            broker_name: String::new(),
             queue_id: m.queue_id(),
             queue_offset: m.queue_offset(),
             commitlog_offset: m.physical_offset(),

@@ -81,6 +81,10 @@ impl Producer {
     /// (the shape of RocketMQ's `MessageClientIDSetter`).
     fn unique_id(&self) -> String {
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
+        // Simulated hosts share one OS process whose id changes from run to run.
+        #[cfg(madsim)]
+        let pid = 0u32;
+        #[cfg(not(madsim))]
         let pid = std::process::id();
         let start = proto::clock::now_ms();
         format!(

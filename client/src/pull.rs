@@ -126,6 +126,9 @@ pub async fn pull_from(
     };
     // The broker filtered by tag hash; hashes can collide, so check the tags themselves.
     messages.retain(|m| req.filter.matches(m.tags.as_deref()));
+    for m in &mut messages {
+        m.broker_name.clone_from(&req.queue.broker_name);
+    }
     Ok(PullResult {
         status,
         next_begin_offset: response.ext_parse("nextBeginOffset")?,

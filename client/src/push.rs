@@ -571,7 +571,8 @@ impl Inner {
                 suspend: Some(self.settings.long_poll),
                 commit_offset: self.clustering().then_some(offset),
             };
-            let result = match pull(&self.instance, request).await {
+            #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
+            let mut result = match pull(&self.instance, request).await {
                 Ok(result) => result,
                 Err(e) => {
                     tracing::debug!(?queue, error = %e, "pull failed; retrying");
@@ -580,6 +581,8 @@ impl Inner {
                 }
             };
             if result.status == PullStatus::Found {
+                #[cfg(feature = "fault-injection")]
+                self.planted_bugs(&queue, &mut result).await;
                 for batch in result.messages.chunks(self.settings.consume_batch_max) {
                     while (self.listener)(batch) == ConsumeResult::Later {
                         tokio::time::sleep(self.settings.retry_delay).await;
@@ -603,6 +606,24 @@ impl Inner {
             } else {
                 self.advance(&queue, result.next_begin_offset);
             }
+        }
+    }
+
+    /// PLANTED BUGS (see `crate::plant`): commit before processing, or reverse the
+    /// batch.
+    #[cfg(feature = "fault-injection")]
+    async fn planted_bugs(&self, queue: &MessageQueue, result: &mut crate::pull::PullResult) {
+        if crate::plant::early_offset_commit() && self.clustering() {
+            if let Some(last) = result.messages.last() {
+                let next = last.queue_offset + 1;
+                let group = &self.settings.group;
+                let _ = commit_consumer_offset(&self.instance, group, queue, next).await;
+                // "Processing" takes a while; a crash now loses the batch.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        if crate::plant::out_of_order_delivery() {
+            result.messages.reverse();
         }
     }
 

@@ -2,7 +2,7 @@
 //! cluster, run clients and nemesis for the time limit, heal, wait for recovery and
 //! convergence, drain, check, write the results.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -268,11 +268,11 @@ async fn drive(
     .await
     .map(|()| healed.elapsed().as_millis() as i64);
     consumers.shutdown().await;
-    let delivered = workload::delivered(&recorder);
-    let undelivered: Vec<String> = stored.difference(&delivered).cloned().collect();
 
     // Check and report.
     let history = std::mem::take(&mut *recorder.lock());
+    let not_received = checker::undelivered(&history, workload::GROUP, &[]);
+    let undelivered = not_received.missing.clone();
     std::fs::write(dir.join("history.jsonl"), history.to_jsonl())?;
     let power = opts.nemesis.contains(&NemesisKind::Power);
     let r = checker::check(
@@ -303,18 +303,18 @@ async fn drive(
     // Where a tail may be lost, a consumer that had received a lost message goes on past
     // its offset and so skips whatever later took that offset: part of the loss.
     let skipped = match opts.mode.allowance(power) {
-        checker::LossAllowance::Tail => skipped_after_loss(&history, &undelivered),
-        checker::LossAllowance::None => BTreeSet::new(),
+        checker::LossAllowance::Tail => not_received.skipped_after_loss.len(),
+        checker::LossAllowance::None => 0,
     };
-    let not_delivered = undelivered.len() - skipped.len();
+    let not_delivered = undelivered.len() - skipped;
     if not_delivered > 0 {
         problems.push(format!(
             "{not_delivered} stored messages never delivered to {}{}",
             workload::GROUP,
-            if skipped.is_empty() {
+            if skipped == 0 {
                 String::new()
             } else {
-                format!(" (besides {} at offsets of lost messages)", skipped.len())
+                format!(" (besides {skipped} at offsets of lost messages)")
             }
         ));
     }
@@ -348,41 +348,6 @@ async fn drive(
     report::write(dir, &results, &history)?;
     print_summary(&results);
     Ok(valid)
-}
-
-/// The undelivered values whose position some delivery had seen holding another value
-/// (one that was then lost).
-fn skipped_after_loss(history: &sim::history::History, undelivered: &[String]) -> BTreeSet<String> {
-    use sim::history::{Type, F};
-    let mut delivered_at: BTreeMap<(u32, u64), BTreeSet<&str>> = BTreeMap::new();
-    let mut read_at: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
-    for e in history.events().iter().filter(|e| e.kind == Type::Ok) {
-        let (Some(q), Some(o)) = (&e.queue, e.queue_offset) else {
-            continue;
-        };
-        match e.f {
-            F::Deliver => {
-                delivered_at
-                    .entry((q.queue_id, o))
-                    .or_default()
-                    .insert(&e.value);
-            }
-            F::Read => {
-                read_at.insert(&e.value, (q.queue_id, o));
-            }
-            _ => {}
-        }
-    }
-    undelivered
-        .iter()
-        .filter(|v| {
-            read_at
-                .get(v.as_str())
-                .and_then(|pos| delivered_at.get(pos))
-                .is_some_and(|values| values.iter().any(|d| d != v))
-        })
-        .cloned()
-        .collect()
 }
 
 fn print_summary(r: &Results) {

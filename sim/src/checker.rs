@@ -26,10 +26,13 @@
 //!   increasing offsets in send order, and the group's *first* deliveries of a queue's
 //!   messages must come in increasing offset order. Re-deliveries from an earlier offset
 //!   (after a rebalance, a restart, an offset reset) are at-least-once replays, allowed.
-//! - **diverged**: when the final drain reads several replicas (`read` events from more
-//!   than one process), every replica must hold the same (queue, offset) positions; a
-//!   position some replica lacks is a divergence (different values at one position are
-//!   inconsistent offsets).
+//! - **diverged**: when the final drain reads several replicas of a group (`read`
+//!   events from more than one process), they must hold the same (queue, offset)
+//!   positions; a position some replica lacks is a divergence (different values at one
+//!   position are inconsistent offsets).
+//! - **undelivered** ([`undelivered`], a separate call once the consumers had time to
+//!   catch up): at least once per consumer group, what the final reads hold and the
+//!   group never received.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -174,17 +177,27 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
     r
 }
 
-/// Every replica the final drain read must hold the same positions.
+/// Every replica of a broker group that the final drain read must hold the same
+/// positions.
 fn check_replicas(seen: &[&Event], r: &mut Report) {
-    let mut by_replica: BTreeMap<&str, BTreeSet<(QueueRef, u64)>> = BTreeMap::new();
+    type Held<'a> = BTreeMap<&'a str, BTreeSet<(QueueRef, u64)>>;
+    let mut by_group: BTreeMap<&str, Held> = BTreeMap::new();
     for e in seen.iter().filter(|e| e.f == F::Read) {
         if let Some(pos) = position(e) {
-            by_replica
+            by_group
+                .entry(e.queue.as_ref().map_or("", |q| q.broker.as_str()))
+                .or_default()
                 .entry(e.process.as_str())
                 .or_default()
                 .insert(pos);
         }
     }
+    for by_replica in by_group.values() {
+        check_group_replicas(by_replica, r);
+    }
+}
+
+fn check_group_replicas(by_replica: &BTreeMap<&str, BTreeSet<(QueueRef, u64)>>, r: &mut Report) {
     if by_replica.len() < 2 {
         return;
     }
@@ -344,6 +357,63 @@ fn check_fifo(events: &[Event], seen: &BTreeSet<&str>, r: &mut Report) {
             *top = (offset, e.process.as_str());
         }
     }
+}
+
+/// At least once, checked after the liveness phase: what the final reads found but
+/// `group` never received.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Undelivered {
+    /// Stored (read from a replica) and never delivered to the group.
+    pub missing: Vec<String>,
+    /// Of those, the ones at a position where the group had received another message
+    /// that was then lost (a lost tail whose offsets were reused): a consumer already
+    /// past that offset skips them. Part of the loss, allowed only where a tail is.
+    pub skipped_after_loss: Vec<String>,
+}
+
+impl Undelivered {
+    /// The violations under `allowance`.
+    pub fn violations(&self, allowance: LossAllowance) -> usize {
+        match allowance {
+            LossAllowance::None => self.missing.len(),
+            LossAllowance::Tail => self.missing.len() - self.skipped_after_loss.len(),
+        }
+    }
+}
+
+/// What the final reads hold of `topics` (all topics when empty) that `group` never
+/// received.
+pub fn undelivered(history: &History, group: &str, topics: &[&str]) -> Undelivered {
+    let mut delivered: BTreeSet<&str> = BTreeSet::new();
+    let mut delivered_at: BTreeMap<(QueueRef, u64), BTreeSet<&str>> = BTreeMap::new();
+    let mut stored: BTreeMap<&str, (QueueRef, u64)> = BTreeMap::new();
+    for e in history.events().iter().filter(|e| e.kind == Type::Ok) {
+        let Some(pos) = position(e) else { continue };
+        match e.f {
+            F::Deliver if e.group.as_deref() == Some(group) => {
+                delivered.insert(&e.value);
+                delivered_at.entry(pos).or_default().insert(&e.value);
+            }
+            F::Read if topics.is_empty() || topics.contains(&pos.0.topic.as_str()) => {
+                stored.insert(&e.value, pos);
+            }
+            _ => {}
+        }
+    }
+    let mut u = Undelivered::default();
+    for (value, pos) in stored {
+        if delivered.contains(value) {
+            continue;
+        }
+        u.missing.push(value.to_string());
+        if delivered_at
+            .get(&pos)
+            .is_some_and(|seen| seen.iter().any(|d| *d != value))
+        {
+            u.skipped_after_loss.push(value.to_string());
+        }
+    }
+    u
 }
 
 #[cfg(test)]
@@ -591,5 +661,24 @@ mod tests {
         assert!(check(&h, LossAllowance::Tail, false)
             .fifo_violations
             .is_empty());
+    }
+
+    #[test]
+    fn undelivered_names_what_a_group_never_received() {
+        let mut h = base();
+        h.fault(50, "power loss");
+        for i in 0..5 {
+            h.read(60, "n1", &format!("v{i}"), q(0), i as u64);
+        }
+        deliver_all(&mut h, 3);
+        // v9 was delivered at offset 3, then lost; v3 took its offset afterwards.
+        h.deliver(70, "c1", "G", "v9", q(0), 3);
+        let u = undelivered(&h, "G", &[]);
+        assert_eq!(u.missing, vec!["v3", "v4"]);
+        assert_eq!(u.skipped_after_loss, vec!["v3"]);
+        assert_eq!(u.violations(LossAllowance::None), 2);
+        assert_eq!(u.violations(LossAllowance::Tail), 1);
+        assert_eq!(undelivered(&h, "other", &["T"]).missing.len(), 5);
+        assert!(undelivered(&h, "G", &["U"]).missing.is_empty());
     }
 }

@@ -17,9 +17,24 @@
 //! and the seed runner.
 
 pub mod checker;
+#[cfg(madsim)]
+pub mod cluster;
 pub mod history;
+pub mod inspect;
 pub mod mode;
+#[cfg(madsim)]
+pub mod nemesis;
 #[cfg(madsim)]
 pub mod nodes;
 #[cfg(madsim)]
+pub mod plant;
+#[cfg(madsim)]
 pub mod replicated;
+#[cfg(madsim)]
+pub mod scenario;
+#[cfg(madsim)]
+pub mod swarm;
+#[cfg(madsim)]
+pub mod trace;
+#[cfg(madsim)]
+pub mod workload;

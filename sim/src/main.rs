@@ -14,13 +14,59 @@
 //! (`--jobs` at a time): nothing survives from one seed to the next, so the verdict is
 //! exactly what the printed replay command reproduces.
 
-#[cfg(madsim)]
 fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("inspect") {
+        inspect(&argv[1..]);
+        return;
+    }
+    simulate();
+}
+
+/// `sim inspect trace.jsonl [--node X] [--msg V] [--from MS] [--to MS]`: no simulation,
+/// so it runs in either build.
+fn inspect(argv: &[String]) {
+    let fail = |e: String| -> ! {
+        eprintln!("sim inspect: {e}\nusage: sim inspect trace.jsonl [--node NAME] [--msg VALUE] [--from MS] [--to MS]");
+        std::process::exit(2)
+    };
+    let mut filter = sim::inspect::Filter::default();
+    let mut path = None;
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| fail(format!("{arg} needs a value")))
+        };
+        let ms = |v: String| {
+            v.parse::<i64>()
+                .unwrap_or_else(|e| fail(format!("{arg} {v:?}: {e}")))
+        };
+        match arg.as_str() {
+            "--node" => filter.node = Some(value()),
+            "--msg" => filter.msg = Some(value()),
+            "--from" => filter.from_ms = Some(ms(value())),
+            "--to" => filter.to_ms = Some(ms(value())),
+            flag if flag.starts_with("--") => fail(format!("unknown flag {flag:?}")),
+            file => path = Some(file.to_string()),
+        }
+    }
+    let path = path.unwrap_or_else(|| fail("which trace? (sim replay --trace writes one)".into()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
+    match sim::inspect::render(&text, &filter) {
+        Ok(out) => print!("{out}"),
+        Err(e) => fail(format!("{path}: {e}")),
+    }
+}
+
+#[cfg(madsim)]
+fn simulate() {
     runner::main()
 }
 
 #[cfg(not(madsim))]
-fn main() {
+fn simulate() {
     eprintln!(
         "sim runs in the simulated build: RUSTFLAGS=\"--cfg madsim\" \
          CARGO_TARGET_DIR=target/sim cargo run -p sim -- run --seeds 0..100"
@@ -33,24 +79,36 @@ mod runner {
     use std::ops::Range;
     use std::time::Instant;
 
-    use sim::checker::{check, Report};
+    use sim::cluster::Spec;
     use sim::history::History;
     use sim::mode::{parse_mode, Mode};
-    use sim::replicated::{master_power_loss, Plant};
+    use sim::plant::Plant;
+    use sim::scenario::{Options, Outcome};
+    use sim::swarm::FaultKind;
 
-    const USAGE: &str = "usage:\n  sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async] [--jobs 2]\n  sim replay --seed N [--mode ...] [--history out.jsonl]";
+    const USAGE: &str = "usage:
+  sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async] [--faults kill,power,...] [--jobs 2] [--stop-on-fail]
+  sim replay --seed N [--mode ...] [--faults ...] [--history out.jsonl] [--trace trace.jsonl]
+  sim inspect trace.jsonl [--node NAME] [--msg VALUE] [--from MS] [--to MS]
+faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio (default: all;
+each seed turns on a random subset of them, `--all-faults` turns on every one listed)
+planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery";
     /// How `replay` hands its verdict to `run`.
     const REPORT_PREFIX: &str = "REPORT ";
-
-    // The scenario is a master power loss, so an async flush may lose a tail too.
-    const POWER_LOSS: bool = true;
 
     struct Args {
         command: String,
         seeds: Range<u64>,
         mode: Mode,
+        /// `None`: the mode's default set (see `default_faults`).
+        faults: Option<Vec<FaultKind>>,
+        all_faults: bool,
+        plant: Plant,
         history: Option<String>,
+        trace: Option<String>,
         jobs: usize,
+        /// Stop starting seeds once one fails (the planted-bug tests).
+        stop_on_fail: bool,
     }
 
     fn parse_args() -> Result<Args, String> {
@@ -60,8 +118,13 @@ mod runner {
             command,
             seeds: 0..100,
             mode: parse_mode("quorum+sync")?,
+            faults: None,
+            all_faults: false,
+            plant: Plant::None,
             history: None,
+            trace: None,
             jobs: 2,
+            stop_on_fail: false,
         };
         while let Some(flag) = argv.next() {
             let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
@@ -82,6 +145,23 @@ mod runner {
                 }
                 "--mode" => args.mode = parse_mode(&value()?)?,
                 "--history" => args.history = Some(value()?),
+                "--trace" => args.trace = Some(value()?),
+                "--faults" => {
+                    args.faults = Some(
+                        value()?
+                            .split(',')
+                            .map(str::parse)
+                            .collect::<Result<_, _>>()?,
+                    );
+                }
+                "--all-faults" => args.all_faults = true,
+                "--stop-on-fail" => args.stop_on_fail = true,
+                "--plant" => {
+                    args.plant = value()?.parse()?;
+                    if args.plant != Plant::None && !cfg!(feature = "fault-injection") {
+                        return Err("--plant needs a build with --features fault-injection".into());
+                    }
+                }
                 "--jobs" => {
                     let v = value()?;
                     args.jobs = v
@@ -96,11 +176,33 @@ mod runner {
         Ok(args)
     }
 
-    fn play(seed: u64, mode: Mode) -> (History, Report) {
+    /// Every fault, except that `flush = async` leaves out power losses unless asked:
+    /// with unflushed log tails lost on some replicas, Raft's premise (a replica keeps
+    /// what it acknowledged) is gone, and a group can diverge or stall (README's mode
+    /// table says so). `--faults power,...` runs them anyway, to measure that.
+    fn faults(args: &Args) -> Vec<FaultKind> {
+        match &args.faults {
+            Some(faults) => faults.clone(),
+            None if args.mode.flush == store::FlushMode::Async => sim::swarm::ALL
+                .into_iter()
+                .filter(|k| !matches!(k, FaultKind::Power | FaultKind::GroupPower))
+                .collect(),
+            None => sim::swarm::ALL.to_vec(),
+        }
+    }
+
+    fn options(args: &Args) -> Options {
+        Options {
+            plant: args.plant,
+            faults: faults(args),
+            all_faults: args.all_faults,
+            ..Options::standard(Spec::standard(args.mode))
+        }
+    }
+
+    fn play(seed: u64, args: &Args) -> (History, Outcome) {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, Default::default());
-        let (_, history) = runtime.block_on(master_power_loss(mode.flush, mode.ack, Plant::None));
-        let report = check(&history, mode.allowance(POWER_LOSS), true);
-        (history, report)
+        runtime.block_on(sim::scenario::run(options(args)))
     }
 
     pub fn main() {
@@ -121,20 +223,43 @@ mod runner {
         }
     }
 
-    fn replay_command(seed: u64, mode: Mode) -> String {
+    /// The flags that shape a run, as `replay` takes them.
+    fn run_flags(args: &Args) -> Vec<String> {
+        let faults: Vec<&str> = faults(args).iter().map(|k| k.name()).collect();
+        let mut flags = vec![
+            "--mode".to_string(),
+            args.mode.to_string(),
+            "--faults".into(),
+            faults.join(","),
+        ];
+        if args.all_faults {
+            flags.push("--all-faults".into());
+        }
+        if args.plant != Plant::None {
+            flags.extend(["--plant".into(), args.plant.to_string()]);
+        }
+        flags
+    }
+
+    fn replay_command(seed: u64, args: &Args) -> String {
+        let features = if args.plant == Plant::None {
+            ""
+        } else {
+            " --features fault-injection"
+        };
         format!(
-            "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -p sim -- replay --seed {seed} --mode {} --history seed-{seed}.jsonl",
-            mode.to_string()
+            "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run --release -p sim{features} -- replay --seed {seed} {} --history seed-{seed}.jsonl --trace seed-{seed}.trace.jsonl",
+            run_flags(args).join(" ")
         )
     }
 
     /// Plays one seed in a fresh `sim replay` process and reads its verdict; `Err` is a
-    /// run that ended without one (a panic: divergent replicas, no convergence, ...).
-    fn play_in_child(seed: u64, mode: Mode) -> Result<Report, String> {
+    /// run that ended without one (a panic in the cluster's code).
+    fn play_in_child(seed: u64, args: &Args) -> Result<Outcome, String> {
         let exe = std::env::current_exe().expect("the runner's own path");
-        let seed_arg = seed.to_string();
         let output = std::process::Command::new(exe)
-            .args(["replay", "--seed", &seed_arg, "--mode", &mode.to_string()])
+            .args(["replay", "--seed", &seed.to_string()])
+            .args(run_flags(args))
             .output()
             .map_err(|e| format!("spawning sim replay: {e}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -157,47 +282,58 @@ mod runner {
         let started = Instant::now();
         let next = std::sync::atomic::AtomicU64::new(args.seeds.start);
         let results = std::sync::Mutex::new(Vec::new());
+        let failed_one = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             for _ in 0..args.jobs {
                 scope.spawn(|| loop {
                     let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if seed >= args.seeds.end {
+                    let stop =
+                        args.stop_on_fail && failed_one.load(std::sync::atomic::Ordering::Relaxed);
+                    if seed >= args.seeds.end || stop {
                         return;
                     }
-                    let report = play_in_child(seed, args.mode);
-                    results.lock().unwrap().push((seed, report));
+                    let outcome = play_in_child(seed, args);
+                    if !outcome.as_ref().is_ok_and(|o| o.valid) {
+                        failed_one.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Ok(o) = &outcome {
+                        if !o.valid {
+                            // Print failures as they come: a long run shows them early.
+                            eprintln!("seed {seed} failed: {}", o.problems());
+                        }
+                    }
+                    results.lock().unwrap().push((seed, outcome));
                 });
             }
         });
         let mut results = results.into_inner().unwrap();
         results.sort_by_key(|(seed, _)| *seed);
+        let n = results.len() as u64;
         let (mut failed, mut tails) = (Vec::new(), Vec::new());
-        for (seed, report) in results {
-            let report = match report {
-                Ok(report) => report,
+        let (mut acked, mut delivered, mut injected) = (0, 0, 0);
+        for (seed, outcome) in results {
+            let replay = replay_command(seed, args);
+            match outcome {
                 Err(e) => {
-                    let replay = replay_command(seed, args.mode);
                     println!("FAIL seed {seed}: {e}\n  replay: {replay}");
                     failed.push(seed);
-                    continue;
                 }
-            };
-            if report.valid {
-                tails.push(report.lost_tail);
-            } else {
-                println!(
-                    "FAIL seed {seed}: lost {:?} unexpected {:?} failed-but-read {:?} inconsistent {:?} fifo {:?}\n  replay: {}",
-                    report.lost,
-                    report.unexpected,
-                    report.failed_but_read,
-                    report.inconsistent_offsets,
-                    report.fifo_violations,
-                    replay_command(seed, args.mode)
-                );
-                failed.push(seed);
+                Ok(o) if !o.valid => {
+                    println!(
+                        "FAIL seed {seed} ({}): {}\n  replay: {replay}",
+                        o.swarm,
+                        o.problems()
+                    );
+                    failed.push(seed);
+                }
+                Ok(o) => {
+                    tails.push(o.report.lost_tail);
+                    acked += o.report.acknowledged;
+                    delivered += o.deliveries;
+                    injected += o.faults;
+                }
             }
         }
-        let n = args.seeds.end.saturating_sub(args.seeds.start);
         let minutes = started.elapsed().as_secs_f64() / 60.0;
         tails.sort_unstable();
         let tail = |q: f64| {
@@ -206,13 +342,16 @@ mod runner {
                 .copied()
                 .unwrap_or(0)
         };
+        let with_tail = tails.iter().filter(|t| **t > 0).count();
         println!(
-            "{} seeds of {} ({}): {} passed, {} failed; lost acknowledged tail p50 {} max {}; {:.0} seeds/min",
-            n,
-            args.mode.to_string(),
-            "master power loss ×2, 3 replicas",
+            "{n} seeds of {} (2 name servers, 2 groups x 3 replicas, 4 producers, 3+1 consumers; swarm of {}): {} passed, {} failed",
+            args.mode,
+            faults(args).iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
             n as usize - failed.len(),
             failed.len(),
+        );
+        println!(
+            "passing seeds: {acked} acknowledged sends, {delivered} deliveries, {injected} fault events; lost acknowledged tail: {with_tail} seeds lost one, p50 {} max {}; {:.1} seeds/min",
             tail(0.5),
             tails.last().copied().unwrap_or(0),
             n as f64 / minutes.max(1e-9)
@@ -224,7 +363,24 @@ mod runner {
 
     fn replay(args: &Args) {
         let seed = args.seeds.start;
-        let (history, report) = play(seed, args.mode);
+        let (history, outcome) = match &args.trace {
+            Some(path) => {
+                let runtime =
+                    madsim::runtime::Runtime::with_seed_and_config(seed, Default::default());
+                runtime.block_on(async {
+                    // Installed inside the simulation: what it draws at random (hash
+                    // keys) must come from the seed too.
+                    let trace = sim::trace::install(path).unwrap_or_else(|e| {
+                        eprintln!("{e}");
+                        std::process::exit(2);
+                    });
+                    let played = sim::scenario::run_quietly(options(args)).await;
+                    trace.finish();
+                    played
+                })
+            }
+            None => play(seed, args),
+        };
         if let Some(path) = &args.history {
             if let Err(e) = std::fs::write(path, history.to_jsonl()) {
                 eprintln!("writing {path}: {e}");
@@ -235,12 +391,27 @@ mod runner {
                 history.events().len()
             );
         }
-        println!("seed {seed} ({}): {report:?}", args.mode.to_string());
+        if let Some(path) = &args.trace {
+            println!("trace of seed {seed} in {path}; read it with: sim inspect {path}");
+        }
+        println!(
+            "seed {seed} ({}, {}): {} acknowledged of {} sent, {} deliveries; {}",
+            args.mode,
+            outcome.swarm,
+            outcome.report.acknowledged,
+            outcome.report.attempted,
+            outcome.deliveries,
+            if outcome.valid {
+                "valid".to_string()
+            } else {
+                format!("INVALID: {}", outcome.problems())
+            }
+        );
         println!(
             "{REPORT_PREFIX}{}",
-            serde_json::to_string(&report).expect("a report serializes")
+            serde_json::to_string(&outcome).expect("an outcome serializes")
         );
-        if !report.valid {
+        if !outcome.valid {
             std::process::exit(1);
         }
     }

@@ -18,6 +18,7 @@ use store::{FlushMode, SimDisk, SimDiskConfig};
 
 use crate::history::History;
 use crate::nodes::{now_ms, queue_ref, read_back, start_namesrv};
+pub use crate::plant::Plant;
 
 const NAMESRV: &str = "10.0.2.100:9876";
 /// Sends per run.
@@ -25,33 +26,6 @@ pub const MESSAGES: usize = 200;
 
 type Running = RunningBroker<SimDisk, MemMetaStore>;
 type Slot = Arc<Mutex<Option<Running>>>;
-
-/// A bug planted in every replica, to show the checkers catch it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plant {
-    None,
-    /// Under `ack = quorum`, acknowledge a send once the master's own log has it.
-    AckBeforeQuorum,
-}
-
-impl Plant {
-    fn apply(self, broker: &Running) {
-        match self {
-            Plant::None => {}
-            #[cfg(feature = "fault-injection")]
-            Plant::AckBeforeQuorum => broker
-                .broker
-                .replica()
-                .expect("a replicated group")
-                .plant_ack_before_quorum(),
-            #[cfg(not(feature = "fault-injection"))]
-            Plant::AckBeforeQuorum => {
-                let _ = broker;
-                panic!("planted bugs need the fault-injection feature")
-            }
-        }
-    }
-}
 
 fn replica_ip(id: u64) -> String {
     format!("10.0.2.{id}")
@@ -138,7 +112,7 @@ pub async fn master_power_loss(
                     let broker = raftmq::start_broker(config, disk, meta)
                         .await
                         .expect("a replica starts after a crash");
-                    plant.apply(&broker);
+                    plant.apply_to_broker(&broker);
                     *slot.lock().unwrap() = Some(broker);
                     std::future::pending::<()>().await;
                 }

@@ -57,6 +57,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let client_id: String = req.ext_parse("clientID")?;
         if let Some(group) = req.ext("consumerGroup") {
             self.consumers.unregister(&client_id, group);
+            let freed = self.locks.release_client(group, &client_id);
+            if freed > 0 {
+                tracing::info!(%group, client_id, freed, "queue locks of a departed consumer freed");
+            }
         }
         Ok(ok(req))
     }

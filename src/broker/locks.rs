@@ -40,6 +40,17 @@ impl QueueLocks {
         held
     }
 
+    /// Frees every queue `client_id` holds in `group`: it unregistered, so it consumes
+    /// nothing any more, and its successor need not wait out the lifetime. (A client
+    /// that merely lost its connection keeps its locks until they lapse: it may still be
+    /// consuming.)
+    pub fn release_client(&self, group: &str, client_id: &str) -> usize {
+        let mut locks = self.locks.lock().expect("locks poisoned");
+        let before = locks.len();
+        locks.retain(|(g, _), (owner, _)| !(g == group && owner == client_id));
+        before - locks.len()
+    }
+
     pub fn unlock(&self, group: &str, client_id: &str, queues: &[MessageQueue]) {
         let mut locks = self.locks.lock().expect("locks poisoned");
         for queue in queues {
@@ -65,6 +76,15 @@ mod tests {
         }];
         assert_eq!(locks.lock("G", "a", &q, 0), q);
         assert!(locks.lock("G", "b", &q, 1000).is_empty());
+        assert_eq!(locks.release_client("other", "a"), 0);
+        assert_eq!(locks.release_client("G", "a"), q.len());
+        assert_eq!(
+            locks.lock("G", "b", &q, 1000),
+            q,
+            "freed when its owner left"
+        );
+        assert_eq!(locks.release_client("G", "b"), q.len());
+        assert_eq!(locks.lock("G", "a", &q, 1000), q);
         assert_eq!(locks.lock("G", "a", &q, 2000), q, "renewal");
         assert_eq!(
             locks.lock("G", "b", &q, 2000 + LOCK_LIFETIME_MS + 1),

@@ -134,6 +134,8 @@ impl RpcClient {
         // The timeout covers queuing the request too: a peer that stopped reading (a
         // paused process) fills the socket, then the writer's queue.
         let start = tokio::time::Instant::now();
+        // Network events for the simulator's traces (`sim replay --trace`).
+        tracing::debug!(to = %self.addr, code = request.code, opaque, "request sent");
         let queued = match tokio::time::timeout(timeout, self.tx.send(request)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(RpcError::Closed(self.addr.clone())),
@@ -150,7 +152,11 @@ impl RpcClient {
             return Err(e);
         }
         match tokio::time::timeout(timeout.saturating_sub(start.elapsed()), response).await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                let code = response.code;
+                tracing::debug!(from = %self.addr, code, opaque, "response received");
+                Ok(response)
+            }
             Ok(Err(_)) => Err(RpcError::Closed(self.addr.clone())),
             Err(_) => {
                 self.pending

@@ -176,6 +176,7 @@ async fn serve_connection<S: Service>(
         handlers.push(tokio::spawn(async move {
             let oneway = request.is_oneway();
             let (opaque, serialize_type) = (request.opaque, request.serialize_type);
+            tracing::debug!(from = %peer, code = request.code, opaque, "request received");
             if let Some(mut response) = service.call(request, channel.clone()).await {
                 if !oneway {
                     response.opaque = opaque;

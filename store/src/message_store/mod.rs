@@ -283,17 +283,19 @@ impl<D: Disk> MessageStore<D> {
         Ok(())
     }
 
+    /// Whether the planted bug below is on (always false without `fault-injection`).
     #[cfg(feature = "fault-injection")]
-    fn ack_before_fsync(&self) -> bool {
+    pub fn ack_before_fsync(&self) -> bool {
         self.shared.ack_before_fsync.load(Ordering::Relaxed)
     }
 
     #[cfg(not(feature = "fault-injection"))]
-    fn ack_before_fsync(&self) -> bool {
+    pub fn ack_before_fsync(&self) -> bool {
         false
     }
 
-    /// PLANTED BUG for tests: acknowledge sync-flush writes before their fsync.
+    /// PLANTED BUG for tests: acknowledge sync-flush writes before their fsync (a Raft
+    /// replica reports appends durable at once, and nothing wakes the flusher early).
     #[cfg(feature = "fault-injection")]
     pub fn plant_ack_before_fsync(&self) {
         self.shared.ack_before_fsync.store(true, Ordering::Relaxed);

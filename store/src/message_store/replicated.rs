@@ -244,7 +244,11 @@ impl<D: Disk> MessageStore<D> {
             return Err(e);
         }
         shared.dispatched.send_replace(appended.end_offset);
-        shared.flush_wakeup.notify_one();
+        // (The planted ack-before-fsync bug also leaves the flusher asleep until its
+        // interval: the acknowledged entries stay unsynced for up to flush_interval_ms.)
+        if !self.ack_before_fsync() {
+            shared.flush_wakeup.notify_one();
+        }
         Ok(LogAppended {
             puts,
             end_offset: appended.end_offset,

@@ -1,0 +1,298 @@
+//! The simulated cluster as a struct: name servers, Raft-replicated broker groups and
+//! the hosts they run on. Every server is the real code the binaries run
+//! (`namesrv::start`, `raftmq::start_broker`) over madsim's TCP; each replica's disk is
+//! a `SimDisk` and its metadata a `MemMetaStore`, both outliving the process as real
+//! ones do, so a kill keeps the page cache and a power loss does not.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::runtime::{Handle, NodeHandle};
+use raftmq::config::{Election, ReplicaAddrs, ReplicationSettings};
+use raftmq::{BrokerConfig, RunningBroker};
+use store::meta::MemMetaStore;
+use store::{SimDisk, SimDiskConfig};
+
+use crate::mode::Mode;
+use crate::plant::Plant;
+
+pub type Running = RunningBroker<SimDisk, MemMetaStore>;
+type Slot = Arc<Mutex<Option<Running>>>;
+
+/// What to build. `Spec::standard` is the cluster: 2 name servers, 2 groups × 3
+/// replicas.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub mode: Mode,
+    pub namesrvs: usize,
+    pub groups: usize,
+    pub replicas: u64,
+}
+
+impl Spec {
+    pub fn standard(mode: Mode) -> Self {
+        Spec {
+            mode,
+            namesrvs: 2,
+            groups: 2,
+            replicas: 3,
+        }
+    }
+}
+
+/// One broker replica: its host, its durable state and, while it runs, the broker.
+pub struct Replica {
+    pub group: usize,
+    pub id: u64,
+    pub name: String,
+    pub node: NodeHandle,
+    pub disk: SimDisk,
+    pub meta: MemMetaStore,
+    slot: Slot,
+}
+
+impl Replica {
+    /// The running broker, if the process is up and has started.
+    pub fn broker(&self) -> Option<Arc<raftmq::broker::Broker<SimDisk, MemMetaStore>>> {
+        self.slot.lock().unwrap().as_ref().map(|b| b.broker.clone())
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.slot
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|b| b.broker.replica())
+            .is_some_and(|r| r.is_master())
+    }
+
+    /// Marks the process gone (after `Handle::kill`): its broker is dropped with it.
+    pub fn forget(&self) {
+        self.slot.lock().unwrap().take();
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:10911", self.ip())
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        replica_ip(self.group, self.id)
+    }
+}
+
+pub struct Cluster {
+    pub spec: Spec,
+    pub handle: Handle,
+    pub namesrvs: Vec<NodeHandle>,
+    /// `groups[g]` holds group g's replicas, ids 1..=replicas.
+    pub groups: Vec<Vec<Replica>>,
+}
+
+pub fn group_name(g: usize) -> String {
+    format!("broker-{}", (b'a' + g as u8) as char)
+}
+
+fn replica_ip(group: usize, id: u64) -> IpAddr {
+    format!("10.1.{}.{id}", group + 1).parse().unwrap()
+}
+
+/// Name servers, `;`-separated as RocketMQ spells them.
+pub fn namesrv_spec(spec: &Spec) -> String {
+    (1..=spec.namesrvs)
+        .map(|i| format!("10.1.0.{i}:9876"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
+    let replicas: BTreeMap<String, ReplicaAddrs> = (1..=spec.replicas)
+        .map(|i| {
+            let ip = replica_ip(group, i);
+            let addrs = ReplicaAddrs {
+                broker: format!("{ip}:10911"),
+                replica: format!("{ip}:10912"),
+            };
+            (i.to_string(), addrs)
+        })
+        .collect();
+    BrokerConfig {
+        broker_name: group_name(group),
+        broker_ip1: replica_ip(group, id).to_string(),
+        listen_addr: "0.0.0.0".into(),
+        listen_port: 10911,
+        namesrv_addr: namesrv_spec(spec),
+        flush_disk_type: spec.mode.flush,
+        register_broker_interval_ms: 1_000,
+        replication: Some(ReplicationSettings {
+            replica_id: id,
+            replica_listen_port: 10912,
+            replicas,
+            election: Election::Raft,
+            ack: spec.mode.ack,
+            write_timeout_ms: 1_000,
+            ..ReplicationSettings::default()
+        }),
+        ..BrokerConfig::default()
+    }
+}
+
+impl Cluster {
+    /// Starts every name server and replica on its own host.
+    pub fn start(spec: Spec, plant: Plant) -> Cluster {
+        let handle = Handle::current();
+        let seed = handle.seed();
+        let namesrvs = (1..=spec.namesrvs)
+            .map(|i| {
+                let addr: std::net::SocketAddr = format!("10.1.0.{i}:9876").parse().unwrap();
+                handle
+                    .create_node()
+                    .name(format!("namesrv-{i}"))
+                    .ip(addr.ip())
+                    .init(move || async move {
+                        let (_addr, tasks) = namesrv::start(addr).await.unwrap();
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                    })
+                    .build()
+            })
+            .collect();
+        let mut groups = Vec::new();
+        for g in 0..spec.groups {
+            let mut replicas = Vec::new();
+            for id in 1..=spec.replicas {
+                let disk_seed = seed.wrapping_add((g as u64) << 8 | id);
+                let disk = SimDisk::new(SimDiskConfig {
+                    torn_tail_probability: 0.5,
+                    ..SimDiskConfig::reliable(disk_seed)
+                });
+                let meta = MemMetaStore::new(disk_seed);
+                let slot: Slot = Arc::default();
+                let config = broker_config(&spec, g, id);
+                let (d, m, s) = (disk.clone(), meta.clone(), slot.clone());
+                let name = format!("{}-r{id}", group_name(g));
+                let node = handle
+                    .create_node()
+                    .name(name.clone())
+                    .ip(replica_ip(g, id))
+                    .init(move || {
+                        let (config, disk, meta, slot) =
+                            (config.clone(), d.clone(), m.clone(), s.clone());
+                        async move {
+                            let broker = raftmq::start_broker(config, disk, meta)
+                                .await
+                                .expect("a replica starts after a crash");
+                            plant.apply_to_broker(&broker);
+                            *slot.lock().unwrap() = Some(broker);
+                            std::future::pending::<()>().await;
+                        }
+                    })
+                    .build();
+                replicas.push(Replica {
+                    group: g,
+                    id,
+                    name,
+                    node,
+                    disk,
+                    meta,
+                    slot,
+                });
+            }
+            groups.push(replicas);
+        }
+        Cluster {
+            spec,
+            handle,
+            namesrvs,
+            groups,
+        }
+    }
+
+    pub fn replicas(&self) -> impl Iterator<Item = &Replica> {
+        self.groups.iter().flatten()
+    }
+
+    /// The index (in its group) of group `g`'s master now, if any.
+    pub fn master(&self, g: usize) -> Option<usize> {
+        self.groups[g].iter().position(Replica::is_master)
+    }
+
+    /// Waits until every group has a master, up to `limit`.
+    pub async fn await_masters(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if (0..self.groups.len()).all(|g| self.master(g).is_some()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Waits up to `limit` for every group's replicas to be up with the same last log
+    /// entry, everything applied; then compares their logs byte for byte. `Ok(None)`:
+    /// converged; `Ok(Some(why))`: not within the limit (a liveness failure);
+    /// `Err(why)`: the logs differ (a safety failure).
+    pub async fn await_converged(&self, limit: Duration) -> Result<Option<String>, String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut why = String::new();
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.converged().await {
+                Ok(true) => return Ok(None),
+                Ok(false) => {}
+                Err(e) if e.starts_with("waiting") => why = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(format!(
+            "replicas did not converge within {} ms: {why}",
+            limit.as_millis()
+        )))
+    }
+
+    async fn converged(&self) -> Result<bool, String> {
+        for (g, replicas) in self.groups.iter().enumerate() {
+            let brokers: Vec<_> = replicas.iter().filter_map(Replica::broker).collect();
+            if brokers.len() < replicas.len() {
+                return Err(format!("waiting: {} has a replica down", group_name(g)));
+            }
+            let mut last = Vec::new();
+            for b in &brokers {
+                let replica = b.replica().expect("replicated");
+                let metrics = replica.metrics();
+                let log_last = b.store().last_log_id().await;
+                let applied = metrics.last_applied.map_or(0, |l| l.index);
+                if metrics.current_leader.is_none() || applied < metrics.last_log_index.unwrap_or(0)
+                {
+                    return Err(format!("waiting: {} is still applying", group_name(g)));
+                }
+                last.push(log_last);
+            }
+            if last.iter().any(|l| *l != last[0]) {
+                return Err(format!("waiting: {} logs differ in length", group_name(g)));
+            }
+            let first = brokers[0]
+                .store()
+                .read_log(1, last[0].index + 1, usize::MAX)
+                .await
+                .map_err(|e| format!("reading {}'s log: {e}", replicas[0].name))?;
+            for (i, b) in brokers.iter().enumerate().skip(1) {
+                let other = b
+                    .store()
+                    .read_log(1, last[0].index + 1, usize::MAX)
+                    .await
+                    .map_err(|e| format!("reading {}'s log: {e}", replicas[i].name))?;
+                if other != first {
+                    return Err(format!(
+                        "{} diverged from {} (same last entry, different logs)",
+                        replicas[i].name, replicas[0].name
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+}

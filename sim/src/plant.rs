@@ -1,0 +1,85 @@
+//! The bugs a planted run switches on (`fault-injection` builds only), to show the
+//! checkers catch each one (`tests/planted.rs`).
+
+use std::str::FromStr;
+
+use crate::cluster::Running;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plant {
+    None,
+    /// Under `ack = quorum`, acknowledge a send once the master's own log has it.
+    AckBeforeQuorum,
+    /// Under `flush = sync`, acknowledge Raft log appends before an fsync covers them.
+    SkipFsync,
+    /// Push consumers commit a batch's offset before processing it.
+    EarlyOffsetCommit,
+    /// Push consumers deliver each batch in reverse.
+    OutOfOrderDelivery,
+}
+
+impl FromStr for Plant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "none" => Plant::None,
+            "ack-before-quorum" => Plant::AckBeforeQuorum,
+            "skip-fsync" => Plant::SkipFsync,
+            "early-offset-commit" => Plant::EarlyOffsetCommit,
+            "out-of-order-delivery" => Plant::OutOfOrderDelivery,
+            other => {
+                return Err(format!(
+                    "plant {other:?}: expected none, ack-before-quorum, skip-fsync, \
+                     early-offset-commit or out-of-order-delivery"
+                ))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Plant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Plant::None => "none",
+            Plant::AckBeforeQuorum => "ack-before-quorum",
+            Plant::SkipFsync => "skip-fsync",
+            Plant::EarlyOffsetCommit => "early-offset-commit",
+            Plant::OutOfOrderDelivery => "out-of-order-delivery",
+        })
+    }
+}
+
+impl Plant {
+    /// Switches the process-wide bugs on (call once, before the run starts).
+    pub fn apply_globally(self) {
+        match self {
+            Plant::None | Plant::AckBeforeQuorum | Plant::SkipFsync => {}
+            #[cfg(feature = "fault-injection")]
+            Plant::EarlyOffsetCommit => client::plant::plant_early_offset_commit(),
+            #[cfg(feature = "fault-injection")]
+            Plant::OutOfOrderDelivery => client::plant::plant_out_of_order_delivery(),
+            #[cfg(not(feature = "fault-injection"))]
+            _ => panic!("planted bugs need the fault-injection feature"),
+        }
+    }
+
+    /// Switches a per-broker bug on in a replica that just started.
+    pub fn apply_to_broker(self, broker: &Running) {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Plant::AckBeforeQuorum => broker
+                .broker
+                .replica()
+                .expect("a replicated group")
+                .plant_ack_before_quorum(),
+            #[cfg(feature = "fault-injection")]
+            Plant::SkipFsync => broker.broker.store().plant_ack_before_fsync(),
+            #[cfg(not(feature = "fault-injection"))]
+            Plant::AckBeforeQuorum | Plant::SkipFsync => {
+                let _ = broker;
+                panic!("planted bugs need the fault-injection feature")
+            }
+            _ => {}
+        }
+    }
+}

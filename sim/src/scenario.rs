@@ -1,0 +1,367 @@
+//! One seed, start to end: build the cluster, run the workload under the swarm's faults
+//! (the safety phase), heal everything and demand progress within bounds (the liveness
+//! phase), read every replica, and judge the history.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::{ClientConfig, MessageModel};
+use serde::Serialize;
+
+use crate::checker::{check, undelivered, LossAllowance, Report, Undelivered};
+use crate::cluster::{group_name, namesrv_spec, Cluster, Spec};
+use crate::history::History;
+use crate::nemesis::{churn_consumers, Nemesis};
+use crate::plant::Plant;
+use crate::swarm::{FaultKind, Swarm};
+use crate::workload::{
+    read_replica, spawn_producer, ConsumerHost, Recorder, BROADCAST_GROUP, GROUP, QUEUES, TOPICS,
+};
+
+/// How a run is shaped, beyond the cluster.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub spec: Spec,
+    pub plant: Plant,
+    /// Fault kinds the swarm draws from (`swarm::ALL` by default).
+    pub faults: Vec<FaultKind>,
+    /// Use these faults exactly instead of drawing a subset.
+    pub all_faults: bool,
+    pub producers: usize,
+    pub ordered_producers: usize,
+    pub consumers: usize,
+    pub safety: Duration,
+    /// Everything must have caught up this long after the heal: more than the 60 s a
+    /// crashed orderly consumer's queue locks take to lapse (RocketMQ's
+    /// `REBALANCE_LOCK_MAX_LIVE_TIME`; a consumer that leaves properly frees them).
+    pub liveness_bound: Duration,
+}
+
+impl Options {
+    pub fn standard(spec: Spec) -> Self {
+        Options {
+            spec,
+            plant: Plant::None,
+            faults: crate::swarm::ALL.to_vec(),
+            all_faults: false,
+            producers: 2,
+            ordered_producers: 2,
+            consumers: 3,
+            safety: Duration::from_secs(8),
+            liveness_bound: Duration::from_secs(75),
+        }
+    }
+}
+
+/// What one seed found.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub valid: bool,
+    pub swarm: String,
+    pub report: Report,
+    pub undelivered: Vec<(String, Undelivered)>,
+    /// Liveness failures: no master, no convergence, consumers that never caught up.
+    pub liveness: Vec<String>,
+    /// Safety failures the checker does not see in the history (divergent logs).
+    pub safety: Vec<String>,
+    pub deliveries: usize,
+    /// Fault events (injections and heals, consumer churn).
+    pub faults: usize,
+}
+
+impl Outcome {
+    /// One line: what failed.
+    pub fn problems(&self) -> String {
+        let r = &self.report;
+        let mut p = Vec::new();
+        let list = |p: &mut Vec<String>, name: &str, v: &[String]| {
+            if !v.is_empty() {
+                p.push(format!("{name} {:?}", &v[..v.len().min(5)]));
+            }
+        };
+        if r.lost.len() != r.lost_tail || !r.valid {
+            list(&mut p, "lost", &r.lost);
+        }
+        list(&mut p, "unexpected", &r.unexpected);
+        list(&mut p, "failed-but-read", &r.failed_but_read);
+        list(&mut p, "inconsistent", &r.inconsistent_offsets);
+        list(&mut p, "fifo", &r.fifo_violations);
+        list(&mut p, "diverged", &r.diverged);
+        for (group, u) in &self.undelivered {
+            if !u.missing.is_empty() {
+                p.push(format!(
+                    "undelivered to {group}: {} ({} after a loss) {:?}",
+                    u.missing.len(),
+                    u.skipped_after_loss.len(),
+                    &u.missing[..u.missing.len().min(5)]
+                ));
+            }
+        }
+        list(&mut p, "safety", &self.safety);
+        list(&mut p, "liveness", &self.liveness);
+        p.join("; ")
+    }
+}
+
+/// Plays one seed (inside a madsim runtime). Returns the history and the verdict.
+pub async fn run(options: Options) -> (History, Outcome) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    run_quietly(options).await
+}
+
+/// [`run`] without installing a log subscriber (the caller has one: `sim replay
+/// --trace`).
+pub async fn run_quietly(options: Options) -> (History, Outcome) {
+    options.plant.apply_globally();
+    let swarm = if options.all_faults {
+        let mut s = Swarm::draw(&options.faults);
+        s.faults = options.faults.clone();
+        s
+    } else {
+        Swarm::draw(&options.faults)
+    };
+    let cluster = Cluster::start(options.spec.clone(), options.plant);
+    let handle = cluster.handle.clone();
+    let namesrv = namesrv_spec(&cluster.spec);
+    let recorder = Recorder::default();
+    let mut outcome = Outcome {
+        swarm: swarm.describe(),
+        ..Outcome::default()
+    };
+
+    // Setup: masters elected, topics created on both groups.
+    if !cluster.await_masters(Duration::from_secs(20)).await {
+        outcome
+            .liveness
+            .push("no master elected within 20 s of start".into());
+    }
+    create_topics(&handle, &namesrv).await;
+
+    // The clients.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut producing = Vec::new();
+    let plain = (0..options.producers).map(|k| (format!("p{}", k + 1), None));
+    let ordered = (0..options.ordered_producers).map(|k| (format!("o{}", k + 1), Some(k)));
+    for (n, (process, key)) in plain.chain(ordered).enumerate() {
+        let ip = format!("10.1.9.{}", n + 1).parse().unwrap();
+        let (ns, rec, stop) = (namesrv.clone(), recorder.clone(), stop.clone());
+        producing.push(spawn_producer(&handle, ip, process, ns, key, rec, stop));
+    }
+    let mut consumers: Vec<ConsumerHost> = (0..options.consumers)
+        .map(|k| {
+            let ip = format!("10.1.10.{}", k + 1).parse().unwrap();
+            let (ns, rec) = (namesrv.clone(), recorder.clone());
+            ConsumerHost::start(
+                &handle,
+                ip,
+                format!("c{}", k + 1),
+                ns,
+                MessageModel::Clustering,
+                rec,
+            )
+        })
+        .collect();
+    let broadcast = ConsumerHost::start(
+        &handle,
+        "10.1.11.1".parse().unwrap(),
+        "b1".into(),
+        namesrv.clone(),
+        MessageModel::Broadcasting,
+        recorder.clone(),
+    );
+
+    // Safety phase.
+    let nemesis = Nemesis::new(&cluster, recorder.clone(), swarm.clone());
+    let churn = async {
+        if swarm.consumer_churn {
+            let rec = recorder.clone();
+            churn_consumers(
+                &mut consumers,
+                &handle,
+                &rec,
+                swarm.consumer_crash,
+                options.safety,
+            )
+            .await;
+        }
+    };
+    tokio::join!(nemesis.run(options.safety), churn);
+
+    // Liveness phase: everything healed (the nemesis undid its last fault); departed
+    // consumers come back; the producers stop.
+    recorder.record(|h, t| h.fault(t, "liveness phase: everything healed"));
+    for c in consumers.iter_mut().filter(|c| !c.up) {
+        c.restart(&handle);
+    }
+    stop.store(true, Ordering::Release);
+    for p in producing {
+        let _ = p.await;
+    }
+    let bound = options.liveness_bound;
+    if !cluster.await_masters(bound).await {
+        outcome.liveness.push(format!(
+            "a group had no master {} s after the heal",
+            bound.as_secs()
+        ));
+    }
+    match cluster.await_converged(bound).await {
+        Ok(None) => {}
+        Ok(Some(why)) => outcome.liveness.push(why),
+        Err(why) => outcome.safety.push(why),
+    }
+    log_routes(&handle, &namesrv).await;
+    read_everything(&cluster, &handle, &namesrv, &recorder, &mut outcome).await;
+    let allowance = options.spec.mode.allowance(swarm.power_loss());
+    await_delivery(&recorder, allowance, bound, &mut outcome).await;
+    let _ = broadcast;
+
+    let history = recorder.take();
+    outcome.report = check(&history, allowance, true);
+    outcome.deliveries = history
+        .events()
+        .iter()
+        .filter(|e| e.f == crate::history::F::Deliver)
+        .count();
+    outcome.faults = history
+        .events()
+        .iter()
+        .filter(|e| e.f == crate::history::F::Fault)
+        .count();
+    outcome.undelivered = [GROUP, BROADCAST_GROUP]
+        .iter()
+        .map(|g| (g.to_string(), undelivered(&history, g, &TOPICS)))
+        .collect();
+    let undelivered_ok = outcome
+        .undelivered
+        .iter()
+        .all(|(_, u)| u.violations(allowance) == 0);
+    outcome.valid = outcome.report.valid
+        && undelivered_ok
+        && outcome.liveness.is_empty()
+        && outcome.safety.is_empty();
+    (history, outcome)
+}
+
+async fn create_topics(handle: &madsim::runtime::Handle, namesrv: &str) {
+    let namesrv = namesrv.to_string();
+    let node = handle
+        .create_node()
+        .name("admin")
+        .ip("10.1.12.2".parse().unwrap())
+        .build();
+    let _ = node
+        .spawn(async move {
+            let admin = client::admin::Admin::new(ClientConfig::with_namesrv(&namesrv));
+            for topic in TOPICS {
+                for _ in 0..40 {
+                    match admin.create_topic(topic, QUEUES, None, false).await {
+                        Ok(masters) if masters.len() >= 2 => break,
+                        _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+/// Writes each name server's view of the topics' routes into the trace (what clients
+/// were told when the liveness phase ends).
+async fn log_routes(handle: &madsim::runtime::Handle, namesrv: &str) {
+    let spec = namesrv.to_string();
+    let node = handle
+        .create_node()
+        .name("route-probe")
+        .ip("10.1.12.3".parse().unwrap())
+        .build();
+    let _ = node
+        .spawn(async move {
+            for addr in client::config::parse_addrs(&spec) {
+                let config = ClientConfig::with_namesrv(&addr);
+                let instance = client::instance::ClientInstance::new(config, None);
+                for topic in TOPICS {
+                    match instance.refresh_route(topic).await {
+                        Ok(route) => {
+                            let brokers: Vec<String> = route
+                                .broker_datas
+                                .iter()
+                                .map(|b| format!("{} {:?}", b.broker_name, b.broker_addrs))
+                                .collect();
+                            let queues: Vec<String> = route
+                                .queue_datas
+                                .iter()
+                                .map(|q| format!("{} w{}", q.broker_name, q.write_queue_nums))
+                                .collect();
+                            tracing::info!(target: "sim::routes", %addr, topic, ?brokers, ?queues);
+                        }
+                        Err(e) => tracing::info!(target: "sim::routes", %addr, topic, error = %e),
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+/// Reads every replica of every group into the history, from a reader host.
+async fn read_everything(
+    cluster: &Cluster,
+    handle: &madsim::runtime::Handle,
+    namesrv: &str,
+    recorder: &Recorder,
+    outcome: &mut Outcome,
+) {
+    let targets: Vec<(String, String, String)> = cluster
+        .replicas()
+        .map(|r| (group_name(r.group), r.addr(), r.name.clone()))
+        .collect();
+    let (namesrv, rec) = (namesrv.to_string(), recorder.clone());
+    let node = handle
+        .create_node()
+        .name("reader")
+        .ip("10.1.12.1".parse().unwrap())
+        .build();
+    let errors = node
+        .spawn(async move {
+            let mut errors = Vec::new();
+            for (group, addr, name) in targets {
+                if let Err(e) = read_replica(&namesrv, &group, &addr, &name, &rec).await {
+                    errors.push(e);
+                }
+            }
+            errors
+        })
+        .await
+        .unwrap_or_default();
+    outcome.liveness.extend(errors);
+}
+
+/// Waits until both consumer groups have received everything the replicas hold.
+async fn await_delivery(
+    recorder: &Recorder,
+    allowance: LossAllowance,
+    bound: Duration,
+    outcome: &mut Outcome,
+) {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let missing: usize = recorder.with(|h| {
+            [GROUP, BROADCAST_GROUP]
+                .iter()
+                .map(|g| undelivered(h, g, &TOPICS).violations(allowance))
+                .sum()
+        });
+        if missing == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            outcome.liveness.push(format!(
+                "{missing} stored messages not delivered {} s after the heal",
+                bound.as_secs()
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

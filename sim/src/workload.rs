@@ -1,0 +1,318 @@
+//! The simulated clients: plain and ordered producers, a clustering consumer group whose
+//! instances each run on their own host (so the nemesis can crash them), a broadcasting
+//! consumer, and the final read of every replica. Everything they see goes into the
+//! shared [`Recorder`].
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use client::filter::TagFilter;
+use client::instance::ClientInstance;
+use client::pull::{pull_from, PullRequest};
+use client::{
+    ClientConfig, ConsumeFromWhere, ConsumeResult, Message, MessageModel, Producer, PullStatus,
+    PushConsumerBuilder, SendStatus,
+};
+use madsim::rand::Rng;
+use madsim::runtime::{Handle, NodeHandle};
+
+use crate::history::{History, QueueRef};
+
+/// Topic of the plain producers (round-robin over every queue of both groups).
+pub const PLAIN_TOPIC: &str = "SimPlain";
+/// Topic of the ordered producers (`send_with_selector`, one queue per producer).
+pub const ORDERED_TOPIC: &str = "SimOrdered";
+pub const TOPICS: [&str; 2] = [PLAIN_TOPIC, ORDERED_TOPIC];
+pub const QUEUES: u32 = 4;
+/// The clustering group (orderly listener: FIFO per queue).
+pub const GROUP: &str = "SimGroup";
+/// The broadcasting consumer's group.
+pub const BROADCAST_GROUP: &str = "SimBroadcast";
+
+/// The run's history, shared by every simulated client. Each event recorded is also a
+/// `sim::history` trace event, so a trace shows sends and deliveries among the
+/// servers' own events.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<History>>);
+
+impl Recorder {
+    pub fn record(&self, f: impl FnOnce(&mut History, i64)) {
+        let mut h = self.0.lock().unwrap();
+        let before = h.events().len();
+        f(&mut h, proto::clock::now_ms());
+        for e in &h.events()[before..] {
+            let json = serde_json::to_string(e).expect("an event serializes");
+            tracing::info!(target: "sim::history", event = %json);
+        }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&History) -> T) -> T {
+        f(&self.0.lock().unwrap())
+    }
+
+    pub fn take(&self) -> History {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+fn client_config(namesrv: &str, instance: &str) -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(2),
+        route_refresh_interval: Duration::from_secs(2),
+        instance_name: instance.into(),
+        ..ClientConfig::with_namesrv(namesrv)
+    }
+}
+
+pub fn queue_ref(q: &client::MessageQueue) -> QueueRef {
+    QueueRef {
+        topic: q.topic.clone(),
+        broker: q.broker_name.clone(),
+        queue_id: q.queue_id,
+    }
+}
+
+/// A producer on its own host: one send in flight, a short random pause between sends,
+/// until `stop`. `ordered = Some(k)` sends every message to queue `k % n` of the route.
+pub fn spawn_producer(
+    handle: &Handle,
+    ip: IpAddr,
+    process: String,
+    namesrv: String,
+    ordered: Option<usize>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) -> madsim::task::JoinHandle<()> {
+    let node = handle.create_node().name(process.clone()).ip(ip).build();
+    node.spawn(async move {
+        let mut producer = Producer::new("SimProducers", client_config(&namesrv, &process));
+        // Back off a failed group for 1 s, not 30: a group electing a master is back
+        // within the safety phase, and sends should keep reaching both groups.
+        producer.broker_backoff = Duration::from_secs(1);
+        let topic = if ordered.is_some() {
+            ORDERED_TOPIC
+        } else {
+            PLAIN_TOPIC
+        };
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Acquire) {
+            seq += 1;
+            let value = format!("{process}-{seq}");
+            recorder.record(|h, t| h.send_invoke(t, &process, &value));
+            let message = Message::new(topic, value.clone()).with_keys([value.clone()]);
+            let result = match ordered {
+                Some(k) => {
+                    producer
+                        .send_with_selector(message, |qs| k % qs.len())
+                        .await
+                }
+                None => producer.send(message).await,
+            };
+            let acked = match result {
+                Ok(r) if r.status == SendStatus::Ok => {
+                    let node = r
+                        .offset_msg_id
+                        .parse::<proto::MessageId>()
+                        .ok()
+                        .map(|id| id.store_host.to_string());
+                    recorder.record(|h, t| {
+                        let q = queue_ref(&r.queue);
+                        h.send_ok_by(t, &process, &value, q, r.queue_offset, node.as_deref())
+                    });
+                    true
+                }
+                Ok(r) => {
+                    let status = format!("{:?}", r.status);
+                    recorder.record(|h, t| h.send_info(t, &process, &value, &status));
+                    false
+                }
+                Err(e) => {
+                    recorder.record(|h, t| h.send_info(t, &process, &value, &e.to_string()));
+                    false
+                }
+            };
+            let pause_ms = if acked {
+                madsim::rand::thread_rng().gen_range(10..60)
+            } else {
+                200
+            };
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        }
+    })
+}
+
+/// A push consumer on its own host, which the nemesis can crash (`Handle::kill`), stop
+/// gracefully (`request_stop`: it commits its offsets and leaves the group) and start
+/// again (`Handle::restart`).
+pub struct ConsumerHost {
+    pub process: String,
+    pub node: NodeHandle,
+    stop: Arc<AtomicBool>,
+    pub up: bool,
+}
+
+impl ConsumerHost {
+    pub fn start(
+        handle: &Handle,
+        ip: IpAddr,
+        process: String,
+        namesrv: String,
+        model: MessageModel,
+        recorder: Recorder,
+    ) -> ConsumerHost {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (name, stop_in) = (process.clone(), stop.clone());
+        let node = handle
+            .create_node()
+            .name(process.clone())
+            .ip(ip)
+            .init(move || {
+                let (process, namesrv, recorder, stop) = (
+                    name.clone(),
+                    namesrv.clone(),
+                    recorder.clone(),
+                    stop_in.clone(),
+                );
+                async move { run_consumer(process, namesrv, model, recorder, stop).await }
+            })
+            .build();
+        ConsumerHost {
+            process,
+            node,
+            stop,
+            up: true,
+        }
+    }
+
+    /// Asks the consumer to shut down (commit offsets, unregister).
+    pub fn request_stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.up = false;
+    }
+
+    pub fn crash(&mut self, handle: &Handle) {
+        handle.kill(self.node.id());
+        self.up = false;
+    }
+
+    pub fn restart(&mut self, handle: &Handle) {
+        self.stop.store(false, Ordering::Release);
+        handle.restart(self.node.id());
+        self.up = true;
+    }
+}
+
+async fn run_consumer(
+    process: String,
+    namesrv: String,
+    model: MessageModel,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let group = match model {
+        MessageModel::Clustering => GROUP,
+        MessageModel::Broadcasting => BROADCAST_GROUP,
+    };
+    let builder = || {
+        let mut b = PushConsumerBuilder::new(group, client_config(&namesrv, &process))
+            .message_model(model)
+            .consume_from(ConsumeFromWhere::FirstOffset)
+            .orderly(model == MessageModel::Clustering)
+            .intervals(Duration::from_secs(2), Duration::from_secs(1))
+            .heartbeat_interval(Duration::from_secs(1));
+        for topic in TOPICS {
+            b = b.subscribe(topic, "*");
+        }
+        b
+    };
+    let name = process.clone();
+    let listener = move |messages: &[client::MessageExt]| {
+        recorder.record(|h, t| {
+            for m in messages {
+                let value = String::from_utf8_lossy(&m.body);
+                let queue = QueueRef {
+                    topic: m.topic.clone(),
+                    broker: m.broker_name.clone(),
+                    queue_id: m.queue_id,
+                };
+                h.deliver(t, &name, group, &value, queue, m.queue_offset);
+            }
+        });
+        ConsumeResult::Success
+    };
+    let consumer = loop {
+        // The name servers may not know the topics yet: retry as an application would.
+        match builder().start(listener.clone()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::info!(%process, error = %e, "consumer start failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    while !stop.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    consumer.shutdown().await;
+    std::future::pending::<()>().await
+}
+
+/// Reads every queue of every topic from the broker at `addr` (one replica, named
+/// `process`), from offset 0 to its end, as `read` events.
+pub async fn read_replica(
+    namesrv: &str,
+    broker: &str,
+    addr: &str,
+    process: &str,
+    recorder: &Recorder,
+) -> Result<usize, String> {
+    let instance = ClientInstance::new(client_config(namesrv, process), None);
+    let filter = TagFilter::parse("*");
+    let mut n = 0;
+    for topic in TOPICS {
+        for queue_id in 0..QUEUES {
+            let queue = client::MessageQueue {
+                topic: topic.into(),
+                broker_name: broker.into(),
+                queue_id,
+            };
+            let mut offset = 0;
+            loop {
+                let req = PullRequest {
+                    group: "SimReader",
+                    queue: &queue,
+                    filter: &filter,
+                    offset,
+                    max_nums: 256,
+                    suspend: None,
+                    commit_offset: None,
+                };
+                let r = pull_from(&instance, &req, addr.to_string())
+                    .await
+                    .map_err(|e| format!("reading {process}: {e}"))?;
+                let moved = matches!(
+                    r.status,
+                    PullStatus::OffsetIllegal | PullStatus::NoMatchedMsg
+                );
+                if moved && r.next_begin_offset > offset {
+                    offset = r.next_begin_offset;
+                    continue;
+                }
+                if r.status != PullStatus::Found {
+                    break;
+                }
+                recorder.record(|h, t| {
+                    for m in &r.messages {
+                        let value = String::from_utf8_lossy(&m.body);
+                        h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
+                    }
+                });
+                n += r.messages.len();
+                offset = r.next_begin_offset;
+            }
+        }
+    }
+    Ok(n)
+}
