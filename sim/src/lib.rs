@@ -5,16 +5,19 @@
 //! - [`history`]: the JSONL history (Jepsen's invoke/ok/fail/info vocabulary).
 //! - [`mode`]: durability modes as `quorum+sync` etc., and what each may lose.
 //! - [`checker`]: lost, unexpected, failed-but-read, recovered, duplicated, inconsistent
-//!   offsets and FIFO checks over a history. Pure and not `cfg(madsim)`, so the Jepsen
-//!   harness uses it too.
-//! - [`nodes`] (simulated build only): name server and reader hosts every scenario uses.
-//! - [`replicated`] (simulated build only): a 3-replica Raft group on simulated hosts
-//!   and its master-power-loss scenario.
-//! - `tests/smoke.rs`, `tests/crash.rs`, `tests/replicated.rs`, `tests/planted.rs`: the
-//!   real name server, broker and client on simulated hosts (simulated build only).
+//!   offsets, FIFO, diverged and undelivered checks over a history. Pure and not
+//!   `cfg(madsim)`, so the Jepsen harness uses it too.
+//! - [`inspect`]: a trace as a readable timeline (`sim inspect`; either build).
 //!
-//! The simulator issue grows this into the cluster struct, workloads, fault schedules
-//! and the seed runner.
+//! Simulated build only:
+//! - `cluster`: name servers and Raft broker groups on simulated hosts, as a struct.
+//! - `workload`: producers, consumer hosts, the final read of every replica.
+//! - `swarm` and `nemesis`: the faults a seed turns on, and injecting them.
+//! - `scenario`: one seed start to end (safety phase, liveness phase, verdict).
+//! - `plant`: the planted bugs (`fault-injection` builds).
+//! - `trace`: the event trace `sim replay --trace` writes.
+//! - `nodes`, `replicated`: the smaller scenarios of `tests/crash.rs` and
+//!   `tests/replicated.rs`.
 
 pub mod checker;
 #[cfg(madsim)]

@@ -3,11 +3,12 @@
 //! ```sh
 //! export RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim
 //! cargo run -p sim -- run --seeds 0..200 --mode quorum+sync
-//! cargo run -p sim -- replay --seed 17 --mode quorum+sync --history out.jsonl
+//! cargo run -p sim -- replay --seed 17 --mode quorum+sync --history out.jsonl --trace t.jsonl
+//! cargo run -p sim -- inspect t.jsonl --node broker-a-r1
 //! ```
 //!
-//! `run` plays the master-power-loss scenario (`sim::replicated`) on every seed of the
-//! range, judges each history with `sim::checker`, prints one line per failing seed
+//! `run` plays the whole-cluster scenario (`sim::scenario`) on every seed of the range,
+//! judges each with `sim::checker` and the liveness bounds, prints one line per failing seed
 //! with the command that replays it, and a summary (with the lost-tail figures of the
 //! modes that allow one, and seeds per minute). `replay` plays one seed and writes its
 //! history as JSONL. Each seed of `run` is played by a fresh `sim replay` process
