@@ -53,10 +53,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     pub(super) fn unregister_client(
         &self,
         req: &RemotingCommand,
+        channel: &Channel,
     ) -> Result<RemotingCommand, ProtoError> {
         let client_id: String = req.ext_parse("clientID")?;
         if let Some(group) = req.ext("consumerGroup") {
-            self.consumers.unregister(&client_id, group);
+            self.consumers
+                .unregister(&client_id, group, channel.peer, proto::clock::now_ms());
             let freed = self.locks.release_client(group, &client_id);
             if freed > 0 {
                 tracing::info!(%group, client_id, freed, "queue locks of a departed consumer freed");

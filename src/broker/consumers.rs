@@ -4,8 +4,17 @@
 //! connection, or by going silent for `client_channel_expired_ms`. Every change sends
 //! NOTIFY_CONSUMER_IDS_CHANGED to the group's remaining members, so they rebalance at
 //! once instead of at their next periodic rebalance.
+//!
+//! A client that unregistered stays departed on that connection (for
+//! `client_channel_expired_ms`): requests on one connection are served concurrently, so
+//! a heartbeat the client sent before its unregister (held up by a paused broker, say)
+//! can be served after it, and would otherwise bring back a member that never
+//! heartbeats again, holding its queues until it expires. A client that comes back
+//! under the same id (a Java consumer restarted in the same JVM has `ip@pid`) does so
+//! on a new connection, and is welcome.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use proto::net::server::Channel;
@@ -19,16 +28,49 @@ struct Member {
     data: ConsumerData,
 }
 
+/// (group, client id) → the connection it unregistered on, and when.
+#[derive(Default)]
+struct Departed(BTreeMap<(String, String), (SocketAddr, i64)>);
+
+impl Departed {
+    fn record(&mut self, group: &str, client_id: &str, peer: SocketAddr, now_ms: i64) {
+        self.0
+            .insert((group.to_string(), client_id.to_string()), (peer, now_ms));
+    }
+
+    /// Whether `client_id` left `group` on the connection from `peer`.
+    fn contains(&self, group: &str, client_id: &str, peer: SocketAddr) -> bool {
+        self.0
+            .get(&(group.to_string(), client_id.to_string()))
+            .is_some_and(|(left_on, _)| *left_on == peer)
+    }
+
+    /// Forgets departures older than `expiry_ms`: by then a late heartbeat would expire.
+    fn purge(&mut self, now_ms: i64, expiry_ms: i64) {
+        self.0.retain(|_, (_, at)| now_ms - *at <= expiry_ms);
+    }
+}
+
 #[derive(Default)]
 pub struct Consumers {
     /// group → client id → member.
     groups: Mutex<BTreeMap<String, BTreeMap<String, Member>>>,
+    departed: Mutex<Departed>,
 }
 
 impl Consumers {
-    /// Records a heartbeat; notifies the group when the client is new to it.
+    /// Records a heartbeat; notifies the group when the client is new to it. A
+    /// heartbeat from a client that already unregistered from the group is ignored.
     pub fn heartbeat(&self, client_id: &str, data: ConsumerData, channel: Channel, now_ms: i64) {
         let group = data.group_name.clone();
+        if self.departed.lock().expect("departed poisoned").contains(
+            &group,
+            client_id,
+            channel.peer,
+        ) {
+            tracing::info!(%group, client_id, "heartbeat from a departed consumer ignored");
+            return;
+        }
         let joined = {
             let mut groups = self.groups.lock().expect("consumers poisoned");
             let members = groups.entry(group.clone()).or_default();
@@ -49,7 +91,11 @@ impl Consumers {
         }
     }
 
-    pub fn unregister(&self, client_id: &str, group: &str) {
+    pub fn unregister(&self, client_id: &str, group: &str, peer: SocketAddr, now_ms: i64) {
+        self.departed
+            .lock()
+            .expect("departed poisoned")
+            .record(group, client_id, peer, now_ms);
         let removed = {
             let mut groups = self.groups.lock().expect("consumers poisoned");
             groups
@@ -70,6 +116,10 @@ impl Consumers {
 
     /// Drops members silent for longer than `expiry_ms`.
     pub fn expire(&self, now_ms: i64, expiry_ms: i64) {
+        self.departed
+            .lock()
+            .expect("departed poisoned")
+            .purge(now_ms, expiry_ms);
         self.remove_where(|m| now_ms - m.last_heartbeat_ms > expiry_ms || m.channel.is_closed());
     }
 
@@ -127,5 +177,28 @@ impl Consumers {
             note.flag |= proto::remoting::command::FLAG_ONEWAY;
             channel.send(note);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_departure_is_remembered_per_group_until_it_expires() {
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:5000".parse().unwrap(),
+            "10.0.0.1:5001".parse().unwrap(),
+        );
+        let mut d = Departed::default();
+        d.record("G", "c1", a, 1_000);
+        assert!(d.contains("G", "c1", a));
+        assert!(!d.contains("G", "c1", b), "back on a new connection");
+        assert!(!d.contains("H", "c1", a), "groups are independent");
+        assert!(!d.contains("G", "c2", a));
+        d.purge(1_000 + 120_000, 120_000);
+        assert!(d.contains("G", "c1", a), "kept for the whole expiry");
+        d.purge(1_001 + 120_000, 120_000);
+        assert!(!d.contains("G", "c1", a));
     }
 }

@@ -226,7 +226,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::VIEW_MESSAGE_BY_ID => self.view_message(req).await,
             request::HEART_BEAT => self.heartbeat(req, channel).await,
             request::CONSUMER_SEND_MSG_BACK => self.send_back(req).await,
-            request::UNREGISTER_CLIENT => self.unregister_client(req),
+            request::UNREGISTER_CLIENT => self.unregister_client(req, channel),
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
             request::LOCK_BATCH_MQ => self.lock_batch(req),
             request::UNLOCK_BATCH_MQ => self.unlock_batch(req),
