@@ -22,6 +22,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -212,6 +213,11 @@ async fn report_flushes<D: Disk>(
 ) {
     while let Some(pending) = rx.recv().await {
         let result = store.wait_durable(pending.end_offset).await;
+        // BUGGIFY: the fsync's completion reaches openraft late (the send waits longer;
+        // appends behind it queue up).
+        if crate::buggify::buggify(0.1) {
+            crate::buggify::pause_up_to(Duration::from_millis(50)).await;
+        }
         pending.complete(result.map_err(|e| e.to_string()));
     }
 }

@@ -188,8 +188,15 @@ impl RaftNetwork<GroupRaft> for TcpConnection {
         rpc: AppendEntriesRequest<GroupRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(RAFT_APPEND_ENTRIES, &rpc, option.hard_ttl())
-            .await
+        // BUGGIFY: a follower hears late, so entries often commit on a bare majority
+        // (and a lagging follower catches up while the group moves on).
+        let mut ttl = option.hard_ttl();
+        if crate::buggify::buggify(0.2) {
+            let start = tokio::time::Instant::now();
+            crate::buggify::pause_up_to(ttl / 2).await;
+            ttl = ttl.saturating_sub(start.elapsed());
+        }
+        self.call(RAFT_APPEND_ENTRIES, &rpc, ttl).await
     }
 
     async fn install_snapshot(

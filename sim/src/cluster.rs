@@ -51,6 +51,8 @@ pub struct Replica {
     pub disk: SimDisk,
     pub meta: MemMetaStore,
     slot: Slot,
+    /// Why the last start failed, while the replica keeps failing to start.
+    start_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Replica {
@@ -171,19 +173,42 @@ impl Cluster {
                 let meta = MemMetaStore::new(disk_seed);
                 let slot: Slot = Arc::default();
                 let config = broker_config(&spec, g, id);
-                let (d, m, s) = (disk.clone(), meta.clone(), slot.clone());
+                let start_error: Arc<Mutex<Option<String>>> = Arc::default();
+                let (d, m, s, f) = (
+                    disk.clone(),
+                    meta.clone(),
+                    slot.clone(),
+                    start_error.clone(),
+                );
                 let name = format!("{}-r{id}", group_name(g));
                 let node = handle
                     .create_node()
                     .name(name.clone())
                     .ip(replica_ip(g, id))
                     .init(move || {
-                        let (config, disk, meta, slot) =
-                            (config.clone(), d.clone(), m.clone(), s.clone());
+                        let (config, disk, meta, slot, failed) =
+                            (config.clone(), d.clone(), m.clone(), s.clone(), f.clone());
                         async move {
-                            let broker = raftmq::start_broker(config, disk, meta)
-                                .await
-                                .expect("a replica starts after a crash");
+                            // As a supervisor would: a start that fails (an fsync EIO
+                            // during recovery, say) is retried; why is kept for the
+                            // verdict, in case it never succeeds.
+                            let broker = loop {
+                                let started = raftmq::start_broker(
+                                    config.clone(),
+                                    disk.clone(),
+                                    meta.clone(),
+                                )
+                                .await;
+                                match started {
+                                    Ok(broker) => break broker,
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "replica failed to start; retrying in 1 s");
+                                        *failed.lock().unwrap() = Some(e.to_string());
+                                        tokio::time::sleep(Duration::from_secs(1)).await;
+                                    }
+                                }
+                            };
+                            failed.lock().unwrap().take();
                             plant.apply_to_broker(&broker);
                             *slot.lock().unwrap() = Some(broker);
                             std::future::pending::<()>().await;
@@ -198,6 +223,7 @@ impl Cluster {
                     disk,
                     meta,
                     slot,
+                    start_error,
                 });
             }
             groups.push(replicas);
@@ -257,16 +283,28 @@ impl Cluster {
         for (g, replicas) in self.groups.iter().enumerate() {
             let brokers: Vec<_> = replicas.iter().filter_map(Replica::broker).collect();
             if brokers.len() < replicas.len() {
-                return Err(format!("waiting: {} has a replica down", group_name(g)));
+                let why: Vec<String> = replicas
+                    .iter()
+                    .filter_map(|r| {
+                        let e = r.start_error.lock().unwrap().clone()?;
+                        Some(format!("{} cannot start: {e}", r.name))
+                    })
+                    .collect();
+                return Err(format!(
+                    "waiting: {} has a replica down {}",
+                    group_name(g),
+                    why.join("; ")
+                ));
             }
             let mut last = Vec::new();
             for b in &brokers {
                 let replica = b.replica().expect("replicated");
                 let metrics = replica.metrics();
                 let log_last = b.store().last_log_id().await;
-                let applied = metrics.last_applied.map_or(0, |l| l.index);
-                if metrics.current_leader.is_none() || applied < metrics.last_log_index.unwrap_or(0)
-                {
+                // Applied up to the last entry the *log* holds (the store counts from 1,
+                // Raft from 0): Raft's metrics may trail the log, so they cannot say it.
+                let applied_through = metrics.last_applied.map_or(0, |l| l.index + 1);
+                if metrics.current_leader.is_none() || applied_through < log_last.index {
                     return Err(format!("waiting: {} is still applying", group_name(g)));
                 }
                 last.push(log_last);
@@ -289,6 +327,31 @@ impl Cluster {
                     return Err(format!(
                         "{} diverged from {} (same last entry, different logs)",
                         replicas[i].name, replicas[0].name
+                    ));
+                }
+            }
+            // The same log must read the same: every queue's readable end alike.
+            let ends = |b: &Arc<raftmq::broker::Broker<SimDisk, MemMetaStore>>| {
+                let store = b.store();
+                store
+                    .queues()
+                    .into_iter()
+                    .map(|(t, q)| {
+                        let end = store.max_offset(&t, q);
+                        ((t, q), end)
+                    })
+                    // An empty queue file and no file read the same.
+                    .filter(|(_, end)| *end > 0)
+                    .collect::<BTreeMap<_, _>>()
+            };
+            let first_ends = ends(&brokers[0]);
+            tracing::info!(target: "sim::scenario", group = %group_name(g), ends = ?first_ends);
+            for (i, b) in brokers.iter().enumerate().skip(1) {
+                let other = ends(b);
+                if other != first_ends {
+                    return Err(format!(
+                        "waiting: {} and {} hold the same log but their queues end at {:?} and {:?}",
+                        replicas[0].name, replicas[i].name, first_ends, other
                     ));
                 }
             }

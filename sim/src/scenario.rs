@@ -123,6 +123,9 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     } else {
         Swarm::draw(&options.faults)
     };
+    if swarm.buggify {
+        madsim::buggify::enable();
+    }
     let cluster = Cluster::start(options.spec.clone(), options.plant);
     let handle = cluster.handle.clone();
     let namesrv = namesrv_spec(&cluster.spec);
@@ -193,13 +196,26 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     // Liveness phase: everything healed (the nemesis undid its last fault); departed
     // consumers come back; the producers stop.
     recorder.record(|h, t| h.fault(t, "liveness phase: everything healed"));
+    // Buggify is a fault too (FoundationDB turns it off for its quiescence check).
+    // madsim's own buggify points delay a TCP connect or accept by 1-5 s; one already
+    // sleeping finishes its delay, which the liveness bound absorbs.
+    if swarm.buggify {
+        madsim::buggify::disable();
+    }
     for c in consumers.iter_mut().filter(|c| !c.up) {
         c.restart(&handle);
     }
     stop.store(true, Ordering::Release);
-    for p in producing {
-        let _ = p.await;
+    for (node, task) in producing {
+        let _ = task.await;
+        // The producer process exits: a send it gave up on but still had queued (behind
+        // a slow connect, say) must not land in the middle of the final reads.
+        handle.kill(node.id());
     }
+    // What is already on the wire arrives within the network's latency; a buggified
+    // connect or accept within 5 s.
+    let drain_s = if swarm.buggify { 5 } else { 1 };
+    tokio::time::sleep(Duration::from_secs(drain_s)).await;
     let bound = options.liveness_bound;
     if !cluster.await_masters(bound).await {
         outcome.liveness.push(format!(
@@ -208,7 +224,7 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
         ));
     }
     match cluster.await_converged(bound).await {
-        Ok(None) => {}
+        Ok(None) => tracing::info!(target: "sim::scenario", "replicas converged"),
         Ok(Some(why)) => outcome.liveness.push(why),
         Err(why) => outcome.safety.push(why),
     }

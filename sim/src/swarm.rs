@@ -88,6 +88,9 @@ pub struct Swarm {
     pub latency_ms: u64,
     /// Chance an fsync fails while `eio` is on.
     pub eio_probability: f64,
+    /// madsim's buggify on: the buggify points in `raft` (late AppendEntries, so
+    /// entries commit on a bare majority; late fsync completions) fire.
+    pub buggify: bool,
 }
 
 impl Swarm {
@@ -116,6 +119,7 @@ impl Swarm {
             loss_rate: [0.05, 0.2, 0.4][rng.gen_range(0..3)],
             latency_ms: [50, 200, 800][rng.gen_range(0..3)],
             eio_probability: [0.1, 0.5, 1.0][rng.gen_range(0..3)],
+            buggify: rng.gen_bool(0.5),
         }
     }
 
@@ -130,7 +134,7 @@ impl Swarm {
     pub fn describe(&self) -> String {
         let names: Vec<&str> = self.faults.iter().map(|k| k.name()).collect();
         format!(
-            "faults {} (each {}–{} ms, {}% at masters){}",
+            "faults {} (each {}–{} ms, {}% at masters){}{}",
             names.join(","),
             self.fault_ms.0,
             self.fault_ms.1,
@@ -139,7 +143,8 @@ impl Swarm {
                 (false, _) => "",
                 (true, false) => ", consumers churn",
                 (true, true) => ", consumers churn and crash",
-            }
+            },
+            if self.buggify { ", buggify" } else { "" }
         )
     }
 }

@@ -84,9 +84,9 @@ pub fn spawn_producer(
     ordered: Option<usize>,
     recorder: Recorder,
     stop: Arc<AtomicBool>,
-) -> madsim::task::JoinHandle<()> {
+) -> (NodeHandle, madsim::task::JoinHandle<()>) {
     let node = handle.create_node().name(process.clone()).ip(ip).build();
-    node.spawn(async move {
+    let task = node.spawn(async move {
         let mut producer = Producer::new("SimProducers", client_config(&namesrv, &process));
         // Back off a failed group for 1 s, not 30: a group electing a master is back
         // within the safety phase, and sends should keep reaching both groups.
@@ -140,7 +140,8 @@ pub fn spawn_producer(
             };
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;
         }
-    })
+    });
+    (node, task)
 }
 
 /// A push consumer on its own host, which the nemesis can crash (`Handle::kill`), stop
@@ -289,9 +290,18 @@ pub async fn read_replica(
                     suspend: None,
                     commit_offset: None,
                 };
-                let r = pull_from(&instance, &req, addr.to_string())
-                    .await
-                    .map_err(|e| format!("reading {process}: {e}"))?;
+                // A timeout is retried, as any reader would; three in a row fail the read.
+                let mut tries = 0;
+                let r = loop {
+                    match pull_from(&instance, &req, addr.to_string()).await {
+                        Ok(r) => break r,
+                        Err(e) if tries < 2 => {
+                            tries += 1;
+                            tracing::info!(%process, error = %e, "read failed; retrying");
+                        }
+                        Err(e) => return Err(format!("reading {process}: {e}")),
+                    }
+                };
                 let moved = matches!(
                     r.status,
                     PullStatus::OffsetIllegal | PullStatus::NoMatchedMsg

@@ -170,6 +170,27 @@ impl<D: Disk> CommitLog<D> {
         Ok(out)
     }
 
+    /// Where `truncate_from(index)` would cut the log (`None`: no entry `index`), so a
+    /// caller can make its own records safe for the cut before it happens.
+    pub async fn cut_offset(&self, index: u64) -> Result<Option<u64>> {
+        let last_index = self.writer.lock().await.last_index;
+        Ok(self
+            .cut_at(index, last_index)
+            .await?
+            .map(|(offset, _)| offset))
+    }
+
+    /// The cut offset for `index` and the position of the entry before it.
+    async fn cut_at(&self, index: u64, last_index: u64) -> Result<Option<(u64, LogPosition)>> {
+        let Some((start, _)) = self.locate(index, last_index).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match self.locate(index - 1, last_index).await? {
+            Some((prev_offset, at)) => (prev_offset + self.record_size_at(prev_offset).await?, at),
+            None => (start, LogPosition::default()),
+        }))
+    }
+
     /// Removes the record with `index` and every later one (Raft: a follower's
     /// conflicting, uncommitted tail), durably. Returns the CommitLog offset the log now
     /// ends at, or `None` when the log has no record `index`.
@@ -182,13 +203,8 @@ impl<D: Disk> CommitLog<D> {
     pub async fn truncate_from(&self, index: u64) -> Result<Option<u64>> {
         let mut writer = self.writer.lock().await;
         let _sync = self.sync_lock.lock().await;
-        let last_index = writer.last_index;
-        let Some((start, _)) = self.locate(index, last_index).await? else {
+        let Some((offset, prev)) = self.cut_at(index, writer.last_index).await? else {
             return Ok(None);
-        };
-        let (offset, prev) = match self.locate(index - 1, last_index).await? {
-            Some((prev_offset, at)) => (prev_offset + self.record_size_at(prev_offset).await?, at),
-            None => (start, LogPosition::default()),
         };
         let base = self.segment_base(offset);
         let doomed: Vec<u64> = {

@@ -266,12 +266,23 @@ impl<D: Disk> MessageStore<D> {
         let shared = &self.shared;
         let _log = shared.log_lock.lock().await;
         let _checkpoint = shared.checkpoint_lock.lock().await;
-        let Some(offset) = shared.commit_log.truncate_from(from_index).await? else {
+        let Some(offset) = shared.commit_log.cut_offset(from_index).await? else {
             return Ok(());
         };
         assert!(
             offset >= *shared.committed.borrow(),
             "Raft truncated committed entries"
+        );
+        // The checkpoint comes down first: after a crash (or an fsync EIO) between the
+        // cut and a new checkpoint, an old one would name durable bytes that are gone,
+        // and recovery would refuse the log (the simulator's seed 136, EIO on a follower
+        // truncating a conflicting tail).
+        services::lower_checkpoint_locked(shared, offset).await?;
+        let cut = shared.commit_log.truncate_from(from_index).await?;
+        assert_eq!(
+            cut,
+            Some(offset),
+            "the cut moved while the log lock was held"
         );
         for queue in shared.all_queues() {
             queue.truncate_from_commitlog(offset).await?;

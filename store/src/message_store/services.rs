@@ -84,6 +84,23 @@ pub(super) async fn checkpoint_locked<D: Disk>(shared: &Shared<D>) -> Result<()>
     checkpoint::store(&shared.disk, &checkpoint).await
 }
 
+/// Writes a checkpoint that claims nothing at or above `offset` (which is about to be
+/// cut), for a caller that holds `checkpoint_lock`.
+pub(super) async fn lower_checkpoint_locked<D: Disk>(
+    shared: &Shared<D>,
+    offset: u64,
+) -> Result<()> {
+    let commitlog_offset = shared.commit_log.flushed_offset().min(offset);
+    let dispatched = (*shared.dispatched.borrow()).min(commitlog_offset);
+    let checkpoint = Checkpoint {
+        sequence: shared.checkpoint_sequence.fetch_add(1, Ordering::AcqRel) + 1,
+        commitlog_offset,
+        dispatch_offset: dispatched,
+        timestamp_ms: clock::now_ms(),
+    };
+    checkpoint::store(&shared.disk, &checkpoint).await
+}
+
 /// Applies retention: deletes old CommitLog segments and moves ConsumeQueues and the
 /// index along.
 pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
