@@ -91,7 +91,8 @@ mod runner {
   sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async] [--faults kill,power,...] [--jobs 2] [--stop-on-fail]
   sim replay --seed N [--mode ...] [--faults ...] [--history out.jsonl] [--trace trace.jsonl]
   sim inspect trace.jsonl [--node NAME] [--msg VALUE] [--from MS] [--to MS]
-faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio (default: all;
+faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio, namesrv,
+client-partition (default: all;
 each seed turns on a random subset of them, `--all-faults` turns on every one listed)
 planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery";
     /// How `replay` hands its verdict to `run`.

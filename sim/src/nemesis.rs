@@ -27,20 +27,30 @@ enum Undo {
     NetDefaults,
     /// Fsyncs work again; the replica restarts (its process may have stopped).
     EioOff(At),
+    /// Restart name server `i`.
+    RestartNamesrv(usize),
 }
 
 pub struct Nemesis<'a> {
     cluster: &'a Cluster,
     recorder: Recorder,
     swarm: Swarm,
+    /// Client hosts (name, node) that `client-partition` may cut off.
+    clients: Vec<(String, madsim::task::NodeId)>,
 }
 
 impl<'a> Nemesis<'a> {
-    pub fn new(cluster: &'a Cluster, recorder: Recorder, swarm: Swarm) -> Self {
+    pub fn new(
+        cluster: &'a Cluster,
+        recorder: Recorder,
+        swarm: Swarm,
+        clients: Vec<(String, madsim::task::NodeId)>,
+    ) -> Self {
         Nemesis {
             cluster,
             recorder,
             swarm,
+            clients,
         }
     }
 
@@ -189,6 +199,30 @@ impl<'a> Nemesis<'a> {
                 });
                 Undo::NetDefaults
             }
+            FaultKind::Namesrv => {
+                let k = rng.gen_range(0..self.cluster.namesrvs.len());
+                self.fault(format!("kill namesrv-{}", k + 1));
+                handle.kill(self.cluster.namesrvs[k].id());
+                Undo::RestartNamesrv(k)
+            }
+            FaultKind::ClientPartition if !self.clients.is_empty() => {
+                let (name, client) = &self.clients[rng.gen_range(0..self.clients.len())];
+                let group = crate::cluster::group_name(g);
+                self.fault(format!("cut {name} off from {group}"));
+                let mut links = Vec::new();
+                for r in &self.cluster.groups[g] {
+                    links.push((*client, r.node.id()));
+                    links.push((r.node.id(), *client));
+                }
+                for (a, b) in &links {
+                    net.clog_link(*a, *b);
+                }
+                Undo::Unclog(links)
+            }
+            FaultKind::ClientPartition => {
+                self.fault("no client to cut off".into());
+                Undo::Unclog(Vec::new())
+            }
             FaultKind::Eio => {
                 let p = self.swarm.eio_probability;
                 self.fault(format!("fsync fails with EIO ({:.0}%) on {who}", p * 100.0));
@@ -228,6 +262,10 @@ impl<'a> Nemesis<'a> {
                     c.packet_loss_rate = 0.0;
                     c.send_latency = LATENCY_DEFAULT;
                 });
+            }
+            Undo::RestartNamesrv(k) => {
+                self.fault(format!("restart namesrv-{}", k + 1));
+                handle.restart(self.cluster.namesrvs[k].id());
             }
             Undo::EioOff((g, i)) => {
                 let r = &self.cluster.groups[g][i];

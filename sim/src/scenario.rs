@@ -151,7 +151,9 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     for (n, (process, key)) in plain.chain(ordered).enumerate() {
         let ip = format!("10.1.9.{}", n + 1).parse().unwrap();
         let (ns, rec, stop) = (namesrv.clone(), recorder.clone(), stop.clone());
-        producing.push(spawn_producer(&handle, ip, process, ns, key, rec, stop));
+        let name = process.clone();
+        let (node, task) = spawn_producer(&handle, ip, process, ns, key, rec, stop);
+        producing.push((name, node, task));
     }
     let mut consumers: Vec<ConsumerHost> = (0..options.consumers)
         .map(|k| {
@@ -177,7 +179,12 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     );
 
     // Safety phase.
-    let nemesis = Nemesis::new(&cluster, recorder.clone(), swarm.clone());
+    let clients: Vec<(String, madsim::task::NodeId)> = producing
+        .iter()
+        .map(|(name, node, _)| (name.clone(), node.id()))
+        .chain(consumers.iter().map(|c| (c.process.clone(), c.node.id())))
+        .collect();
+    let nemesis = Nemesis::new(&cluster, recorder.clone(), swarm.clone(), clients);
     let churn = async {
         if swarm.consumer_churn {
             let rec = recorder.clone();
@@ -206,7 +213,7 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
         c.restart(&handle);
     }
     stop.store(true, Ordering::Release);
-    for (node, task) in producing {
+    for (_, node, task) in producing {
         let _ = task.await;
         // The producer process exits: a send it gave up on but still had queued (behind
         // a slow connect, say) must not land in the middle of the final reads.

@@ -29,9 +29,13 @@ pub enum FaultKind {
     /// A replica's fsyncs fail with EIO for a while; it is then restarted, as a
     /// supervisor restarts a process that stopped on a storage error.
     Eio,
+    /// A name server crashes and restarts (empty: brokers register again).
+    Namesrv,
+    /// A client host (producer or consumer) is cut off from one group's replicas.
+    ClientPartition,
 }
 
-pub const ALL: [FaultKind; 9] = [
+pub const ALL: [FaultKind; 11] = [
     FaultKind::Kill,
     FaultKind::Power,
     FaultKind::GroupPower,
@@ -41,6 +45,8 @@ pub const ALL: [FaultKind; 9] = [
     FaultKind::Loss,
     FaultKind::Latency,
     FaultKind::Eio,
+    FaultKind::Namesrv,
+    FaultKind::ClientPartition,
 ];
 
 impl std::str::FromStr for FaultKind {
@@ -65,6 +71,8 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Latency => "latency",
             FaultKind::Eio => "eio",
+            FaultKind::Namesrv => "namesrv",
+            FaultKind::ClientPartition => "client-partition",
         }
     }
 }
