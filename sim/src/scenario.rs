@@ -123,9 +123,6 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     } else {
         Swarm::draw(&options.faults)
     };
-    if swarm.buggify {
-        madsim::buggify::enable();
-    }
     let cluster = Cluster::start(options.spec.clone(), options.plant);
     let handle = cluster.handle.clone();
     let namesrv = namesrv_spec(&cluster.spec);
@@ -142,6 +139,10 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
             .push("no master elected within 20 s of start".into());
     }
     create_topics(&handle, &namesrv).await;
+    // Buggify belongs to the safety phase, like every other fault: from here on.
+    if swarm.buggify {
+        madsim::buggify::enable();
+    }
 
     // The clients.
     let stop = Arc::new(AtomicBool::new(false));

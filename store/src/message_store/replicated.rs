@@ -278,14 +278,26 @@ impl<D: Disk> MessageStore<D> {
         // and recovery would refuse the log (the simulator's seed 136, EIO on a follower
         // truncating a conflicting tail).
         services::lower_checkpoint_locked(shared, offset).await?;
-        let cut = shared.commit_log.truncate_from(from_index).await?;
-        assert_eq!(
-            cut,
-            Some(offset),
-            "the cut moved while the log lock was held"
-        );
-        for queue in shared.all_queues() {
-            queue.truncate_from_commitlog(offset).await?;
+        // From here a failure leaves the files and what this process believes about
+        // them apart (a truncate whose sync failed, say): stop, so no later checkpoint
+        // can claim the cut bytes again (the simulator's seed 10777 in leader+sync); the
+        // lowered checkpoint is what recovery starts from.
+        let cut = async {
+            let cut = shared.commit_log.truncate_from(from_index).await?;
+            assert_eq!(
+                cut,
+                Some(offset),
+                "the cut moved while the log lock was held"
+            );
+            for queue in shared.all_queues() {
+                queue.truncate_from_commitlog(offset).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = cut {
+            shared.fail(&e);
+            return Err(e);
         }
         shared.dispatched.send_replace(offset);
         shared.publish_flushed();
