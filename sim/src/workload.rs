@@ -42,6 +42,10 @@ impl Recorder {
         let mut h = self.0.lock().unwrap();
         let before = h.events().len();
         f(&mut h, proto::clock::now_ms());
+        // Serialized only when a trace is being written.
+        if !tracing::enabled!(target: "sim::history", tracing::Level::INFO) {
+            return;
+        }
         for e in &h.events()[before..] {
             let json = serde_json::to_string(e).expect("an event serializes");
             tracing::info!(target: "sim::history", event = %json);
