@@ -69,6 +69,57 @@ pub async fn pull(instance: &ClientInstance, req: PullRequest<'_>) -> Result<Pul
     Err(last)
 }
 
+/// Every message of `queue` that the broker at `addr` (one replica, master or slave)
+/// holds, from offset 0 to its end, read by pulls of `group`: what a harness uses to
+/// compare replicas. Positions the broker says moved or filtered out are read past; a
+/// failed pull is tried again up to `retries` times.
+pub async fn read_to_end(
+    instance: &ClientInstance,
+    group: &str,
+    queue: &MessageQueue,
+    addr: &str,
+    retries: u32,
+) -> Result<Vec<MessageExt>> {
+    let filter = TagFilter::parse("*");
+    let mut messages = Vec::new();
+    let mut offset = 0;
+    loop {
+        let req = PullRequest {
+            group,
+            queue,
+            filter: &filter,
+            offset,
+            max_nums: 256,
+            suspend: None,
+            commit_offset: None,
+        };
+        let mut tries = 0;
+        let r = loop {
+            match pull_from(instance, &req, addr.to_string()).await {
+                Ok(r) => break r,
+                Err(e) if tries < retries => {
+                    tries += 1;
+                    tracing::info!(%addr, error = %e, "read failed; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let moved = matches!(
+            r.status,
+            PullStatus::OffsetIllegal | PullStatus::NoMatchedMsg
+        );
+        if moved && r.next_begin_offset > offset {
+            offset = r.next_begin_offset;
+            continue;
+        }
+        if r.status != PullStatus::Found {
+            return Ok(messages);
+        }
+        offset = r.next_begin_offset;
+        messages.extend(r.messages);
+    }
+}
+
 /// One pull from the broker at `addr` exactly, master or slave: what a harness uses to
 /// read every replica of a group and compare them.
 pub async fn pull_from(

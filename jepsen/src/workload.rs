@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::pull::{pull_from, PullRequest};
+use client::pull::read_to_end;
 use client::{
-    filter::TagFilter, instance::ClientInstance, ClientConfig, ConsumeResult, Message,
-    MessageModel, Producer, PullStatus, PushConsumer, PushConsumerBuilder, SendStatus,
+    instance::ClientInstance, ClientConfig, ConsumeResult, Message, MessageModel, Producer,
+    PushConsumer, PushConsumerBuilder, SendStatus,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -214,7 +214,6 @@ pub async fn read_replica(
     recorder: &Recorder,
 ) -> anyhow::Result<usize> {
     let instance = ClientInstance::new(client_config(namesrv, process), None);
-    let filter = TagFilter::parse("*");
     let mut n = 0;
     for queue_id in 0..QUEUES {
         let queue = client::MessageQueue {
@@ -222,38 +221,14 @@ pub async fn read_replica(
             broker_name: crate::cluster::GROUP.into(),
             queue_id,
         };
-        let mut offset = 0;
-        loop {
-            let req = PullRequest {
-                group: "JepsenReader",
-                queue: &queue,
-                filter: &filter,
-                offset,
-                max_nums: 256,
-                suspend: None,
-                commit_offset: None,
-            };
-            let r = pull_from(&instance, &req, addr.to_string()).await?;
-            if r.status == PullStatus::OffsetIllegal && r.next_begin_offset > offset {
-                offset = r.next_begin_offset;
-                continue;
-            }
-            if r.status == PullStatus::NoMatchedMsg && r.next_begin_offset > offset {
-                offset = r.next_begin_offset; // Filtered out: read on.
-                continue;
-            }
-            if r.status != PullStatus::Found {
-                break;
-            }
-            let mut h = recorder.lock();
-            let t = recorder.now_ms();
-            for m in &r.messages {
-                let value = String::from_utf8_lossy(&m.body).into_owned();
-                h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
-                n += 1;
-            }
-            offset = r.next_begin_offset;
+        let messages = read_to_end(&instance, "JepsenReader", &queue, addr, 0).await?;
+        let mut h = recorder.lock();
+        let t = recorder.now_ms();
+        for m in &messages {
+            let value = String::from_utf8_lossy(&m.body).into_owned();
+            h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
         }
+        n += messages.len();
     }
     Ok(n)
 }

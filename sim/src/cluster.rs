@@ -109,9 +109,29 @@ pub fn namesrv_spec(spec: &Spec) -> String {
 }
 
 fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
-    let replicas: BTreeMap<String, ReplicaAddrs> = (1..=spec.replicas)
+    replica_config(
+        group_name(group),
+        spec.replicas,
+        |i| replica_ip(group, i),
+        id,
+        namesrv_spec(spec),
+        spec.mode,
+    )
+}
+
+/// Replica `id` of a Raft group `broker_name` whose replica `i` (1..=`replicas`) lives
+/// at `ip_of(i)`, ports 10911 and 10912: how every simulated scenario configures one.
+pub fn replica_config(
+    broker_name: String,
+    replicas: u64,
+    ip_of: impl Fn(u64) -> IpAddr,
+    id: u64,
+    namesrv_addr: String,
+    mode: Mode,
+) -> BrokerConfig {
+    let replicas: BTreeMap<String, ReplicaAddrs> = (1..=replicas)
         .map(|i| {
-            let ip = replica_ip(group, i);
+            let ip = ip_of(i);
             let addrs = ReplicaAddrs {
                 broker: format!("{ip}:10911"),
                 replica: format!("{ip}:10912"),
@@ -120,19 +140,19 @@ fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
         })
         .collect();
     BrokerConfig {
-        broker_name: group_name(group),
-        broker_ip1: replica_ip(group, id).to_string(),
+        broker_name,
+        broker_ip1: ip_of(id).to_string(),
         listen_addr: "0.0.0.0".into(),
         listen_port: 10911,
-        namesrv_addr: namesrv_spec(spec),
-        flush_disk_type: spec.mode.flush,
+        namesrv_addr,
+        flush_disk_type: mode.flush,
         register_broker_interval_ms: 1_000,
         replication: Some(ReplicationSettings {
             replica_id: id,
             replica_listen_port: 10912,
             replicas,
             election: Election::Raft,
-            ack: spec.mode.ack,
+            ack: mode.ack,
             write_timeout_ms: 1_000,
             ..ReplicationSettings::default()
         }),

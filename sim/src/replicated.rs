@@ -4,14 +4,13 @@
 //! return the run's `History` for `checker`; the tests (and, later, the seed runner)
 //! judge it.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use client::{ClientConfig, Message, Producer};
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
-use raftmq::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
+use raftmq::config::AckMode;
 use raftmq::{BrokerConfig, RunningBroker};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
@@ -31,34 +30,15 @@ fn replica_ip(id: u64) -> String {
     format!("10.0.2.{id}")
 }
 
-fn config(id: u64, flush_disk_type: FlushMode, ack: AckMode) -> BrokerConfig {
-    let replicas: BTreeMap<String, ReplicaAddrs> = (1..=3)
-        .map(|i| {
-            let addrs = ReplicaAddrs {
-                broker: format!("{}:10911", replica_ip(i)),
-                replica: format!("{}:10912", replica_ip(i)),
-            };
-            (i.to_string(), addrs)
-        })
-        .collect();
-    BrokerConfig {
-        broker_ip1: replica_ip(id),
-        listen_addr: "0.0.0.0".into(),
-        listen_port: 10911,
-        namesrv_addr: NAMESRV.into(),
-        flush_disk_type,
-        register_broker_interval_ms: 1_000,
-        replication: Some(ReplicationSettings {
-            replica_id: id,
-            replica_listen_port: 10912,
-            replicas,
-            election: Election::Raft,
-            ack,
-            write_timeout_ms: 1_000,
-            ..ReplicationSettings::default()
-        }),
-        ..BrokerConfig::default()
-    }
+fn config(id: u64, flush: FlushMode, ack: AckMode) -> BrokerConfig {
+    crate::cluster::replica_config(
+        BrokerConfig::default().broker_name,
+        3,
+        |i| replica_ip(i).parse().expect("a replica address"),
+        id,
+        NAMESRV.into(),
+        crate::mode::Mode { ack, flush },
+    )
 }
 
 /// The replica that is master now, if any.

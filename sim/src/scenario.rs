@@ -269,63 +269,67 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     (history, outcome)
 }
 
-async fn create_topics(handle: &madsim::runtime::Handle, namesrv: &str) {
-    let namesrv = namesrv.to_string();
+/// Runs `task` on a fresh host `name` at `ip` (a tool run beside the cluster) and waits
+/// for it; `None` if the task panicked.
+async fn on_host<T: Send + 'static>(
+    handle: &madsim::runtime::Handle,
+    name: &str,
+    ip: &str,
+    task: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
     let node = handle
         .create_node()
-        .name("admin")
-        .ip("10.1.12.2".parse().unwrap())
+        .name(name)
+        .ip(ip.parse().expect("a host address"))
         .build();
-    let _ = node
-        .spawn(async move {
-            let admin = client::admin::Admin::new(ClientConfig::with_namesrv(&namesrv));
-            for topic in TOPICS {
-                for _ in 0..40 {
-                    match admin.create_topic(topic, QUEUES, None, false).await {
-                        Ok(masters) if masters.len() >= 2 => break,
-                        _ => tokio::time::sleep(Duration::from_millis(250)).await,
-                    }
+    node.spawn(task).await.ok()
+}
+
+async fn create_topics(handle: &madsim::runtime::Handle, namesrv: &str) {
+    let namesrv = namesrv.to_string();
+    on_host(handle, "admin", "10.1.12.2", async move {
+        let admin = client::admin::Admin::new(ClientConfig::with_namesrv(&namesrv));
+        for topic in TOPICS {
+            for _ in 0..40 {
+                match admin.create_topic(topic, QUEUES, None, false).await {
+                    Ok(masters) if masters.len() >= 2 => break,
+                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
                 }
             }
-        })
-        .await;
+        }
+    })
+    .await;
 }
 
 /// Writes each name server's view of the topics' routes into the trace (what clients
 /// were told when the liveness phase ends).
 async fn log_routes(handle: &madsim::runtime::Handle, namesrv: &str) {
     let spec = namesrv.to_string();
-    let node = handle
-        .create_node()
-        .name("route-probe")
-        .ip("10.1.12.3".parse().unwrap())
-        .build();
-    let _ = node
-        .spawn(async move {
-            for addr in client::config::parse_addrs(&spec) {
-                let config = ClientConfig::with_namesrv(&addr);
-                let instance = client::instance::ClientInstance::new(config, None);
-                for topic in TOPICS {
-                    match instance.refresh_route(topic).await {
-                        Ok(route) => {
-                            let brokers: Vec<String> = route
-                                .broker_datas
-                                .iter()
-                                .map(|b| format!("{} {:?}", b.broker_name, b.broker_addrs))
-                                .collect();
-                            let queues: Vec<String> = route
-                                .queue_datas
-                                .iter()
-                                .map(|q| format!("{} w{}", q.broker_name, q.write_queue_nums))
-                                .collect();
-                            tracing::info!(target: "sim::routes", %addr, topic, ?brokers, ?queues);
-                        }
-                        Err(e) => tracing::info!(target: "sim::routes", %addr, topic, error = %e),
+    on_host(handle, "route-probe", "10.1.12.3", async move {
+        for addr in client::config::parse_addrs(&spec) {
+            let config = ClientConfig::with_namesrv(&addr);
+            let instance = client::instance::ClientInstance::new(config, None);
+            for topic in TOPICS {
+                match instance.refresh_route(topic).await {
+                    Ok(route) => {
+                        let brokers: Vec<String> = route
+                            .broker_datas
+                            .iter()
+                            .map(|b| format!("{} {:?}", b.broker_name, b.broker_addrs))
+                            .collect();
+                        let queues: Vec<String> = route
+                            .queue_datas
+                            .iter()
+                            .map(|q| format!("{} w{}", q.broker_name, q.write_queue_nums))
+                            .collect();
+                        tracing::info!(target: "sim::routes", %addr, topic, ?brokers, ?queues);
                     }
+                    Err(e) => tracing::info!(target: "sim::routes", %addr, topic, error = %e),
                 }
             }
-        })
-        .await;
+        }
+    })
+    .await;
 }
 
 /// Reads every replica of every group into the history, from a reader host.
@@ -341,23 +345,17 @@ async fn read_everything(
         .map(|r| (group_name(r.group), r.addr(), r.name.clone()))
         .collect();
     let (namesrv, rec) = (namesrv.to_string(), recorder.clone());
-    let node = handle
-        .create_node()
-        .name("reader")
-        .ip("10.1.12.1".parse().unwrap())
-        .build();
-    let errors = node
-        .spawn(async move {
-            let mut errors = Vec::new();
-            for (group, addr, name) in targets {
-                if let Err(e) = read_replica(&namesrv, &group, &addr, &name, &rec).await {
-                    errors.push(e);
-                }
+    let errors = on_host(handle, "reader", "10.1.12.1", async move {
+        let mut errors = Vec::new();
+        for (group, addr, name) in targets {
+            if let Err(e) = read_replica(&namesrv, &group, &addr, &name, &rec).await {
+                errors.push(e);
             }
-            errors
-        })
-        .await
-        .unwrap_or_default();
+        }
+        errors
+    })
+    .await
+    .unwrap_or_default();
     outcome.liveness.extend(errors);
 }
 

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use client::filter::TagFilter;
 use client::instance::ClientInstance;
-use client::pull::{pull_from, PullRequest};
+use client::pull::read_to_end;
 use client::{
-    ClientConfig, ConsumeFromWhere, ConsumeResult, Message, MessageModel, Producer, PullStatus,
+    ClientConfig, ConsumeFromWhere, ConsumeResult, Message, MessageModel, Producer,
     PushConsumerBuilder, SendStatus,
 };
 use madsim::rand::Rng;
@@ -274,7 +273,6 @@ pub async fn read_replica(
     recorder: &Recorder,
 ) -> Result<usize, String> {
     let instance = ClientInstance::new(client_config(namesrv, process), None);
-    let filter = TagFilter::parse("*");
     let mut n = 0;
     for topic in TOPICS {
         for queue_id in 0..QUEUES {
@@ -283,49 +281,17 @@ pub async fn read_replica(
                 broker_name: broker.into(),
                 queue_id,
             };
-            let mut offset = 0;
-            loop {
-                let req = PullRequest {
-                    group: "SimReader",
-                    queue: &queue,
-                    filter: &filter,
-                    offset,
-                    max_nums: 256,
-                    suspend: None,
-                    commit_offset: None,
-                };
-                // A timeout is retried, as any reader would; three in a row fail the read.
-                let mut tries = 0;
-                let r = loop {
-                    match pull_from(&instance, &req, addr.to_string()).await {
-                        Ok(r) => break r,
-                        Err(e) if tries < 2 => {
-                            tries += 1;
-                            tracing::info!(%process, error = %e, "read failed; retrying");
-                        }
-                        Err(e) => return Err(format!("reading {process}: {e}")),
-                    }
-                };
-                let moved = matches!(
-                    r.status,
-                    PullStatus::OffsetIllegal | PullStatus::NoMatchedMsg
-                );
-                if moved && r.next_begin_offset > offset {
-                    offset = r.next_begin_offset;
-                    continue;
+            // A timeout is retried, as any reader would; three in a row fail the read.
+            let messages = read_to_end(&instance, "SimReader", &queue, addr, 2)
+                .await
+                .map_err(|e| format!("reading {process}: {e}"))?;
+            recorder.record(|h, t| {
+                for m in &messages {
+                    let value = String::from_utf8_lossy(&m.body);
+                    h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
                 }
-                if r.status != PullStatus::Found {
-                    break;
-                }
-                recorder.record(|h, t| {
-                    for m in &r.messages {
-                        let value = String::from_utf8_lossy(&m.body);
-                        h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
-                    }
-                });
-                n += r.messages.len();
-                offset = r.next_begin_offset;
-            }
+            });
+            n += messages.len();
         }
     }
     Ok(n)
