@@ -28,7 +28,9 @@ pub(crate) struct EntryCache {
 
 fn size_of(entry: &Entry<GroupRaft>) -> usize {
     match &entry.payload {
-        EntryPayload::Normal(GroupRequest::Stored(bytes)) => bytes.len(),
+        EntryPayload::Normal(GroupRequest::Stored(messages)) => {
+            messages.iter().map(|m| m.len()).sum()
+        }
         _ => 64,
     }
 }
@@ -84,7 +86,7 @@ mod tests {
     fn entry(index: u64) -> Entry<GroupRaft> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(GroupRequest::Stored(Bytes::from(vec![0; 100]))),
+            payload: EntryPayload::Normal(GroupRequest::Stored(vec![Bytes::from(vec![0; 100])])),
         }
     }
 

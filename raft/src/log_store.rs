@@ -5,8 +5,9 @@
 //! `initialize` puts the first membership; the CommitLog from 1), whose header carries
 //! the entry's log id: term, index, and the node id of the leader that created it
 //! (openraft's leader id is `(term, node)`; the header has 16 bits for the node, so
-//! replica ids are at most 65535). A message entry is a message record in RocketMQ's layout; any other
-//! entry is a control record holding the bincode of its `EntryPayload`.
+//! replica ids are at most 65535). A message entry is one message record in RocketMQ's
+//! layout per message it carries; any other entry is a control record holding the
+//! bincode of its `EntryPayload`.
 //!
 //! The vote is kept durably in two slot files (`raft/vote-{0,1}`) and written before
 //! `save_vote` returns. The committed log id is a hint (openraft re-learns it from the
@@ -61,22 +62,22 @@ struct VoteState {
     committed_saved_at_ms: i64,
 }
 
-/// What happened to a ticketed message in the proposer's own log.
-pub type TicketResult = Result<PutResult, String>;
+/// What happened to a ticketed entry's messages in the proposer's own log.
+pub type TicketResult = Result<Vec<PutResult>, String>;
 
 /// A flush to report once the store is durable up to `end_offset`: openraft's callback
 /// and the tickets of the appended messages.
 struct PendingFlush {
     end_offset: u64,
     callback: LogFlushed<GroupRaft>,
-    tickets: Vec<(oneshot::Sender<TicketResult>, PutResult)>,
+    tickets: Vec<(oneshot::Sender<TicketResult>, Vec<PutResult>)>,
 }
 
 impl PendingFlush {
     /// Tells the tickets and openraft how the flush went.
     fn complete(self, result: Result<(), String>) {
-        for (tx, put) in self.tickets {
-            let _ = tx.send(result.clone().map(|()| put));
+        for (tx, puts) in self.tickets {
+            let _ = tx.send(result.clone().map(|()| puts));
         }
         self.callback.log_io_completed(result.map_err(io_error));
     }
@@ -166,9 +167,10 @@ impl<D: Disk> LogStore<D> {
         &self.store
     }
 
-    /// A ticket for a message this replica proposes (`GroupRequest::Message`): the
-    /// receiver hears where the message landed once this replica's log holds it (synced,
-    /// with `flush = sync`), before any quorum has it.
+    /// A ticket for an entry of messages this replica proposes
+    /// (`GroupRequest::Messages`): the receiver hears where they landed once this
+    /// replica's log holds them (synced, with `flush = sync`), before any quorum has
+    /// them.
     pub fn ticket(&self) -> (u64, oneshot::Receiver<TicketResult>) {
         let (tx, rx) = oneshot::channel();
         let mut tickets = self.tickets.lock().expect("tickets poisoned");
@@ -224,12 +226,12 @@ async fn report_flushes<D: Disk>(
 
 fn to_record(entry: &Entry<GroupRaft>) -> Result<LogRecord, io::Error> {
     let payload = match &entry.payload {
-        EntryPayload::Normal(GroupRequest::Message { bytes, .. }) => LogPayload::Message {
-            bytes: bytes.clone(),
+        EntryPayload::Normal(GroupRequest::Messages { messages, .. }) => LogPayload::Messages {
+            messages: messages.clone(),
             assigned: false,
         },
-        EntryPayload::Normal(GroupRequest::Stored(bytes)) => LogPayload::Message {
-            bytes: bytes.clone(),
+        EntryPayload::Normal(GroupRequest::Stored(messages)) => LogPayload::Messages {
+            messages: messages.clone(),
             assigned: true,
         },
         other => LogPayload::Control(bincode::serialize(other).map_err(io_error)?.into()),
@@ -245,26 +247,38 @@ fn to_record(entry: &Entry<GroupRaft>) -> Result<LogRecord, io::Error> {
     })
 }
 
-/// An entry as reading it back from the log gives it: a new message with the offsets
-/// its store assigned (`put`), as `Stored`.
-fn read_back_form(entry: Entry<GroupRaft>, put: Option<&PutResult>) -> Entry<GroupRaft> {
+/// An entry as reading it back from the log gives it: new messages with the offsets
+/// their store assigned (`puts`), as `Stored`.
+fn read_back_form(entry: Entry<GroupRaft>, puts: &[PutResult]) -> Entry<GroupRaft> {
     let Entry { log_id, payload } = entry;
-    let payload = match (payload, put) {
-        (EntryPayload::Normal(GroupRequest::Message { bytes, .. }), Some(put)) => {
-            let mut stored = bytes.to_vec();
-            let at = |field: usize| field..field + 8;
-            stored[at(OFFSET_QUEUE_OFFSET)].copy_from_slice(&put.queue_offset.to_be_bytes());
-            stored[at(OFFSET_PHYSICAL_OFFSET)].copy_from_slice(&put.physical_offset.to_be_bytes());
-            EntryPayload::Normal(GroupRequest::Stored(stored.into()))
+    let payload = match payload {
+        EntryPayload::Normal(GroupRequest::Messages { messages, .. }) => {
+            assert_eq!(messages.len(), puts.len(), "one put per message");
+            let stored = messages
+                .iter()
+                .zip(puts)
+                .map(|(bytes, put)| {
+                    let mut stored = bytes.to_vec();
+                    let at = |field: usize| field..field + 8;
+                    stored[at(OFFSET_QUEUE_OFFSET)]
+                        .copy_from_slice(&put.queue_offset.to_be_bytes());
+                    stored[at(OFFSET_PHYSICAL_OFFSET)]
+                        .copy_from_slice(&put.physical_offset.to_be_bytes());
+                    stored.into()
+                })
+                .collect();
+            EntryPayload::Normal(GroupRequest::Stored(stored))
         }
-        (payload, _) => payload,
+        payload => payload,
     };
     Entry { log_id, payload }
 }
 
 fn to_entry(record: LogRecord) -> Result<Entry<GroupRaft>, io::Error> {
     let payload = match record.payload {
-        LogPayload::Message { bytes, .. } => EntryPayload::Normal(GroupRequest::Stored(bytes)),
+        LogPayload::Messages { messages, .. } => {
+            EntryPayload::Normal(GroupRequest::Stored(messages))
+        }
         LogPayload::Control(bytes) => bincode::deserialize(&bytes).map_err(io_error)?,
     };
     let at = LogPosition {
@@ -438,7 +452,7 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
         let mut records = Vec::with_capacity(entries.len());
         let mut ticketed = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
-            if let EntryPayload::Normal(GroupRequest::Message {
+            if let EntryPayload::Normal(GroupRequest::Messages {
                 ticket: Some(ticket),
                 ..
             }) = &entry.payload
@@ -460,7 +474,7 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
         {
             let mut cache = self.cache.lock().expect("cache poisoned");
             for (entry, put) in entries.into_iter().zip(&appended.puts) {
-                cache.push(read_back_form(entry, put.as_ref()));
+                cache.push(read_back_form(entry, put));
             }
         }
         let tickets = {
@@ -468,8 +482,8 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
             ticketed
                 .into_iter()
                 .filter_map(|(i, ticket)| {
-                    let put = appended.puts[i].expect("a message entry has a put result");
-                    Some((tickets.waiting.remove(&ticket)?, put))
+                    let puts = appended.puts[i].clone();
+                    Some((tickets.waiting.remove(&ticket)?, puts))
                 })
                 .collect()
         };

@@ -187,7 +187,7 @@ impl RaftStateMachine<GroupRaft> for MemMachine {
             }
             responses.push(GroupResponse {
                 index: entry.log_id.index,
-                stored: None,
+                stored: Vec::new(),
             });
         }
         Ok(responses)

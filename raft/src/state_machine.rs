@@ -220,16 +220,18 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                 let applied_err =
                     |e: io::Error| StorageError::from(StorageIOError::apply(entry.log_id, &e));
                 inner.applied.last_applied = Some(entry.log_id);
-                let mut stored = None;
+                let mut stored = Vec::new();
                 match entry.payload {
                     EntryPayload::Blank => {}
-                    EntryPayload::Normal(GroupRequest::Stored(bytes)) => {
-                        let (at, topic) = stored_at(&bytes).map_err(applied_err)?;
-                        committed.push((topic, at.queue_id, at.queue_offset));
-                        readable_offset = at.physical_offset + u64::from(at.size);
-                        stored = Some(at);
+                    EntryPayload::Normal(GroupRequest::Stored(messages)) => {
+                        for bytes in &messages {
+                            let (at, topic) = stored_at(bytes).map_err(applied_err)?;
+                            committed.push((topic, at.queue_id, at.queue_offset));
+                            readable_offset = at.physical_offset + u64::from(at.size);
+                            stored.push(at);
+                        }
                     }
-                    EntryPayload::Normal(GroupRequest::Message { .. }) => {
+                    EntryPayload::Normal(GroupRequest::Messages { .. }) => {
                         return Err(applied_err(io_error(
                             "a message entry must be applied as the log stored it",
                         )))

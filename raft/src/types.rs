@@ -16,18 +16,23 @@ use crate::runtime::RaftRuntime;
 /// What a broker group replicates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupRequest {
-    /// A message to store, in the stored layout (RocketMQ `MessageDecoder`) with its
-    /// queue and physical offsets still zero: each replica's store fills them in where
-    /// the entry lands, identically (see `store::message_store::replicated`).
+    /// Messages to store (at least one; the master packs concurrent sends into one
+    /// entry, so they share one append, one fsync and one replication round), each in
+    /// the stored layout (RocketMQ `MessageDecoder`) with its queue and physical offsets
+    /// still zero: each replica's store fills them in where the entry lands,
+    /// identically (see `store::message_store::replicated`).
     ///
     /// `ticket` (see `LogStore::ticket`) asks the proposing leader to report where the
-    /// message landed as soon as *its own* log has it (and, with `flush = sync`, has
-    /// synced it): `ack = leader` answers the producer then, without waiting for a
+    /// messages landed as soon as *its own* log has them (and, with `flush = sync`, has
+    /// synced them): `ack = leader` answers the producer then, without waiting for a
     /// quorum. Only the proposer's in-memory entry has it; the log does not store it.
-    Message { bytes: Bytes, ticket: Option<u64> },
-    /// A message as a log holds it, offsets assigned: what replication and apply read
+    Messages {
+        messages: Vec<Bytes>,
+        ticket: Option<u64>,
+    },
+    /// Messages as a log holds them, offsets assigned: what replication and apply read
     /// back. A replica checks the offsets instead of assigning them.
-    Stored(Bytes),
+    Stored(Vec<Bytes>),
     /// Consumer offsets committed by consumer groups, so they fail over with the log.
     ConsumerOffsets(Vec<OffsetUpdate>),
     /// A topic created or changed, so every replica (and a new master) serves it.
@@ -50,8 +55,8 @@ pub struct OffsetUpdate {
 pub struct GroupResponse {
     /// Index of the entry that carried the request.
     pub index: u64,
-    /// For a message: where it was stored.
-    pub stored: Option<StoredAt>,
+    /// For a message entry: where each of its messages was stored.
+    pub stored: Vec<StoredAt>,
 }
 
 /// Where a replicated message landed (the same on every replica).

@@ -90,7 +90,7 @@ fn rafts(nodes: &BTreeMap<u64, Node>) -> BTreeMap<u64, Raft<GroupRaft>> {
 }
 
 /// A message as a leader proposes it: stored layout, offsets not yet assigned.
-fn message(queue_id: u32, body: &str) -> GroupRequest {
+fn message_bytes(queue_id: u32, body: &str) -> Bytes {
     let mut bytes = Vec::new();
     let fields = StoreFields {
         queue_offset: 0,
@@ -101,23 +101,40 @@ fn message(queue_id: u32, body: &str) -> GroupRequest {
     NewMessage::new("T", queue_id, body.as_bytes().to_vec())
         .encode_into(&fields, &mut bytes)
         .unwrap();
-    GroupRequest::Message {
-        bytes: Bytes::from(bytes),
+    Bytes::from(bytes)
+}
+
+/// An entry carrying one message per body.
+fn entry(queue_id: u32, bodies: &[String]) -> GroupRequest {
+    GroupRequest::Messages {
+        messages: bodies.iter().map(|b| message_bytes(queue_id, b)).collect(),
         ticket: None,
     }
 }
 
-/// Sends `bodies` through `leader`, checking each acknowledgement; returns the last index.
+/// Sends `bodies` through `leader` in entries of one, two and three messages in turn
+/// (so entries of several records meet segment ends), checking each acknowledgement;
+/// returns the last index.
 async fn send(node: &Node, bodies: impl IntoIterator<Item = String>) -> u64 {
+    let bodies: Vec<String> = bodies.into_iter().collect();
     let mut last = 0;
-    for body in bodies {
-        let response = node.raft.client_write(message(0, &body)).await.unwrap();
-        let stored = response
-            .data
-            .stored
-            .expect("a message entry reports where it landed");
-        assert_eq!(stored.queue_id, 0);
+    let mut rest = &bodies[..];
+    let mut n = 1;
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(n.min(rest.len()));
+        let response = node.raft.client_write(entry(0, now)).await.unwrap();
+        let stored = response.data.stored;
+        assert_eq!(stored.len(), now.len(), "one landing per message");
+        assert!(stored.iter().all(|s| s.queue_id == 0));
+        assert!(
+            stored
+                .windows(2)
+                .all(|w| w[1].queue_offset == w[0].queue_offset + 1),
+            "an entry's messages take consecutive queue offsets"
+        );
         last = response.log_id.index;
+        rest = later;
+        n = n % 3 + 1;
     }
     last
 }
@@ -163,11 +180,11 @@ async fn assert_converged(nodes: &BTreeMap<u64, Node>, last: u64, expected: &[St
             assert_eq!(entry.log_id.leader_id.term, record.term);
             if let (
                 EntryPayload::Normal(GroupRequest::Stored(a)),
-                LogPayload::Message { bytes, .. },
+                LogPayload::Messages { messages, .. },
             ) = (&entry.payload, &record.payload)
             {
                 assert_eq!(
-                    a, bytes,
+                    a, messages,
                     "replica {id}: entry {} differs from its record",
                     record.index
                 );
@@ -191,7 +208,7 @@ async fn messages_replicate_fail_over_and_converge() {
     let stale = tokio::spawn(async move {
         tokio::time::timeout(
             Duration::from_millis(600),
-            stale_raft.client_write(message(0, "stale")),
+            stale_raft.client_write(entry(0, &["stale".into(), "stale".into(), "stale".into()])),
         )
         .await
     });
@@ -241,6 +258,7 @@ async fn a_crashed_replica_recovers_from_its_disk_and_catches_up() {
     let mut expected: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
     let last = send(&nodes[&leader], expected.clone()).await;
     assert_converged(&nodes, last, &expected).await;
+    let synced = last;
 
     // Crash a follower: unsynced bytes are lost, the rest is recovered from its disk.
     let victim = *nodes.keys().find(|id| **id != leader).unwrap();
@@ -256,8 +274,9 @@ async fn a_crashed_replica_recovers_from_its_disk_and_catches_up() {
     expected.extend(more);
 
     let restarted = start_node(victim, disk, &router).await;
+    // Record index = Raft index + 1: every entry converged before the crash is synced.
     assert!(
-        restarted.store.last_log_id().await.index >= 20,
+        restarted.store.last_log_id().await.index > synced,
         "the replica lost synced entries"
     );
     nodes.insert(victim, restarted);
@@ -279,23 +298,28 @@ async fn a_ticket_reports_the_leaders_own_append_before_any_quorum() {
     }
     let node = &nodes[&leader];
     let (ticket, landed) = node.log.ticket();
-    let GroupRequest::Message { bytes, .. } = message(0, "leader-only") else {
+    let bodies = ["leader-only".to_string(), "leader-only-2".to_string()];
+    let GroupRequest::Messages { messages, .. } = entry(0, &bodies) else {
         unreachable!()
     };
     let raft = node.raft.clone();
     let write = tokio::spawn(async move {
-        raft.client_write(GroupRequest::Message {
-            bytes,
+        raft.client_write(GroupRequest::Messages {
+            messages,
             ticket: Some(ticket),
         })
         .await
     });
-    let put = tokio::time::timeout(Duration::from_secs(2), landed)
+    let puts = tokio::time::timeout(Duration::from_secs(2), landed)
         .await
         .expect("the leader's own append is reported")
         .unwrap()
         .expect("appended");
-    assert_eq!(put.queue_offset, 1);
+    assert_eq!(
+        puts.iter().map(|p| p.queue_offset).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let put = puts[1];
     assert!(
         node.store.wait_durable(put.end_offset()).await.is_ok(),
         "flush = sync: the ticket waited for the fsync"

@@ -29,6 +29,9 @@ pub struct Spec {
     pub namesrvs: usize,
     pub groups: usize,
     pub replicas: u64,
+    /// Simulated time each disk operation takes (drawn per operation), when set: slow
+    /// fsyncs let concurrent sends pile up into one Raft entry.
+    pub disk_latency_us: Option<std::ops::Range<u64>>,
 }
 
 impl Spec {
@@ -38,6 +41,7 @@ impl Spec {
             namesrvs: 2,
             groups: 2,
             replicas: 3,
+            disk_latency_us: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Cluster {
                 let disk_seed = seed.wrapping_add((g as u64) << 8 | id);
                 let disk = SimDisk::new(SimDiskConfig {
                     torn_tail_probability: 0.5,
+                    latency_us: spec.disk_latency_us.clone(),
                     ..SimDiskConfig::reliable(disk_seed)
                 });
                 let meta = MemMetaStore::new(disk_seed);

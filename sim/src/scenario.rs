@@ -123,7 +123,11 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     } else {
         Swarm::draw(&options.faults)
     };
-    let cluster = Cluster::start(options.spec.clone(), options.plant);
+    let spec = Spec {
+        disk_latency_us: swarm.disk_latency_us.clone(),
+        ..options.spec.clone()
+    };
+    let cluster = Cluster::start(spec, options.plant);
     let handle = cluster.handle.clone();
     let namesrv = namesrv_spec(&cluster.spec);
     let recorder = Recorder::default();

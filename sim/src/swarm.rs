@@ -99,6 +99,8 @@ pub struct Swarm {
     /// madsim's buggify on: the buggify points in `raft` (late AppendEntries, so
     /// entries commit on a bare majority; late fsync completions) fire.
     pub buggify: bool,
+    /// How long each disk operation takes, in µs (none: instant).
+    pub disk_latency_us: Option<std::ops::Range<u64>>,
 }
 
 impl Swarm {
@@ -128,6 +130,7 @@ impl Swarm {
             latency_ms: [50, 200, 800][rng.gen_range(0..3)],
             eio_probability: [0.1, 0.5, 1.0][rng.gen_range(0..3)],
             buggify: rng.gen_bool(0.5),
+            disk_latency_us: [None, Some(20..200), Some(200..2_000)][rng.gen_range(0..3)].clone(),
         }
     }
 
@@ -142,7 +145,7 @@ impl Swarm {
     pub fn describe(&self) -> String {
         let names: Vec<&str> = self.faults.iter().map(|k| k.name()).collect();
         format!(
-            "faults {} (each {}–{} ms, {}% at masters){}{}",
+            "faults {} (each {}–{} ms, {}% at masters){}{}{}",
             names.join(","),
             self.fault_ms.0,
             self.fault_ms.1,
@@ -152,7 +155,11 @@ impl Swarm {
                 (true, false) => ", consumers churn",
                 (true, true) => ", consumers churn and crash",
             },
-            if self.buggify { ", buggify" } else { "" }
+            if self.buggify { ", buggify" } else { "" },
+            match &self.disk_latency_us {
+                Some(r) => format!(", disk ops {}–{} µs", r.start, r.end),
+                None => String::new(),
+            }
         )
     }
 }

@@ -99,44 +99,36 @@ pub fn spawn_producer(
         } else {
             PLAIN_TOPIC
         };
+        // A plain producer sends bursts: one send per lane at once, each lane a process
+        // of its own in the history (sequential, as the FIFO check expects), so sends
+        // reach the master together and share Raft entries.
+        let lanes = if ordered.is_some() { 1 } else { PLAIN_BURST };
+        let lane_names: Vec<String> = match lanes {
+            1 => vec![process.clone()],
+            n => (0..n).map(|i| format!("{process}.{i}")).collect(),
+        };
         let mut seq = 0u64;
         while !stop.load(Ordering::Acquire) {
             seq += 1;
-            let value = format!("{process}-{seq}");
-            recorder.record(|h, t| h.send_invoke(t, &process, &value));
-            let message = Message::new(topic, value.clone()).with_keys([value.clone()]);
-            let result = match ordered {
-                Some(k) => {
-                    producer
-                        .send_with_selector(message, |qs| k % qs.len())
-                        .await
+            let sends = lane_names.iter().map(|lane| {
+                let (producer, recorder) = (&producer, &recorder);
+                async move {
+                    let value = format!("{lane}-{seq}");
+                    recorder.record(|h, t| h.send_invoke(t, lane, &value));
+                    let message = Message::new(topic, value.clone()).with_keys([value.clone()]);
+                    let result = match ordered {
+                        Some(k) => {
+                            producer
+                                .send_with_selector(message, |qs| k % qs.len())
+                                .await
+                        }
+                        None => producer.send(message).await,
+                    };
+                    record_send(recorder, lane, &value, result)
                 }
-                None => producer.send(message).await,
-            };
-            let acked = match result {
-                Ok(r) if r.status == SendStatus::Ok => {
-                    let node = r
-                        .offset_msg_id
-                        .parse::<proto::MessageId>()
-                        .ok()
-                        .map(|id| id.store_host.to_string());
-                    recorder.record(|h, t| {
-                        let q = queue_ref(&r.queue);
-                        h.send_ok_by(t, &process, &value, q, r.queue_offset, node.as_deref())
-                    });
-                    true
-                }
-                Ok(r) => {
-                    let status = format!("{:?}", r.status);
-                    recorder.record(|h, t| h.send_info(t, &process, &value, &status));
-                    false
-                }
-                Err(e) => {
-                    recorder.record(|h, t| h.send_info(t, &process, &value, &e.to_string()));
-                    false
-                }
-            };
-            let pause_ms = if acked {
+            });
+            let acked = futures::future::join_all(sends).await;
+            let pause_ms = if acked.iter().all(|a| *a) {
                 madsim::rand::thread_rng().gen_range(10..60)
             } else {
                 200
@@ -145,6 +137,41 @@ pub fn spawn_producer(
         }
     });
     (node, task)
+}
+
+/// Concurrent sends per burst of a plain producer.
+const PLAIN_BURST: usize = 3;
+
+/// Records how a send ended; true when it was acknowledged.
+fn record_send(
+    recorder: &Recorder,
+    process: &str,
+    value: &str,
+    result: client::Result<client::SendResult>,
+) -> bool {
+    match result {
+        Ok(r) if r.status == SendStatus::Ok => {
+            let node = r
+                .offset_msg_id
+                .parse::<proto::MessageId>()
+                .ok()
+                .map(|id| id.store_host.to_string());
+            recorder.record(|h, t| {
+                let q = queue_ref(&r.queue);
+                h.send_ok_by(t, process, value, q, r.queue_offset, node.as_deref())
+            });
+            true
+        }
+        Ok(r) => {
+            let status = format!("{:?}", r.status);
+            recorder.record(|h, t| h.send_info(t, process, value, &status));
+            false
+        }
+        Err(e) => {
+            recorder.record(|h, t| h.send_info(t, process, value, &e.to_string()));
+            false
+        }
+    }
 }
 
 /// A push consumer on its own host, which the nemesis can crash (`Handle::kill`), stop

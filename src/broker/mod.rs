@@ -17,6 +17,7 @@ pub mod consumers;
 pub mod locks;
 mod membership;
 mod offsets;
+mod proposer;
 mod pull;
 mod register;
 pub mod replica;

@@ -20,18 +20,20 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use proto::net::server::Shutdown;
 use proto::remoting::body::GroupStatus;
-use raft::log_store::{LogStore, TicketResult};
+use raft::log_store::LogStore;
 use raft::state_machine::GroupMachine;
 use raft::transport::{self, TcpNetwork};
 use raft::types::{GroupRaft, GroupRequest, GroupResponse};
 use store::{Disk, MessageStore, PutResult};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::proposer::{Part, Proposer, NOT_MASTER};
 use crate::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
 
 /// Why a replicated write was not acknowledged.
@@ -45,6 +47,10 @@ pub enum WriteError {
         timeout_ms: u64,
         landed: Vec<PutResult>,
     },
+    /// `ack = leader`: the master's log has the messages (`landed`), but by then the
+    /// master had not heard from a quorum within its lease, so another master may
+    /// have been elected without them: the outcome is unknown.
+    LeaseExpired { landed: Vec<PutResult> },
     /// The write failed and did not take effect.
     Failed(String),
 }
@@ -62,6 +68,11 @@ impl std::fmt::Display for WriteError {
                 f,
                 "not acknowledged within {timeout_ms} ms; the write may still take effect"
             ),
+            WriteError::LeaseExpired { .. } => write!(
+                f,
+                "stored on this master, but its lease expired before the acknowledgement \
+                 (no quorum heard within election_timeout_max_ms); the write may be lost"
+            ),
             WriteError::Failed(e) => write!(f, "write failed: {e}"),
         }
     }
@@ -75,6 +86,8 @@ pub struct Replica<D: Disk> {
     raft: Raft<GroupRaft>,
     log: LogStore<D>,
     machine: GroupMachine<D>,
+    /// Packs this replica's sends into entries while it is master.
+    proposer: Proposer,
     /// Leadership confirmed by a quorum (see `confirm_role`): what name servers hear.
     confirmed_master: AtomicBool,
     /// The term that leadership was confirmed in: what a master registration carries, so
@@ -87,9 +100,6 @@ pub struct Replica<D: Disk> {
 }
 
 type Metrics = RaftMetrics<u64, BasicNode>;
-
-/// A cancelled ticket's reason when the proposer turned out not to be the master.
-const NOT_MASTER: &str = "not master";
 
 impl<D: Disk> Replica<D> {
     /// Starts Raft on `store` (opened replicated), serves the replica port on
@@ -115,6 +125,7 @@ impl<D: Disk> Replica<D> {
             ..openraft::Config::default()
         }
         .validate()?;
+        let entry_bytes_max = store.entry_size_max();
         let log = LogStore::open(store.clone(), disk.clone())
             .await
             .map_err(|e| anyhow::anyhow!("open the Raft log: {e}"))?;
@@ -134,6 +145,12 @@ impl<D: Disk> Replica<D> {
             .await
             .map_err(|e| anyhow::anyhow!("bind the replica port {bind}: {e}"))?;
         tracing::info!(replica = settings.replica_id, %bound, election = ?settings.election, ack = ?settings.ack, "replica port serving");
+        let proposer = Proposer::start(
+            raft.clone(),
+            log.clone(),
+            entry_bytes_max,
+            Duration::from_millis(settings.write_timeout_ms),
+        );
         let replica = Arc::new(Replica {
             id: settings.replica_id,
             settings,
@@ -141,6 +158,7 @@ impl<D: Disk> Replica<D> {
             raft,
             log,
             machine,
+            proposer,
             confirmed_master: AtomicBool::new(false),
             confirmed_term: AtomicU64::new(0),
             // The Jepsen harness plants the bug in real broker processes this way.
@@ -334,18 +352,19 @@ impl<D: Disk> Replica<D> {
         if !self.within_lease() {
             return Err(WriteError::NotMaster { master: None });
         }
-        let mut landed = Vec::with_capacity(messages.len());
-        let mut proposals = Vec::with_capacity(messages.len());
-        for bytes in messages {
-            let (ticket, rx) = self.log.ticket();
-            landed.push(rx);
-            proposals.push((ticket, bytes));
-        }
-        let committed = self.propose(proposals);
+        let parts = self.proposer.propose(messages).await?;
         let acked = tokio::time::timeout(self.timeout(), async {
             match self.ack_mode() {
-                AckMode::Leader => self.wait_landed(&mut landed).await,
-                AckMode::Quorum => self.wait_committed(committed).await,
+                AckMode::Leader => self.wait_landed(&parts).await.and_then(|landed| {
+                    // The lease is judged again when the answer goes out: the entry may
+                    // have waited (behind earlier entries and a slow fsync) while this
+                    // master was cut off and another was elected.
+                    match self.within_lease() {
+                        true => Ok(landed),
+                        false => Err(WriteError::LeaseExpired { landed }),
+                    }
+                }),
+                AckMode::Quorum => self.wait_committed(&parts).await,
             }
         })
         .await;
@@ -359,9 +378,12 @@ impl<D: Disk> Replica<D> {
             // unknown, not failed (RocketMQ's FLUSH_SLAVE_TIMEOUT).
             Err(_) => Err(WriteError::Timeout {
                 timeout_ms: self.settings.write_timeout_ms,
-                landed: landed
-                    .iter_mut()
-                    .map_while(|rx| rx.try_recv().ok()?.ok())
+                landed: parts
+                    .iter()
+                    .map_while(|p| {
+                        Some(p.landed.clone().now_or_never()?.ok()?[p.range.clone()].to_vec())
+                    })
+                    .flatten()
                     .collect(),
             }),
         }
@@ -388,39 +410,6 @@ impl<D: Disk> Replica<D> {
             .is_some_and(|ms| ms <= self.settings.election_timeout_max_ms)
     }
 
-    /// Proposes every message in order from one task (proposals enter openraft's queue
-    /// in the order `join_all` first polls them, so a batch keeps its order in the log).
-    fn propose(
-        &self,
-        proposals: Vec<(u64, Bytes)>,
-    ) -> JoinHandle<Vec<Result<GroupResponse, WriteError>>> {
-        let raft = self.raft.clone();
-        let log = self.log.clone();
-        tokio::spawn(async move {
-            let writes = proposals.into_iter().map(|(ticket, bytes)| {
-                let (raft, log) = (raft.clone(), log.clone());
-                async move {
-                    let request = GroupRequest::Message {
-                        bytes,
-                        ticket: Some(ticket),
-                    };
-                    match raft.client_write(request).await {
-                        Ok(response) => Ok(response.data),
-                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                            log.cancel_ticket(ticket, NOT_MASTER.into());
-                            Err(WriteError::NotMaster { master: None })
-                        }
-                        Err(e) => {
-                            log.cancel_ticket(ticket, e.to_string());
-                            Err(WriteError::Failed(e.to_string()))
-                        }
-                    }
-                }
-            });
-            futures::future::join_all(writes).await
-        })
-    }
-
     #[cfg(not(feature = "fault-injection"))]
     fn ack_mode(&self) -> AckMode {
         self.settings.ack
@@ -441,41 +430,36 @@ impl<D: Disk> Replica<D> {
         self.ack_before_quorum.store(true, Ordering::Relaxed);
     }
 
-    async fn wait_landed(
-        &self,
-        landed: &mut [oneshot::Receiver<TicketResult>],
-    ) -> Result<Vec<PutResult>, WriteError> {
-        let mut puts = Vec::with_capacity(landed.len());
-        for rx in landed {
-            match rx.await {
-                Ok(Ok(put)) => puts.push(put),
-                Ok(Err(e)) if e == NOT_MASTER => return Err(self.not_master()),
-                Ok(Err(e)) => return Err(WriteError::Failed(e)),
-                Err(_) => return Err(WriteError::Failed("the proposal was dropped".into())),
+    async fn wait_landed(&self, parts: &[Part]) -> Result<Vec<PutResult>, WriteError> {
+        let mut puts = Vec::new();
+        for part in parts {
+            match part.landed.clone().await {
+                Ok(landed) => puts.extend_from_slice(&landed[part.range.clone()]),
+                Err(e) if e == NOT_MASTER => return Err(self.not_master()),
+                Err(e) => return Err(WriteError::Failed(e)),
             }
         }
         Ok(puts)
     }
 
-    async fn wait_committed(
-        &self,
-        committed: JoinHandle<Vec<Result<GroupResponse, WriteError>>>,
-    ) -> Result<Vec<PutResult>, WriteError> {
-        let responses = committed
-            .await
-            .map_err(|e| WriteError::Failed(format!("proposer task: {e}")))?;
-        let mut puts = Vec::with_capacity(responses.len());
+    async fn wait_committed(&self, parts: &[Part]) -> Result<Vec<PutResult>, WriteError> {
+        let mut puts = Vec::new();
         let mut last_index = 0;
-        for response in responses {
-            let response = match response {
+        for part in parts {
+            let response = match part.committed.clone().await {
                 Err(WriteError::NotMaster { .. }) => return Err(self.not_master()),
                 other => other?,
             };
-            let stored = response
-                .stored
-                .ok_or_else(|| WriteError::Failed("a message entry stored nothing".into()))?;
+            let stored = response.stored.get(part.range.clone()).ok_or_else(|| {
+                WriteError::Failed(format!(
+                    "entry {} stored {} messages, {:?} were proposed in it",
+                    response.index,
+                    response.stored.len(),
+                    part.range
+                ))
+            })?;
+            puts.extend(stored.iter().copied().map(put_result));
             last_index = response.index;
-            puts.push(put_result(stored));
         }
         if self.settings.election == Election::Fixed {
             self.wait_learners(last_index).await?;

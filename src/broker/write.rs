@@ -42,8 +42,9 @@ impl From<StoreError> for PutError {
 ///
 /// - not the master: SERVICE_NOT_AVAILABLE, naming the master in the remark and in
 ///   `masterAddr` (clients re-route and retry);
-/// - no acknowledgement in time: FLUSH_SLAVE_TIMEOUT, RocketMQ's "stored on the master,
-///   not confirmed by the slaves": the outcome is unknown, and the message ids are given
+/// - no acknowledgement in time, or (`ack = leader`) a master whose lease ran out before
+///   it could answer: FLUSH_SLAVE_TIMEOUT, RocketMQ's "stored on the master, not
+///   confirmed by the slaves": the outcome is unknown, and the message ids are given
 ///   when the master's log has the messages.
 pub(super) fn put_error(req: &RemotingCommand, e: &PutError) -> RemotingCommand {
     match e {
@@ -59,7 +60,9 @@ pub(super) fn put_error(req: &RemotingCommand, e: &PutError) -> RemotingCommand 
                 None => response,
             }
         }
-        PutError::Replica(WriteError::Timeout { landed, .. }) => {
+        PutError::Replica(
+            WriteError::Timeout { landed, .. } | WriteError::LeaseExpired { landed },
+        ) => {
             let response = RemotingCommand::response_to(
                 req,
                 response::FLUSH_SLAVE_TIMEOUT,

@@ -11,7 +11,7 @@
 //!      4    4 size       whole record, header included
 //!      8    4 crc32c     CRC32C of bytes [12, size)
 //!     12    1 kind       1 = message, 2 = end of segment, 3 = control
-//!     13    1 flags      0
+//!     13    1 flags      bit 0 CONTINUED: the Raft entry goes on in the next record
 //!     14    2 leader     Raft node id of the leader that created the entry (openraft's
 //!                        leader id is (term, node)); 0 outside Raft
 //!     16    8 term       Raft term; 0 outside Raft
@@ -25,6 +25,13 @@
 //! All integers are big-endian, like the message inside. A record never spans two
 //! segments: when the next record does not fit, the writer closes the segment with an
 //! end-of-segment record (RocketMQ writes a BLANK message for the same purpose).
+//!
+//! One Raft entry may carry several messages (the master packs concurrent sends into
+//! one entry, so one fsync and one replication round serve them all): they are
+//! consecutive message records with the entry's log id, every one but the last flagged
+//! CONTINUED. Each message keeps a record of its own, so ConsumeQueues, reads by offset
+//! and CRC checks are the same as for a lone message. An entry never spans segments,
+//! and recovery keeps an entry whole or not at all.
 
 /// "RMQ1".
 pub const RECORD_MAGIC: u32 = 0x524D_5131;
@@ -36,6 +43,8 @@ pub const END_PAYLOAD_SIZE: usize = 8;
 pub const END_RECORD_SIZE: usize = RECORD_HEADER_SIZE + END_PAYLOAD_SIZE;
 
 const _: () = assert!(RECORD_HEADER_SIZE == 4 + 4 + 4 + 1 + 1 + 2 + 8 + 8);
+/// Flag: the Raft entry this record belongs to goes on in the next record.
+pub const FLAG_CONTINUED: u8 = 1;
 
 /// The Raft log id a record carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +79,8 @@ impl RecordKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
     pub kind: RecordKind,
+    /// The record's Raft entry goes on in the next record ([`FLAG_CONTINUED`]).
+    pub continued: bool,
     pub size: u32,
     pub term: u64,
     pub leader: u16,
@@ -133,8 +144,19 @@ pub fn decode(bytes: &[u8], size_max: usize) -> Decoded {
             reason: format!("end-of-segment record of size {size}"),
         };
     }
+    let flags = bytes[13];
+    let continued = match (flags, kind) {
+        (0, _) => false,
+        (FLAG_CONTINUED, RecordKind::Message) => true,
+        _ => {
+            return Decoded::Corrupt {
+                reason: format!("flags {flags:#04x} on a {kind:?} record"),
+            }
+        }
+    };
     Decoded::Record(RecordHeader {
         kind,
+        continued,
         size: size as u32,
         term: be_u64(bytes, 16),
         leader: u16::from_be_bytes([bytes[14], bytes[15]]),
@@ -145,12 +167,28 @@ pub fn decode(bytes: &[u8], size_max: usize) -> Decoded {
 /// Appends a header with a zero CRC for a payload of `payload_size`; the caller writes
 /// the payload right after and then calls [`seal`]. Returns the record's start in `out`.
 pub fn begin(out: &mut Vec<u8>, kind: RecordKind, payload_size: usize, at: LogPosition) -> usize {
+    begin_part(out, kind, false, payload_size, at)
+}
+
+/// [`begin`] for a record of a Raft entry that may go on in the next record.
+pub fn begin_part(
+    out: &mut Vec<u8>,
+    kind: RecordKind,
+    continued: bool,
+    payload_size: usize,
+    at: LogPosition,
+) -> usize {
+    assert!(
+        !continued || kind == RecordKind::Message,
+        "only message records continue an entry"
+    );
     let start = out.len();
     let size = u32::try_from(RECORD_HEADER_SIZE + payload_size).expect("record size fits u32");
     out.extend_from_slice(&RECORD_MAGIC.to_be_bytes());
     out.extend_from_slice(&size.to_be_bytes());
     out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&[kind as u8, 0]);
+    let flags = if continued { FLAG_CONTINUED } else { 0 };
+    out.extend_from_slice(&[kind as u8, flags]);
     out.extend_from_slice(&at.leader.to_be_bytes());
     out.extend_from_slice(&at.term.to_be_bytes());
     out.extend_from_slice(&at.index.to_be_bytes());
@@ -222,6 +260,7 @@ mod tests {
             h,
             RecordHeader {
                 kind: RecordKind::Message,
+                continued: false,
                 size: 39,
                 term: 3,
                 leader: 2,
@@ -267,6 +306,21 @@ mod tests {
             );
         }
         assert!(matches!(decode(&r, 38), Decoded::Corrupt { .. }));
+        // Unknown flags, and CONTINUED on anything but a message, are corrupt.
+        let mut out = Vec::new();
+        let at = LogPosition::default();
+        let start = begin_part(&mut out, RecordKind::Message, true, 3, at);
+        out.extend_from_slice(b"abc");
+        seal(&mut out, start);
+        assert!(matches!(decode(&out, 1 << 20), Decoded::Record(h) if h.continued));
+        for (kind, flags) in [(RecordKind::Message, 2u8), (RecordKind::Control, 1)] {
+            let mut bad = out.clone();
+            bad[12] = kind as u8;
+            bad[13] = flags;
+            let crc = crc32c::crc32c(&bad[CRC_FROM..]);
+            bad[8..12].copy_from_slice(&crc.to_be_bytes());
+            assert!(matches!(decode(&bad, 1 << 20), Decoded::Corrupt { .. }));
+        }
         assert!(matches!(
             decode(&[0u8; 64], 1 << 20),
             Decoded::Corrupt { .. }

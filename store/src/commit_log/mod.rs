@@ -52,6 +52,11 @@ pub trait RecordPayload {
     fn log_id(&self) -> Option<LogPosition> {
         None
     }
+    /// Whether the record's Raft entry goes on in the next payload (same log id). An
+    /// entry is kept within one segment, and an append never ends inside one.
+    fn continued(&self) -> bool {
+        false
+    }
 }
 
 /// Where one appended record landed.
@@ -152,9 +157,19 @@ impl<D: Disk> CommitLog<D> {
         self.writer.lock().await.last_index
     }
 
+    /// The most bytes of records one Raft entry may take: it must fit in a segment
+    /// beside the end-of-segment record.
+    pub fn entry_size_max(&self) -> u64 {
+        self.segment_size - END_RECORD_SIZE as u64
+    }
+
     /// Appends one record per payload, in order, with one disk write per touched
     /// segment. Not durable until [`CommitLog::sync`] reaches `end_offset`.
     pub async fn append<P: RecordPayload>(&self, payloads: &[P]) -> Result<Appended> {
+        assert!(
+            payloads.last().is_none_or(|p| !p.continued()),
+            "an append must not end inside a Raft entry"
+        );
         let mut writer = self.writer.lock().await;
         let writer = &mut *writer;
         let mut pos = self.write_offset();
@@ -166,14 +181,33 @@ impl<D: Disk> CommitLog<D> {
             writer.active_open = true;
             writer.active_max_timestamp_ms = i64::MIN;
         }
-        for payload in payloads {
+        // Whether the previous payload's entry goes on in this one.
+        let mut in_entry = false;
+        let mut entry_starts = Vec::new();
+        for (i, payload) in payloads.iter().enumerate() {
             let size = RECORD_HEADER_SIZE + payload.payload_size();
             assert!(
                 size <= self.record_size_max,
                 "caller must reject records over record_size_max"
             );
+            // An entry's records stay in one segment: room is judged for all of them.
+            let entry_size = if in_entry {
+                0
+            } else {
+                let more = payloads[i..].iter().position(|p| !p.continued());
+                let parts = &payloads[i..=i + more.expect("an entry ends in its append")];
+                let entry_size: usize = parts
+                    .iter()
+                    .map(|p| RECORD_HEADER_SIZE + p.payload_size())
+                    .sum();
+                assert!(
+                    entry_size as u64 <= self.entry_size_max(),
+                    "caller must keep an entry within entry_size_max"
+                );
+                entry_size
+            };
             let segment_end = self.segment_base(pos) + self.segment_size;
-            if pos + (size + END_RECORD_SIZE) as u64 > segment_end {
+            if !in_entry && pos + (entry_size + END_RECORD_SIZE) as u64 > segment_end {
                 let last = LogPosition {
                     term: writer.term,
                     leader: writer.leader,
@@ -190,6 +224,14 @@ impl<D: Disk> CommitLog<D> {
                 writer.active_max_timestamp_ms = i64::MIN;
             }
             let at = match payload.log_id() {
+                Some(at) if in_entry => {
+                    assert_eq!(
+                        (at.index, at.term, at.leader),
+                        (writer.last_index, writer.term, writer.leader),
+                        "an entry's records share its log id"
+                    );
+                    at
+                }
                 Some(at) => {
                     assert_eq!(
                         at.index,
@@ -208,7 +250,17 @@ impl<D: Disk> CommitLog<D> {
             writer.last_index = at.index;
             writer.term = at.term;
             writer.leader = at.leader;
-            let start = record::begin(&mut writer.buf, payload.kind(), payload.payload_size(), at);
+            let start = record::begin_part(
+                &mut writer.buf,
+                payload.kind(),
+                payload.continued(),
+                payload.payload_size(),
+                at,
+            );
+            if !in_entry {
+                entry_starts.push((pos, at));
+            }
+            in_entry = payload.continued();
             let payload_offset = pos + RECORD_HEADER_SIZE as u64;
             payload.encode_payload(payload_offset, &mut writer.buf);
             record::seal(&mut writer.buf, start);
@@ -228,8 +280,8 @@ impl<D: Disk> CommitLog<D> {
         assert_eq!(pos, batch_start + writer.buf.len() as u64);
         {
             let mut tail = self.tail.lock().expect("tail lock poisoned");
-            for r in &records {
-                tail.push(r.payload_offset - RECORD_HEADER_SIZE as u64, r.at);
+            for (offset, at) in entry_starts {
+                tail.push(offset, at);
             }
         }
         self.write_offset.store(pos, Ordering::Release);

@@ -2,33 +2,49 @@
 //! tail. Appends with explicit `(term, index)` go through [`CommitLog::append`] (see
 //! `RecordPayload::log_id`); this module adds what Raft needs beyond appending.
 //!
-//! Every record of kind message or control takes one index, end-of-segment records take
-//! none, so the record with index `i` is the Raft entry with index `i`.
+//! Every Raft entry takes one index: a control record, or one or more consecutive
+//! message records with the same log id (all but the last flagged CONTINUED).
+//! End-of-segment records take none. So the records with index `i` are Raft entry `i`.
 
 use super::*;
 
-/// One record read back by index.
+/// One entry read back by index: the header of its first record, and the payload of
+/// each of its records.
 #[derive(Clone, Debug)]
 pub struct LogRecordRead {
     pub header: RecordHeader,
-    /// CommitLog offset of the payload's first byte.
-    pub payload_offset: u64,
-    pub payload: Bytes,
+    pub payloads: Vec<Bytes>,
+}
+
+/// Drops a last entry read only in part (its records run past what was read).
+fn whole_entries(mut entries: Vec<LogRecordRead>) -> Vec<LogRecordRead> {
+    if entries.last().is_some_and(|e| e.header.continued) {
+        entries.pop();
+    }
+    entries
 }
 
 impl<D: Disk> CommitLog<D> {
-    /// Size of the (already validated) record starting at `offset`.
-    async fn record_size_at(&self, offset: u64) -> Result<u64> {
+    /// Where the (already validated) entry whose first record starts at `offset` ends:
+    /// after its last record.
+    async fn entry_end_at(&self, offset: u64) -> Result<u64> {
         let segment = self
             .segment_at(offset)
             .expect("a located record has a segment");
-        let mut header = [0u8; RECORD_HEADER_SIZE];
-        read_exact_at(&segment.file, offset - segment.base, &mut header)
-            .await
-            .context(|| format!("read {} at {offset}", segment_name(segment.base)))?;
-        Ok(u64::from(u32::from_be_bytes(
-            header[4..8].try_into().expect("4 bytes"),
-        )))
+        let mut reader = SegmentReader::starting_at(&segment, self.record_size_max, offset);
+        loop {
+            match reader.next().await? {
+                Step::Record { header, .. } if !header.continued => return Ok(reader.position()),
+                Step::Record { .. } => {}
+                Step::Eof { offset } | Step::Invalid { offset, .. } => {
+                    return Err(StoreError::Corrupt {
+                        file: segment_name(segment.base),
+                        offset,
+                        reason: "an entry ends before its last record".into(),
+                    })
+                }
+            }
+        }
     }
 
     /// Log id of the last record; index 0 for an empty log.
@@ -135,7 +151,7 @@ impl<D: Disk> CommitLog<D> {
             loop {
                 let (header, offset) = match reader.next().await? {
                     Step::Record { header, offset } if offset < end => (header, offset),
-                    Step::Record { .. } | Step::Eof { .. } => return Ok(out),
+                    Step::Record { .. } | Step::Eof { .. } => return Ok(whole_entries(out)),
                     Step::Invalid { offset, reason } => {
                         return Err(StoreError::Corrupt {
                             file: segment_name(segment.base),
@@ -148,26 +164,44 @@ impl<D: Disk> CommitLog<D> {
                     pos = segment.base + self.segment_size;
                     break;
                 }
-                if header.index != expected {
+                let payload = Bytes::copy_from_slice(reader.payload(offset, &header));
+                bytes += header.size as usize;
+                // A later record of the entry being read.
+                if let Some(entry) = out.last_mut().filter(|e| e.header.continued) {
+                    if (header.index, header.term) != (entry.header.index, entry.header.term) {
+                        return Err(StoreError::Corrupt {
+                            file: segment_name(segment.base),
+                            offset,
+                            reason: format!(
+                                "record of entry {} inside entry {}",
+                                header.index, entry.header.index
+                            ),
+                        });
+                    }
+                    entry.payloads.push(payload);
+                    entry.header.continued = header.continued;
+                } else if header.index != expected {
                     return Err(StoreError::Corrupt {
                         file: segment_name(segment.base),
                         offset,
                         reason: format!("record index {} where {expected} belongs", header.index),
                     });
+                } else {
+                    out.push(LogRecordRead {
+                        header,
+                        payloads: vec![payload],
+                    });
                 }
-                out.push(LogRecordRead {
-                    header,
-                    payload_offset: offset + RECORD_HEADER_SIZE as u64,
-                    payload: Bytes::copy_from_slice(reader.payload(offset, &header)),
-                });
+                if header.continued {
+                    continue;
+                }
                 expected += 1;
-                bytes += header.size as usize;
                 if expected >= to || bytes >= max_bytes {
                     return Ok(out);
                 }
             }
         }
-        Ok(out)
+        Ok(whole_entries(out))
     }
 
     /// Where `truncate_from(index)` would cut the log (`None`: no entry `index`), so a
@@ -186,7 +220,7 @@ impl<D: Disk> CommitLog<D> {
             return Ok(None);
         };
         Ok(Some(match self.locate(index - 1, last_index).await? {
-            Some((prev_offset, at)) => (prev_offset + self.record_size_at(prev_offset).await?, at),
+            Some((prev_offset, at)) => (self.entry_end_at(prev_offset).await?, at),
             None => (start, LogPosition::default()),
         }))
     }

@@ -24,6 +24,7 @@ impl<D: Disk> CommitLog<D> {
             end: 0,
             closed: false,
             tail: TailMap::default(),
+            open_entry: None,
         };
         if let Some(last) = segments.last() {
             recovery.end = last.base;
@@ -225,8 +226,35 @@ struct Recovery {
     leader: u16,
     end: u64,
     closed: bool,
-    /// Start offsets of the records scanned.
+    /// Start offsets of the entries scanned.
     tail: TailMap,
+    /// The entry whose records are being read, when its last record is still to come.
+    open_entry: Option<OpenEntry>,
+}
+
+/// An entry of several records, not yet read to its end.
+struct OpenEntry {
+    /// Offset of its first record: where the log ends if the rest is missing.
+    offset: u64,
+    /// What recovery knew before the entry.
+    last_index: Option<u64>,
+    term: u64,
+    leader: u16,
+}
+
+impl Recovery {
+    /// Drops an entry whose last record never made it (a torn append): entries are kept
+    /// whole or not at all. Returns where the log now ends.
+    fn abandon_open_entry(&mut self) -> Option<u64> {
+        let open = self.open_entry.take()?;
+        if let Some(index) = self.last_index {
+            self.tail.truncate_from(index);
+        }
+        self.last_index = open.last_index;
+        self.term = open.term;
+        self.leader = open.leader;
+        Some(open.offset)
+    }
 }
 
 enum SegmentEnd {
@@ -244,23 +272,44 @@ async fn scan_segment<F: DiskFile>(
     loop {
         let (header, offset) = match reader.next().await? {
             Step::Record { header, offset } => (header, offset),
-            Step::Eof { offset } => return Ok(SegmentEnd::Eof { offset }),
-            Step::Invalid { offset, reason } => return Ok(SegmentEnd::Invalid { offset, reason }),
+            Step::Eof { offset } => {
+                return Ok(match recovery.abandon_open_entry() {
+                    Some(offset) => SegmentEnd::Invalid {
+                        offset,
+                        reason: "the last entry ends before its final record".into(),
+                    },
+                    None => SegmentEnd::Eof { offset },
+                })
+            }
+            Step::Invalid { offset, reason } => {
+                let offset = recovery.abandon_open_entry().unwrap_or(offset);
+                return Ok(SegmentEnd::Invalid { offset, reason });
+            }
         };
-        let invalid = |reason: String| Ok(SegmentEnd::Invalid { offset, reason });
+        let invalid = |recovery: &mut Recovery, reason: String| {
+            let offset = recovery.abandon_open_entry().unwrap_or(offset);
+            Ok(SegmentEnd::Invalid { offset, reason })
+        };
         if header.term < recovery.term {
-            return invalid(format!("term {} after term {}", header.term, recovery.term));
+            let reason = format!("term {} after term {}", header.term, recovery.term);
+            return invalid(recovery, reason);
         }
         match header.kind {
+            RecordKind::EndOfSegment if recovery.open_entry.is_some() => {
+                return invalid(recovery, "an entry's records end the segment".into());
+            }
             RecordKind::EndOfSegment => {
                 if recovery.last_index.is_some_and(|last| header.index != last) {
-                    return invalid(format!(
-                        "end record names index {} after index {:?}",
-                        header.index, recovery.last_index
-                    ));
+                    return invalid(
+                        recovery,
+                        format!(
+                            "end record names index {} after index {:?}",
+                            header.index, recovery.last_index
+                        ),
+                    );
                 }
                 if reader.position() != segment.base + segment.file.len() {
-                    return invalid("bytes follow the end-of-segment record".to_string());
+                    return invalid(recovery, "bytes follow the end-of-segment record".into());
                 }
                 let payload = reader.payload(offset, &header);
                 let max_store_timestamp_ms =
@@ -270,14 +319,27 @@ async fn scan_segment<F: DiskFile>(
                 });
             }
             RecordKind::Message | RecordKind::Control => {
-                if recovery
-                    .last_index
-                    .is_some_and(|last| header.index != last + 1)
+                let continues = recovery.open_entry.is_some();
+                if continues
+                    && (Some(header.index), header.term, header.leader)
+                        != (recovery.last_index, recovery.term, recovery.leader)
                 {
-                    return invalid(format!(
+                    let reason = format!(
+                        "record of entry {} (term {}) inside entry {:?} (term {})",
+                        header.index, header.term, recovery.last_index, recovery.term
+                    );
+                    return invalid(recovery, reason);
+                }
+                if !continues
+                    && recovery
+                        .last_index
+                        .is_some_and(|last| header.index != last + 1)
+                {
+                    let reason = format!(
                         "record index {} after index {:?}",
                         header.index, recovery.last_index
-                    ));
+                    );
+                    return invalid(recovery, reason);
                 }
                 let payload_offset = offset + RECORD_HEADER_SIZE as u64;
                 let payload = reader.payload(offset, &header);
@@ -285,12 +347,23 @@ async fn scan_segment<F: DiskFile>(
                     _ if header.kind == RecordKind::Control => {}
                     Ok(m) if m.physical_offset() == payload_offset => {}
                     Ok(m) => {
-                        return invalid(format!(
+                        let reason = format!(
                             "message names physical offset {} at {payload_offset}",
                             m.physical_offset()
-                        ))
+                        );
+                        return invalid(recovery, reason);
                     }
-                    Err(e) => return invalid(format!("message layout: {e}")),
+                    Err(e) => return invalid(recovery, format!("message layout: {e}")),
+                }
+                if !continues && header.continued {
+                    recovery.open_entry = Some(OpenEntry {
+                        offset,
+                        last_index: recovery.last_index,
+                        term: recovery.term,
+                        leader: recovery.leader,
+                    });
+                } else if !header.continued {
+                    recovery.open_entry = None;
                 }
                 recovery.last_index = Some(header.index);
                 recovery.term = header.term;
@@ -300,7 +373,9 @@ async fn scan_segment<F: DiskFile>(
                     leader: header.leader,
                     index: header.index,
                 };
-                recovery.tail.push(offset, at);
+                if !continues {
+                    recovery.tail.push(offset, at);
+                }
             }
         }
     }

@@ -1,9 +1,10 @@
 //! A store that Raft drives: the CommitLog *is* the Raft log, as in RocketMQ's DLedger
 //! CommitLog, so a message is written once per replica.
 //!
-//! Each Raft entry is one CommitLog record whose header carries the entry's term and
-//! index: a message entry is a message record in RocketMQ's layout, any other entry
-//! (blank, membership, consumer offsets) a control record the store does not read.
+//! Each Raft entry is stored as CommitLog records whose headers carry the entry's term
+//! and index: a message entry as one message record in RocketMQ's layout per message it
+//! carries (the master packs concurrent sends into one entry), any other entry (blank,
+//! membership, consumer offsets) as a control record the store does not read.
 //! Replicas append the same records in the same order into segments of the same size,
 //! so a message has the same physical offset, queue offset and bytes on every replica.
 //!
@@ -38,10 +39,13 @@ use crate::record::{LogPosition, RecordKind};
 /// What one Raft entry stores.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogPayload {
-    /// A message in the stored layout. `assigned` is false for a message new to the log
-    /// (the leader's own entry), whose queue and physical offsets are filled in here;
-    /// true for one read back from a log, whose offsets are checked instead.
-    Message { bytes: Bytes, assigned: bool },
+    /// Messages (at least one) in the stored layout. `assigned` is false for messages
+    /// new to the log (the leader's own entry), whose queue and physical offsets are
+    /// filled in here; true for ones read back from a log, whose offsets are checked.
+    Messages {
+        messages: Vec<Bytes>,
+        assigned: bool,
+    },
     /// Any other entry, opaque to the store.
     Control(Bytes),
 }
@@ -58,38 +62,39 @@ pub struct LogRecord {
 
 #[derive(Clone, Debug)]
 pub struct LogAppended {
-    /// Per record: where its message landed, `None` for a control record.
-    pub puts: Vec<Option<PutResult>>,
+    /// Per entry: where its messages landed (none for a control entry).
+    pub puts: Vec<Vec<PutResult>>,
     /// CommitLog offset after the append: durable once the flushed offset reaches it.
     pub end_offset: u64,
 }
 
-/// A record as the CommitLog writes it.
+/// A record as the CommitLog writes it: a control entry, or one message of an entry.
 struct Encoded<'a> {
     record: &'a LogRecord,
+    bytes: &'a Bytes,
     /// For a message: the message, parsed once, and its queue offset.
     message: Option<(MessageRef<'a>, u64)>,
+    /// More messages of the same entry follow.
+    continued: bool,
 }
 
 impl RecordPayload for Encoded<'_> {
     fn payload_size(&self) -> usize {
-        match &self.record.payload {
-            LogPayload::Message { bytes, .. } | LogPayload::Control(bytes) => bytes.len(),
-        }
+        self.bytes.len()
     }
 
     fn encode_payload(&self, payload_offset: u64, out: &mut Vec<u8>) {
         let start = out.len();
-        match &self.record.payload {
-            LogPayload::Message { bytes, .. } => {
-                out.extend_from_slice(bytes);
-                let (_, queue_offset) = self.message.expect("a message has a queue offset");
-                let at = |field: usize| start + field..start + field + 8;
-                out[at(OFFSET_QUEUE_OFFSET)].copy_from_slice(&queue_offset.to_be_bytes());
-                out[at(OFFSET_PHYSICAL_OFFSET)].copy_from_slice(&payload_offset.to_be_bytes());
-            }
-            LogPayload::Control(bytes) => out.extend_from_slice(bytes),
+        out.extend_from_slice(self.bytes);
+        if let Some((_, queue_offset)) = self.message {
+            let at = |field: usize| start + field..start + field + 8;
+            out[at(OFFSET_QUEUE_OFFSET)].copy_from_slice(&queue_offset.to_be_bytes());
+            out[at(OFFSET_PHYSICAL_OFFSET)].copy_from_slice(&payload_offset.to_be_bytes());
         }
+    }
+
+    fn continued(&self) -> bool {
+        self.continued
     }
 
     fn store_timestamp_ms(&self) -> i64 {
@@ -98,9 +103,9 @@ impl RecordPayload for Encoded<'_> {
     }
 
     fn kind(&self) -> RecordKind {
-        match self.record.payload {
-            LogPayload::Message { .. } => RecordKind::Message,
-            LogPayload::Control(_) => RecordKind::Control,
+        match self.message {
+            Some(_) => RecordKind::Message,
+            None => RecordKind::Control,
         }
     }
 
@@ -137,41 +142,69 @@ impl<D: Disk> MessageStore<D> {
         }
         let mut next_queue_offset: BTreeMap<QueueKey, u64> = BTreeMap::new();
         let mut encoded = Vec::with_capacity(records.len());
+        let mut entry_bytes = 0u64;
         for record in &records {
-            let LogPayload::Message { bytes, assigned } = &record.payload else {
+            let (messages, assigned) = match &record.payload {
+                LogPayload::Control(bytes) => {
+                    encoded.push(Encoded {
+                        record,
+                        bytes,
+                        message: None,
+                        continued: false,
+                    });
+                    continue;
+                }
+                LogPayload::Messages { messages, assigned } => (messages, *assigned),
+            };
+            if messages.is_empty() {
+                return Err(StoreError::MessageIllegal(format!(
+                    "entry {} carries no message",
+                    record.index
+                )));
+            }
+            for (i, bytes) in messages.iter().enumerate() {
+                let message = MessageRef::parse(bytes).map_err(|e| {
+                    StoreError::MessageIllegal(format!("entry {}: {e}", record.index))
+                })?;
+                let key = (message.topic().to_string(), message.queue_id());
+                let next = next_queue_offset.entry(key).or_insert_with(|| {
+                    shared
+                        .queue_or_create(message.topic(), message.queue_id())
+                        .max_offset()
+                });
+                if assigned && message.queue_offset() != *next {
+                    let e = diverged(
+                        message.physical_offset(),
+                        format!(
+                            "entry {} has {}:{} queue offset {}, this replica's next is {next}",
+                            record.index,
+                            message.topic(),
+                            message.queue_id(),
+                            message.queue_offset()
+                        ),
+                    );
+                    shared.fail(&e);
+                    return Err(e);
+                }
                 encoded.push(Encoded {
                     record,
-                    message: None,
+                    bytes,
+                    message: Some((message, *next)),
+                    continued: i + 1 < messages.len(),
                 });
-                continue;
-            };
-            let message = MessageRef::parse(bytes)
-                .map_err(|e| StoreError::MessageIllegal(format!("entry {}: {e}", record.index)))?;
-            let key = (message.topic().to_string(), message.queue_id());
-            let next = next_queue_offset.entry(key).or_insert_with(|| {
-                shared
-                    .queue_or_create(message.topic(), message.queue_id())
-                    .max_offset()
-            });
-            if *assigned && message.queue_offset() != *next {
-                let e = diverged(
-                    message.physical_offset(),
-                    format!(
-                        "entry {} has {}:{} queue offset {}, this replica's next is {next}",
-                        record.index,
-                        message.topic(),
-                        message.queue_id(),
-                        message.queue_offset()
-                    ),
-                );
-                shared.fail(&e);
-                return Err(e);
+                *next += 1;
             }
-            encoded.push(Encoded {
-                record,
-                message: Some((message, *next)),
-            });
-            *next += 1;
+            entry_bytes = messages
+                .iter()
+                .map(|m| (m.len() + crate::record::RECORD_HEADER_SIZE) as u64)
+                .sum::<u64>()
+                .max(entry_bytes);
+        }
+        let entry_size_max = shared.commit_log.entry_size_max();
+        if entry_bytes > entry_size_max {
+            return Err(StoreError::MessageIllegal(format!(
+                "an entry of {entry_bytes} bytes is over the {entry_size_max} a segment holds"
+            )));
         }
         let appended = match shared.commit_log.append(&encoded).await {
             Ok(appended) => appended,
@@ -182,16 +215,22 @@ impl<D: Disk> MessageStore<D> {
         };
         let mut units: BTreeMap<QueueKey, Vec<CqUnit>> = BTreeMap::new();
         let mut entries = Vec::new();
-        let mut puts = Vec::with_capacity(records.len());
+        let mut puts: Vec<Vec<PutResult>> = Vec::with_capacity(records.len());
+        let mut last_index = None;
         for (e, at) in encoded.iter().zip(&appended.records) {
-            let (LogPayload::Message { assigned, .. }, Some((message, queue_offset))) =
-                (&e.record.payload, e.message)
-            else {
-                puts.push(None);
+            if last_index != Some(e.record.index) {
+                puts.push(Vec::new());
+                last_index = Some(e.record.index);
+            }
+            let Some((message, queue_offset)) = e.message else {
                 continue;
             };
             let timestamp_ms = message.store_timestamp_ms();
-            if *assigned && message.physical_offset() != at.payload_offset {
+            let assigned = matches!(
+                e.record.payload,
+                LogPayload::Messages { assigned: true, .. }
+            );
+            if assigned && message.physical_offset() != at.payload_offset {
                 let err = diverged(
                     at.payload_offset,
                     format!(
@@ -217,18 +256,21 @@ impl<D: Disk> MessageStore<D> {
             );
             let index_at = (at.payload_offset, at.payload_size, timestamp_ms);
             index_entries(message.topic(), keys, uniq, index_at, &mut entries);
-            puts.push(Some(PutResult {
-                msg_id: MessageId {
-                    store_host: message.store_host(),
+            puts.last_mut()
+                .expect("an entry was started")
+                .push(PutResult {
+                    msg_id: MessageId {
+                        store_host: message.store_host(),
+                        physical_offset: at.payload_offset,
+                    },
                     physical_offset: at.payload_offset,
-                },
-                physical_offset: at.payload_offset,
-                size: at.payload_size,
-                queue_id: message.queue_id(),
-                queue_offset,
-                store_timestamp_ms: timestamp_ms,
-            }));
+                    size: at.payload_size,
+                    queue_id: message.queue_id(),
+                    queue_offset,
+                    store_timestamp_ms: timestamp_ms,
+                });
         }
+        assert_eq!(puts.len(), records.len(), "one put list per entry");
         let dispatched: Result<()> = async {
             for ((topic, queue_id), units) in units {
                 shared
@@ -253,6 +295,12 @@ impl<D: Disk> MessageStore<D> {
             puts,
             end_offset: appended.end_offset,
         })
+    }
+
+    /// The most bytes one Raft entry's records may take (messages plus a record header
+    /// each): an entry stays within one CommitLog segment.
+    pub fn entry_size_max(&self) -> u64 {
+        self.shared.commit_log.entry_size_max()
     }
 
     /// Waits until every CommitLog byte below `end_offset` is durable.
@@ -315,16 +363,16 @@ impl<D: Disk> MessageStore<D> {
             .await?;
         Ok(records
             .into_iter()
-            .map(|r| LogRecord {
+            .map(|mut r| LogRecord {
                 term: r.header.term,
                 leader: r.header.leader,
                 index: r.header.index,
                 payload: match r.header.kind {
-                    RecordKind::Message => LogPayload::Message {
-                        bytes: r.payload,
+                    RecordKind::Message => LogPayload::Messages {
+                        messages: r.payloads,
                         assigned: true,
                     },
-                    _ => LogPayload::Control(r.payload),
+                    _ => LogPayload::Control(r.payloads.swap_remove(0)),
                 },
             })
             .collect())
