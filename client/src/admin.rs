@@ -1,11 +1,11 @@
-//! Admin calls (RocketMQ `mqadmin`): topics, routes, clusters, consumer progress and
-//! message queries.
+//! Admin calls (RocketMQ `mqadmin`): topics, subscription groups, routes, clusters,
+//! consumer progress and message queries.
 
 use std::sync::Arc;
 
 use proto::remoting::body::{
-    from_json, perm, ClusterInfo, ConsumeStats, GroupStatus, MessageQueue, TopicList,
-    TopicRouteData,
+    from_json, perm, to_json, ClusterInfo, ConsumeStats, GroupStatus, MessageQueue,
+    SubscriptionGroupBody, SubscriptionGroupWrapper, TopicList, TopicRouteData,
 };
 use proto::remoting::codes::{request, response};
 use proto::remoting::RemotingCommand;
@@ -83,24 +83,7 @@ impl Admin {
         order: bool,
     ) -> Result<Vec<String>> {
         proto::names::validate_name("topic", topic).map_err(ClientError::Invalid)?;
-        let info = self.cluster_info().await?;
-        let mut masters = Vec::new();
-        for (name, data) in &info.broker_addr_table {
-            let in_cluster = cluster.is_none_or(|c| {
-                info.cluster_addr_table
-                    .get(c)
-                    .is_some_and(|names| names.contains(name))
-            });
-            if let (true, Some(addr)) = (in_cluster, data.master_addr()) {
-                masters.push(addr.to_string());
-            }
-        }
-        if masters.is_empty() {
-            return Err(ClientError::Invalid(format!(
-                "no broker master in cluster {}",
-                cluster.unwrap_or("(any)")
-            )));
-        }
+        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
         for addr in &masters {
             let request = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
                 .with_ext("topic", topic)
@@ -111,6 +94,79 @@ impl Admin {
                 .with_ext("topicFilterType", "SINGLE_TAG")
                 .with_ext("topicSysFlag", 0)
                 .with_ext("order", order);
+            self.instance.invoke_ok(addr, request).await?;
+        }
+        Ok(masters)
+    }
+
+    /// Master address by broker group, of every group (in `cluster`, when named).
+    async fn masters(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let info = self.cluster_info().await?;
+        let mut masters = std::collections::BTreeMap::new();
+        for (name, data) in &info.broker_addr_table {
+            let in_cluster = cluster.is_none_or(|c| {
+                info.cluster_addr_table
+                    .get(c)
+                    .is_some_and(|names| names.contains(name))
+            });
+            if let (true, Some(addr)) = (in_cluster, data.master_addr()) {
+                masters.insert(name.clone(), addr.to_string());
+            }
+        }
+        if masters.is_empty() {
+            return Err(ClientError::Invalid(format!(
+                "no broker master in cluster {}",
+                cluster.unwrap_or("(any)")
+            )));
+        }
+        Ok(masters)
+    }
+
+    /// Creates or changes a subscription group on every master (in `cluster`, when
+    /// named), as `mqadmin updateSubGroup` does; returns the masters' addresses.
+    pub async fn create_subscription_group(
+        &self,
+        config: &SubscriptionGroupBody,
+        cluster: Option<&str>,
+    ) -> Result<Vec<String>> {
+        proto::names::validate_name("subscription group", &config.group_name)
+            .map_err(ClientError::Invalid)?;
+        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
+        for addr in &masters {
+            let request = RemotingCommand::request(request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(to_json(config));
+            self.instance.invoke_ok(addr, request).await?;
+        }
+        Ok(masters)
+    }
+
+    /// Every master's subscription groups, by broker group.
+    pub async fn subscription_groups(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<Vec<(String, SubscriptionGroupWrapper)>> {
+        let mut out = Vec::new();
+        for (name, addr) in self.masters(cluster).await? {
+            let request = RemotingCommand::request(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG);
+            let reply = self.instance.invoke_ok(&addr, request).await?;
+            out.push((name, from_json(&reply.body)?));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a subscription group on every master (in `cluster`, when named).
+    pub async fn delete_subscription_group(
+        &self,
+        group: &str,
+        cluster: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
+        for addr in &masters {
+            let request = RemotingCommand::request(request::DELETE_SUBSCRIPTIONGROUP)
+                .with_ext("groupName", group);
             self.instance.invoke_ok(addr, request).await?;
         }
         Ok(masters)

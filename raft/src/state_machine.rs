@@ -28,7 +28,7 @@ use openraft::{
 };
 use proto::MessageRef;
 use serde::{Deserialize, Serialize};
-use store::meta::TopicConfig;
+use store::meta::{SubscriptionGroupConfig, TopicConfig};
 use store::slot_file::SlotFile;
 use store::{Disk, MessageStore};
 use tokio::sync::watch;
@@ -54,6 +54,7 @@ struct Applied {
     topics: BTreeMap<String, TopicConfig>,
     /// CommitLog offset below which every applied message lies.
     readable_offset: u64,
+    groups: BTreeMap<String, SubscriptionGroupConfig>,
 }
 
 struct Inner {
@@ -130,6 +131,18 @@ impl<D: Disk> GroupMachine<D> {
     pub fn topics(&self) -> Vec<TopicConfig> {
         let inner = self.inner.lock().expect("machine poisoned");
         inner.applied.topics.values().cloned().collect()
+    }
+
+    /// A replicated subscription group.
+    pub fn subscription_group(&self, name: &str) -> Option<SubscriptionGroupConfig> {
+        let inner = self.inner.lock().expect("machine poisoned");
+        inner.applied.groups.get(name).cloned()
+    }
+
+    /// Every replicated subscription group.
+    pub fn subscription_groups(&self) -> Vec<SubscriptionGroupConfig> {
+        let inner = self.inner.lock().expect("machine poisoned");
+        inner.applied.groups.values().cloned().collect()
     }
 
     /// Changes whenever the topic table does.
@@ -252,6 +265,15 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                         topics_changed = true;
                     }
                     EntryPayload::Normal(GroupRequest::Raw(_)) => {}
+                    EntryPayload::Normal(GroupRequest::SubscriptionGroup(config)) => {
+                        inner
+                            .applied
+                            .groups
+                            .insert(config.group_name.clone(), config);
+                    }
+                    EntryPayload::Normal(GroupRequest::DeleteSubscriptionGroup(name)) => {
+                        inner.applied.groups.remove(&name);
+                    }
                     EntryPayload::Membership(m) => {
                         inner.applied.membership = StoredMembership::new(Some(entry.log_id), m)
                     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use store::meta::TopicConfig;
+use store::meta::{SubscriptionGroupConfig, TopicConfig};
 
 use crate::runtime::RaftRuntime;
 
@@ -39,6 +39,11 @@ pub enum GroupRequest {
     Topic(TopicConfig),
     /// Opaque bytes, for tests of Raft itself.
     Raw(Vec<u8>),
+    /// A subscription group created or changed, so every replica (and a new master)
+    /// enforces it.
+    SubscriptionGroup(SubscriptionGroupConfig),
+    /// A subscription group deleted.
+    DeleteSubscriptionGroup(String),
 }
 
 /// One consumer group's committed offset in one queue.

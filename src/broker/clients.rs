@@ -40,6 +40,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     ));
                 }
             }
+            // Its subscription group, created with the defaults if new (RocketMQ does
+            // the same on a heartbeat).
+            self.ensure_subscription_group(&consumer.group_name).await;
             self.consumers.heartbeat(
                 &data.client_id,
                 consumer,

@@ -150,6 +150,14 @@ impl Consumers {
             .unwrap_or_default()
     }
 
+    /// Whether `group`'s members consume by broadcasting.
+    pub fn broadcasting(&self, group: &str) -> bool {
+        let groups = self.groups.lock().expect("consumers poisoned");
+        groups
+            .get(group)
+            .is_some_and(|m| m.values().any(|c| c.data.message_model == "BROADCASTING"))
+    }
+
     /// Whether any member of `group` subscribes to `topic`.
     pub fn subscribes(&self, group: &str, topic: &str) -> bool {
         let groups = self.groups.lock().expect("consumers poisoned");

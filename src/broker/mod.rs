@@ -14,6 +14,7 @@
 mod admin;
 mod clients;
 pub mod consumers;
+mod groups;
 pub mod locks;
 mod membership;
 mod offsets;
@@ -221,6 +222,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::SEARCH_OFFSET_BY_TIMESTAMP => self.offset_by_time(req).await,
             request::UPDATE_AND_CREATE_TOPIC => self.create_topic(req).await,
             request::GET_ALL_TOPIC_CONFIG => self.all_topic_config(req),
+            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
+                self.create_subscription_group(req).await
+            }
+            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => self.all_subscription_groups(req),
+            request::DELETE_SUBSCRIPTIONGROUP => self.delete_subscription_group(req).await,
             request::GET_BROKER_CONFIG => Ok(self.broker_config(req)),
             request::GET_CONSUME_STATS => self.consume_stats(req),
             request::QUERY_MESSAGE => self.query_message(req).await,

@@ -72,6 +72,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 )),
             ));
         }
+        if let Err(refusal) = self.may_pull(&h.consumer_group).await {
+            return Ok(refusal.response(req, &h.consumer_group));
+        }
         // In a replicated group offsets go through the log; a pull commits none there
         // (clients commit with UPDATE_CONSUMER_OFFSET every few seconds and at shutdown).
         if h.sys_flag & pull_flag::COMMIT_OFFSET != 0

@@ -74,9 +74,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let offset: u64 = req.ext_parse("offset")?;
         let group: String = req.ext_parse("group")?;
         let delay_level: i32 = req.ext_parse_opt("delayLevel")?.unwrap_or(0);
-        let max_reconsume: i32 = req
-            .ext_parse_opt("maxReconsumeTimes")?
-            .unwrap_or(MAX_RECONSUME_TIMES);
+        // The request's bound, else the group's `retry_max_times`, else RocketMQ's 16.
+        let max_reconsume: i32 = match req.ext_parse_opt("maxReconsumeTimes")? {
+            Some(n) => n,
+            None => self
+                .subscription_group(&group)
+                .map_or(MAX_RECONSUME_TIMES, |g| {
+                    i32::try_from(g.retry_max_times).unwrap_or(i32::MAX)
+                }),
+        };
         if let Err(e) = proto::names::validate_name("group", &group) {
             return Ok(RemotingCommand::response_to(
                 req,

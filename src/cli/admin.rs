@@ -1,6 +1,7 @@
 //! `raftmq topic|cluster|group|query`: admin commands over `client::Admin`.
 
 use client::{Admin, ClientConfig, MessageExt};
+use proto::remoting::body::SubscriptionGroupBody;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TopicCommand {
@@ -35,6 +36,37 @@ pub enum ClusterCommand {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
+    /// Create or change a subscription group on every master (like `mqadmin
+    /// updateSubGroup`).
+    Create {
+        #[arg(long, short = 'g')]
+        group: String,
+        /// Redeliveries before a message goes to `%DLQ%group`, when the consumer does not
+        /// say.
+        #[arg(long, default_value_t = 16)]
+        retry_max_times: i32,
+        /// Whether the group may consume at all.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        consume_enable: bool,
+        /// Whether the group may consume by broadcasting.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        broadcast_enable: bool,
+        /// Only the masters of this cluster.
+        #[arg(long, short = 'c')]
+        cluster: Option<String>,
+    },
+    /// Every master's subscription groups.
+    List {
+        #[arg(long, short = 'c')]
+        cluster: Option<String>,
+    },
+    /// Delete a subscription group on every master (like `mqadmin deleteSubGroup`).
+    Delete {
+        #[arg(long, short = 'g')]
+        group: String,
+        #[arg(long, short = 'c')]
+        cluster: Option<String>,
+    },
     /// Broker offset, consumer offset and lag per queue.
     Lag {
         #[arg(long, short = 'g')]
@@ -158,6 +190,57 @@ pub async fn cluster(cmd: ClusterCommand, config: ClientConfig) -> anyhow::Resul
 pub async fn group(cmd: GroupCommand, config: ClientConfig) -> anyhow::Result<()> {
     let (group, topic) = match cmd {
         GroupCommand::Lag { group, topic } => (group, topic),
+        GroupCommand::Create {
+            group,
+            retry_max_times,
+            consume_enable,
+            broadcast_enable,
+            cluster,
+        } => {
+            let body = SubscriptionGroupBody {
+                group_name: group.clone(),
+                retry_max_times,
+                consume_enable,
+                consume_broadcast_enable: broadcast_enable,
+                ..SubscriptionGroupBody::default()
+            };
+            let masters = Admin::new(config)
+                .create_subscription_group(&body, cluster.as_deref())
+                .await?;
+            println!(
+                "subscription group {group} created or updated on {}",
+                masters.join(", ")
+            );
+            return Ok(());
+        }
+        GroupCommand::List { cluster } => {
+            let tables = Admin::new(config)
+                .subscription_groups(cluster.as_deref())
+                .await?;
+            println!(
+                "{:<16} {:<32} {:>8} {:>10} {:>12}",
+                "broker", "group", "consume", "broadcast", "retry max"
+            );
+            for (broker, table) in tables {
+                for (name, g) in &table.subscription_group_table {
+                    println!(
+                        "{broker:<16} {name:<32} {:>8} {:>10} {:>12}",
+                        g.consume_enable, g.consume_broadcast_enable, g.retry_max_times
+                    );
+                }
+            }
+            return Ok(());
+        }
+        GroupCommand::Delete { group, cluster } => {
+            let masters = Admin::new(config)
+                .delete_subscription_group(&group, cluster.as_deref())
+                .await?;
+            println!(
+                "subscription group {group} deleted on {}",
+                masters.join(", ")
+            );
+            return Ok(());
+        }
         GroupCommand::Replicas { broker_name } => {
             let s = Admin::new(config).group_status(&broker_name).await?;
             println!(

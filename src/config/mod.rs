@@ -31,6 +31,9 @@ pub struct BrokerConfig {
     pub flush_disk_type: FlushMode,
     /// Create unknown topics on first send (RocketMQ `autoCreateTopicEnable`, TBW102).
     pub auto_create_topic_enable: bool,
+    /// Create a consumer group's subscription group on its first heartbeat or pull
+    /// (RocketMQ `autoCreateSubscriptionGroup`); when off, unknown groups cannot pull.
+    pub auto_create_subscription_group: bool,
     /// Queues of an auto-created topic (RocketMQ `defaultTopicQueueNums`).
     pub default_topic_queue_nums: u32,
     /// Let a pull with nothing new wait for data (RocketMQ `longPollingEnable`).
@@ -89,6 +92,7 @@ impl Default for BrokerConfig {
             store_path_root_dir: PathBuf::from("raftmq-data/broker-a"),
             flush_disk_type: FlushMode::Async,
             auto_create_topic_enable: true,
+            auto_create_subscription_group: true,
             default_topic_queue_nums: 4,
             long_polling_enable: true,
             register_broker_interval_ms: 30_000,

@@ -373,3 +373,58 @@ async fn replicas_are_added_and_removed_while_the_group_serves() {
     }
     group.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_groups_fail_over_with_the_log() {
+    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
+    let config = group.client_config();
+    let admin = client::Admin::new(config.clone());
+    admin
+        .create_topic("SubGroups", 1, None, false)
+        .await
+        .unwrap();
+    let off = proto::remoting::body::SubscriptionGroupBody {
+        group_name: "Closed".into(),
+        consume_enable: false,
+        retry_max_times: 5,
+        ..Default::default()
+    };
+    admin.create_subscription_group(&off, None).await.unwrap();
+
+    let old = group.master().expect("a master");
+    group.brokers[old].take().unwrap().abort();
+    let new = group.wait_master(Duration::from_secs(15)).await;
+    assert_ne!(new, old);
+    // The new master has the group from the log: it lists it and enforces it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let tables = loop {
+        match admin.subscription_groups(None).await {
+            Ok(t)
+                if t.iter()
+                    .any(|(_, w)| !w.subscription_group_table.is_empty()) =>
+            {
+                break t
+            }
+            other => {
+                assert!(Instant::now() < deadline, "no master answered: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let closed = &tables[0].1.subscription_group_table["Closed"];
+    assert!(!closed.consume_enable);
+    assert_eq!(closed.retry_max_times, 5);
+    let consumer = PullConsumer::new("Closed", config);
+    let queue = consumer.fetch_queues("SubGroups").await.unwrap()[0].clone();
+    let refused = loop {
+        match consumer.pull(&queue, "*", 0, 8).await {
+            Err(client::ClientError::Broker { code, .. }) => break code,
+            other => {
+                assert!(Instant::now() < deadline, "pull not refused: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(refused, proto::remoting::codes::response::NO_PERMISSION);
+    group.shutdown().await;
+}

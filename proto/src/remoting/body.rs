@@ -106,6 +106,49 @@ pub struct TopicConfigBody {
     pub order: bool,
 }
 
+/// RocketMQ's `SubscriptionGroupConfig` as its admin tools send it
+/// (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP) and read it (GET_ALL_SUBSCRIPTIONGROUP_CONFIG).
+/// Missing fields take RocketMQ's defaults. raftmq keeps and acts on the two consume
+/// switches and `retryMaxTimes`; the other fields read back as the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubscriptionGroupBody {
+    pub group_name: String,
+    pub consume_enable: bool,
+    pub consume_from_min_enable: bool,
+    pub consume_broadcast_enable: bool,
+    pub retry_queue_nums: i32,
+    pub retry_max_times: i32,
+    pub broker_id: i64,
+    pub which_broker_when_consume_slowly: i64,
+    pub notify_consumer_ids_changed_enable: bool,
+}
+
+impl Default for SubscriptionGroupBody {
+    fn default() -> Self {
+        SubscriptionGroupBody {
+            group_name: String::new(),
+            consume_enable: true,
+            consume_from_min_enable: true,
+            consume_broadcast_enable: true,
+            retry_queue_nums: 1,
+            retry_max_times: 16,
+            broker_id: 0,
+            which_broker_when_consume_slowly: 1,
+            notify_consumer_ids_changed_enable: true,
+        }
+    }
+}
+
+/// GET_ALL_SUBSCRIPTIONGROUP_CONFIG's body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionGroupWrapper {
+    pub subscription_group_table: BTreeMap<String, SubscriptionGroupBody>,
+    #[serde(default)]
+    pub data_version: DataVersion,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataVersion {

@@ -155,6 +155,10 @@ impl<M: MetaStore> Meta<M> {
         )
     }
 
+    pub fn remove_group(&self, name: &str) -> Result<()> {
+        self.store.remove(MetaTree::SubscriptionGroups, name)
+    }
+
     pub fn group(&self, name: &str) -> Result<Option<SubscriptionGroupConfig>> {
         let tree = MetaTree::SubscriptionGroups;
         self.store
