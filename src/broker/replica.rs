@@ -168,6 +168,7 @@ impl<D: Disk> Replica<D> {
             ),
         });
         replica.bootstrap().await?;
+        tokio::spawn(run_retention_floor(Arc::downgrade(&replica)));
         Ok((replica, task))
     }
 
@@ -537,6 +538,23 @@ impl<D: Disk> Replica<D> {
                 "replica id {id} is not in 1..=65535"
             )));
         }
+        // A new replica starts empty and catches up by log from entry 0; once retention
+        // has deleted the first segments that cannot work (and openraft would wait for
+        // a snapshot forever). Say so at once.
+        let first = self
+            .log
+            .message_store()
+            .first_log_id()
+            .await
+            .map_err(|e| WriteError::Failed(format!("reading the log's start: {e}")))?;
+        if let Some(first) = first.filter(|f| f.index > 1) {
+            return Err(WriteError::Failed(format!(
+                "the group's log starts at entry {} (retention deleted the segments before \
+                 it); a new replica catches up by log only, and catch-up by snapshot is not \
+                 implemented yet",
+                first.index - 1
+            )));
+        }
         self.replicas
             .write()
             .expect("replicas poisoned")
@@ -608,6 +626,53 @@ impl<D: Disk> Replica<D> {
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// How often the master recomputes the retention floor.
+const RETENTION_FLOOR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// On the master, keeps the store's retention floor at the first entry some replica has
+/// not received, so a replica that was down for longer than `file_reserved_hours`
+/// still catches up by log (see `store::retention`). Elsewhere: no floor.
+async fn run_retention_floor<D: Disk>(replica: std::sync::Weak<Replica<D>>) {
+    loop {
+        tokio::time::sleep(RETENTION_FLOOR_INTERVAL).await;
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        let floor = replica.retention_floor().await;
+        replica.log.message_store().set_retention_floor(floor);
+    }
+}
+
+impl<D: Disk> Replica<D> {
+    async fn retention_floor(&self) -> Option<u64> {
+        let needed = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            if m.current_leader != Some(self.id) {
+                return None;
+            }
+            // Raft index of the first entry some other member lacks.
+            m.replication
+                .as_ref()?
+                .iter()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, matched)| matched.map_or(0, |l| l.index + 1))
+                .min()?
+        };
+        let store = self.log.message_store();
+        // Raft entry i is CommitLog record i + 1.
+        match store.log_offset(needed + 1).await {
+            Ok(Some(offset)) => Some(offset),
+            // Every member has every entry.
+            Ok(None) => Some(store.commitlog_max_offset()),
+            Err(e) => {
+                tracing::warn!(error = %e, "locating the retention floor; keeping everything");
+                Some(0)
+            }
         }
     }
 }

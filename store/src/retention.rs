@@ -6,6 +6,11 @@
 //! `disk_max_used_space_ratio`, oldest first until the ratio would be met. The active
 //! (last) segment is never deleted, and deletion only ever takes a prefix, so the log
 //! stays contiguous.
+//!
+//! A replicated group's master also passes a *floor*: the CommitLog offset of the first
+//! entry some replica has not yet received. Expired segments at or above it are kept,
+//! so a replica that was down for longer than `file_reserved_hours` still catches up by
+//! log. Disk pressure overrides the floor: a full disk stops the whole broker.
 
 use crate::commit_log::SegmentInfo;
 
@@ -15,13 +20,15 @@ pub struct RetentionPolicy {
     pub disk_max_used_space_ratio: f64,
 }
 
-/// Number of oldest segments to delete.
+/// Number of oldest segments to delete. `floor_offset`: keep expired segments holding
+/// bytes at or above it.
 pub fn segments_to_delete(
     policy: &RetentionPolicy,
     segments: &[SegmentInfo],
     now_ms: i64,
     disk_total_bytes: u64,
     disk_used_bytes: u64,
+    floor_offset: Option<u64>,
 ) -> usize {
     let reserved_ms =
         i64::try_from(policy.file_reserved_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
@@ -29,8 +36,9 @@ pub fn segments_to_delete(
     let expired = segments[..deletable]
         .iter()
         .take_while(|s| {
-            s.max_store_timestamp_ms
-                .is_some_and(|ts| now_ms.saturating_sub(ts) > reserved_ms)
+            floor_offset.is_none_or(|floor| s.base + s.size <= floor)
+                && s.max_store_timestamp_ms
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) > reserved_ms)
         })
         .count();
     let mut count = expired;
@@ -71,7 +79,10 @@ mod tests {
         let now = 100 * HOUR_MS;
         let s = segs(&[Some(0), Some(HOUR_MS), Some(99 * HOUR_MS), Some(0), None]);
         // The fourth is old too, but a young one precedes it: only the prefix goes.
-        assert_eq!(segments_to_delete(&policy, &s, now, 1_000_000, 500), 2);
+        assert_eq!(
+            segments_to_delete(&policy, &s, now, 1_000_000, 500, None),
+            2
+        );
     }
 
     #[test]
@@ -81,9 +92,12 @@ mod tests {
             disk_max_used_space_ratio: 0.0,
         };
         let s = segs(&[Some(0), Some(0), None]);
-        assert_eq!(segments_to_delete(&policy, &s, i64::MAX, 1000, 1000), 2);
         assert_eq!(
-            segments_to_delete(&policy, &segs(&[None]), i64::MAX, 1000, 1000),
+            segments_to_delete(&policy, &s, i64::MAX, 1000, 1000, None),
+            2
+        );
+        assert_eq!(
+            segments_to_delete(&policy, &segs(&[None]), i64::MAX, 1000, 1000, None),
             0
         );
     }
@@ -96,7 +110,31 @@ mod tests {
         };
         let s = segs(&[Some(0), Some(0), Some(0), Some(0), None]);
         // 1000 total, 700 used, limit 500: two segments of 100 must go.
-        assert_eq!(segments_to_delete(&policy, &s, 0, 1000, 700), 2);
-        assert_eq!(segments_to_delete(&policy, &s, 0, 1000, 400), 0);
+        assert_eq!(segments_to_delete(&policy, &s, 0, 1000, 700, None), 2);
+        assert_eq!(segments_to_delete(&policy, &s, 0, 1000, 400, None), 0);
+    }
+
+    #[test]
+    fn a_floor_keeps_expired_segments_a_replica_needs_but_not_under_disk_pressure() {
+        let policy = RetentionPolicy {
+            file_reserved_hours: 1,
+            disk_max_used_space_ratio: 0.5,
+        };
+        let s = segs(&[Some(0), Some(0), Some(0), Some(0), None]);
+        let now = 10 * HOUR_MS;
+        assert_eq!(segments_to_delete(&policy, &s, now, 1000, 100, None), 4);
+        // A replica still needs offset 150 (in the second segment): one goes.
+        assert_eq!(
+            segments_to_delete(&policy, &s, now, 1000, 100, Some(150)),
+            1
+        );
+        // Exactly at a segment's end: that segment may go too.
+        assert_eq!(
+            segments_to_delete(&policy, &s, now, 1000, 100, Some(200)),
+            2
+        );
+        assert_eq!(segments_to_delete(&policy, &s, now, 1000, 100, Some(0)), 0);
+        // A disk over its ratio deletes past the floor.
+        assert_eq!(segments_to_delete(&policy, &s, now, 1000, 700, Some(0)), 2);
     }
 }

@@ -24,6 +24,15 @@ struct Group {
 
 impl Group {
     async fn start(flush: FlushMode, election: Election, ack: AckMode) -> Group {
+        Self::start_with(flush, election, ack, |_| {}).await
+    }
+
+    async fn start_with(
+        flush: FlushMode,
+        election: Election,
+        ack: AckMode,
+        tweak: impl Fn(&mut BrokerConfig),
+    ) -> Group {
         let (namesrv, namesrv_tasks) = namesrv::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -41,6 +50,7 @@ impl Group {
         for config in &mut configs {
             // Heartbeats every 2 s keep the test's route changes visible quickly.
             config.register_broker_interval_ms = 2_000;
+            tweak(config);
         }
         let mut brokers = Vec::new();
         for config in &configs {
@@ -426,5 +436,86 @@ async fn subscription_groups_fail_over_with_the_log() {
         }
     };
     assert_eq!(refused, proto::remoting::codes::response::NO_PERMISSION);
+    group.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_what_a_stopped_follower_needs() {
+    // 64 KiB segments that expire at once; the disk ratio never forces deletion.
+    let mut group = Group::start_with(FlushMode::Async, Election::Raft, AckMode::Quorum, |c| {
+        c.store.commitlog_segment_size = 64 << 10;
+        c.store.message_size_max = 16 << 10;
+        c.store.file_reserved_hours = 0;
+        c.store.disk_max_used_space_ratio = 1.0;
+    })
+    .await;
+    let producer = Producer::new("retention-producer", group.client_config());
+    let master = group.master().unwrap();
+    let follower = (0..3).find(|i| *i != master).unwrap();
+    group.brokers[follower]
+        .take()
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let body = "r".repeat(1000);
+    for i in 0..250 {
+        send_until_acked(
+            &producer,
+            "Retention",
+            &format!("{i}{body}"),
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    // The master's floor (recomputed every second) keeps every segment the stopped
+    // follower still needs, expired or not.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let store = group.brokers[master].as_ref().unwrap().broker.store();
+    assert!(
+        store.commitlog_max_offset() > 3 * (64 << 10),
+        "the test spans segments"
+    );
+    store.clean_now().await.unwrap();
+    let first = store.first_log_id().await.unwrap().unwrap().index;
+    assert_eq!(first, 1, "a segment the follower needs went");
+
+    // So the follower, restarted, catches up by log.
+    let config_f = group.configs[follower].clone();
+    group.brokers[follower] = Some(start_broker_on_disk(config_f).await.unwrap());
+    let replica = group.brokers[master]
+        .as_ref()
+        .unwrap()
+        .broker
+        .replica()
+        .unwrap()
+        .clone();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(replica.replica_lag().len() == 2 && replica.replica_lag().values().all(|l| *l == 0)) {
+        assert!(
+            Instant::now() < deadline,
+            "no catch-up: {:?}",
+            replica.replica_lag()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once everyone has everything, expired segments go.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let store = group.brokers[master].as_ref().unwrap().broker.store();
+    store.clean_now().await.unwrap();
+    let first = store.first_log_id().await.unwrap().unwrap().index;
+    assert!(first > 1, "expired segments were kept");
+    // A new replica could only catch up from entry 0: refused at once, saying why.
+    let e = replica
+        .add_replica(
+            9,
+            raftmq::config::ReplicaAddrs {
+                broker: "127.0.0.1:1".into(),
+                replica: "127.0.0.1:2".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("retention"), "{e}");
     group.shutdown().await;
 }

@@ -204,6 +204,15 @@ impl<D: Disk> CommitLog<D> {
         Ok(whole_entries(out))
     }
 
+    /// Where the record(s) of entry `index` start, if stored.
+    pub async fn record_offset(&self, index: u64) -> Result<Option<u64>> {
+        let last_index = self.last_log_id().await.index;
+        Ok(self
+            .locate(index, last_index)
+            .await?
+            .map(|(offset, _)| offset))
+    }
+
     /// Where `truncate_from(index)` would cut the log (`None`: no entry `index`), so a
     /// caller can make its own records safe for the cut before it happens.
     pub async fn cut_offset(&self, index: u64) -> Result<Option<u64>> {

@@ -128,6 +128,9 @@ struct Shared<D: Disk> {
     /// Serializes checkpoints, so a truncation's lowered checkpoint is never overtaken
     /// by one computed before it.
     checkpoint_lock: tokio::sync::Mutex<()>,
+    /// Replicated: retention keeps segments at or above this CommitLog offset
+    /// (`u64::MAX`: no floor); see `retention`.
+    retention_floor: AtomicU64,
     #[cfg(feature = "fault-injection")]
     ack_before_fsync: std::sync::atomic::AtomicBool,
 }

@@ -157,6 +157,7 @@ async fn try_recover<D: Disk>(
         committed_max: RwLock::new(BTreeMap::new()),
         log_lock: tokio::sync::Mutex::new(()),
         checkpoint_lock: tokio::sync::Mutex::new(()),
+        retention_floor: AtomicU64::new(u64::MAX),
         #[cfg(feature = "fault-injection")]
         ack_before_fsync: std::sync::atomic::AtomicBool::new(false),
     }))

@@ -303,6 +303,21 @@ impl<D: Disk> MessageStore<D> {
         self.shared.commit_log.entry_size_max()
     }
 
+    /// Sets the retention floor: segments holding bytes at or above `offset` are kept
+    /// when they expire (`None`: no floor). A replicated group's master sets it to the
+    /// first entry some replica has not received.
+    pub fn set_retention_floor(&self, offset: Option<u64>) {
+        self.shared.retention_floor.store(
+            offset.unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Release,
+        );
+    }
+
+    /// CommitLog offset where the entry with record index `index` starts, if stored.
+    pub async fn log_offset(&self, index: u64) -> Result<Option<u64>> {
+        self.shared.commit_log.record_offset(index).await
+    }
+
     /// Waits until every CommitLog byte below `end_offset` is durable.
     pub async fn wait_durable(&self, end_offset: u64) -> Result<()> {
         self.wait_flushed(end_offset).await

@@ -114,9 +114,21 @@ pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
         .map_err(|e| crate::error::StoreError::io("disk space", e))?;
     let segments = shared.commit_log.segment_infos();
     let used = space.total_bytes.saturating_sub(space.free_bytes);
-    let count = segments_to_delete(&policy, &segments, clock::now_ms(), space.total_bytes, used);
+    let floor = shared.retention_floor.load(Ordering::Acquire);
+    let floor = (floor != u64::MAX).then_some(floor);
+    let now_ms = clock::now_ms();
+    let count = segments_to_delete(&policy, &segments, now_ms, space.total_bytes, used, floor);
     if count == 0 {
         return Ok(());
+    }
+    if let Some(floor) = floor.filter(|f| segments[count - 1].base + segments[count - 1].size > *f)
+    {
+        tracing::error!(
+            floor,
+            deleted_to = segments[count].base,
+            "the disk is over disk_max_used_space_ratio: deleting segments a replica has \
+             not received yet; it cannot catch up by log and must be removed and re-added"
+        );
     }
     let commitlog_min = shared.commit_log.delete_oldest_segments(count).await?;
     for queue in shared.all_queues() {
