@@ -32,6 +32,10 @@ pub struct Spec {
     /// Simulated time each disk operation takes (drawn per operation), when set: slow
     /// fsyncs let concurrent sends pile up into one Raft entry.
     pub disk_latency_us: Option<std::ops::Range<u64>>,
+    /// CommitLog segment size, when not the default 1 GiB: small segments make the
+    /// replicas roll segments often, so appends, truncations and recovery meet segment
+    /// ends (where an entry must move whole to the next segment).
+    pub segment_bytes: Option<u64>,
 }
 
 impl Spec {
@@ -42,6 +46,7 @@ impl Spec {
             groups: 2,
             replicas: 3,
             disk_latency_us: None,
+            segment_bytes: None,
         }
     }
 }
@@ -113,14 +118,20 @@ pub fn namesrv_spec(spec: &Spec) -> String {
 }
 
 fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
-    replica_config(
+    let mut config = replica_config(
         group_name(group),
         spec.replicas,
         |i| replica_ip(group, i),
         id,
         namesrv_spec(spec),
         spec.mode,
-    )
+    );
+    if let Some(bytes) = spec.segment_bytes {
+        config.store.commitlog_segment_size = bytes;
+        // The largest message must still fit a segment; the workload's are small.
+        config.store.message_size_max = config.store.message_size_max.min(bytes as usize / 4);
+    }
+    config
 }
 
 /// Replica `id` of a Raft group `broker_name` whose replica `i` (1..=`replicas`) lives

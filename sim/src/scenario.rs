@@ -125,6 +125,7 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     };
     let spec = Spec {
         disk_latency_us: swarm.disk_latency_us.clone(),
+        segment_bytes: swarm.segment_bytes,
         ..options.spec.clone()
     };
     let cluster = Cluster::start(spec, options.plant);

@@ -101,6 +101,8 @@ pub struct Swarm {
     pub buggify: bool,
     /// How long each disk operation takes, in µs (none: instant).
     pub disk_latency_us: Option<std::ops::Range<u64>>,
+    /// Small CommitLog segments (bytes), so segment ends are met often.
+    pub segment_bytes: Option<u64>,
 }
 
 impl Swarm {
@@ -131,6 +133,7 @@ impl Swarm {
             eio_probability: [0.1, 0.5, 1.0][rng.gen_range(0..3)],
             buggify: rng.gen_bool(0.5),
             disk_latency_us: [None, Some(20..200), Some(200..2_000)][rng.gen_range(0..3)].clone(),
+            segment_bytes: [None, Some(64 << 10), Some(16 << 10)][rng.gen_range(0..3)],
         }
     }
 
@@ -145,7 +148,7 @@ impl Swarm {
     pub fn describe(&self) -> String {
         let names: Vec<&str> = self.faults.iter().map(|k| k.name()).collect();
         format!(
-            "faults {} (each {}–{} ms, {}% at masters){}{}{}",
+            "faults {} (each {}–{} ms, {}% at masters){}{}{}{}",
             names.join(","),
             self.fault_ms.0,
             self.fault_ms.1,
@@ -158,6 +161,10 @@ impl Swarm {
             if self.buggify { ", buggify" } else { "" },
             match &self.disk_latency_us {
                 Some(r) => format!(", disk ops {}–{} µs", r.start, r.end),
+                None => String::new(),
+            },
+            match self.segment_bytes {
+                Some(b) => format!(", {} KiB segments", b >> 10),
                 None => String::new(),
             }
         )

@@ -221,6 +221,7 @@ impl<D: Disk> CommitLog<D> {
                 batch_start = pos;
                 self.write_offset.store(pos, Ordering::Release);
                 self.create_segment(pos).await?;
+                tracing::debug!(file = %segment_name(pos), "rolled to a new CommitLog segment");
                 writer.active_max_timestamp_ms = i64::MIN;
             }
             let at = match payload.log_id() {
