@@ -95,7 +95,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let suspend = (h.sys_flag & pull_flag::SUSPEND != 0 && self.config.long_polling_enable)
             .then(|| Duration::from_millis(h.suspend_timeout_millis).min(SUSPEND_MAX));
         let deadline = tokio::time::Instant::now() + suspend.unwrap_or_default();
-        let mut arrivals = self.store.arrivals();
+        let mut arrivals = self.store.queue_arrivals(&h.topic, h.queue_id);
         loop {
             // Mark what has been seen before reading, so a dispatch that lands between
             // the read and the wait still wakes the wait.

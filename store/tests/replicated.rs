@@ -144,7 +144,13 @@ async fn entries_round_trip_and_only_committed_messages_are_readable() {
             .status,
         GetStatus::NoMessageInQueue
     );
+    let mut waiter = leader.queue_arrivals("T", 0);
+    waiter.borrow_and_update();
     commit_through(&leader, 30).await;
+    assert!(
+        waiter.has_changed().unwrap(),
+        "a commit wakes the queue's waiters"
+    );
     assert_eq!(leader.max_offset("T", 0), 15);
     assert_eq!(bodies(&leader, 0).await.len(), 15);
 

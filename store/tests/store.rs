@@ -493,3 +493,24 @@ async fn std_disk_store_survives_reopen() {
     let got = store.get_messages("T", 0, 49, 1, |_| true).await.unwrap();
     assert_eq!(MessageRef::parse(&got.messages[0]).unwrap().body(), b"m49");
 }
+
+#[tokio::test]
+async fn an_arrival_wakes_the_waiters_of_its_own_queue_only() {
+    let disk = SimDisk::new(SimDiskConfig::reliable(40));
+    let store = MessageStore::open(disk, config(FlushMode::Async))
+        .await
+        .unwrap();
+    let mut q0 = store.queue_arrivals("T", 0);
+    let mut q1 = store.queue_arrivals("T", 1);
+    let mut other = store.queue_arrivals("U", 0);
+    q0.borrow_and_update();
+    q1.borrow_and_update();
+    other.borrow_and_update();
+    store.put_message(message("T", 1, "x")).await.unwrap();
+    assert!(q1.has_changed().unwrap(), "queue 1's waiter was not woken");
+    assert!(!q0.has_changed().unwrap(), "queue 0's waiter was woken");
+    assert!(
+        !other.has_changed().unwrap(),
+        "another topic's waiter was woken"
+    );
+}

@@ -113,6 +113,10 @@ struct Shared<D: Disk> {
     flushed: watch::Sender<FlushState>,
     /// CommitLog offset up to which ConsumeQueues and the index are written.
     dispatched: watch::Sender<u64>,
+    /// Per queue, bumped when new messages become readable in it: what a parked long
+    /// poll waits on (RocketMQ's `PullRequestHoldService` is keyed by topic@queue too), so
+    /// an arrival wakes only the pulls of its own queue. Created by the first waiter.
+    arrival_watch: Mutex<std::collections::HashMap<QueueKey, watch::Sender<u64>>>,
     flush_wakeup: Notify,
     checkpoint_sequence: AtomicU64,
     failed: Mutex<Option<String>>,
@@ -136,6 +140,19 @@ struct Shared<D: Disk> {
 }
 
 impl<D: Disk> Shared<D> {
+    /// Wakes the long polls waiting on these queues.
+    fn notify_arrivals<'a>(&self, queues: impl IntoIterator<Item = &'a QueueKey>) {
+        let watch = self.arrival_watch.lock().expect("arrival watch poisoned");
+        if watch.is_empty() {
+            return;
+        }
+        for key in queues {
+            if let Some(tx) = watch.get(key) {
+                tx.send_modify(|v| *v += 1);
+            }
+        }
+    }
+
     fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue<D>>> {
         let queues = self.queues.read().expect("queues lock poisoned");
         queues.get(&(topic.to_string(), queue_id)).cloned()
@@ -566,13 +583,16 @@ impl<D: Disk> MessageStore<D> {
         self.shared.commit_log.min_offset()
     }
 
-    /// Notified with the dispatched CommitLog offset after every write: long polling
-    /// waits on this for new messages.
-    pub fn arrivals(&self) -> watch::Receiver<u64> {
-        if self.shared.replicated {
-            return self.shared.committed.subscribe();
-        }
-        self.shared.dispatched.subscribe()
+    /// Changes whenever new messages become readable in queue (`topic`, `queue_id`):
+    /// dispatched by a single store, committed in a replicated one. Long polls wait on it.
+    pub fn queue_arrivals(&self, topic: &str, queue_id: u32) -> watch::Receiver<u64> {
+        self.shared
+            .arrival_watch
+            .lock()
+            .expect("arrival watch poisoned")
+            .entry((topic.to_string(), queue_id))
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe()
     }
 
     /// Why the store stopped accepting writes, if it did.

@@ -149,6 +149,7 @@ async fn try_recover<D: Disk>(
         index,
         flushed,
         dispatched,
+        arrival_watch: Mutex::default(),
         flush_wakeup: Notify::new(),
         checkpoint_sequence: AtomicU64::new(checkpoint.sequence),
         failed: Mutex::new(None),

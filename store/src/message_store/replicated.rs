@@ -415,6 +415,7 @@ impl<D: Disk> MessageStore<D> {
         messages: impl IntoIterator<Item = (&'a str, u32, u64)>,
         committed_offset: u64,
     ) {
+        let mut touched: Vec<QueueKey> = Vec::new();
         {
             let mut max = self
                 .shared
@@ -423,10 +424,14 @@ impl<D: Disk> MessageStore<D> {
                 .expect("committed lock poisoned");
             for (topic, queue_id, queue_offset) in messages {
                 let key = (topic.to_string(), queue_id);
+                if touched.last() != Some(&key) {
+                    touched.push(key.clone());
+                }
                 let end = max.entry(key).or_insert(0);
                 *end = (*end).max(queue_offset + 1);
             }
         }
+        self.shared.notify_arrivals(&touched);
         self.shared.committed.send_if_modified(|c| {
             let advanced = committed_offset > *c;
             if advanced {

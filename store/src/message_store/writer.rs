@@ -114,6 +114,7 @@ async fn write_batch<D: Disk>(shared: &Shared<D>, batch: &[WriteRequest]) -> Res
     let appended = shared.commit_log.append(&pending).await?;
     dispatch(shared, &pending, &appended.records).await?;
     shared.dispatched.send_replace(appended.end_offset);
+    shared.notify_arrivals(next_queue_offset.keys());
 
     let mut results = pending
         .iter()
