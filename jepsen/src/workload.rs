@@ -10,11 +10,11 @@ use std::time::Duration;
 use client::pull::read_to_end;
 use client::{
     instance::ClientInstance, ClientConfig, ConsumeResult, Message, MessageModel, Producer,
-    PushConsumer, PushConsumerBuilder, SendStatus,
+    PushConsumer, PushConsumerBuilder,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sim::history::{QueueRef, Type, F};
+use sim::history::{record_send, QueueRef, Type, F};
 
 use crate::opts::Workload;
 use crate::recorder::Recorder;
@@ -22,14 +22,6 @@ use crate::recorder::Recorder;
 pub const TOPIC: &str = "jepsen";
 pub const QUEUES: u32 = 4;
 pub const GROUP: &str = "JepsenConsumers";
-
-pub fn queue_ref(q: &client::MessageQueue) -> QueueRef {
-    QueueRef {
-        topic: q.topic.clone(),
-        broker: q.broker_name.clone(),
-        queue_id: q.queue_id,
-    }
-}
 
 fn client_config(namesrv: &str, instance: &str) -> ClientConfig {
     ClientConfig {
@@ -60,29 +52,9 @@ pub async fn send_one(
         }
         None => producer.send(message).await,
     };
-    match result {
-        Ok(r) if r.status == SendStatus::Ok => {
-            // The master that acknowledged: the store host of the offset message id.
-            let node = r
-                .offset_msg_id
-                .parse::<proto::MessageId>()
-                .ok()
-                .map(|id| id.store_host.to_string());
-            recorder.record(|h, t| {
-                let queue = queue_ref(&r.queue);
-                h.send_ok_by(t, process, value, queue, r.queue_offset, node.as_deref())
-            });
-            true
-        }
-        Ok(r) => {
-            recorder.record(|h, t| h.send_info(t, process, value, &format!("{:?}", r.status)));
-            false
-        }
-        Err(e) => {
-            recorder.record(|h, t| h.send_info(t, process, value, &e.to_string()));
-            false
-        }
-    }
+    let mut acked = false;
+    recorder.record(|h, t| acked = record_send(h, t, process, value, &result));
+    acked
 }
 
 /// Producer `k` (process `p<k>`): one send in flight, at `rate_per_s`, until `stop`.
@@ -226,7 +198,7 @@ pub async fn read_replica(
         let t = recorder.now_ms();
         for m in &messages {
             let value = String::from_utf8_lossy(&m.body).into_owned();
-            h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
+            h.read(t, process, &value, QueueRef::from(&queue), m.queue_offset);
         }
         n += messages.len();
     }

@@ -360,9 +360,23 @@ impl Cluster {
                     .await
                     .map_err(|e| format!("reading {}'s log: {e}", replicas[i].name))?;
                 if other != first {
+                    let at = first
+                        .iter()
+                        .zip(&other)
+                        .position(|(a, b)| a != b)
+                        .or(Some(first.len().min(other.len())));
+                    let describe = |r: Option<&store::LogRecord>| match r {
+                        Some(r) => format!("{r:?}").chars().take(300).collect(),
+                        None => "nothing".to_string(),
+                    };
                     return Err(format!(
-                        "{} diverged from {} (same last entry, different logs)",
-                        replicas[i].name, replicas[0].name
+                        "{} diverged from {} (same last entry, different logs): first at \
+                         entry {:?}: {} vs {}",
+                        replicas[i].name,
+                        replicas[0].name,
+                        at.map(|k| (k, first.len(), other.len())),
+                        describe(at.and_then(|k| first.get(k))),
+                        describe(at.and_then(|k| other.get(k))),
                     ));
                 }
             }

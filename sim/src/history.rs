@@ -24,6 +24,56 @@ pub struct QueueRef {
     pub queue_id: u32,
 }
 
+impl From<&client::MessageQueue> for QueueRef {
+    fn from(q: &client::MessageQueue) -> Self {
+        QueueRef {
+            topic: q.topic.clone(),
+            broker: q.broker_name.clone(),
+            queue_id: q.queue_id,
+        }
+    }
+}
+
+/// Records how a send ended: `ok` with its queue, offset and the acknowledging master
+/// (the store host of its offset msg id), or `info` (unknown, never failed). Returns
+/// whether it was acknowledged. The simulator's and the Jepsen harness's producers share
+/// it.
+pub fn record_send(
+    h: &mut History,
+    time_ms: i64,
+    process: &str,
+    value: &str,
+    result: &client::Result<client::SendResult>,
+) -> bool {
+    match result {
+        Ok(r) if r.status == client::SendStatus::Ok => {
+            let node = r
+                .offset_msg_id
+                .parse::<proto::MessageId>()
+                .ok()
+                .map(|id| id.store_host.to_string());
+            let queue = QueueRef::from(&r.queue);
+            h.send_ok_by(
+                time_ms,
+                process,
+                value,
+                queue,
+                r.queue_offset,
+                node.as_deref(),
+            );
+            true
+        }
+        Ok(r) => {
+            h.send_info(time_ms, process, value, &format!("{:?}", r.status));
+            false
+        }
+        Err(e) => {
+            h.send_info(time_ms, process, value, &e.to_string());
+            false
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Type {

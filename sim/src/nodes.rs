@@ -53,7 +53,7 @@ pub async fn read_back(
                     }
                     for m in &r.messages {
                         let body = String::from_utf8(m.body.to_vec()).unwrap();
-                        reads.push((body, queue_ref(&q), m.queue_offset));
+                        reads.push((body, QueueRef::from(&q), m.queue_offset));
                     }
                     offset = r.next_begin_offset;
                 }
@@ -64,14 +64,6 @@ pub async fn read_back(
         .unwrap();
     for (body, queue, offset) in read {
         history.read(now_ms(), process, &body, queue, offset);
-    }
-}
-
-pub fn queue_ref(q: &client::MessageQueue) -> QueueRef {
-    QueueRef {
-        topic: q.topic.clone(),
-        broker: q.broker_name.clone(),
-        queue_id: q.queue_id,
     }
 }
 

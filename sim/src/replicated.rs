@@ -15,8 +15,8 @@ use raftmq::{BrokerConfig, RunningBroker};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
 
-use crate::history::History;
-use crate::nodes::{now_ms, queue_ref, read_back, start_namesrv};
+use crate::history::{History, QueueRef};
+use crate::nodes::{now_ms, read_back, start_namesrv};
 pub use crate::plant::Plant;
 
 const NAMESRV: &str = "10.0.2.100:9876";
@@ -134,7 +134,7 @@ pub async fn master_power_loss(
                             now_ms(),
                             "producer",
                             &body,
-                            queue_ref(&r.queue),
+                            QueueRef::from(&r.queue),
                             r.queue_offset,
                         ),
                         Ok(r) => {

@@ -12,12 +12,12 @@ use client::instance::ClientInstance;
 use client::pull::read_to_end;
 use client::{
     ClientConfig, ConsumeFromWhere, ConsumeResult, Message, MessageModel, Producer,
-    PushConsumerBuilder, SendStatus,
+    PushConsumerBuilder,
 };
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::history::{History, QueueRef};
+use crate::history::{record_send, History, QueueRef};
 
 /// Topic of the plain producers (round-robin over every queue of both groups).
 pub const PLAIN_TOPIC: &str = "SimPlain";
@@ -69,14 +69,6 @@ fn client_config(namesrv: &str, instance: &str) -> ClientConfig {
     }
 }
 
-pub fn queue_ref(q: &client::MessageQueue) -> QueueRef {
-    QueueRef {
-        topic: q.topic.clone(),
-        broker: q.broker_name.clone(),
-        queue_id: q.queue_id,
-    }
-}
-
 /// A producer on its own host: one send in flight, a short random pause between sends,
 /// until `stop`. `ordered = Some(k)` sends every message to queue `k % n` of the route.
 pub fn spawn_producer(
@@ -124,7 +116,9 @@ pub fn spawn_producer(
                         }
                         None => producer.send(message).await,
                     };
-                    record_send(recorder, lane, &value, result)
+                    let mut acked = false;
+                    recorder.record(|h, t| acked = record_send(h, t, lane, &value, &result));
+                    acked
                 }
             });
             let acked = futures::future::join_all(sends).await;
@@ -141,38 +135,6 @@ pub fn spawn_producer(
 
 /// Concurrent sends per burst of a plain producer.
 const PLAIN_BURST: usize = 3;
-
-/// Records how a send ended; true when it was acknowledged.
-fn record_send(
-    recorder: &Recorder,
-    process: &str,
-    value: &str,
-    result: client::Result<client::SendResult>,
-) -> bool {
-    match result {
-        Ok(r) if r.status == SendStatus::Ok => {
-            let node = r
-                .offset_msg_id
-                .parse::<proto::MessageId>()
-                .ok()
-                .map(|id| id.store_host.to_string());
-            recorder.record(|h, t| {
-                let q = queue_ref(&r.queue);
-                h.send_ok_by(t, process, value, q, r.queue_offset, node.as_deref())
-            });
-            true
-        }
-        Ok(r) => {
-            let status = format!("{:?}", r.status);
-            recorder.record(|h, t| h.send_info(t, process, value, &status));
-            false
-        }
-        Err(e) => {
-            recorder.record(|h, t| h.send_info(t, process, value, &e.to_string()));
-            false
-        }
-    }
-}
 
 /// A push consumer on its own host, which the nemesis can crash (`Handle::kill`), stop
 /// gracefully (`request_stop`: it commits its offsets and leaves the group) and start
@@ -315,7 +277,7 @@ pub async fn read_replica(
             recorder.record(|h, t| {
                 for m in &messages {
                     let value = String::from_utf8_lossy(&m.body);
-                    h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
+                    h.read(t, process, &value, QueueRef::from(&queue), m.queue_offset);
                 }
             });
             n += messages.len();

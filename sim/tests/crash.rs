@@ -16,8 +16,8 @@ use madsim::rand::Rng;
 use madsim::runtime::Handle;
 use raftmq::BrokerConfig;
 use sim::checker::{check, LossAllowance};
-use sim::history::History;
-use sim::nodes::{now_ms, queue_ref, read_back, start_namesrv};
+use sim::history::{History, QueueRef};
+use sim::nodes::{now_ms, read_back, start_namesrv};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
 
@@ -122,7 +122,7 @@ async fn run(flush_disk_type: FlushMode) -> (u64, History) {
                         now_ms(),
                         "producer",
                         &body,
-                        queue_ref(&r.queue),
+                        QueueRef::from(&r.queue),
                         r.queue_offset,
                     ),
                     Err(e) => h.send_info(now_ms(), "producer", &body, &e.to_string()),

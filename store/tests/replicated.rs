@@ -37,13 +37,23 @@ fn message(term: u64, index: u64, queue_id: u32, body: &str) -> LogRecord {
 
 /// A new entry carrying several messages.
 fn messages(term: u64, index: u64, queue_id: u32, bodies: &[&str]) -> LogRecord {
+    messages_at(term, index, queue_id, bodies, 1_000 + index as i64)
+}
+
+fn messages_at(
+    term: u64,
+    index: u64,
+    queue_id: u32,
+    bodies: &[&str],
+    store_timestamp_ms: i64,
+) -> LogRecord {
     let encode = |body: &&str| {
         let m = NewMessage::new("T", queue_id, body.as_bytes().to_vec());
         let mut bytes = Vec::new();
         let fields = StoreFields {
             queue_offset: 0,
             physical_offset: 0,
-            store_timestamp_ms: 1_000 + index as i64,
+            store_timestamp_ms,
             store_host: leader_host(),
         };
         m.encode_into(&fields, &mut bytes).unwrap();
@@ -390,5 +400,35 @@ async fn an_entry_torn_by_a_crash_is_dropped_whole() {
     assert!(
         torn_inside > 0,
         "no seed tore the entry after a whole record"
+    );
+}
+
+#[tokio::test]
+async fn a_segment_closed_right_after_a_restart_keeps_its_messages_from_retention() {
+    // Messages stamped now, so retention (72 h) must keep them.
+    let now_ms = proto::clock::now_ms();
+    let body = "n".repeat(300);
+    let fresh = |index: u64| messages_at(1, index, 0, &[body.as_str()], now_ms);
+    let disk = SimDisk::new(SimDiskConfig::reliable(11));
+    let store = open(&disk).await;
+    let mut index = 1;
+    while store.commitlog_max_offset() < 4096 - 800 {
+        append(&store, vec![fresh(index)]).await;
+        index += 1;
+    }
+    store.checkpoint_now().await.unwrap();
+    drop(store);
+    // A restart, then only control entries (a new term's blank, say) until the segment
+    // rolls: its end record must still name its newest message.
+    let store = open(&disk).await;
+    while store.commitlog_max_offset() < 4096 {
+        append(&store, vec![control(2, index)]).await;
+        index += 1;
+    }
+    store.clean_now().await.unwrap();
+    assert_eq!(
+        store.first_log_id().await.unwrap().map(|p| p.index),
+        Some(1),
+        "retention deleted a segment of fresh messages"
     );
 }

@@ -25,6 +25,7 @@ impl<D: Disk> CommitLog<D> {
             closed: false,
             tail: TailMap::default(),
             open_entry: None,
+            segment_max_timestamp_ms: i64::MIN,
         };
         if let Some(last) = segments.last() {
             recovery.end = last.base;
@@ -117,7 +118,15 @@ impl<D: Disk> CommitLog<D> {
                 .context(|| format!("sync {}", segment_name(segment.base)))?;
         }
         let active_open = !recovery.closed && !segments.is_empty();
-        let active_max_timestamp_ms = i64::MIN;
+        // The active segment's newest message so far: its end record must name it when
+        // the segment closes, or retention would take the segment for empty (and old) —
+        // the simulator's seed 63083: a segment closed by a Raft blank entry right after
+        // a restart was deleted at the next clean, with every message in it.
+        let active_max_timestamp_ms = if active_open {
+            recovery.segment_max_timestamp_ms
+        } else {
+            i64::MIN
+        };
         Ok(CommitLog {
             disk,
             segment_size,
@@ -230,6 +239,8 @@ struct Recovery {
     tail: TailMap,
     /// The entry whose records are being read, when its last record is still to come.
     open_entry: Option<OpenEntry>,
+    /// Newest message store timestamp in the segment being scanned.
+    segment_max_timestamp_ms: i64,
 }
 
 /// An entry of several records, not yet read to its end.
@@ -269,6 +280,7 @@ async fn scan_segment<F: DiskFile>(
     recovery: &mut Recovery,
 ) -> Result<SegmentEnd> {
     let mut reader = SegmentReader::new(segment, record_size_max);
+    recovery.segment_max_timestamp_ms = i64::MIN;
     loop {
         let (header, offset) = match reader.next().await? {
             Step::Record { header, offset } => (header, offset),
@@ -345,7 +357,11 @@ async fn scan_segment<F: DiskFile>(
                 let payload = reader.payload(offset, &header);
                 match proto::MessageRef::parse(payload) {
                     _ if header.kind == RecordKind::Control => {}
-                    Ok(m) if m.physical_offset() == payload_offset => {}
+                    Ok(m) if m.physical_offset() == payload_offset => {
+                        recovery.segment_max_timestamp_ms = recovery
+                            .segment_max_timestamp_ms
+                            .max(m.store_timestamp_ms());
+                    }
                     Ok(m) => {
                         let reason = format!(
                             "message names physical offset {} at {payload_offset}",
