@@ -97,13 +97,13 @@ type Placement = Vec<(usize, Range<usize>)>;
 /// Splits a round of callers' messages into entries of at most `hard_max` record bytes,
 /// keeping order. Returns the entries and, per caller, its parts as
 /// (entry number, range in that entry).
-fn pack(round: &[Vec<Bytes>], hard_max: u64) -> (Vec<Vec<Bytes>>, Vec<Placement>) {
+fn pack(round: &[&[Bytes]], hard_max: u64) -> (Vec<Vec<Bytes>>, Vec<Placement>) {
     let mut entries: Vec<Vec<Bytes>> = Vec::new();
     let mut entry_bytes = 0u64;
     let mut parts = Vec::with_capacity(round.len());
     for messages in round {
         let mut mine: Placement = Vec::new();
-        for message in messages {
+        for message in messages.iter() {
             let size = record_bytes(message);
             let full = entries
                 .last()
@@ -142,10 +142,8 @@ async fn run<D: Disk>(
             bytes += more.messages.iter().map(record_bytes).sum::<u64>();
             round.push(more);
         }
-        let (entries, parts) = pack(
-            &round.iter().map(|w| w.messages.clone()).collect::<Vec<_>>(),
-            entry_bytes_max,
-        );
+        let callers: Vec<&[Bytes]> = round.iter().map(|w| w.messages.as_slice()).collect();
+        let (entries, parts) = pack(&callers, entry_bytes_max);
         tracing::debug!(
             callers = round.len(),
             messages = entries.iter().map(Vec::len).sum::<usize>(),
@@ -204,8 +202,10 @@ async fn run<D: Disk>(
         }
         // Pace: the next entry is proposed once this one is in the log (synced, with
         // `flush = sync`), gathering every send that arrived meanwhile.
-        let last = proposed.last().expect("a round has an entry").0.clone();
-        let _ = tokio::time::timeout(pace_timeout, last).await;
+        // (A round of callers with no messages proposed nothing.)
+        if let Some((last, _)) = proposed.last() {
+            let _ = tokio::time::timeout(pace_timeout, last.clone()).await;
+        }
     }
 }
 
@@ -220,7 +220,8 @@ mod tests {
     #[test]
     fn packs_callers_whole_and_in_order() {
         let h = RECORD_HEADER_SIZE;
-        let round = vec![messages(&[100, 100]), messages(&[100]), messages(&[100; 3])];
+        let owned = [messages(&[100, 100]), messages(&[100]), messages(&[100; 3])];
+        let round: Vec<&[Bytes]> = owned.iter().map(Vec::as_slice).collect();
         let (entries, parts) = pack(&round, 10_000);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].len(), 6);
@@ -236,7 +237,7 @@ mod tests {
             vec![vec![(0, 0..2)], vec![(0, 2..3)], vec![(1, 0..3)]]
         );
         // A message alone over the limit still gets an entry (the store rejects it).
-        let (entries, _) = pack(&[messages(&[500, 500])], 10);
+        let (entries, _) = pack(&[&messages(&[500, 500])], 10);
         assert_eq!(entries.len(), 2);
     }
 }
