@@ -66,11 +66,11 @@ fn the_same_seed_writes_a_byte_identical_trace() {
     let inspect = Command::new(env!("CARGO_BIN_EXE_sim"))
         .arg("inspect")
         .arg(&a)
-        .args(["--msg", "p1-1"])
+        .args(["--msg", "p1.0-1"])
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.status.success(), "{shown}");
-    assert!(shown.contains("send invoke p1-1"), "{shown}");
+    assert!(shown.contains("send invoke p1.0-1"), "{shown}");
     std::fs::remove_dir_all(&dir).ok();
 }
