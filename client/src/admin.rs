@@ -83,9 +83,8 @@ impl Admin {
         order: bool,
     ) -> Result<Vec<String>> {
         proto::names::validate_name("topic", topic).map_err(ClientError::Invalid)?;
-        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
-        for addr in &masters {
-            let request = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
+        self.invoke_on_masters(cluster, || {
+            RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
                 .with_ext("topic", topic)
                 .with_ext("defaultTopic", "TBW102")
                 .with_ext("readQueueNums", queue_nums)
@@ -93,10 +92,9 @@ impl Admin {
                 .with_ext("perm", perm::READ_WRITE)
                 .with_ext("topicFilterType", "SINGLE_TAG")
                 .with_ext("topicSysFlag", 0)
-                .with_ext("order", order);
-            self.instance.invoke_ok(addr, request).await?;
-        }
-        Ok(masters)
+                .with_ext("order", order)
+        })
+        .await
     }
 
     /// Master address by broker group, of every group (in `cluster`, when named).
@@ -125,6 +123,20 @@ impl Admin {
         Ok(masters)
     }
 
+    /// Sends the request `make` builds to every master (in `cluster`, when named), as
+    /// `mqadmin`'s cluster-wide updates do; returns the masters' addresses.
+    async fn invoke_on_masters(
+        &self,
+        cluster: Option<&str>,
+        make: impl Fn() -> RemotingCommand,
+    ) -> Result<Vec<String>> {
+        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
+        for addr in &masters {
+            self.instance.invoke_ok(addr, make()).await?;
+        }
+        Ok(masters)
+    }
+
     /// Creates or changes a subscription group on every master (in `cluster`, when
     /// named), as `mqadmin updateSubGroup` does; returns the masters' addresses.
     pub async fn create_subscription_group(
@@ -134,13 +146,11 @@ impl Admin {
     ) -> Result<Vec<String>> {
         proto::names::validate_name("subscription group", &config.group_name)
             .map_err(ClientError::Invalid)?;
-        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
-        for addr in &masters {
-            let request = RemotingCommand::request(request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
-                .with_body(to_json(config));
-            self.instance.invoke_ok(addr, request).await?;
-        }
-        Ok(masters)
+        self.invoke_on_masters(cluster, || {
+            RemotingCommand::request(request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(to_json(config))
+        })
+        .await
     }
 
     /// Every master's subscription groups, by broker group.
@@ -163,13 +173,10 @@ impl Admin {
         group: &str,
         cluster: Option<&str>,
     ) -> Result<Vec<String>> {
-        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
-        for addr in &masters {
-            let request = RemotingCommand::request(request::DELETE_SUBSCRIPTIONGROUP)
-                .with_ext("groupName", group);
-            self.instance.invoke_ok(addr, request).await?;
-        }
-        Ok(masters)
+        self.invoke_on_masters(cluster, || {
+            RemotingCommand::request(request::DELETE_SUBSCRIPTIONGROUP).with_ext("groupName", group)
+        })
+        .await
     }
 
     /// The master address of broker group `broker_name`, from the name servers.

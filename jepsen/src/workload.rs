@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use client::pull::read_to_end;
 use client::{
-    instance::ClientInstance, ClientConfig, ConsumeResult, Message, MessageModel, Producer,
-    PushConsumer, PushConsumerBuilder,
+    instance::ClientInstance, ClientConfig, ConsumeResult, MessageModel, Producer, PushConsumer,
+    PushConsumerBuilder,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sim::history::{record_send, QueueRef, Type, F};
+use sim::history::{record_send, send_value, QueueRef, Type, F};
 
 use crate::opts::Workload;
 use crate::recorder::Recorder;
@@ -43,15 +43,7 @@ pub async fn send_one(
     queue_choice: Option<usize>,
 ) -> bool {
     recorder.record(|h, t| h.send_invoke(t, process, value));
-    let message = Message::new(TOPIC, value.to_string()).with_keys([value.to_string()]);
-    let result = match queue_choice {
-        Some(k) => {
-            producer
-                .send_with_selector(message, |qs| k % qs.len())
-                .await
-        }
-        None => producer.send(message).await,
-    };
+    let result = send_value(producer, TOPIC, value, queue_choice).await;
     let mut acked = false;
     recorder.record(|h, t| acked = record_send(h, t, process, value, &result));
     acked

@@ -34,6 +34,26 @@ impl From<&client::MessageQueue> for QueueRef {
     }
 }
 
+/// Sends `value` to `topic` with itself as its key: to queue `k % n` of the route when
+/// `queue_choice` is `Some(k)` (ordered), round-robin otherwise. The simulator's and the
+/// Jepsen harness's producers share it.
+pub async fn send_value(
+    producer: &client::Producer,
+    topic: &str,
+    value: &str,
+    queue_choice: Option<usize>,
+) -> client::Result<client::SendResult> {
+    let message = client::Message::new(topic, value.to_string()).with_keys([value.to_string()]);
+    match queue_choice {
+        Some(k) => {
+            producer
+                .send_with_selector(message, |qs| k % qs.len())
+                .await
+        }
+        None => producer.send(message).await,
+    }
+}
+
 /// Records how a send ended: `ok` with its queue, offset and the acknowledging master
 /// (the store host of its offset msg id), or `info` (unknown, never failed). Returns
 /// whether it was acknowledged. The simulator's and the Jepsen harness's producers share

@@ -11,13 +11,12 @@ use std::time::Duration;
 use client::instance::ClientInstance;
 use client::pull::read_to_end;
 use client::{
-    ClientConfig, ConsumeFromWhere, ConsumeResult, Message, MessageModel, Producer,
-    PushConsumerBuilder,
+    ClientConfig, ConsumeFromWhere, ConsumeResult, MessageModel, Producer, PushConsumerBuilder,
 };
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::history::{record_send, History, QueueRef};
+use crate::history::{record_send, send_value, History, QueueRef};
 
 /// Topic of the plain producers (round-robin over every queue of both groups).
 pub const PLAIN_TOPIC: &str = "SimPlain";
@@ -107,15 +106,7 @@ pub fn spawn_producer(
                 async move {
                     let value = format!("{lane}-{seq}");
                     recorder.record(|h, t| h.send_invoke(t, lane, &value));
-                    let message = Message::new(topic, value.clone()).with_keys([value.clone()]);
-                    let result = match ordered {
-                        Some(k) => {
-                            producer
-                                .send_with_selector(message, |qs| k % qs.len())
-                                .await
-                        }
-                        None => producer.send(message).await,
-                    };
+                    let result = send_value(producer, topic, &value, ordered).await;
                     let mut acked = false;
                     recorder.record(|h, t| acked = record_send(h, t, lane, &value, &result));
                     acked

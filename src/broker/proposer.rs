@@ -23,7 +23,6 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft;
 use raft::log_store::{LogStore, TicketResult};
 use raft::types::{GroupRaft, GroupRequest, GroupResponse};
-use store::record::RECORD_HEADER_SIZE;
 use store::Disk;
 use tokio::sync::{mpsc, oneshot};
 
@@ -88,7 +87,7 @@ impl Proposer {
 }
 
 fn record_bytes(message: &Bytes) -> u64 {
-    (message.len() + RECORD_HEADER_SIZE) as u64
+    store::record::entry_size([message.len()])
 }
 
 /// Where one caller's messages went: (entry number, range in that entry), in order.
@@ -219,7 +218,7 @@ mod tests {
 
     #[test]
     fn packs_callers_whole_and_in_order() {
-        let h = RECORD_HEADER_SIZE;
+        let h = store::record::RECORD_HEADER_SIZE;
         let owned = [messages(&[100, 100]), messages(&[100]), messages(&[100; 3])];
         let round: Vec<&[Bytes]> = owned.iter().map(Vec::as_slice).collect();
         let (entries, parts) = pack(&round, 10_000);

@@ -43,6 +43,14 @@ pub const END_PAYLOAD_SIZE: usize = 8;
 pub const END_RECORD_SIZE: usize = RECORD_HEADER_SIZE + END_PAYLOAD_SIZE;
 
 const _: () = assert!(RECORD_HEADER_SIZE == 4 + 4 + 4 + 1 + 1 + 2 + 8 + 8);
+/// Bytes the records of one entry take, given its payloads' sizes (a record each).
+pub fn entry_size(payload_sizes: impl IntoIterator<Item = usize>) -> u64 {
+    payload_sizes
+        .into_iter()
+        .map(|n| (RECORD_HEADER_SIZE + n) as u64)
+        .sum()
+}
+
 /// Flag: the Raft entry this record belongs to goes on in the next record.
 pub const FLAG_CONTINUED: u8 = 1;
 

@@ -94,6 +94,51 @@ impl Group {
         }
     }
 
+    /// Stops a follower (cleanly); the group keeps taking writes with the other two.
+    /// Returns (master, follower).
+    async fn stop_follower(&mut self) -> (usize, usize) {
+        let master = self.master().unwrap();
+        let follower = (0..3).find(|i| *i != master).unwrap();
+        self.brokers[follower]
+            .take()
+            .unwrap()
+            .shutdown()
+            .await
+            .unwrap();
+        (master, follower)
+    }
+
+    /// The Raft replica of running broker `i`.
+    fn replica(&self, i: usize) -> std::sync::Arc<raftmq::broker::replica::Replica<StdDisk>> {
+        self.brokers[i]
+            .as_ref()
+            .unwrap()
+            .broker
+            .replica()
+            .unwrap()
+            .clone()
+    }
+
+    /// Restarts `follower` on its own disk and waits until the master sees both
+    /// followers matching its whole log.
+    async fn restart_and_catch_up(&mut self, master: usize, follower: usize) {
+        let config = self.configs[follower].clone();
+        self.brokers[follower] = Some(start_broker_on_disk(config).await.unwrap());
+        let replica = self.replica(master);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let lag = replica.replica_lag();
+            if lag.len() == 2 && lag.values().all(|l| *l == 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the follower did not catch up: {lag:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn shutdown(mut self) {
         for broker in self.brokers.iter_mut().filter_map(Option::take) {
             broker.shutdown().await.unwrap();
@@ -231,27 +276,12 @@ async fn leader_ack_works_reports_lag_and_a_restarted_follower_catches_up() {
     let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Leader).await;
     let config = group.client_config();
     let producer = Producer::new("leader-producer", config.clone());
-    let master = group.master().unwrap();
-    let follower = (0..3).find(|i| *i != master).unwrap();
-    // Stop a follower; the group keeps taking writes with the other two.
-    group.brokers[follower]
-        .take()
-        .unwrap()
-        .shutdown()
-        .await
-        .unwrap();
+    let (master, follower) = group.stop_follower().await;
     let sent: Vec<String> = (0..60).map(|i| format!("l{i}")).collect();
     for body in &sent {
         send_until_acked(&producer, "Lag", body, Duration::from_secs(10)).await;
     }
-    let replica = group.brokers[master]
-        .as_ref()
-        .unwrap()
-        .broker
-        .replica()
-        .unwrap()
-        .clone();
-    let lag = replica.replica_lag();
+    let lag = group.replica(master).replica_lag();
     let follower_id = (follower + 1) as u64;
     assert!(
         lag.get(&follower_id).copied().unwrap_or(0) >= 60,
@@ -259,20 +289,7 @@ async fn leader_ack_works_reports_lag_and_a_restarted_follower_catches_up() {
     );
 
     // Restart it on its own disk: it catches up by log.
-    let config_f = group.configs[follower].clone();
-    group.brokers[follower] = Some(start_broker_on_disk(config_f).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let lag = replica.replica_lag();
-        if lag.values().all(|l| *l == 0) && lag.len() == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the follower did not catch up: {lag:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    group.restart_and_catch_up(master, follower).await;
     let store = group.brokers[follower].as_ref().unwrap().broker.store();
     let deadline = Instant::now() + Duration::from_secs(10);
     let total =
@@ -450,14 +467,7 @@ async fn retention_keeps_what_a_stopped_follower_needs() {
     })
     .await;
     let producer = Producer::new("retention-producer", group.client_config());
-    let master = group.master().unwrap();
-    let follower = (0..3).find(|i| *i != master).unwrap();
-    group.brokers[follower]
-        .take()
-        .unwrap()
-        .shutdown()
-        .await
-        .unwrap();
+    let (master, follower) = group.stop_follower().await;
     let body = "r".repeat(1000);
     for i in 0..250 {
         send_until_acked(
@@ -481,24 +491,7 @@ async fn retention_keeps_what_a_stopped_follower_needs() {
     assert_eq!(first, 1, "a segment the follower needs went");
 
     // So the follower, restarted, catches up by log.
-    let config_f = group.configs[follower].clone();
-    group.brokers[follower] = Some(start_broker_on_disk(config_f).await.unwrap());
-    let replica = group.brokers[master]
-        .as_ref()
-        .unwrap()
-        .broker
-        .replica()
-        .unwrap()
-        .clone();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !(replica.replica_lag().len() == 2 && replica.replica_lag().values().all(|l| *l == 0)) {
-        assert!(
-            Instant::now() < deadline,
-            "no catch-up: {:?}",
-            replica.replica_lag()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    group.restart_and_catch_up(master, follower).await;
     // Once everyone has everything, expired segments go.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let store = group.brokers[master].as_ref().unwrap().broker.store();
@@ -506,7 +499,8 @@ async fn retention_keeps_what_a_stopped_follower_needs() {
     let first = store.first_log_id().await.unwrap().unwrap().index;
     assert!(first > 1, "expired segments were kept");
     // A new replica could only catch up from entry 0: refused at once, saying why.
-    let e = replica
+    let e = group
+        .replica(master)
         .add_replica(
             9,
             raftmq::config::ReplicaAddrs {

@@ -196,18 +196,15 @@ impl<D: Disk> CommitLog<D> {
             } else {
                 let more = payloads[i..].iter().position(|p| !p.continued());
                 let parts = &payloads[i..=i + more.expect("an entry ends in its append")];
-                let entry_size: usize = parts
-                    .iter()
-                    .map(|p| RECORD_HEADER_SIZE + p.payload_size())
-                    .sum();
+                let entry_size = record::entry_size(parts.iter().map(|p| p.payload_size()));
                 assert!(
-                    entry_size as u64 <= self.entry_size_max(),
+                    entry_size <= self.entry_size_max(),
                     "caller must keep an entry within entry_size_max"
                 );
                 entry_size
             };
             let segment_end = self.segment_base(pos) + self.segment_size;
-            if !in_entry && pos + (entry_size + END_RECORD_SIZE) as u64 > segment_end {
+            if !in_entry && pos + entry_size + END_RECORD_SIZE as u64 > segment_end {
                 let last = LogPosition {
                     term: writer.term,
                     leader: writer.leader,

@@ -194,11 +194,8 @@ impl<D: Disk> MessageStore<D> {
                 });
                 *next += 1;
             }
-            entry_bytes = messages
-                .iter()
-                .map(|m| (m.len() + crate::record::RECORD_HEADER_SIZE) as u64)
-                .sum::<u64>()
-                .max(entry_bytes);
+            entry_bytes =
+                entry_bytes.max(crate::record::entry_size(messages.iter().map(Bytes::len)));
         }
         let entry_size_max = shared.commit_log.entry_size_max();
         if entry_bytes > entry_size_max {
