@@ -358,18 +358,11 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
 
     async fn get_log_state(&mut self) -> Result<LogState<GroupRaft>, StorageError<u64>> {
         let last = self.store.last_log_id().await;
-        let first = self
-            .store
-            .first_log_id()
-            .await
-            .map_err(|e| StorageIOError::read_logs(&io_error(e)))?;
-        // Entries before the first one stored were deleted by retention: purged. Their
-        // term is gone with them; the first stored entry's term bounds it from above.
-        let purged = match first {
-            Some(first) if first.index > 1 => Some(log_id(LogPosition {
-                index: first.index - 1,
-                ..first
-            })),
+        // Entries before the first one stored were deleted by retention, or never came
+        // here (a snapshot was installed): purged. The store's log start marker keeps
+        // the last one's log id, term included.
+        let purged = match self.store.log_start() {
+            Some(start) if start.prev.index > 0 => Some(log_id(start.prev)),
             _ => None,
         };
         Ok(LogState {
@@ -435,7 +428,16 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
         // After a power loss with `flush = async` the log may be shorter than what was
         // committed: never claim entries this replica no longer holds.
         let last_index = self.store.last_log_id().await.index;
-        Ok(committed.filter(|c| record_index(c.index) <= last_index))
+        let committed = committed.filter(|c| record_index(c.index) <= last_index);
+        // Entries before the log's start were applied (only those can be purged), so
+        // committed: the saved hint may be older than the start, and openraft must not
+        // try to re-apply from before it.
+        let start = self
+            .store
+            .log_start()
+            .filter(|s| s.prev.index > 0)
+            .map(|s| log_id(s.prev));
+        Ok(committed.max(start))
     }
 
     async fn append<I>(
@@ -521,10 +523,13 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
             .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
     }
 
-    /// The CommitLog keeps entries until retention deletes their segment, so a purge
-    /// only says openraft no longer needs them.
+    /// Retention (or compaction) moved the log's start; openraft purges up to it once
+    /// no replication reads those entries any more, and only then do their segments go.
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         tracing::debug!(%log_id, "openraft no longer needs entries up to here");
-        Ok(())
+        self.store
+            .purge_log(record_index(log_id.index))
+            .await
+            .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
     }
 }

@@ -14,8 +14,27 @@
 //! entries this replica could lose. After a restart openraft re-applies the entries
 //! after it; applying is idempotent.
 //!
-//! Snapshots carry the same state. The store's messages are *not* in them: a replica
-//! catches up by log (see the crate doc for what that leaves open).
+//! # Snapshots: catching up where the leader's log no longer reaches
+//!
+//! A replica catches up by log while the leader still holds the entries it lacks. Once
+//! retention deleted them, openraft sends a snapshot. The messages themselves are gone
+//! from the leader, so a snapshot cannot carry them; it is taken *where the leader's log
+//! starts* (its store's [`LogStart`]): its last log id is the entry before the first one
+//! stored, and it carries that start (segment base, queue offsets) with the applied
+//! state. The follower empties its store to continue there (`MessageStore::reset_log`),
+//! and then receives every entry the leader still has, by log, at the same offsets.
+//!
+//! The applied state in the snapshot is the leader's *current* one, newer than the
+//! snapshot's log id (a "fuzzy" snapshot, as ZooKeeper's): the follower re-applies the
+//! entries after the log id over it. That is exact because every non-message entry is
+//! a last-writer-wins update of one key (a consumer offset, a topic, a subscription
+//! group), so replaying a suffix of updates over a state that already contains them
+//! ends in the same state. The membership in the snapshot is the one in effect at its
+//! log id, which the state keeps a short history of.
+//!
+//! Installing saves the new applied state (with the log start) *before* resetting the
+//! store; a crash in between is finished by [`GroupMachine::open`], which resets the
+//! store again when its log starts before the saved state's.
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
@@ -30,7 +49,7 @@ use proto::MessageRef;
 use serde::{Deserialize, Serialize};
 use store::meta::{SubscriptionGroupConfig, TopicConfig};
 use store::slot_file::SlotFile;
-use store::{Disk, MessageStore};
+use store::{Disk, LogStart, MessageStore};
 use tokio::sync::watch;
 
 use crate::types::{GroupRaft, GroupRequest, GroupResponse, StoredAt};
@@ -55,6 +74,22 @@ struct Applied {
     /// CommitLog offset below which every applied message lies.
     readable_offset: u64,
     groups: BTreeMap<String, SubscriptionGroupConfig>,
+    /// The latest membership entries applied, oldest first: a snapshot taken at an
+    /// older log id names the membership in effect there.
+    memberships: Vec<StoredMembership<u64, BasicNode>>,
+    /// Set by an installed snapshot: where this replica's log must start.
+    log_start: Option<LogStart>,
+}
+
+/// Membership entries kept in [`Applied::memberships`]: changes are rare, and a
+/// snapshot is taken at most a retention period back.
+const MEMBERSHIPS_KEPT: usize = 16;
+
+/// What a snapshot carries.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    applied: Applied,
+    log_start: LogStart,
 }
 
 struct Inner {
@@ -93,6 +128,20 @@ impl<D: Disk> GroupMachine<D> {
             ),
             None => (0, Applied::default()),
         };
+        // A snapshot was installed, but the store may not have been reset for it.
+        if let Some(start) = &applied.log_start {
+            let at = store.log_start().map_or(0, |s| s.prev.index);
+            if at < start.prev.index {
+                tracing::warn!(
+                    prev_index = start.prev.index,
+                    "finishing a snapshot's store reset that a crash interrupted"
+                );
+                store
+                    .reset_log(start.clone())
+                    .await
+                    .map_err(|e| read_err(io_error(e)))?;
+            }
+        }
         store
             .restore_committed(applied.readable_offset)
             .await
@@ -189,21 +238,70 @@ fn stored_at(bytes: &[u8]) -> Result<(StoredAt, String), io::Error> {
     Ok((at, m.topic().to_string()))
 }
 
-impl<D: Disk> RaftSnapshotBuilder<GroupRaft> for GroupMachine<D> {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<GroupRaft>, StorageError<u64>> {
+impl<D: Disk> GroupMachine<D> {
+    /// A snapshot at the start of the store's log (see the module doc); `None` while
+    /// the log holds every entry from the first (no replica needs one).
+    fn snapshot_at_log_start(&self) -> Result<Option<Snapshot<GroupRaft>>, io::Error> {
+        let Some(log_start) = self.store.log_start().filter(|s| s.prev.index > 0) else {
+            return Ok(None);
+        };
+        let last_log_id = crate::log_store::log_id(log_start.prev);
         let mut inner = self.inner.lock().expect("machine poisoned");
-        let data = bincode::serialize(&inner.applied)
-            .map_err(|e| StorageIOError::read_state_machine(&io_error(e)))?;
+        if let Some((meta, data)) = &inner.snapshot {
+            if meta.last_log_id == Some(last_log_id) {
+                return Ok(Some(Snapshot {
+                    meta: meta.clone(),
+                    snapshot: Box::new(Cursor::new(data.clone())),
+                }));
+            }
+        }
+        let applied = &inner.applied;
+        if applied.last_applied < Some(last_log_id) {
+            return Err(io_error(format!(
+                "the log starts after entry {last_log_id}, which is not applied yet"
+            )));
+        }
+        let last_membership = std::iter::once(&applied.membership)
+            .chain(applied.memberships.iter().rev())
+            .find(|m| m.log_id().as_ref() <= Some(&last_log_id))
+            .cloned()
+            .ok_or_else(|| {
+                io_error(format!(
+                    "no membership known at entry {last_log_id}, where the log starts"
+                ))
+            })?;
+        let data = bincode::serialize(&SnapshotData {
+            applied: applied.clone(),
+            log_start,
+        })
+        .map_err(io_error)?;
         let meta = SnapshotMeta {
-            last_log_id: inner.applied.last_applied,
-            last_membership: inner.applied.membership.clone(),
-            snapshot_id: format!("{:?}", inner.applied.last_applied),
+            last_log_id: Some(last_log_id),
+            last_membership,
+            snapshot_id: format!("{last_log_id}@{:?}", applied.last_applied),
         };
         inner.snapshot = Some((meta.clone(), data.clone()));
-        Ok(Snapshot {
+        Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
-        })
+        }))
+    }
+}
+
+impl<D: Disk> RaftSnapshotBuilder<GroupRaft> for GroupMachine<D> {
+    /// Builds the snapshot at the log start and saves the applied state: openraft
+    /// purges entries only up to a snapshot it built, and a purge deletes them, so the
+    /// saved state must already cover them (a restart re-applies only what is stored).
+    async fn build_snapshot(&mut self) -> Result<Snapshot<GroupRaft>, StorageError<u64>> {
+        let read_err = |e: io::Error| StorageError::from(StorageIOError::read_state_machine(&e));
+        let snapshot = self
+            .snapshot_at_log_start()
+            .map_err(read_err)?
+            .ok_or_else(|| read_err(io_error("the log starts at its first entry: no snapshot")))?;
+        self.save(true)
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        Ok(snapshot)
     }
 }
 
@@ -275,7 +373,19 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                         inner.applied.groups.remove(&name);
                     }
                     EntryPayload::Membership(m) => {
-                        inner.applied.membership = StoredMembership::new(Some(entry.log_id), m)
+                        let previous = std::mem::replace(
+                            &mut inner.applied.membership,
+                            StoredMembership::new(Some(entry.log_id), m),
+                        );
+                        let history = &mut inner.applied.memberships;
+                        if previous.log_id() < &Some(entry.log_id)
+                            && history.last().map(|h| h.log_id()) < Some(previous.log_id())
+                        {
+                            history.push(previous);
+                        }
+                        if history.len() > MEMBERSHIPS_KEPT {
+                            history.remove(0);
+                        }
                     }
                 }
                 responses.push(GroupResponse { index, stored });
@@ -313,28 +423,49 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
         let data = snapshot.into_inner();
-        let applied: Applied = bincode::deserialize(&data)
+        let SnapshotData {
+            mut applied,
+            log_start,
+        } = bincode::deserialize(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
+        let last_log_id = meta
+            .last_log_id
+            .expect("openraft installs a non-empty snapshot");
+        assert_eq!(
+            crate::log_store::log_id(log_start.prev),
+            last_log_id,
+            "a snapshot is taken where the log it came from starts"
+        );
+        tracing::info!(
+            %last_log_id,
+            base_offset = log_start.base_offset,
+            "installing a snapshot: the log continues after its entry, at its offset"
+        );
+        applied.last_applied = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        applied.readable_offset = log_start.base_offset;
+        applied.log_start = Some(log_start.clone());
         {
             let mut inner = self.inner.lock().expect("machine poisoned");
             inner.applied = applied;
-            inner.applied.last_applied = meta.last_log_id;
-            inner.applied.membership = meta.last_membership.clone();
             inner.snapshot = Some((meta.clone(), data));
         }
         self.topics_version.send_modify(|v| *v += 1);
-        self.save(true)
+        let write_err = |e: io::Error| StorageError::from(StorageIOError::write_state_machine(&e));
+        // The state first, then the store: see the module doc.
+        self.save(true).await.map_err(write_err)?;
+        self.store
+            .reset_log(log_start)
             .await
-            .map_err(|e| StorageIOError::write_state_machine(&e).into())
+            .map_err(|e| write_err(io_error(e)))
     }
 
+    /// Always the snapshot at the store's current log start, so a follower that needs
+    /// it gets entries the leader still has from there.
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<GroupRaft>>, StorageError<u64>> {
-        let inner = self.inner.lock().expect("machine poisoned");
-        Ok(inner.snapshot.as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.clone())),
-        }))
+        self.snapshot_at_log_start()
+            .map_err(|e| StorageIOError::read_state_machine(&e).into())
     }
 }

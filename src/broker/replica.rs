@@ -120,8 +120,11 @@ impl<D: Disk> Replica<D> {
             election_timeout_max: settings.election_timeout_max_ms,
             // Under `fixed` only the master votes, and it elects itself at once.
             enable_elect: true,
-            // The CommitLog keeps entries until retention: replicas catch up by log.
+            // The CommitLog keeps entries until retention; a snapshot is taken where
+            // retention left the log's start (`sync_log_start`), and openraft forgets
+            // exactly the entries before it.
             snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: 0,
             ..openraft::Config::default()
         }
         .validate()?;
@@ -168,7 +171,7 @@ impl<D: Disk> Replica<D> {
             ),
         });
         replica.bootstrap().await?;
-        tokio::spawn(run_retention_floor(Arc::downgrade(&replica)));
+        tokio::spawn(run_log_upkeep(Arc::downgrade(&replica)));
         Ok((replica, task))
     }
 
@@ -538,23 +541,9 @@ impl<D: Disk> Replica<D> {
                 "replica id {id} is not in 1..=65535"
             )));
         }
-        // A new replica starts empty and catches up by log from entry 0; once retention
-        // has deleted the first segments that cannot work (and openraft would wait for
-        // a snapshot forever). Say so at once.
-        let first = self
-            .log
-            .message_store()
-            .first_log_id()
-            .await
-            .map_err(|e| WriteError::Failed(format!("reading the log's start: {e}")))?;
-        if let Some(first) = first.filter(|f| f.index > 1) {
-            return Err(WriteError::Failed(format!(
-                "the group's log starts at entry {} (retention deleted the segments before \
-                 it); a new replica catches up by log only, and catch-up by snapshot is not \
-                 implemented yet",
-                first.index - 1
-            )));
-        }
+        // A new replica starts empty: it catches up by log from entry 0, or, once
+        // retention deleted the first segments, by a snapshot taken where the log
+        // starts and the log after it.
         self.replicas
             .write()
             .expect("replicas poisoned")
@@ -630,24 +619,55 @@ impl<D: Disk> Replica<D> {
     }
 }
 
-/// How often the master recomputes the retention floor.
-const RETENTION_FLOOR_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the log's upkeep runs (retention floor, snapshot at the log start).
+const LOG_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// On the master, keeps the store's retention floor at the first entry some replica has
-/// not received, so a replica that was down for longer than `file_reserved_hours`
-/// still catches up by log (see `store::retention`). Elsewhere: no floor.
-async fn run_retention_floor<D: Disk>(replica: std::sync::Weak<Replica<D>>) {
+/// not received, so a member that was down for longer than `file_reserved_hours`
+/// still catches up by log, keeping every message (see `store::retention`); elsewhere
+/// no floor. On every replica, tells openraft where retention left the log's start
+/// (`sync_log_start`): a new replica, or one whose entries disk pressure deleted,
+/// catches up by snapshot and log from there.
+async fn run_log_upkeep<D: Disk>(replica: std::sync::Weak<Replica<D>>) {
     loop {
-        tokio::time::sleep(RETENTION_FLOOR_INTERVAL).await;
+        tokio::time::sleep(LOG_UPKEEP_INTERVAL).await;
         let Some(replica) = replica.upgrade() else {
             return;
         };
         let floor = replica.retention_floor().await;
         replica.log.message_store().set_retention_floor(floor);
+        replica.sync_log_start().await;
     }
 }
 
 impl<D: Disk> Replica<D> {
+    /// Once retention moved the log's start, has openraft take a snapshot there (the
+    /// state machine builds it at the log start) and, with it, forget the entries
+    /// before: a replica that needs them gets the snapshot and the log after it.
+    async fn sync_log_start(&self) {
+        let Some(start) = self.log.message_store().log_start() else {
+            return;
+        };
+        // Raft entry i is CommitLog record i + 1.
+        let Some(last) = start.prev.index.checked_sub(1) else {
+            return;
+        };
+        let (snapshot, purged) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index))
+        };
+        if snapshot.is_none_or(|s| s < last) {
+            if let Err(e) = self.raft.trigger().snapshot().await {
+                tracing::warn!(error = %e, "taking a snapshot at the log start");
+            }
+        } else if purged.is_none_or(|p| p < last) {
+            if let Err(e) = self.raft.trigger().purge_log(last).await {
+                tracing::warn!(error = %e, "forgetting the entries before the log start");
+            }
+        }
+    }
+
     async fn retention_floor(&self) -> Option<u64> {
         let needed = {
             let metrics = self.raft.metrics();

@@ -369,20 +369,40 @@ impl<D: Disk> ConsumeQueue<D> {
         Ok(())
     }
 
-    /// Retention: moves the min offset to the first unit whose message is still in the
-    /// CommitLog (offset ≥ `commitlog_min`) and deletes files wholly below it.
-    pub async fn advance_min(&self, commitlog_min: u64) -> Result<()> {
+    /// Queue offset of the first unit whose message lies at or past CommitLog offset
+    /// `commitlog_offset` (the max offset when none does). Units are in CommitLog order
+    /// (a padded head reads as offset 0), so a binary search finds it.
+    pub async fn first_at_or_after(&self, commitlog_offset: u64) -> Result<u64> {
         let mut lo = self.min_offset();
         let mut hi = self.max_offset();
-        // Binary search for the first unit at or past commitlog_min; units are ordered.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.get(mid).await? {
-                Some(u) if u.commitlog_offset < commitlog_min => lo = mid + 1,
+                Some(u) if u.commitlog_offset < commitlog_offset => lo = mid + 1,
                 _ => hi = mid,
             }
         }
-        let new_min = lo;
+        Ok(lo)
+    }
+
+    /// Deletes every file of the queue; it must not be used afterwards (a follower
+    /// resetting its store to install a snapshot).
+    pub async fn remove_files(&self) -> Result<()> {
+        let files = std::mem::take(&mut *self.files.write().expect("cq files lock poisoned"));
+        for f in files {
+            let name = self.file_name(f.first);
+            self.disk
+                .remove(&name)
+                .await
+                .context(|| format!("remove {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Retention: moves the min offset to the first unit whose message is still in the
+    /// CommitLog (offset ≥ `commitlog_min`) and deletes files wholly below it.
+    pub async fn advance_min(&self, commitlog_min: u64) -> Result<()> {
+        let new_min = self.first_at_or_after(commitlog_min).await?;
         if new_min <= self.min_offset() {
             return Ok(());
         }

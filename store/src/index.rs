@@ -332,6 +332,23 @@ impl<D: Disk> KeyIndex<D> {
         Ok(())
     }
 
+    /// Deletes every index file (a follower resetting its store to install a snapshot).
+    pub async fn clear(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let mut names: Vec<String> = state.sealed.iter().map(|s| sorted_name(s.first)).collect();
+        names.extend(state.active.as_ref().map(|a| log_name(a.first)));
+        state.sealed.clear();
+        state.active = None;
+        self.readers.lock().expect("index readers poisoned").clear();
+        for name in names {
+            self.disk
+                .remove(&name)
+                .await
+                .context(|| format!("remove {name}"))?;
+        }
+        Ok(())
+    }
+
     /// Retention: deletes sealed files whose entries all lie below `commitlog_min`.
     pub async fn delete_below(&self, commitlog_min: u64) -> Result<()> {
         let mut state = self.state.lock().await;

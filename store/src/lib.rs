@@ -31,6 +31,7 @@ pub mod consume_queue;
 pub mod disk;
 pub mod error;
 pub mod index;
+pub mod log_start;
 pub mod message_store;
 pub mod meta;
 pub mod record;
@@ -42,6 +43,7 @@ pub use config::{FlushMode, StoreConfig};
 pub use disk::StdDisk;
 pub use disk::{Disk, DiskFile, SimDisk, SimDiskConfig};
 pub use error::{Result, StoreError};
+pub use log_start::{LogStart, QueueStart};
 pub use message_store::{
     GetMessages, GetStatus, LogAppended, LogPayload, LogRecord, MessageStore, Progress, PutResult,
 };

@@ -55,7 +55,7 @@ pub fn entry_size(payload_sizes: impl IntoIterator<Item = usize>) -> u64 {
 pub const FLAG_CONTINUED: u8 = 1;
 
 /// The Raft log id a record carries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogPosition {
     pub term: u64,
     /// Node id of the leader that created the entry.

@@ -124,10 +124,11 @@ impl Group {
     async fn restart_and_catch_up(&mut self, master: usize, follower: usize) {
         let config = self.configs[follower].clone();
         self.brokers[follower] = Some(start_broker_on_disk(config).await.unwrap());
-        let replica = self.replica(master);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let lag = replica.replica_lag();
+            // Mastership may move meanwhile (a loaded machine misses heartbeats).
+            let master = self.master().unwrap_or(master);
+            let lag = self.replica(master).replica_lag();
             if lag.len() == 2 && lag.values().all(|l| *l == 0) {
                 return;
             }
@@ -175,6 +176,10 @@ async fn read_all(config: ClientConfig, topic: &str) -> Vec<String> {
         let mut offset = 0;
         loop {
             let got = consumer.pull(&queue, "*", offset, 32).await.unwrap();
+            if got.status == PullStatus::OffsetIllegal && got.next_begin_offset > offset {
+                offset = got.next_begin_offset; // retention deleted the queue's head
+                continue;
+            }
             if got.status != PullStatus::Found {
                 break;
             }
@@ -336,19 +341,7 @@ async fn replicas_are_added_and_removed_while_the_group_serves() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Replica 4 starts empty with `join = true` and is added while sends go on.
-    let mut config4 = group.configs[0].clone();
-    let (broker_port, replica_port) = (free_port(), free_port());
-    config4.listen_port = broker_port;
-    config4.store_path_root_dir = group._dir.path().join("broker-a-r4");
-    let replication = config4.replication.as_mut().unwrap();
-    replication.replica_id = 4;
-    replication.replica_listen_port = replica_port;
-    replication.join = true;
-    let addrs4 = raftmq::config::ReplicaAddrs {
-        broker: format!("127.0.0.1:{broker_port}"),
-        replica: format!("127.0.0.1:{replica_port}"),
-    };
-    replication.replicas.insert("4".into(), addrs4.clone());
+    let (config4, addrs4) = joining_replica(&group, 4);
     group
         .brokers
         .push(Some(start_broker_on_disk(config4).await.unwrap()));
@@ -457,7 +450,7 @@ async fn subscription_groups_fail_over_with_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_keeps_what_a_stopped_follower_needs() {
+async fn retention_waits_for_followers_and_a_new_replica_catches_up_by_snapshot() {
     // 64 KiB segments that expire at once; the disk ratio never forces deletion.
     let mut group = Group::start_with(FlushMode::Async, Election::Raft, AckMode::Quorum, |c| {
         c.store.commitlog_segment_size = 64 << 10;
@@ -469,14 +462,11 @@ async fn retention_keeps_what_a_stopped_follower_needs() {
     let producer = Producer::new("retention-producer", group.client_config());
     let (master, follower) = group.stop_follower().await;
     let body = "r".repeat(1000);
+    let mut acked = Vec::new();
     for i in 0..250 {
-        send_until_acked(
-            &producer,
-            "Retention",
-            &format!("{i}{body}"),
-            Duration::from_secs(10),
-        )
-        .await;
+        let body = format!("{i}-{body}");
+        send_until_acked(&producer, "Retention", &body, Duration::from_secs(10)).await;
+        acked.push(body);
     }
     // The master's floor (recomputed every second) keeps every segment the stopped
     // follower still needs, expired or not.
@@ -487,29 +477,171 @@ async fn retention_keeps_what_a_stopped_follower_needs() {
         "the test spans segments"
     );
     store.clean_now().await.unwrap();
-    let first = store.first_log_id().await.unwrap().unwrap().index;
-    assert_eq!(first, 1, "a segment the follower needs went");
+    assert_eq!(store.log_start(), None, "a segment the follower needs went");
 
     // So the follower, restarted, catches up by log.
     group.restart_and_catch_up(master, follower).await;
     // Once everyone has everything, expired segments go.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let master = group.wait_master(Duration::from_secs(15)).await;
     let store = group.brokers[master].as_ref().unwrap().broker.store();
     store.clean_now().await.unwrap();
-    let first = store.first_log_id().await.unwrap().unwrap().index;
-    assert!(first > 1, "expired segments were kept");
-    // A new replica could only catch up from entry 0: refused at once, saying why.
-    let e = group
-        .replica(master)
-        .add_replica(
-            9,
-            raftmq::config::ReplicaAddrs {
-                broker: "127.0.0.1:1".into(),
-                replica: "127.0.0.1:2".into(),
-            },
-        )
+    let start = store.log_start().expect("expired segments were kept");
+    assert!(start.prev.index > 1 && start.base_offset > 0, "{start:?}");
+
+    // A consumer group's offset, committed through the log before replica 4 exists.
+    let reader = PullConsumer::new("snapshot-reader", group.client_config());
+    let queues = reader.fetch_queues("Retention").await.unwrap();
+    reader.commit_offset(&queues[0], 7).await.unwrap();
+
+    // Replica 4 joins empty. The entries before the log start are gone from every
+    // replica, so it gets a snapshot taken there and then the log after it.
+    tokio::time::sleep(Duration::from_millis(1500)).await; // openraft learns the start
+    let (config4, addrs4) = joining_replica(&group, 4);
+    group
+        .brokers
+        .push(Some(start_broker_on_disk(config4.clone()).await.unwrap()));
+    let admin = client::Admin::new(ClientConfig {
+        request_timeout: Duration::from_secs(60),
+        ..group.client_config()
+    });
+    admin
+        .add_replica("broker-a", 4, &addrs4.broker, &addrs4.replica)
         .await
-        .unwrap_err();
-    assert!(e.to_string().contains("retention"), "{e}");
+        .unwrap();
+    let new = 3;
+    wait_same_log(&group, master, new).await;
+    let new_store = group.brokers[new].as_ref().unwrap().broker.store();
+    assert_eq!(
+        new_store.log_start(),
+        Some(start.clone()),
+        "the new replica's log starts there"
+    );
+    // The master's segments went once Raft purged the entries in them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let master_store = group.brokers[master].as_ref().unwrap().broker.store();
+    while master_store.commitlog_min_offset() < start.base_offset {
+        assert!(
+            Instant::now() < deadline,
+            "the master kept its purged segments"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_same_store(&group, master, new, "Retention", queues.len() as u32).await;
+    let offset = group.replica(new).machine().consumer_offset(
+        "snapshot-reader",
+        "Retention",
+        queues[0].queue_id,
+    );
+    assert_eq!(offset, Some(7), "the snapshot carries committed offsets");
+
+    // Restarted, replica 4 keeps its log start, queues and state.
+    group.brokers[new].take().unwrap().shutdown().await.unwrap();
+    group.brokers[new] = Some(start_broker_on_disk(config4).await.unwrap());
+    wait_same_log(&group, master, new).await;
+    assert_same_store(&group, master, new, "Retention", queues.len() as u32).await;
+
+    // The old master goes; whoever masters now continues every queue where it was.
+    group.brokers[master]
+        .take()
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let master = group.wait_master(Duration::from_secs(15)).await;
+    for i in 250..280 {
+        let body = format!("{i}-after");
+        send_until_acked(&producer, "Retention", &body, Duration::from_secs(20)).await;
+        acked.push(body);
+    }
+    for i in (0..group.brokers.len()).filter(|i| *i != master && group.brokers[*i].is_some()) {
+        wait_same_log(&group, master, i).await;
+        assert_same_store(&group, master, i, "Retention", queues.len() as u32).await;
+    }
+    // Every acknowledged message still stored (from each queue's min offset) is read
+    // back, and the ones after the failover all are.
+    let read: BTreeSet<String> = read_all(group.client_config(), "Retention")
+        .await
+        .into_iter()
+        .collect();
+    assert!(
+        acked[250..].iter().all(|b| read.contains(b)),
+        "lost after failover"
+    );
+    assert!(
+        read.iter().all(|b| acked.contains(b)),
+        "read what was never sent"
+    );
     group.shutdown().await;
+}
+
+/// The config of replica `id`, a new member that joins broker-a empty.
+fn joining_replica(group: &Group, id: u64) -> (BrokerConfig, raftmq::config::ReplicaAddrs) {
+    let mut config = group.configs[0].clone();
+    let (broker_port, replica_port) = (free_port(), free_port());
+    config.listen_port = broker_port;
+    config.store_path_root_dir = group._dir.path().join(format!("broker-a-r{id}"));
+    let replication = config.replication.as_mut().unwrap();
+    replication.replica_id = id;
+    replication.replica_listen_port = replica_port;
+    replication.join = true;
+    let addrs = raftmq::config::ReplicaAddrs {
+        broker: format!("127.0.0.1:{broker_port}"),
+        replica: format!("127.0.0.1:{replica_port}"),
+    };
+    replication.replicas.insert(id.to_string(), addrs.clone());
+    (config, addrs)
+}
+
+/// Waits until broker `i` holds the log of broker `master` up to its last entry.
+async fn wait_same_log(group: &Group, master: usize, i: usize) {
+    let store = |i: usize| group.brokers[i].as_ref().unwrap().broker.store();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (want, have) = (
+            store(master).last_log_id().await,
+            store(i).last_log_id().await,
+        );
+        if want == have {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker {i} is at {have:?}, the master at {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Brokers `a` and `b` hold the same log from where the later of their starts is, and
+/// every queue of `topic` has the same max offset on both, and the same min offset
+/// when their logs start at the same place.
+async fn assert_same_store(group: &Group, a: usize, b: usize, topic: &str, queues: u32) {
+    let store = |i: usize| group.brokers[i].as_ref().unwrap().broker.store();
+    let (a_store, b_store) = (store(a), store(b));
+    let start = |s: &store::MessageStore<StdDisk>| s.log_start().map_or(0, |s| s.prev.index);
+    let from = start(a_store).max(start(b_store)) + 1;
+    let to = b_store.last_log_id().await.index + 1;
+    let mut at = from;
+    while at < to {
+        let want = a_store.read_log(at, to, 1 << 20).await.unwrap();
+        let have = b_store.read_log(at, to, 1 << 20).await.unwrap();
+        assert!(!have.is_empty(), "broker {b} lacks entry {at}");
+        assert_eq!(want, have, "brokers {a} and {b} differ from entry {at}");
+        at = have.last().unwrap().index + 1;
+    }
+    let same_start = a_store.log_start() == b_store.log_start();
+    for q in 0..queues {
+        let offsets = |s: &store::MessageStore<StdDisk>| {
+            (
+                same_start.then(|| s.min_offset(topic, q)),
+                s.max_offset(topic, q),
+            )
+        };
+        assert_eq!(
+            offsets(a_store),
+            offsets(b_store),
+            "{topic}:{q} on brokers {a} and {b}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use super::reader::{SegmentReader, Step};
 use super::*;
+use crate::log_start::LogStart;
 
 impl<D: Disk> CommitLog<D> {
     /// Opens the CommitLog on `disk`, recovering as the module doc describes: records
@@ -12,16 +13,26 @@ impl<D: Disk> CommitLog<D> {
         segment_size: u64,
         record_size_max: usize,
         checkpoint: &Checkpoint,
+        start: Option<&LogStart>,
     ) -> Result<Self> {
         let mut segments = load_segments(&disk, segment_size).await?;
-        // The first record of the log has index 1; after retention deleted the oldest
-        // segments, the first record left starts wherever it starts.
-        let first_index_known = segments.first().is_none_or(|s| s.base == 0);
+        // The first record of the log has index 1, or follows the start marker's `prev`
+        // when the log begins there (segments below a marker stay until Raft purges
+        // them); after retention deleted the oldest segments of a plain store, the
+        // first record left starts wherever it starts.
+        let start_base = start.map_or(0, |s| s.base_offset);
+        let prev = start.map(|s| s.prev).unwrap_or_default();
+        let (last_index, term, leader) = match segments.first() {
+            None => (Some(prev.index), prev.term, prev.leader),
+            Some(s) if s.base == start_base => (Some(prev.index), prev.term, prev.leader),
+            Some(s) if s.base == 0 => (Some(0), 0, 0),
+            Some(_) => (None, 0, 0),
+        };
         let mut recovery = Recovery {
-            last_index: first_index_known.then_some(0),
-            term: 0,
-            leader: 0,
-            end: 0,
+            last_index,
+            term,
+            leader,
+            end: start_base,
             closed: false,
             tail: TailMap::default(),
             open_entry: None,
@@ -196,7 +207,7 @@ async fn load_segments<D: Disk>(disk: &D, segment_size: u64) -> Result<Vec<Segme
 }
 
 /// Reads the end-of-segment record that closes `segment`, and notes its max timestamp.
-async fn read_end_record<F: DiskFile>(
+pub(super) async fn read_end_record<F: DiskFile>(
     segment: &mut Segment<F>,
     segment_size: u64,
 ) -> Result<RecordHeader> {

@@ -20,9 +20,15 @@ impl RecordPayload for Raw {
 }
 
 async fn empty_log(disk: &SimDisk, segment_size: u64) -> CommitLog<SimDisk> {
-    CommitLog::open(disk.clone(), segment_size, 256, &Checkpoint::default())
-        .await
-        .unwrap()
+    CommitLog::open(
+        disk.clone(),
+        segment_size,
+        256,
+        &Checkpoint::default(),
+        None,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -120,7 +126,7 @@ async fn a_missing_middle_segment_is_reported_by_name() {
     }
     log.sync().await.unwrap();
     disk.remove(&segment_name(1024)).await.unwrap();
-    let e = CommitLog::open(disk.clone(), 512, 256, &Checkpoint::default())
+    let e = CommitLog::open(disk.clone(), 512, 256, &Checkpoint::default(), None)
         .await
         .err()
         .unwrap();

@@ -135,6 +135,11 @@ struct Shared<D: Disk> {
     /// Replicated: retention keeps segments at or above this CommitLog offset
     /// (`u64::MAX`: no floor); see `retention`.
     retention_floor: AtomicU64,
+    /// Replicated: where the log starts once entries were deleted (see `log_start`),
+    /// with the marker's slot sequence.
+    log_start: Mutex<(u64, Option<crate::log_start::LogStart>)>,
+    /// Serializes retention with a snapshot's reset of the whole store.
+    retention_lock: tokio::sync::Mutex<()>,
     #[cfg(feature = "fault-injection")]
     ack_before_fsync: std::sync::atomic::AtomicBool,
 }

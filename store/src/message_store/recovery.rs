@@ -32,6 +32,7 @@ use crate::consume_queue::{self, ConsumeQueue, CqUnit};
 use crate::disk::Disk;
 use crate::error::{IoContext, Result, StoreError};
 use crate::index::KeyIndex;
+use crate::log_start;
 
 type Queues<D> = BTreeMap<QueueKey, ConsumeQueue<D>>;
 
@@ -78,11 +79,18 @@ async fn try_recover<D: Disk>(
 ) -> Result<Result<Shared<D>, NeedsFullRedispatch>> {
     let from = checkpoint.dispatch_offset;
     let index = KeyIndex::open(disk.clone(), config.index_entries_per_file, from).await?;
+    let log_start = if replicated {
+        log_start::load(disk).await?
+    } else {
+        None
+    };
+    let start = log_start.as_ref().map(|(_, s)| s);
     let commit_log = CommitLog::open(
         disk.clone(),
         config.commitlog_segment_size,
         config.record_size_max(),
         &checkpoint,
+        start,
     )
     .await?;
     let mut queues = if full {
@@ -113,6 +121,21 @@ async fn try_recover<D: Disk>(
             return Ok(Err(needs));
         }
         at = segment_end;
+    }
+    // A queue that had no message left at the log start (or none yet, after a
+    // snapshot's reset) still continues where the marker says.
+    for q in start.map_or(&[][..], |s| &s.queues[..]) {
+        let key = (q.topic.clone(), q.queue_id);
+        queues.entry(key).or_insert_with(|| {
+            let queue = ConsumeQueue::new(
+                disk.clone(),
+                &q.topic,
+                q.queue_id,
+                config.consume_queue_units_per_file,
+            );
+            queue.reset_to(q.offset);
+            queue
+        });
     }
     let commitlog_min = commit_log.min_offset();
     for queue in queues.values() {
@@ -159,6 +182,8 @@ async fn try_recover<D: Disk>(
         log_lock: tokio::sync::Mutex::new(()),
         checkpoint_lock: tokio::sync::Mutex::new(()),
         retention_floor: AtomicU64::new(u64::MAX),
+        log_start: Mutex::new(log_start.map_or((0, None), |(seq, s)| (seq, Some(s)))),
+        retention_lock: tokio::sync::Mutex::new(()),
         #[cfg(feature = "fault-injection")]
         ack_before_fsync: std::sync::atomic::AtomicBool::new(false),
     }))

@@ -31,9 +31,10 @@ use proto::{MessageId, MessageRef};
 use super::writer::index_entries;
 use super::{services, MessageStore, PutResult, QueueKey};
 use crate::commit_log::RecordPayload;
-use crate::consume_queue::CqUnit;
+use crate::consume_queue::{ConsumeQueue, CqUnit};
 use crate::disk::Disk;
 use crate::error::{Result, StoreError};
+use crate::log_start::LogStart;
 use crate::record::{LogPosition, RecordKind};
 
 /// What one Raft entry stores.
@@ -403,6 +404,95 @@ impl<D: Disk> MessageStore<D> {
             leader: h.leader,
             index: h.index,
         }))
+    }
+
+    /// Moves the log's start to the segment holding CommitLog offset `offset` (never
+    /// the active one) whatever the age of what lies below, as disk pressure would: the
+    /// simulator's compaction, which sends a follower that lacked those entries a
+    /// snapshot. Only applied entries may go: `offset` is capped at
+    /// [`MessageStore::committed_offset`]. As with retention, the segments are deleted
+    /// once Raft purges them ([`MessageStore::purge_log`]).
+    pub async fn compact_below(&self, offset: u64) -> Result<()> {
+        let offset = offset.min(self.committed_offset());
+        services::compact_below(&self.shared, offset).await
+    }
+
+    /// Raft no longer needs the entries up to record index `upto` (and the log's start
+    /// was moved past them by retention or compaction): their segments are deleted.
+    /// Deleting only now, not when retention decides, keeps every entry readable while
+    /// Raft may still send it to a follower.
+    pub async fn purge_log(&self, upto: u64) -> Result<()> {
+        services::purge_log(&self.shared, upto).await
+    }
+
+    /// CommitLog offset below which every message is committed (and applied).
+    pub fn committed_offset(&self) -> u64 {
+        *self.shared.committed.borrow()
+    }
+
+    /// Where the log starts, once retention (or a snapshot's reset) deleted its oldest
+    /// entries; `None` while it holds every entry from the first.
+    pub fn log_start(&self) -> Option<LogStart> {
+        self.shared
+            .log_start
+            .lock()
+            .expect("log start poisoned")
+            .1
+            .clone()
+    }
+
+    /// Makes the store empty and continuing where `start` says: every CommitLog segment,
+    /// ConsumeQueue and index file goes, the next entry is `start.prev.index + 1` at
+    /// `start.base_offset`, and each queue in `start` continues at its offset. A
+    /// follower does this to install a snapshot taken where the leader's log starts
+    /// (the entries it lacks are gone from the leader). Safe to repeat after a crash:
+    /// the checkpoint comes down first and the marker is written last.
+    pub async fn reset_log(&self, start: LogStart) -> Result<()> {
+        let shared = &self.shared;
+        let _retention = shared.retention_lock.lock().await;
+        let _log = shared.log_lock.lock().await;
+        let _checkpoint = shared.checkpoint_lock.lock().await;
+        services::lower_checkpoint_locked(shared, 0).await?;
+        let reset = async {
+            shared
+                .commit_log
+                .reset(start.base_offset, start.prev)
+                .await?;
+            let old = std::mem::take(&mut *shared.queues.write().expect("queues lock poisoned"));
+            for queue in old.values() {
+                queue.remove_files().await?;
+            }
+            shared.index.clear().await?;
+            let mut queues = BTreeMap::new();
+            let mut committed_max = BTreeMap::new();
+            for q in &start.queues {
+                let queue = ConsumeQueue::new(
+                    shared.disk.clone(),
+                    &q.topic,
+                    q.queue_id,
+                    shared.config.consume_queue_units_per_file,
+                );
+                queue.reset_to(q.offset);
+                let key = (q.topic.clone(), q.queue_id);
+                committed_max.insert(key.clone(), q.offset);
+                queues.insert(key, std::sync::Arc::new(queue));
+            }
+            *shared.queues.write().expect("queues lock poisoned") = queues;
+            *shared
+                .committed_max
+                .write()
+                .expect("committed lock poisoned") = committed_max;
+            shared.dispatched.send_replace(start.base_offset);
+            shared.committed.send_replace(start.base_offset);
+            shared.publish_flushed();
+            services::store_log_start(shared, start.clone()).await?;
+            services::checkpoint_locked(shared).await
+        }
+        .await;
+        if let Err(e) = &reset {
+            shared.fail(e);
+        }
+        reset
     }
 
     /// Raft applied message entries up to CommitLog offset `committed_offset`: readers

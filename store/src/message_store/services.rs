@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::Shared;
 use crate::checkpoint::{self, Checkpoint};
+use crate::commit_log::SegmentInfo;
 use crate::config::FlushMode;
 use crate::disk::Disk;
 use crate::error::Result;
+use crate::log_start::{self, LogStart, QueueStart};
 use crate::retention::{segments_to_delete, RetentionPolicy};
 use proto::clock;
 
@@ -104,6 +106,7 @@ pub(super) async fn lower_checkpoint_locked<D: Disk>(
 /// Applies retention: deletes old CommitLog segments and moves ConsumeQueues and the
 /// index along.
 pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
+    let _retention = shared.retention_lock.lock().await;
     let policy = RetentionPolicy {
         file_reserved_hours: shared.config.file_reserved_hours,
         disk_max_used_space_ratio: shared.config.disk_max_used_space_ratio,
@@ -117,7 +120,8 @@ pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
     let floor = shared.retention_floor.load(Ordering::Acquire);
     let floor = (floor != u64::MAX).then_some(floor);
     let now_ms = clock::now_ms();
-    let count = segments_to_delete(&policy, &segments, now_ms, space.total_bytes, used, floor);
+    let count = segments_to_delete(&policy, &segments, now_ms, space.total_bytes, used, floor)
+        .min(segments.len().saturating_sub(1)); // never the active segment
     if count == 0 {
         return Ok(());
     }
@@ -130,9 +134,131 @@ pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
              not received yet; it cannot catch up by log and must be removed and re-added"
         );
     }
+    delete_oldest(shared, &segments, count).await
+}
+
+/// Deletes the segments wholly below CommitLog offset `offset` (never the active one)
+/// whatever their age: what disk pressure does, on demand (the simulator's compaction).
+pub(super) async fn compact_below<D: Disk>(shared: &Shared<D>, offset: u64) -> Result<()> {
+    let _retention = shared.retention_lock.lock().await;
+    let segments = shared.commit_log.segment_infos();
+    let size = shared.commit_log.segment_size();
+    let count = segments
+        .iter()
+        .take_while(|s| s.base + size <= offset)
+        .count()
+        .min(segments.len().saturating_sub(1));
+    if count == 0 {
+        return Ok(());
+    }
+    delete_oldest(shared, &segments, count).await
+}
+
+/// Deletes the `count` oldest segments and moves ConsumeQueues and the index along. A
+/// replicated log only records where it will start: Raft decides when the entries go
+/// (once no replication still reads them, `purge_log`). The caller holds
+/// `retention_lock`.
+async fn delete_oldest<D: Disk>(
+    shared: &Shared<D>,
+    segments: &[SegmentInfo],
+    count: usize,
+) -> Result<()> {
+    if shared.replicated {
+        let recorded = shared
+            .log_start
+            .lock()
+            .expect("log start poisoned")
+            .1
+            .clone();
+        if recorded.is_some_and(|s| s.base_offset >= segments[count].base) {
+            return Ok(());
+        }
+        return record_log_start(shared, &segments[count - 1..=count]).await;
+    }
+    delete_segments(shared, count).await
+}
+
+/// Raft no longer needs the entries up to record index `upto`: deletes the segments
+/// that hold only those, below the recorded log start.
+pub(super) async fn purge_log<D: Disk>(shared: &Shared<D>, upto: u64) -> Result<()> {
+    let _retention = shared.retention_lock.lock().await;
+    let recorded = shared
+        .log_start
+        .lock()
+        .expect("log start poisoned")
+        .1
+        .clone();
+    let Some(start) = recorded else {
+        return Ok(());
+    };
+    let segments = shared.commit_log.segment_infos();
+    let mut count = 0;
+    for segment in &segments[..segments.len().saturating_sub(1)] {
+        if segment.base >= start.base_offset
+            || shared
+                .commit_log
+                .closed_segment_last(segment.base)
+                .await?
+                .index
+                > upto
+        {
+            break;
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    delete_segments(shared, count).await
+}
+
+async fn delete_segments<D: Disk>(shared: &Shared<D>, count: usize) -> Result<()> {
     let commitlog_min = shared.commit_log.delete_oldest_segments(count).await?;
     for queue in shared.all_queues() {
         queue.advance_min(commitlog_min).await?;
     }
     shared.index.delete_below(commitlog_min).await
+}
+
+/// Before retention deletes a replicated log up to `kept` (the last segment to delete
+/// and the first to keep), records durably where the log will start: Raft needs the log
+/// id before the first entry left, and a snapshot the queue offsets there.
+async fn record_log_start<D: Disk>(shared: &Shared<D>, kept: &[SegmentInfo]) -> Result<()> {
+    let [last_deleted, first_kept] = kept else {
+        unreachable!("retention keeps the active segment");
+    };
+    // The marker must never name entries a power loss could take (`flush = async`).
+    shared.commit_log.sync().await?;
+    shared.publish_flushed();
+    let prev = shared
+        .commit_log
+        .closed_segment_last(last_deleted.base)
+        .await?;
+    let mut queues = Vec::new();
+    for queue in shared.all_queues() {
+        queues.push(QueueStart {
+            topic: queue.topic().to_string(),
+            queue_id: queue.queue_id(),
+            offset: queue.first_at_or_after(first_kept.base).await?,
+        });
+    }
+    let start = LogStart {
+        base_offset: first_kept.base,
+        prev,
+        queues,
+    };
+    store_log_start(shared, start).await
+}
+
+/// Writes a log start marker durably and makes it the store's.
+pub(super) async fn store_log_start<D: Disk>(shared: &Shared<D>, start: LogStart) -> Result<()> {
+    let sequence = shared.log_start.lock().expect("log start poisoned").0 + 1;
+    log_start::store(&shared.disk, sequence, &start).await?;
+    tracing::info!(
+        base_offset = start.base_offset,
+        prev_index = start.prev.index,
+        "the replicated log now starts here"
+    );
+    *shared.log_start.lock().expect("log start poisoned") = (sequence, Some(start));
+    Ok(())
 }
