@@ -31,6 +31,10 @@
 //!   events from more than one process), they must hold the same (queue, offset)
 //!   positions; a position some replica lacks is a divergence (different values at one
 //!   position are inconsistent offsets).
+//! - **compacted** (`compact` events): a message compaction deleted from a replica's
+//!   log was read, committed, right before; it counts as surviving (durability ended by
+//!   design, after every consumer had it), its position counts for the offset checks,
+//!   and replicas are compared only above the highest compacted offset of each queue.
 //! - **undelivered** ([`undelivered`], a separate call once the consumers had time to
 //!   catch up): at least once per consumer group, what the final reads hold and the
 //!   group never received.
@@ -99,13 +103,14 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
         .collect();
     let seen: Vec<&Event> = events
         .iter()
-        .filter(|e| matches!(e.f, F::Deliver | F::Read) && e.kind == Type::Ok)
+        .filter(|e| matches!(e.f, F::Deliver | F::Read | F::Compact) && e.kind == Type::Ok)
         .collect();
     let seen_values: BTreeSet<&str> = seen.iter().map(|e| e.value.as_str()).collect();
-    // What survived: the final reads, or (a history without them) every delivery.
+    // What survived: the final reads (and what compaction deleted after reading it),
+    // or (a history without reads) every delivery.
     let read_values: BTreeSet<&str> = seen
         .iter()
-        .filter(|e| e.f == F::Read)
+        .filter(|e| matches!(e.f, F::Read | F::Compact))
         .map(|e| e.value.as_str())
         .collect();
     let survivors = if read_values.is_empty() {
@@ -182,9 +187,22 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
 /// positions.
 fn check_replicas(seen: &[&Event], r: &mut Report) {
     type Held<'a> = BTreeMap<&'a str, BTreeSet<(QueueRef, u64)>>;
+    // Below its highest compacted offset a queue may be held by some replicas only.
+    let mut compacted: BTreeMap<QueueRef, u64> = BTreeMap::new();
+    for (queue, offset) in seen
+        .iter()
+        .filter(|e| e.f == F::Compact)
+        .filter_map(|e| position(e))
+    {
+        let floor = compacted.entry(queue).or_default();
+        *floor = (*floor).max(offset + 1);
+    }
     let mut by_group: BTreeMap<&str, Held> = BTreeMap::new();
     for e in seen.iter().filter(|e| e.f == F::Read) {
         if let Some(pos) = position(e) {
+            if compacted.get(&pos.0).is_some_and(|floor| pos.1 < *floor) {
+                continue;
+            }
             by_group
                 .entry(e.queue.as_ref().map_or("", |q| q.broker.as_str()))
                 .or_default()
@@ -639,6 +657,45 @@ mod tests {
         let r = check(&h, LossAllowance::Tail, false);
         assert!(r.valid, "{r:?}");
         assert_eq!(r.lost_tail, 1);
+    }
+
+    #[test]
+    fn compacted_messages_survive_and_replicas_are_compared_above_compaction() {
+        let mut h = base();
+        deliver_all(&mut h, 5);
+        // n1 compacted v0..v1 away; n2 (a follower that never compacted) still has them.
+        for i in 0..2 {
+            h.compact(150, "n1", &format!("v{i}"), q(0), i);
+        }
+        for i in 2..5 {
+            h.read(200, "n1", &format!("v{i}"), q(0), i);
+        }
+        for i in 0..5 {
+            h.read(200, "n2", &format!("v{i}"), q(0), i);
+        }
+        let r = check(&h, LossAllowance::None, true);
+        assert!(r.valid, "{r:?}");
+        // Above the compacted offsets a missing position is still a divergence, and a
+        // message neither read nor compacted is still lost.
+        let mut h2 = base();
+        deliver_all(&mut h2, 5);
+        h2.compact(150, "n1", "v0", q(0), 0);
+        for i in 2..5 {
+            h2.read(200, "n1", &format!("v{i}"), q(0), i);
+        }
+        for i in 1..5 {
+            h2.read(200, "n2", &format!("v{i}"), q(0), i);
+        }
+        let r = check(&h2, LossAllowance::None, true);
+        assert_eq!(r.diverged, vec!["b:T:0@1 missing on n1"]);
+        let mut h3 = base();
+        deliver_all(&mut h3, 5);
+        h3.compact(150, "n1", "v0", q(0), 0);
+        for i in 2..5 {
+            h3.read(200, "n1", &format!("v{i}"), q(0), i);
+        }
+        let r = check(&h3, LossAllowance::None, true);
+        assert_eq!(r.lost, vec!["v1"]);
     }
 
     #[test]

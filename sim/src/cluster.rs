@@ -294,7 +294,8 @@ impl Cluster {
     }
 
     /// Waits up to `limit` for every group's replicas to be up with the same last log
-    /// entry, everything applied; then compares their logs byte for byte. `Ok(None)`:
+    /// entry, everything applied; then compares their logs byte for byte (from where
+    /// the latest of them starts, after compaction). `Ok(None)`:
     /// converged; `Ok(Some(why))`: not within the limit (a liveness failure);
     /// `Err(why)`: the logs differ (a safety failure).
     pub async fn await_converged(&self, limit: Duration) -> Result<Option<String>, String> {
@@ -348,15 +349,23 @@ impl Cluster {
             if last.iter().any(|l| *l != last[0]) {
                 return Err(format!("waiting: {} logs differ in length", group_name(g)));
             }
+            // Compaction may have deleted the oldest entries of some: compare from the
+            // latest start.
+            let from = brokers
+                .iter()
+                .filter_map(|b| b.store().log_start())
+                .map(|s| s.prev.index + 1)
+                .max()
+                .unwrap_or(1);
             let first = brokers[0]
                 .store()
-                .read_log(1, last[0].index + 1, usize::MAX)
+                .read_log(from, last[0].index + 1, usize::MAX)
                 .await
                 .map_err(|e| format!("reading {}'s log: {e}", replicas[0].name))?;
             for (i, b) in brokers.iter().enumerate().skip(1) {
                 let other = b
                     .store()
-                    .read_log(1, last[0].index + 1, usize::MAX)
+                    .read_log(from, last[0].index + 1, usize::MAX)
                     .await
                     .map_err(|e| format!("reading {}'s log: {e}", replicas[i].name))?;
                 if other != first {

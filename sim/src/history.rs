@@ -109,6 +109,9 @@ pub enum F {
     Send,
     Deliver,
     Read,
+    /// A committed message read from a replica right before compaction deleted it
+    /// (process: the replica): durable until then, and every consumer had it.
+    Compact,
     /// A fault the nemesis injected (process "nemesis", value describes it).
     Fault,
 }
@@ -242,6 +245,20 @@ impl History {
         queue_offset: u64,
     ) {
         let e = self.push(time_ms, replica, Type::Ok, F::Read, value);
+        e.queue = Some(queue);
+        e.queue_offset = Some(queue_offset);
+    }
+
+    /// A message `replica` held, committed, when compaction deleted it.
+    pub fn compact(
+        &mut self,
+        time_ms: i64,
+        replica: &str,
+        value: &str,
+        queue: QueueRef,
+        queue_offset: u64,
+    ) {
+        let e = self.push(time_ms, replica, Type::Ok, F::Compact, value);
         e.queue = Some(queue);
         e.queue_offset = Some(queue_offset);
     }

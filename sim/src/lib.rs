@@ -12,7 +12,8 @@
 //! Simulated build only:
 //! - `cluster`: name servers and Raft broker groups on simulated hosts, as a struct.
 //! - `workload`: producers, consumer hosts, the final read of every replica.
-//! - `swarm` and `nemesis`: the faults a seed turns on, and injecting them.
+//! - `swarm` and `nemesis`: the faults a seed turns on, and injecting them;
+//!   `compaction`: deleting the oldest log on demand, so followers need snapshots.
 //! - `scenario`: one seed start to end (safety phase, liveness phase, verdict).
 //! - `plant`: the planted bugs (`fault-injection` builds).
 //! - `trace`: the event trace `sim replay --trace` writes.
@@ -22,6 +23,8 @@
 pub mod checker;
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod compaction;
 pub mod history;
 pub mod inspect;
 pub mod mode;

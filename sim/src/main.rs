@@ -92,7 +92,7 @@ mod runner {
   sim replay --seed N [--mode ...] [--faults ...] [--history out.jsonl] [--trace trace.jsonl]
   sim inspect trace.jsonl [--node NAME] [--msg VALUE] [--from MS] [--to MS]
 faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio, namesrv,
-client-partition (default: all;
+client-partition, compact (default: all;
 each seed turns on a random subset of them, `--all-faults` turns on every one listed)
 planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery";
     /// How `replay` hands its verdict to `run`.

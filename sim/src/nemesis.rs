@@ -11,6 +11,10 @@ use crate::cluster::Cluster;
 use crate::swarm::{FaultKind, Swarm};
 use crate::workload::{ConsumerHost, Recorder};
 
+/// How often, and how far apart, a compaction is tried before the follower returns.
+const COMPACT_TRIES: usize = 20;
+const COMPACT_RETRY_MS: u64 = 250;
+
 /// madsim's default one-way latency.
 const LATENCY_DEFAULT: std::ops::Range<Duration> =
     Duration::from_millis(1)..Duration::from_millis(10);
@@ -29,6 +33,10 @@ enum Undo {
     EioOff(At),
     /// Restart name server `i`.
     RestartNamesrv(usize),
+    /// Compact the group's log on its master (or another running replica), past the
+    /// CommitLog offset the master had reached when the follower went down if the
+    /// consumers get there soon, then restart the follower that was down.
+    CompactThenRestart(At, u64),
 }
 
 pub struct Nemesis<'a> {
@@ -223,6 +231,24 @@ impl<'a> Nemesis<'a> {
                 self.fault("no client to cut off".into());
                 Undo::Unclog(Vec::new())
             }
+            FaultKind::Compact => {
+                // The follower to take down: the target, unless it is the master.
+                let master = self.cluster.master(g);
+                let down = if Some(i) != master {
+                    i
+                } else {
+                    (i + 1) % self.cluster.groups[g].len()
+                };
+                let name = &self.cluster.groups[g][down].name;
+                self.fault(format!(
+                    "kill {name}; its group's log is compacted meanwhile"
+                ));
+                self.kill((g, down), false);
+                let reached = master
+                    .and_then(|m| self.cluster.groups[g][m].broker())
+                    .map_or(0, |b| b.store().commitlog_max_offset());
+                Undo::CompactThenRestart((g, down), reached)
+            }
             FaultKind::Eio => {
                 let p = self.swarm.eio_probability;
                 self.fault(format!("fsync fails with EIO ({:.0}%) on {who}", p * 100.0));
@@ -267,6 +293,11 @@ impl<'a> Nemesis<'a> {
                 self.fault(format!("restart namesrv-{}", k + 1));
                 handle.restart(self.cluster.namesrvs[k].id());
             }
+            Undo::CompactThenRestart((g, down), reached) => {
+                self.compact(g, down, reached).await;
+                self.fault(format!("restart {}", self.cluster.groups[g][down].name));
+                handle.restart(self.cluster.groups[g][down].node.id());
+            }
             Undo::EioOff((g, i)) => {
                 let r = &self.cluster.groups[g][i];
                 self.fault(format!("fsync works again; restart {}", r.name));
@@ -276,6 +307,44 @@ impl<'a> Nemesis<'a> {
                 handle.restart(r.node.id());
             }
         }
+    }
+
+    /// Compacts group `g`'s log on its master, else on any running replica but `down`;
+    /// tries again for a few seconds until it deletes past `reached` (so that `down`
+    /// surely needs a snapshot), as the consumers catch up.
+    async fn compact(&self, g: usize, down: usize, reached: u64) {
+        for _ in 0..COMPACT_TRIES {
+            if self
+                .compact_once(g, down)
+                .await
+                .is_some_and(|to| to > reached)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(COMPACT_RETRY_MS)).await;
+        }
+    }
+
+    /// One compaction; where the log now starts, if anything went.
+    async fn compact_once(&self, g: usize, down: usize) -> Option<u64> {
+        let replicas = &self.cluster.groups[g];
+        let at = self.cluster.master(g).filter(|m| *m != down).or_else(|| {
+            (0..replicas.len()).find(|k| *k != down && replicas[*k].broker().is_some())
+        });
+        let (r, broker) = at.and_then(|k| Some((&replicas[k], replicas[k].broker()?)))?;
+        self.fault(format!(
+            "compact {}'s log below what every consumer has",
+            r.name
+        ));
+        let group = crate::cluster::group_name(g);
+        let compacted =
+            crate::compaction::compact(broker.store(), &group, &r.name, &self.recorder).await;
+        let what = match &compacted {
+            Ok(offset) => format!("{} deleted its log below offset {offset}", r.name),
+            Err(e) => format!("{} did not compact: {e}", r.name),
+        };
+        tracing::info!(target: "sim::nemesis", %what);
+        compacted.ok()
     }
 
     fn names(&self, at: &[At]) -> String {

@@ -33,9 +33,12 @@ pub enum FaultKind {
     Namesrv,
     /// A client host (producer or consumer) is cut off from one group's replicas.
     ClientPartition,
+    /// A follower goes down; meanwhile its master deletes the oldest part of its log
+    /// (below what every consumer has), so the follower comes back to a snapshot.
+    Compact,
 }
 
-pub const ALL: [FaultKind; 11] = [
+pub const ALL: [FaultKind; 12] = [
     FaultKind::Kill,
     FaultKind::Power,
     FaultKind::GroupPower,
@@ -47,6 +50,7 @@ pub const ALL: [FaultKind; 11] = [
     FaultKind::Eio,
     FaultKind::Namesrv,
     FaultKind::ClientPartition,
+    FaultKind::Compact,
 ];
 
 impl std::str::FromStr for FaultKind {
@@ -73,6 +77,7 @@ impl FaultKind {
             FaultKind::Eio => "eio",
             FaultKind::Namesrv => "namesrv",
             FaultKind::ClientPartition => "client-partition",
+            FaultKind::Compact => "compact",
         }
     }
 }
@@ -121,7 +126,7 @@ impl Swarm {
         let consumer_churn = rng.gen_bool(0.5);
         let short = rng.gen_range(200..1_000);
         let quiet = rng.gen_range(100..1_500);
-        Swarm {
+        let mut swarm = Swarm {
             faults,
             consumer_churn,
             consumer_crash: consumer_churn && rng.gen_bool(0.5),
@@ -134,7 +139,12 @@ impl Swarm {
             buggify: rng.gen_bool(0.5),
             disk_latency_us: [None, Some(20..200), Some(200..2_000)][rng.gen_range(0..3)].clone(),
             segment_bytes: [None, Some(64 << 10), Some(16 << 10)][rng.gen_range(0..3)],
+        };
+        // Compaction deletes whole segments: with 1 GiB ones nothing would go.
+        if swarm.faults.contains(&FaultKind::Compact) && swarm.segment_bytes.is_none() {
+            swarm.segment_bytes = Some(16 << 10);
         }
+        swarm
     }
 
     /// Whether any fault can lose a replica's unsynced writes.
