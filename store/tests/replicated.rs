@@ -425,10 +425,13 @@ async fn a_segment_closed_right_after_a_restart_keeps_its_messages_from_retentio
         append(&store, vec![control(2, index)]).await;
         index += 1;
     }
+    // Committed, so retention may move the log's start past them if it judged them old.
+    append(&store, vec![message(2, index, 0, "after")]).await;
+    commit_through(&store, index).await;
     store.clean_now().await.unwrap();
     assert_eq!(
-        store.first_log_id().await.unwrap().map(|p| p.index),
-        Some(1),
+        store.log_start(),
+        None,
         "retention deleted a segment of fresh messages"
     );
 }
@@ -597,4 +600,33 @@ async fn an_empty_segment_left_by_a_crash_does_not_hide_the_log() {
         "entries hidden by the empty segment"
     );
     assert_eq!(read[0].index, 1);
+}
+
+#[tokio::test]
+async fn retention_never_moves_the_start_past_uncommitted_entries() {
+    // Expired (old timestamps) but not committed: a deposed master's stale tail, say.
+    let disk = SimDisk::new(SimDiskConfig::reliable(15));
+    let store = open(&disk).await;
+    let body = "u".repeat(300);
+    let mut index = 1;
+    while store.commitlog_max_offset() < 3 * 4096 + 500 {
+        append(&store, vec![message(1, index, 0, &body)]).await;
+        index += 1;
+    }
+    store.clean_now().await.unwrap();
+    assert_eq!(
+        store.log_start(),
+        None,
+        "the start moved past uncommitted entries"
+    );
+    // Committed into the second segment: the start may move to it, not further.
+    let mut committed = 1;
+    while store.log_offset(committed + 1).await.unwrap().unwrap() < 4096 + 100 {
+        committed += 1;
+    }
+    commit_through(&store, committed).await;
+    store.clean_now().await.unwrap();
+    let start = store.log_start().expect("committed, expired segments");
+    assert_eq!(start.base_offset, 4096);
+    assert!(start.base_offset <= store.committed_offset());
 }

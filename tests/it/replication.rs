@@ -631,17 +631,26 @@ async fn assert_same_store(group: &Group, a: usize, b: usize, topic: &str, queue
         at = have.last().unwrap().index + 1;
     }
     let same_start = a_store.log_start() == b_store.log_start();
-    for q in 0..queues {
-        let offsets = |s: &store::MessageStore<StdDisk>| {
-            (
-                same_start.then(|| s.min_offset(topic, q)),
-                s.max_offset(topic, q),
-            )
-        };
-        assert_eq!(
-            offsets(a_store),
-            offsets(b_store),
-            "{topic}:{q} on brokers {a} and {b}"
-        );
+    let offsets = |s: &store::MessageStore<StdDisk>| {
+        (0..queues)
+            .map(|q| {
+                (
+                    same_start.then(|| s.min_offset(topic, q)),
+                    s.max_offset(topic, q),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // A send retried after a failover may still land meanwhile: compare once both
+    // hold the same log again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while offsets(a_store) != offsets(b_store) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        wait_same_log(group, a, b).await;
     }
+    assert_eq!(
+        offsets(a_store),
+        offsets(b_store),
+        "{topic} queues (min, max) on brokers {a} and {b}"
+    );
 }

@@ -164,13 +164,21 @@ async fn delete_oldest<D: Disk>(
     count: usize,
 ) -> Result<()> {
     if shared.replicated {
+        // Only committed (applied) entries may go: a replica's expired segments can
+        // still hold a stale, uncommitted tail (a deposed master's, say), which the
+        // start must not claim as committed.
+        let committed = *shared.committed.borrow();
+        let count = segments[..=count]
+            .iter()
+            .rposition(|s| s.base <= committed)
+            .unwrap_or(0);
         let recorded = shared
             .log_start
             .lock()
             .expect("log start poisoned")
             .1
             .clone();
-        if recorded.is_some_and(|s| s.base_offset >= segments[count].base) {
+        if count == 0 || recorded.is_some_and(|s| s.base_offset >= segments[count].base) {
             return Ok(());
         }
         return record_log_start(shared, &segments[count - 1..=count]).await;
