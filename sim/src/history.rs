@@ -244,9 +244,7 @@ impl History {
         queue: QueueRef,
         queue_offset: u64,
     ) {
-        let e = self.push(time_ms, replica, Type::Ok, F::Read, value);
-        e.queue = Some(queue);
-        e.queue_offset = Some(queue_offset);
+        self.found(F::Read, time_ms, replica, value, (queue, queue_offset));
     }
 
     /// A message `replica` held, committed, when compaction deleted it.
@@ -258,9 +256,14 @@ impl History {
         queue: QueueRef,
         queue_offset: u64,
     ) {
-        let e = self.push(time_ms, replica, Type::Ok, F::Compact, value);
-        e.queue = Some(queue);
-        e.queue_offset = Some(queue_offset);
+        self.found(F::Compact, time_ms, replica, value, (queue, queue_offset));
+    }
+
+    /// A message found on a replica at a position.
+    fn found(&mut self, f: F, time_ms: i64, replica: &str, value: &str, at: (QueueRef, u64)) {
+        let e = self.push(time_ms, replica, Type::Ok, f, value);
+        e.queue = Some(at.0);
+        e.queue_offset = Some(at.1);
     }
 
     /// A fault that may lose unsynced data (a power loss, a kill): the boundary of the

@@ -249,13 +249,7 @@ impl<D: Disk> CommitLog<D> {
             let mut segments = self.segments.write().expect("segments lock poisoned");
             segments.drain(..).map(|s| s.base).collect()
         };
-        for doomed_base in doomed.into_iter().rev() {
-            let name = segment_name(doomed_base);
-            self.disk
-                .remove(&name)
-                .await
-                .context(|| format!("remove {name}"))?;
-        }
+        self.remove_segments(doomed).await?;
         writer.last_index = prev.index;
         writer.term = prev.term;
         writer.leader = prev.leader;
@@ -269,6 +263,19 @@ impl<D: Disk> CommitLog<D> {
             prev_index = prev.index,
             "the CommitLog now starts empty here"
         );
+        Ok(())
+    }
+
+    /// Removes the files of segments already unlinked from the list, newest first (a
+    /// crash in between leaves the oldest ones: still a contiguous log).
+    async fn remove_segments(&self, bases: Vec<u64>) -> Result<()> {
+        for base in bases.into_iter().rev() {
+            let name = segment_name(base);
+            self.disk
+                .remove(&name)
+                .await
+                .context(|| format!("remove {name}"))?;
+        }
         Ok(())
     }
 
@@ -331,13 +338,7 @@ impl<D: Disk> CommitLog<D> {
             }
             doomed
         };
-        for doomed_base in doomed.into_iter().rev() {
-            let name = segment_name(doomed_base);
-            self.disk
-                .remove(&name)
-                .await
-                .context(|| format!("remove {name}"))?;
-        }
+        self.remove_segments(doomed).await?;
         let segment = self.segment_at(offset).expect("truncated segment exists");
         let name = segment_name(base);
         segment
