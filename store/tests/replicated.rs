@@ -545,7 +545,7 @@ async fn retention_records_where_the_log_starts_raft_purges_and_a_reset_continue
 }
 
 #[tokio::test]
-async fn an_empty_segment_left_by_a_crash_does_not_hide_the_log() {
+async fn a_segment_closed_for_an_entry_a_crash_took_is_opened_again() {
     // The simulator's seed 2259 (leader+async): a power loss kept the end record that
     // closed a segment but none of the next segment's first record. Recovery leaves
     // that segment empty; looking up entries older than what recovery scanned must
@@ -600,6 +600,25 @@ async fn an_empty_segment_left_by_a_crash_does_not_hide_the_log() {
         "entries hidden by the empty segment"
     );
     assert_eq!(read[0].index, 1);
+
+    // The second segment is open again: the layout is what appending these entries
+    // alone produces (the simulator's seed 801335930113, where a master that kept the
+    // end record placed its next entry one segment later than its followers). A replica
+    // fed the same entries checks every offset, and both put the next entry alike.
+    let replica_disk = SimDisk::new(SimDiskConfig::reliable(16));
+    let replica = open(&replica_disk).await;
+    append(&replica, read).await;
+    assert_eq!(replica.commitlog_max_offset(), store.commitlog_max_offset());
+    assert!(
+        store.commitlog_max_offset() < 2 * 4096,
+        "the segment stayed closed"
+    );
+    let next = vec![control(2, index)];
+    let (a, b) = (
+        store.append_log(next.clone()).await.unwrap(),
+        replica.append_log(next).await.unwrap(),
+    );
+    assert_eq!(a.end_offset, b.end_offset);
 }
 
 #[tokio::test]

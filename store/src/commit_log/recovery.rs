@@ -12,7 +12,7 @@ impl<D: Disk> CommitLog<D> {
         disk: D,
         segment_size: u64,
         record_size_max: usize,
-        checkpoint: &Checkpoint,
+        checkpoint: &mut Checkpoint,
         start: Option<&LogStart>,
     ) -> Result<Self> {
         let mut segments = load_segments(&disk, segment_size).await?;
@@ -105,9 +105,45 @@ impl<D: Disk> CommitLog<D> {
             recovery.end = offset;
             recovery.closed = false;
         }
+        // An end record with no record after it (or only an empty segment, its first
+        // record torn away): the entry that rolled the log to the next segment is gone.
+        // Replicas must lay entries out by the entries alone — a replica that never
+        // received that entry has the segment still open — so it is opened again (the
+        // simulator's seed 801335930113: a master whose segment was closed this way put
+        // its next entry in the next segment, its followers in the open one).
+        let mut reopened_max_timestamp_ms = None;
+        if segments.len() > 1 && segments.last().is_some_and(|s| s.file.len() == 0) {
+            let empty = segments.pop().expect("checked above");
+            let name = segment_name(empty.base);
+            disk.remove(&name)
+                .await
+                .context(|| format!("remove {name}"))?;
+            tracing::warn!(file = %name, "removed an empty segment after a closed one");
+            recovery.closed = true;
+        }
         if recovery.closed {
-            let last = segments.last().expect("a closed segment exists");
-            recovery.end = last.base + segment_size;
+            let last = segments.last_mut().expect("a closed segment exists");
+            let len = last.file.len();
+            let open_len = len - END_RECORD_SIZE as u64;
+            let name = segment_name(last.base);
+            // The checkpoint may name the end record durable: it comes down first, so a
+            // crash after the cut never finds the log short of it.
+            if checkpoint.commitlog_offset > last.base + open_len {
+                checkpoint.sequence += 1;
+                checkpoint.commitlog_offset = last.base + open_len;
+                checkpoint.dispatch_offset =
+                    checkpoint.dispatch_offset.min(checkpoint.commitlog_offset);
+                crate::checkpoint::store(&disk, checkpoint).await?;
+            }
+            last.file
+                .truncate(open_len)
+                .await
+                .context(|| format!("truncate {name}"))?;
+            last.file.sync().await.context(|| format!("sync {name}"))?;
+            tracing::warn!(file = %name, "opened again a segment closed for an entry that is gone");
+            reopened_max_timestamp_ms = last.max_store_timestamp_ms.take();
+            recovery.end = last.base + open_len;
+            recovery.closed = false;
         }
         if recovery.end < checkpoint.commitlog_offset {
             return Err(StoreError::Corrupt {
@@ -133,10 +169,10 @@ impl<D: Disk> CommitLog<D> {
         // the segment closes, or retention would take the segment for empty (and old) —
         // the simulator's seed 63083: a segment closed by a Raft blank entry right after
         // a restart was deleted at the next clean, with every message in it.
-        let active_max_timestamp_ms = if active_open {
-            recovery.segment_max_timestamp_ms
-        } else {
-            i64::MIN
+        let active_max_timestamp_ms = match reopened_max_timestamp_ms {
+            Some(ms) => ms,
+            None if active_open => recovery.segment_max_timestamp_ms,
+            None => i64::MIN,
         };
         Ok(CommitLog {
             disk,

@@ -24,7 +24,7 @@ async fn empty_log(disk: &SimDisk, segment_size: u64) -> CommitLog<SimDisk> {
         disk.clone(),
         segment_size,
         256,
-        &Checkpoint::default(),
+        &mut Checkpoint::default(),
         None,
     )
     .await
@@ -126,7 +126,7 @@ async fn a_missing_middle_segment_is_reported_by_name() {
     }
     log.sync().await.unwrap();
     disk.remove(&segment_name(1024)).await.unwrap();
-    let e = CommitLog::open(disk.clone(), 512, 256, &Checkpoint::default(), None)
+    let e = CommitLog::open(disk.clone(), 512, 256, &mut Checkpoint::default(), None)
         .await
         .err()
         .unwrap();

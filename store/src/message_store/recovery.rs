@@ -73,7 +73,7 @@ pub(super) async fn recover<D: Disk>(
 async fn try_recover<D: Disk>(
     disk: &D,
     config: &StoreConfig,
-    checkpoint: Checkpoint,
+    mut checkpoint: Checkpoint,
     full: bool,
     replicated: bool,
 ) -> Result<Result<Shared<D>, NeedsFullRedispatch>> {
@@ -89,7 +89,7 @@ async fn try_recover<D: Disk>(
         disk.clone(),
         config.commitlog_segment_size,
         config.record_size_max(),
-        &checkpoint,
+        &mut checkpoint,
         start,
     )
     .await?;
