@@ -16,6 +16,8 @@ pub enum Plant {
     EarlyOffsetCommit,
     /// Push consumers deliver each batch in reverse.
     OutOfOrderDelivery,
+    /// A replica installing a snapshot restarts every queue at offset 0.
+    SnapshotQueuesAtZero,
 }
 
 impl FromStr for Plant {
@@ -27,10 +29,11 @@ impl FromStr for Plant {
             "skip-fsync" => Plant::SkipFsync,
             "early-offset-commit" => Plant::EarlyOffsetCommit,
             "out-of-order-delivery" => Plant::OutOfOrderDelivery,
+            "snapshot-queues-at-zero" => Plant::SnapshotQueuesAtZero,
             other => {
                 return Err(format!(
                     "plant {other:?}: expected none, ack-before-quorum, skip-fsync, \
-                     early-offset-commit or out-of-order-delivery"
+                     early-offset-commit, out-of-order-delivery or snapshot-queues-at-zero"
                 ))
             }
         })
@@ -45,6 +48,7 @@ impl std::fmt::Display for Plant {
             Plant::SkipFsync => "skip-fsync",
             Plant::EarlyOffsetCommit => "early-offset-commit",
             Plant::OutOfOrderDelivery => "out-of-order-delivery",
+            Plant::SnapshotQueuesAtZero => "snapshot-queues-at-zero",
         })
     }
 }
@@ -58,6 +62,10 @@ impl Plant {
             Plant::EarlyOffsetCommit => client::plant::plant_early_offset_commit(),
             #[cfg(feature = "fault-injection")]
             Plant::OutOfOrderDelivery => client::plant::plant_out_of_order_delivery(),
+            #[cfg(feature = "fault-injection")]
+            Plant::SnapshotQueuesAtZero => {
+                store::message_store::plant::plant_reset_queues_at_zero()
+            }
             #[cfg(not(feature = "fault-injection"))]
             _ => panic!("planted bugs need the fault-injection feature"),
         }

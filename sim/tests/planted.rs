@@ -9,6 +9,11 @@ use std::process::Command;
 
 /// Runs `sim run` over 100 seeds with `plant`; returns its output if it failed.
 fn caught(plant: &str) -> Option<String> {
+    caught_with(plant, &[])
+}
+
+/// As [`caught`], with more arguments for `sim run` (a fault set, say).
+fn caught_with(plant: &str, more: &[&str]) -> Option<String> {
     let base: u64 = std::env::var("PLANTED_BASE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -25,6 +30,7 @@ fn caught(plant: &str) -> Option<String> {
             "--plant",
             plant,
         ])
+        .args(more)
         .output()
         .expect("the sim binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -58,4 +64,19 @@ fn committing_an_offset_before_processing_is_caught_within_100_seeds() {
 fn delivering_out_of_order_is_caught_within_100_seeds() {
     let out = caught("out-of-order-delivery").expect("out-of-order delivery went unnoticed");
     assert!(out.contains("fifo"), "{out}");
+}
+
+#[test]
+fn restarting_queues_at_zero_after_a_snapshot_is_caught_within_100_seeds() {
+    // Only `compact` reaches the snapshot boundary: a follower returns to a log its
+    // master compacted, installs a snapshot, and must continue every queue where the
+    // master's log does.
+    let out = caught_with("snapshot-queues-at-zero", &["--faults", "compact"])
+        .expect("restarting queues at 0 after a snapshot went unnoticed");
+    // The follower's store refuses the master's next offsets in that queue (or, as
+    // master, hands out offsets already taken).
+    assert!(
+        out.contains("did not converge") || out.contains("inconsistent"),
+        "{out}"
+    );
 }

@@ -19,6 +19,8 @@ mod replicated;
 mod services;
 mod writer;
 
+#[cfg(feature = "fault-injection")]
+pub use replicated::plant;
 pub use replicated::{LogAppended, LogPayload, LogRecord};
 
 use std::collections::BTreeMap;

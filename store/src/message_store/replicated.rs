@@ -472,6 +472,16 @@ impl<D: Disk> MessageStore<D> {
                     q.queue_id,
                     shared.config.consume_queue_units_per_file,
                 );
+                #[cfg(feature = "fault-injection")]
+                let q = &crate::QueueStart {
+                    // PLANTED BUG (`fault-injection` builds): queues restart at 0.
+                    offset: if plant::reset_queues_at_zero() {
+                        0
+                    } else {
+                        q.offset
+                    },
+                    ..q.clone()
+                };
                 queue.reset_to(q.offset);
                 let key = (q.topic.clone(), q.queue_id);
                 committed_max.insert(key.clone(), q.offset);
@@ -549,5 +559,23 @@ impl<D: Disk> MessageStore<D> {
             .expect("committed lock poisoned") = ends.into_iter().collect();
         self.shared.committed.send_replace(committed_offset);
         Ok(())
+    }
+}
+
+/// Planted bugs of the snapshot reset, for the simulator's planted-bug test.
+#[cfg(feature = "fault-injection")]
+pub mod plant {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static RESET_QUEUES_AT_ZERO: AtomicBool = AtomicBool::new(false);
+
+    /// PLANTED BUG: a store reset for a snapshot restarts every queue at offset 0 (as
+    /// if the snapshot had not said where each continues). Process-wide.
+    pub fn plant_reset_queues_at_zero() {
+        RESET_QUEUES_AT_ZERO.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reset_queues_at_zero() -> bool {
+        RESET_QUEUES_AT_ZERO.load(Ordering::Relaxed)
     }
 }
