@@ -81,6 +81,35 @@ struct Applied {
     log_start: Option<LogStart>,
 }
 
+/// The applied state as builds before catch-up by snapshot saved it (no membership
+/// history, no log start): still read, so a replica's data survives the upgrade.
+#[derive(Deserialize)]
+struct AppliedV1 {
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+    offsets: BTreeMap<OffsetKey, u64>,
+    topics: BTreeMap<String, TopicConfig>,
+    readable_offset: u64,
+    groups: BTreeMap<String, SubscriptionGroupConfig>,
+}
+
+/// Decodes a saved applied state, current or of the previous layout.
+fn decode_applied(bytes: &[u8]) -> Result<Applied, bincode::Error> {
+    bincode::deserialize::<Applied>(bytes).or_else(|e| {
+        let old: AppliedV1 = bincode::deserialize(bytes).map_err(|_| e)?;
+        Ok(Applied {
+            last_applied: old.last_applied,
+            membership: old.membership,
+            offsets: old.offsets,
+            topics: old.topics,
+            readable_offset: old.readable_offset,
+            groups: old.groups,
+            memberships: Vec::new(),
+            log_start: None,
+        })
+    })
+}
+
 /// Membership entries kept in [`Applied::memberships`]: changes are rare, and a
 /// snapshot is taken at most a retention period back.
 const MEMBERSHIPS_KEPT: usize = 16;
@@ -124,7 +153,7 @@ impl<D: Disk> GroupMachine<D> {
         {
             Some((sequence, bytes)) => (
                 sequence,
-                bincode::deserialize::<Applied>(&bytes).map_err(|e| read_err(io_error(e)))?,
+                decode_applied(&bytes).map_err(|e| read_err(io_error(e)))?,
             ),
             None => (0, Applied::default()),
         };
@@ -467,5 +496,40 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
     ) -> Result<Option<Snapshot<GroupRaft>>, StorageError<u64>> {
         self.snapshot_at_log_start()
             .map_err(|e| StorageIOError::read_state_machine(&e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_saved_before_snapshots_still_decodes() {
+        #[derive(Serialize)]
+        struct Old {
+            last_applied: Option<LogId<u64>>,
+            membership: StoredMembership<u64, BasicNode>,
+            offsets: BTreeMap<OffsetKey, u64>,
+            topics: BTreeMap<String, TopicConfig>,
+            readable_offset: u64,
+            groups: BTreeMap<String, SubscriptionGroupConfig>,
+        }
+        let old = Old {
+            last_applied: Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 41)),
+            membership: StoredMembership::default(),
+            offsets: BTreeMap::from([(("G".to_string(), "T".to_string(), 2), 17)]),
+            topics: BTreeMap::new(),
+            readable_offset: 4096,
+            groups: BTreeMap::new(),
+        };
+        let applied = decode_applied(&bincode::serialize(&old).unwrap()).unwrap();
+        assert_eq!(applied.last_applied, old.last_applied);
+        assert_eq!(applied.offsets, old.offsets);
+        assert_eq!(applied.readable_offset, 4096);
+        assert!(applied.memberships.is_empty() && applied.log_start.is_none());
+        // And the current layout round-trips.
+        let again = decode_applied(&bincode::serialize(&applied).unwrap()).unwrap();
+        assert_eq!(again.readable_offset, 4096);
+        assert!(decode_applied(b"garbage").is_err());
     }
 }
