@@ -54,6 +54,9 @@ pub(super) async fn recover<D: Disk>(
             }
         }
     }
+    // Read again: opening the CommitLog may have lowered it (a segment opened again
+    // after the entry that closed it was lost), and the full pass must not claim more.
+    let checkpoint = checkpoint::load(&disk).await?;
     let full = Checkpoint {
         sequence: checkpoint.sequence + 1,
         dispatch_offset: 0,
