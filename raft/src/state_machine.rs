@@ -83,7 +83,7 @@ struct Applied {
 
 /// The applied state as builds before catch-up by snapshot saved it (no membership
 /// history, no log start): still read, so a replica's data survives the upgrade.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct AppliedV1 {
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
@@ -505,16 +505,7 @@ mod tests {
 
     #[test]
     fn a_state_saved_before_snapshots_still_decodes() {
-        #[derive(Serialize)]
-        struct Old {
-            last_applied: Option<LogId<u64>>,
-            membership: StoredMembership<u64, BasicNode>,
-            offsets: BTreeMap<OffsetKey, u64>,
-            topics: BTreeMap<String, TopicConfig>,
-            readable_offset: u64,
-            groups: BTreeMap<String, SubscriptionGroupConfig>,
-        }
-        let old = Old {
+        let old = AppliedV1 {
             last_applied: Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 41)),
             membership: StoredMembership::default(),
             offsets: BTreeMap::from([(("G".to_string(), "T".to_string(), 2), 17)]),
