@@ -80,19 +80,27 @@ impl Producer {
     /// A unique message id: this client, a start time and a counter, as 32 hex digits
     /// (the shape of RocketMQ's `MessageClientIDSetter`).
     fn unique_id(&self) -> String {
+        use std::fmt::Write;
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
         // Simulated hosts share one OS process whose id changes from run to run.
         #[cfg(madsim)]
         let pid = 0u32;
+        // Cached: `getpid` is a system call, and this runs once per message.
         #[cfg(not(madsim))]
-        let pid = std::process::id();
+        let pid = {
+            static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+            *PID.get_or_init(std::process::id)
+        };
         let start = proto::clock::now_ms();
-        format!(
+        let mut id = String::with_capacity(32);
+        let _ = write!(
+            id,
             "7F000001{:04X}{:012X}{:08X}",
             pid & 0xFFFF,
             start as u64 & 0xFFFF_FFFF_FFFF,
             n as u32
-        )
+        );
+        id
     }
 
     /// The topic's writable queues, falling back to the auto-create topic's route.

@@ -499,13 +499,29 @@ pub struct MessageId {
 
 impl std::fmt::Display for MessageId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut bytes = Vec::with_capacity(HOST_V6_SIZE + 8);
-        put_host(&mut bytes, self.store_host);
-        bytes.extend_from_slice(&self.physical_offset.to_be_bytes());
-        for b in bytes {
-            write!(f, "{b:02X}")?;
+        // Every send response carries one: hex by table into a stack buffer, not a
+        // `write!` per byte.
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut bytes = [0u8; HOST_V6_SIZE + 8];
+        let host = match self.store_host.ip() {
+            IpAddr::V4(ip) => {
+                bytes[..4].copy_from_slice(&ip.octets());
+                4
+            }
+            IpAddr::V6(ip) => {
+                bytes[..16].copy_from_slice(&ip.octets());
+                16
+            }
+        };
+        bytes[host..host + 4].copy_from_slice(&u32::from(self.store_host.port()).to_be_bytes());
+        bytes[host + 4..host + 12].copy_from_slice(&self.physical_offset.to_be_bytes());
+        let len = host + 12;
+        let mut hex = [0u8; 2 * (HOST_V6_SIZE + 8)];
+        for (i, b) in bytes[..len].iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xF)];
         }
-        Ok(())
+        f.write_str(std::str::from_utf8(&hex[..2 * len]).expect("hex digits are ASCII"))
     }
 }
 

@@ -3,7 +3,7 @@
 //! same code over its simulated network.
 //!
 //! # Layout
-//! - [`CommandReader`], [`write_command`]: buffered frames on any byte stream.
+//! - [`CommandReader`], [`run_writer`]: buffered frames on any byte stream.
 //! - [`server`]: accept loop; each request runs in its own task (a long-polling pull
 //!   parks without blocking the connection), responses go back through one writer task.
 //! - [`rpc`]: `RpcClient` (requests matched to responses by opaque, with timeouts) and
@@ -16,6 +16,7 @@ use std::io;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 use crate::remoting::{check_frame, ProtoError, RemotingCommand};
 
@@ -60,10 +61,36 @@ impl<R: AsyncRead + Unpin> CommandReader<R> {
     }
 }
 
-/// Writes one command as a frame.
-pub async fn write_command<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    command: &RemotingCommand,
+/// Bytes a connection's writer gathers before it writes them out.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Writes the commands queued on `rx` to `out` until `rx` closes (Ok) or a write fails.
+///
+/// Commands are encoded straight into one buffer, and everything queued by the time the
+/// writer runs goes out in one write. Before writing, the writer yields once, so that
+/// tasks finishing at the same moment (responses of requests that were read together)
+/// share the write: one `send` system call for many frames instead of one each.
+pub async fn run_writer<W: AsyncWrite + Unpin>(
+    mut rx: mpsc::Receiver<RemotingCommand>,
+    mut out: W,
 ) -> io::Result<()> {
-    writer.write_all(&command.to_frame()).await
+    let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
+    while let Some(command) = rx.recv().await {
+        command.encode(&mut buf);
+        let mut yielded = false;
+        loop {
+            while buf.len() < WRITE_BUFFER_BYTES {
+                let Ok(command) = rx.try_recv() else { break };
+                command.encode(&mut buf);
+            }
+            if yielded || buf.len() >= WRITE_BUFFER_BYTES {
+                break;
+            }
+            tokio::task::yield_now().await;
+            yielded = true;
+        }
+        out.write_all(&buf).await?;
+        buf.clear();
+    }
+    out.flush().await
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,12 +33,17 @@ type Pending = Arc<Mutex<BTreeMap<i32, oneshot::Sender<RemotingCommand>>>>;
 /// Requests a connection may have waiting to be written.
 const QUEUE_DEPTH: usize = 4096;
 
+/// Cheap to clone: every call through a pool clones one.
 #[derive(Clone)]
 pub struct RpcClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     addr: String,
     tx: mpsc::Sender<RemotingCommand>,
     pending: Pending,
-    next_opaque: Arc<AtomicI32>,
+    next_opaque: AtomicI32,
     /// Set when either direction of the connection fails.
     closed: Arc<AtomicBool>,
 }
@@ -56,25 +60,12 @@ impl RpcClient {
             .map_err(|e| connect_error(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = tokio::io::split(stream);
-        let (tx, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE_DEPTH);
+        let (tx, rx) = mpsc::channel::<RemotingCommand>(QUEUE_DEPTH);
         let pending: Pending = Arc::new(Mutex::new(BTreeMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
         let writer_closed = closed.clone();
         tokio::spawn(async move {
-            let mut out = BufWriter::with_capacity(64 * 1024, write_half);
-            'write: while let Some(command) = rx.recv().await {
-                if super::write_command(&mut out, &command).await.is_err() {
-                    break;
-                }
-                while let Ok(command) = rx.try_recv() {
-                    if super::write_command(&mut out, &command).await.is_err() {
-                        break 'write;
-                    }
-                }
-                if out.flush().await.is_err() {
-                    break;
-                }
-            }
+            let _ = super::run_writer(rx, write_half).await;
             writer_closed.store(true, Ordering::Release);
         });
         let reader_pending = pending.clone();
@@ -99,20 +90,22 @@ impl RpcClient {
             reader_pending.lock().expect("pending poisoned").clear();
         });
         Ok(RpcClient {
-            addr: addr.to_string(),
-            tx,
-            pending,
-            next_opaque: Arc::new(AtomicI32::new(1)),
-            closed,
+            inner: Arc::new(Inner {
+                addr: addr.to_string(),
+                tx,
+                pending,
+                next_opaque: AtomicI32::new(1),
+                closed,
+            }),
         })
     }
 
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.inner.addr
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.tx.is_closed()
+        self.inner.closed.load(Ordering::Acquire) || self.inner.tx.is_closed()
     }
 
     /// Sends `request` and waits for its response.
@@ -121,64 +114,63 @@ impl RpcClient {
         mut request: RemotingCommand,
         timeout: Duration,
     ) -> Result<RemotingCommand, RpcError> {
-        let opaque = self.next_opaque.fetch_add(1, Ordering::Relaxed);
+        let opaque = self.inner.next_opaque.fetch_add(1, Ordering::Relaxed);
         request.opaque = opaque;
         let (done, response) = oneshot::channel();
         if self.is_closed() {
-            return Err(RpcError::Closed(self.addr.clone()));
+            return Err(RpcError::Closed(self.inner.addr.clone()));
         }
-        self.pending
+        self.inner
+            .pending
             .lock()
             .expect("pending poisoned")
             .insert(opaque, done);
-        // The timeout covers queuing the request too: a peer that stopped reading (a
-        // paused process) fills the socket, then the writer's queue.
-        let start = tokio::time::Instant::now();
         // Network events for the simulator's traces (`sim replay --trace`).
-        tracing::debug!(to = %self.addr, code = request.code, opaque, "request sent");
-        let queued = match tokio::time::timeout(timeout, self.tx.send(request)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(RpcError::Closed(self.addr.clone())),
-            Err(_) => Err(RpcError::Timeout {
-                addr: self.addr.clone(),
-                timeout_ms: timeout.as_millis() as u64,
-            }),
+        tracing::debug!(to = %self.inner.addr, code = request.code, opaque, "request sent");
+        // One timer covers queuing the request too: a peer that stopped reading (a
+        // paused process) fills the socket, then the writer's queue.
+        let exchange = async {
+            self.inner.tx.send(request).await.ok()?;
+            response.await.ok()
         };
-        if let Err(e) = queued {
-            self.pending
-                .lock()
-                .expect("pending poisoned")
-                .remove(&opaque);
-            return Err(e);
-        }
-        match tokio::time::timeout(timeout.saturating_sub(start.elapsed()), response).await {
-            Ok(Ok(response)) => {
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Some(response)) => {
                 let code = response.code;
-                tracing::debug!(from = %self.addr, code, opaque, "response received");
+                tracing::debug!(from = %self.inner.addr, code, opaque, "response received");
                 Ok(response)
             }
-            Ok(Err(_)) => Err(RpcError::Closed(self.addr.clone())),
+            // The writer or the reader stopped: the connection is gone.
+            Ok(None) => {
+                self.forget(opaque);
+                Err(RpcError::Closed(self.inner.addr.clone()))
+            }
             Err(_) => {
-                self.pending
-                    .lock()
-                    .expect("pending poisoned")
-                    .remove(&opaque);
+                self.forget(opaque);
                 Err(RpcError::Timeout {
-                    addr: self.addr.clone(),
+                    addr: self.inner.addr.clone(),
                     timeout_ms: timeout.as_millis() as u64,
                 })
             }
         }
     }
 
+    fn forget(&self, opaque: i32) {
+        self.inner
+            .pending
+            .lock()
+            .expect("pending poisoned")
+            .remove(&opaque);
+    }
+
     /// Sends `request` without waiting for (or getting) a response.
     pub async fn invoke_oneway(&self, mut request: RemotingCommand) -> Result<(), RpcError> {
-        request.opaque = self.next_opaque.fetch_add(1, Ordering::Relaxed);
+        request.opaque = self.inner.next_opaque.fetch_add(1, Ordering::Relaxed);
         request.flag |= FLAG_ONEWAY;
-        self.tx
+        self.inner
+            .tx
             .send(request)
             .await
-            .map_err(|_| RpcError::Closed(self.addr.clone()))
+            .map_err(|_| RpcError::Closed(self.inner.addr.clone()))
     }
 }
 

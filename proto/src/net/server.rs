@@ -4,7 +4,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -122,36 +121,23 @@ async fn serve_connection<S: Service>(
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<RemotingCommand>(IN_FLIGHT_PER_CONNECTION_MAX);
+    let (tx, rx) = mpsc::channel::<RemotingCommand>(IN_FLIGHT_PER_CONNECTION_MAX);
     let channel = Channel { peer, tx };
     let writer = tokio::spawn(async move {
-        let mut out = BufWriter::with_capacity(64 * 1024, write_half);
-        while let Some(command) = rx.recv().await {
-            if super::write_command(&mut out, &command).await.is_err() {
-                return;
-            }
-            // Batch what is already queued into one flush.
-            while let Ok(command) = rx.try_recv() {
-                if super::write_command(&mut out, &command).await.is_err() {
-                    return;
-                }
-            }
-            if out.flush().await.is_err() {
-                return;
-            }
-        }
+        let _ = super::run_writer(rx, write_half).await;
     });
     let slots = Arc::new(Semaphore::new(IN_FLIGHT_PER_CONNECTION_MAX));
+    // Handlers in flight (a parked long poll, say) end with the connection: each one
+    // watches `closing` and drops its work when it flips. (A watch rather than a list
+    // of JoinHandles to abort: that list cost a scan per request.)
+    let (closing_tx, closing) = watch::channel(false);
     let mut reader = CommandReader::new(read_half);
-    // Vec rather than JoinSet: madsim's runtime has no JoinSet.
-    let mut handlers: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
         let read = tokio::select! {
             biased;
             read = reader.read() => read,
             _ = stopped(&mut stop) => break,
         };
-        handlers.retain(|h| !h.is_finished());
         let request = match read {
             Ok(Some(request)) => request,
             Ok(None) => break,
@@ -173,28 +159,34 @@ async fn serve_connection<S: Service>(
             break;
         };
         let (service, channel) = (service.clone(), channel.clone());
-        handlers.push(tokio::spawn(async move {
-            let oneway = request.is_oneway();
-            let (opaque, serialize_type) = (request.opaque, request.serialize_type);
-            tracing::debug!(from = %peer, code = request.code, opaque, "request received");
-            if let Some(mut response) = service.call(request, channel.clone()).await {
-                if !oneway {
-                    response.opaque = opaque;
-                    response.flag |= crate::remoting::command::FLAG_RESPONSE;
-                    response.serialize_type = serialize_type;
-                    let _ = channel.tx.send(response).await;
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            let work = async {
+                let oneway = request.is_oneway();
+                let (opaque, serialize_type) = (request.opaque, request.serialize_type);
+                tracing::debug!(from = %peer, code = request.code, opaque, "request received");
+                if let Some(mut response) = service.call(request, channel.clone()).await {
+                    if !oneway {
+                        response.opaque = opaque;
+                        response.flag |= crate::remoting::command::FLAG_RESPONSE;
+                        response.serialize_type = serialize_type;
+                        let _ = channel.tx.send(response).await;
+                    }
                 }
+            };
+            tokio::select! {
+                biased;
+                _ = stopped(&mut closing) => {}
+                _ = work => {}
             }
             drop(slot);
-        }));
+        });
     }
-    // Handlers in flight (a parked long poll, say) end with the connection.
-    for handler in &handlers {
-        handler.abort();
-    }
-    for handler in handlers {
-        let _ = handler.await;
-    }
+    // Every handler gives its slot back once it has seen `closing`.
+    closing_tx.send_replace(true);
+    let _ = slots
+        .acquire_many(IN_FLIGHT_PER_CONNECTION_MAX as u32)
+        .await;
     service.disconnected(&channel);
     drop(channel);
     // Let the writer flush what is queued (an error reply, say), but not forever: the

@@ -56,10 +56,21 @@ pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<
     while let Some(first) = rx.recv().await {
         let mut bytes: usize = first.messages.iter().map(|m| m.body.len()).sum();
         batch.push(first);
-        while bytes < shared.config.write_batch_size_max {
-            let Ok(next) = rx.try_recv() else { break };
-            bytes += next.messages.iter().map(|m| m.body.len()).sum::<usize>();
-            batch.push(next);
+        // Yield once before writing, so that writers woken together (the requests of one
+        // network read) share this append: one CommitLog write and one ConsumeQueue
+        // write per queue for all of them, instead of one each.
+        let mut yielded = false;
+        loop {
+            while bytes < shared.config.write_batch_size_max {
+                let Ok(next) = rx.try_recv() else { break };
+                bytes += next.messages.iter().map(|m| m.body.len()).sum::<usize>();
+                batch.push(next);
+            }
+            if yielded || bytes >= shared.config.write_batch_size_max {
+                break;
+            }
+            tokio::task::yield_now().await;
+            yielded = true;
         }
         if let Some(reason) = shared.failure() {
             for request in batch.drain(..) {
