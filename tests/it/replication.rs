@@ -64,7 +64,31 @@ impl Group {
             _dir: dir,
         };
         group.wait_master(Duration::from_secs(15)).await;
+        group.wait_master_registered(Duration::from_secs(15)).await;
         group
+    }
+
+    /// Waits until the name server routes to a master, as clients see the group: a
+    /// replica registers its new role just after it is elected, not at once.
+    async fn wait_master_registered(&self, within: Duration) {
+        let admin = client::Admin::new(self.client_config());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(info) = admin.cluster_info().await {
+                if info
+                    .broker_addr_table
+                    .values()
+                    .any(|data| data.master_addr().is_some())
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no master registered with the name server"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn client_config(&self) -> ClientConfig {
