@@ -28,6 +28,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::codes::language;
+use super::ExtFields;
 
 /// Largest frame accepted (RocketMQ's default `maxFrameLength` is 16 MiB).
 pub const FRAME_SIZE_MAX: usize = 16 << 20;
@@ -71,7 +72,7 @@ pub struct RemotingCommand {
     pub opaque: i32,
     pub flag: i32,
     pub remark: Option<String>,
-    pub ext_fields: BTreeMap<String, String>,
+    pub ext_fields: ExtFields,
     pub body: Bytes,
     /// How this command's header was (or will be) encoded. Responses use the request's.
     pub serialize_type: SerializeType,
@@ -130,7 +131,7 @@ impl RemotingCommand {
             opaque: 0,
             flag: 0,
             remark: None,
-            ext_fields: BTreeMap::new(),
+            ext_fields: ExtFields::new(),
             body: Bytes::new(),
             serialize_type: SerializeType::RocketMq,
         }
@@ -145,7 +146,7 @@ impl RemotingCommand {
             opaque: request.opaque,
             flag: FLAG_RESPONSE,
             remark,
-            ext_fields: BTreeMap::new(),
+            ext_fields: ExtFields::new(),
             body: Bytes::new(),
             serialize_type: request.serialize_type,
         }
@@ -164,14 +165,14 @@ impl RemotingCommand {
         self
     }
 
-    pub fn with_ext(mut self, key: &str, value: impl ToString) -> Self {
-        self.ext_fields.insert(key.to_string(), value.to_string());
+    pub fn with_ext(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.ext_fields.insert(key, value.to_string());
         self
     }
 
     /// A header field, if present.
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.get(key).map(String::as_str)
+        self.ext_fields.get(key)
     }
 
     /// A required header field, parsed.
@@ -238,18 +239,23 @@ impl RemotingCommand {
         Ok(command)
     }
 
-    /// Appends the frame to `out`.
+    /// Appends the frame to `out`, encoding the header in place.
     pub fn encode(&self, out: &mut BytesMut) {
-        let header = match self.serialize_type {
-            SerializeType::Json => self.encode_json_header(),
-            SerializeType::RocketMq => self.encode_binary_header(),
-        };
-        let length = 4 + header.len() + self.body.len();
-        out.reserve(4 + length);
-        out.put_u32(length as u32);
-        out.put_u32(((self.serialize_type as u32) << 24) | header.len() as u32);
-        out.put_slice(&header);
+        let start = out.len();
+        out.reserve(8 + 64 + self.ext_fields.len() * 32 + self.body.len());
+        out.put_u32(0); // length, set below
+        out.put_u32(0); // serialize type and header length, set below
+        let header_start = out.len();
+        match self.serialize_type {
+            SerializeType::Json => out.put_slice(&self.encode_json_header()),
+            SerializeType::RocketMq => self.encode_binary_header(out),
+        }
+        let header_length = out.len() - header_start;
         out.put_slice(&self.body);
+        let length = (out.len() - start - 4) as u32;
+        let info = ((self.serialize_type as u32) << 24) | header_length as u32;
+        out[start..start + 4].copy_from_slice(&length.to_be_bytes());
+        out[start + 4..start + 8].copy_from_slice(&info.to_be_bytes());
     }
 
     pub fn to_frame(&self) -> BytesMut {
@@ -269,7 +275,7 @@ impl RemotingCommand {
             ext_fields: (!self.ext_fields.is_empty()).then(|| {
                 self.ext_fields
                     .iter()
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
                     .collect()
             }),
             serialize_type_current_rpc: Some("JSON".to_string()),
@@ -277,16 +283,8 @@ impl RemotingCommand {
         serde_json::to_vec(&header).expect("a header always serializes")
     }
 
-    fn encode_binary_header(&self) -> Vec<u8> {
+    fn encode_binary_header(&self, out: &mut BytesMut) {
         let remark = self.remark.as_deref().unwrap_or_default().as_bytes();
-        let mut ext = Vec::new();
-        for (k, v) in &self.ext_fields {
-            ext.put_u16(k.len() as u16);
-            ext.put_slice(k.as_bytes());
-            ext.put_u32(v.len() as u32);
-            ext.put_slice(v.as_bytes());
-        }
-        let mut out = Vec::with_capacity(17 + remark.len() + ext.len());
         out.put_i16(self.code as i16);
         out.put_u8(self.language);
         out.put_i16(self.version as i16);
@@ -294,16 +292,23 @@ impl RemotingCommand {
         out.put_i32(self.flag);
         out.put_u32(remark.len() as u32);
         out.put_slice(remark);
-        out.put_u32(ext.len() as u32);
-        out.put_slice(&ext);
-        out
+        let ext_at = out.len();
+        out.put_u32(0); // ext length, set below
+        for (k, v) in self.ext_fields.iter() {
+            out.put_u16(k.len() as u16);
+            out.put_slice(k.as_bytes());
+            out.put_u32(v.len() as u32);
+            out.put_slice(v.as_bytes());
+        }
+        let ext_length = (out.len() - ext_at - 4) as u32;
+        out[ext_at..ext_at + 4].copy_from_slice(&ext_length.to_be_bytes());
     }
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, ProtoError> {
     let parsed: JsonHeader =
         serde_json::from_slice(header).map_err(|e| malformed(format!("JSON header: {e}")))?;
-    let mut ext_fields = BTreeMap::new();
+    let mut ext_fields = ExtFields::new();
     for (k, v) in parsed.ext_fields.unwrap_or_default() {
         // Clients write every field as a string; tolerate numbers and booleans too.
         let value = match v {
@@ -311,7 +316,7 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, ProtoError> {
             serde_json::Value::Null => continue,
             other => other.to_string(),
         };
-        ext_fields.insert(k, value);
+        ext_fields.insert_decoded(&k, value);
     }
     Ok(RemotingCommand {
         code: parsed.code,
@@ -367,13 +372,15 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, ProtoError> {
             buf.len()
         )));
     }
-    let mut ext_fields = BTreeMap::new();
+    // A field takes at least 6 bytes: room for what the frame can hold, no more.
+    let mut ext_fields = ExtFields::with_capacity((ext.len() / 6).min(32));
     while !ext.is_empty() {
         let key_length = take(&mut ext, 2, "ext key length")?.get_u16() as usize;
-        let key = utf8(take(&mut ext, key_length, "ext key")?, "ext key")?;
+        let key = take(&mut ext, key_length, "ext key")?;
+        let key = std::str::from_utf8(key).map_err(|_| malformed("ext key is not UTF-8"))?;
         let value_length = take(&mut ext, 4, "ext value length")?.get_u32() as usize;
         let value = utf8(take(&mut ext, value_length, "ext value")?, "ext value")?;
-        ext_fields.insert(key, value);
+        ext_fields.insert_decoded(key, value);
     }
     Ok(RemotingCommand {
         code,
@@ -480,7 +487,7 @@ mod tests {
                                    body in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut c = RemotingCommand::request(i32::from(code));
             c.opaque = opaque;
-            c.ext_fields = ext;
+            c.ext_fields = ext.into_iter().collect();
             c.body = Bytes::from(body);
             c.serialize_type = if json { SerializeType::Json } else { SerializeType::RocketMq };
             prop_assert_eq!(RemotingCommand::decode(&c.to_frame()).unwrap(), c);

@@ -4,7 +4,9 @@ pub mod batch;
 pub mod body;
 pub mod codes;
 pub mod command;
+pub mod ext;
 pub mod header;
 pub mod json;
 
 pub use command::{check_frame, ProtoError, RemotingCommand, SerializeType, FRAME_SIZE_MAX};
+pub use ext::ExtFields;

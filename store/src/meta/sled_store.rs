@@ -16,11 +16,26 @@ fn err(e: sled::Error) -> StoreError {
 }
 
 impl SledMetaStore {
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// sled releases its file lock from a background thread some time after the last
+    /// handle drops, so a broker restarted in the same process (tests do) can find the
+    /// lock still held: that case is retried for up to `LOCK_WAIT_MS`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        const LOCK_WAIT_MS: u64 = 5_000;
+        const RETRY_MS: u64 = 50;
         let path = path.as_ref();
-        let db = sled::open(path)
-            .map_err(|e| StoreError::Meta(format!("open {}: {e}", path.display())))?;
-        Ok(SledMetaStore { db })
+        let mut waited_ms = 0;
+        loop {
+            match sled::open(path) {
+                Ok(db) => return Ok(SledMetaStore { db }),
+                Err(e) if e.to_string().contains("acquire lock") && waited_ms < LOCK_WAIT_MS => {
+                    std::thread::sleep(std::time::Duration::from_millis(RETRY_MS));
+                    waited_ms += RETRY_MS;
+                }
+                Err(e) => return Err(StoreError::Meta(format!("open {}: {e}", path.display()))),
+            }
+        }
     }
 
     fn tree(&self, tree: MetaTree) -> Result<sled::Tree> {
