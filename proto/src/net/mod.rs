@@ -90,7 +90,9 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
             yielded = true;
         }
         out.write_all(&buf).await?;
+        // A no-op on a real socket; the simulator's socket sends on flush.
+        out.flush().await?;
         buf.clear();
     }
-    out.flush().await
+    Ok(())
 }
