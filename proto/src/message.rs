@@ -32,7 +32,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
 use crate::properties::{self, Properties};
 
@@ -232,12 +232,12 @@ fn host_size(addr: SocketAddr) -> usize {
     }
 }
 
-fn put_host(out: &mut Vec<u8>, addr: SocketAddr) {
+fn put_host(out: &mut impl BufMut, addr: SocketAddr) {
     match addr.ip() {
-        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+        IpAddr::V4(ip) => out.put_slice(&ip.octets()),
+        IpAddr::V6(ip) => out.put_slice(&ip.octets()),
     }
-    out.extend_from_slice(&u32::from(addr.port()).to_be_bytes());
+    out.put_u32(u32::from(addr.port()));
 }
 
 /// A validated, zero-copy view of one stored message.
@@ -503,19 +503,10 @@ impl std::fmt::Display for MessageId {
         // `write!` per byte.
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
         let mut bytes = [0u8; HOST_V6_SIZE + 8];
-        let host = match self.store_host.ip() {
-            IpAddr::V4(ip) => {
-                bytes[..4].copy_from_slice(&ip.octets());
-                4
-            }
-            IpAddr::V6(ip) => {
-                bytes[..16].copy_from_slice(&ip.octets());
-                16
-            }
-        };
-        bytes[host..host + 4].copy_from_slice(&u32::from(self.store_host.port()).to_be_bytes());
-        bytes[host + 4..host + 12].copy_from_slice(&self.physical_offset.to_be_bytes());
-        let len = host + 12;
+        let mut rest = &mut bytes[..];
+        put_host(&mut rest, self.store_host);
+        rest.put_u64(self.physical_offset);
+        let len = HOST_V6_SIZE + 8 - rest.len();
         let mut hex = [0u8; 2 * (HOST_V6_SIZE + 8)];
         for (i, b) in bytes[..len].iter().enumerate() {
             hex[2 * i] = HEX[usize::from(b >> 4)];

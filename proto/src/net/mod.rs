@@ -75,19 +75,18 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
     mut out: W,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
+    let drain = |rx: &mut mpsc::Receiver<RemotingCommand>, buf: &mut BytesMut| {
+        while buf.len() < WRITE_BUFFER_BYTES {
+            let Ok(command) = rx.try_recv() else { break };
+            command.encode(buf);
+        }
+    };
     while let Some(command) = rx.recv().await {
         command.encode(&mut buf);
-        let mut yielded = false;
-        loop {
-            while buf.len() < WRITE_BUFFER_BYTES {
-                let Ok(command) = rx.try_recv() else { break };
-                command.encode(&mut buf);
-            }
-            if yielded || buf.len() >= WRITE_BUFFER_BYTES {
-                break;
-            }
+        drain(&mut rx, &mut buf);
+        if buf.len() < WRITE_BUFFER_BYTES {
             tokio::task::yield_now().await;
-            yielded = true;
+            drain(&mut rx, &mut buf);
         }
         out.write_all(&buf).await?;
         // A no-op on a real socket; the simulator's socket sends on flush.

@@ -54,23 +54,16 @@ impl RecordPayload for Pending<'_> {
 pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<WriteRequest>) {
     let mut batch: Vec<WriteRequest> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let mut bytes: usize = first.messages.iter().map(|m| m.body.len()).sum();
+        let limit = shared.config.write_batch_size_max;
+        let mut bytes = body_bytes(&first);
         batch.push(first);
+        take_queued(&mut rx, &mut batch, &mut bytes, limit);
         // Yield once before writing, so that writers woken together (the requests of one
         // network read) share this append: one CommitLog write and one ConsumeQueue
         // write per queue for all of them, instead of one each.
-        let mut yielded = false;
-        loop {
-            while bytes < shared.config.write_batch_size_max {
-                let Ok(next) = rx.try_recv() else { break };
-                bytes += next.messages.iter().map(|m| m.body.len()).sum::<usize>();
-                batch.push(next);
-            }
-            if yielded || bytes >= shared.config.write_batch_size_max {
-                break;
-            }
+        if bytes < limit {
             tokio::task::yield_now().await;
-            yielded = true;
+            take_queued(&mut rx, &mut batch, &mut bytes, limit);
         }
         if let Some(reason) = shared.failure() {
             for request in batch.drain(..) {
@@ -97,6 +90,24 @@ pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<
                 }
             }
         }
+    }
+}
+
+fn body_bytes(request: &WriteRequest) -> usize {
+    request.messages.iter().map(|m| m.body.len()).sum()
+}
+
+/// Moves queued requests into `batch` until their bodies reach `limit` bytes.
+fn take_queued(
+    rx: &mut mpsc::Receiver<WriteRequest>,
+    batch: &mut Vec<WriteRequest>,
+    bytes: &mut usize,
+    limit: usize,
+) {
+    while *bytes < limit {
+        let Ok(next) = rx.try_recv() else { break };
+        *bytes += body_bytes(&next);
+        batch.push(next);
     }
 }
 

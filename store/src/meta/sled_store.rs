@@ -30,6 +30,8 @@ impl SledMetaStore {
             match sled::open(path) {
                 Ok(db) => return Ok(SledMetaStore { db }),
                 Err(e) if e.to_string().contains("acquire lock") && waited_ms < LOCK_WAIT_MS => {
+                    // A blocking sleep is fine here: opening happens once at start-up,
+                    // and the simulator never compiles this file.
                     std::thread::sleep(std::time::Duration::from_millis(RETRY_MS));
                     waited_ms += RETRY_MS;
                 }
