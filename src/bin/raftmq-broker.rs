@@ -33,6 +33,9 @@ struct Args {
     /// `sync` or `async`.
     #[arg(long, value_parser = raftmq::cli::dev::parse_flush)]
     flush_disk_type: Option<FlushMode>,
+    /// Runtime worker threads (overrides worker_threads; 0: one per CPU core).
+    #[arg(long)]
+    worker_threads: Option<usize>,
     /// Print the effective config and exit.
     #[arg(long)]
     print_config: bool,
@@ -64,6 +67,9 @@ fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
     if let Some(v) = args.flush_disk_type {
         c.flush_disk_type = v;
     }
+    if let Some(v) = args.worker_threads {
+        c.worker_threads = v;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -71,8 +77,7 @@ fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     raftmq::cli::init_logging();
     let args = Args::parse();
     let config = config(&args)?;
@@ -80,6 +85,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", toml::to_string(&config)?);
         return Ok(());
     }
+    raftmq::cli::runtime(config.worker_threads)?.block_on(serve(config))
+}
+
+async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = raftmq::dev::start_broker_on_disk(config.clone()).await?;
     println!(
         "raftmq-broker {} (cluster {}, id {}) serving at {}, name servers {}",

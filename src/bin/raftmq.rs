@@ -5,8 +5,8 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     raftmq::cli::init_logging();
-    raftmq::cli::run(raftmq::cli::Cli::parse()).await
+    let cli = raftmq::cli::Cli::parse();
+    raftmq::cli::runtime(cli.worker_threads.into())?.block_on(raftmq::cli::run(cli))
 }

@@ -26,6 +26,16 @@ pub struct Cli {
         default_value = "127.0.0.1:9876"
     )]
     pub namesrv: String,
+    /// Runtime worker threads for this process (0: one per CPU core). `raftmq bench`
+    /// beside a broker on a small machine measures more with 1 (docs/benchmarks.md).
+    #[arg(
+        long,
+        global = true,
+        env = "RAFTMQ_WORKER_THREADS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u16).range(0..=1024)
+    )]
+    pub worker_threads: u16,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,6 +79,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(cmd) => admin::query(cmd, config).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,
     }
+}
+
+/// A multi-threaded runtime with `worker_threads` workers (0: one per CPU core).
+/// The binaries build their runtime here instead of `#[tokio::main]` so the count can
+/// come from a flag or the broker's config. Not in the simulated build, where madsim
+/// runs everything on its own single-threaded executor.
+#[cfg(not(madsim))]
+pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    builder.build()
 }
 
 /// Logs to stderr, filtered by RUST_LOG (default: info for raftmq's crates).

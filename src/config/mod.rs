@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use store::{FlushMode, StoreConfig};
 
+/// Bound on `worker_threads`: a typo such as 10000 should fail loudly, not spawn them.
+pub const WORKER_THREADS_MAX: usize = 1024;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
@@ -44,6 +47,10 @@ pub struct BrokerConfig {
     pub flush_consumer_offset_interval_ms: u64,
     /// A client not heard from for this long leaves its group (RocketMQ: 120 s).
     pub client_channel_expired_ms: u64,
+    /// Runtime worker threads; 0 means one per CPU core. On a machine the broker shares
+    /// with its clients (or with a benchmark), fewer workers than cores spend less CPU
+    /// per message: tasks stop migrating between workers (docs/benchmarks.md).
+    pub worker_threads: usize,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
     /// Present for a replicated broker group (see `replication`); absent for a single
@@ -98,6 +105,7 @@ impl Default for BrokerConfig {
             register_broker_interval_ms: 30_000,
             flush_consumer_offset_interval_ms: 5_000,
             client_channel_expired_ms: 120_000,
+            worker_threads: 0,
             store: StoreSettings::default(),
             replication: None,
         }
@@ -128,6 +136,12 @@ impl BrokerConfig {
             anyhow::bail!(
                 "default_topic_queue_nums: {} is not in 1..=1024",
                 self.default_topic_queue_nums
+            );
+        }
+        if self.worker_threads > WORKER_THREADS_MAX {
+            anyhow::bail!(
+                "worker_threads: {} is more than {WORKER_THREADS_MAX}",
+                self.worker_threads
             );
         }
         self.advertised_addr()?;
@@ -227,5 +241,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("commitlog_segment_size"), "{e}");
+        let e = BrokerConfig::parse("worker_threads = 100000")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker_threads"), "{e}");
+        assert_eq!(
+            BrokerConfig::parse("worker_threads = 1")
+                .unwrap()
+                .worker_threads,
+            1
+        );
     }
 }
