@@ -148,13 +148,13 @@ struct Shared<D: Disk> {
 
 impl<D: Disk> Shared<D> {
     /// Wakes the long polls waiting on these queues.
-    fn notify_arrivals<'a>(&self, queues: impl IntoIterator<Item = &'a QueueKey>) {
+    fn notify_arrivals<'a>(&self, queues: impl IntoIterator<Item = (&'a str, u32)>) {
         let watch = self.arrival_watch.lock().expect("arrival watch poisoned");
         if watch.is_empty() {
             return;
         }
-        for key in queues {
-            if let Some(tx) = watch.get(key) {
+        for (topic, queue_id) in queues {
+            if let Some(tx) = watch.get(&(topic.to_string(), queue_id)) {
                 tx.send_modify(|v| *v += 1);
             }
         }

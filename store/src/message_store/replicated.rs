@@ -528,7 +528,11 @@ impl<D: Disk> MessageStore<D> {
                 *end = (*end).max(queue_offset + 1);
             }
         }
-        self.shared.notify_arrivals(&touched);
+        self.shared.notify_arrivals(
+            touched
+                .iter()
+                .map(|(topic, queue_id)| (topic.as_str(), *queue_id)),
+        );
         self.shared.committed.send_if_modified(|c| {
             let advanced = committed_offset > *c;
             if advanced {

@@ -10,7 +10,7 @@ use proto::properties::keys;
 use proto::{MessageId, NewMessage};
 use tokio::sync::mpsc;
 
-use super::{PutResult, QueueKey, Shared, WriteRequest, Written};
+use super::{PutResult, Shared, WriteRequest, Written};
 use crate::commit_log::RecordPayload;
 use crate::consume_queue::CqUnit;
 use crate::disk::Disk;
@@ -115,10 +115,11 @@ fn take_queued(
 async fn write_batch<D: Disk>(shared: &Shared<D>, batch: &[WriteRequest]) -> Result<Vec<Written>> {
     let store_timestamp_ms = clock::now_ms();
     let store_host = shared.config.store_host;
-    let mut next_queue_offset: HashMap<QueueKey, u64> = HashMap::new();
+    // Keyed by borrowed topics: no String per message on this path.
+    let mut next_queue_offset: HashMap<(&str, u32), u64> = HashMap::new();
     let mut pending = Vec::with_capacity(batch.iter().map(|r| r.messages.len()).sum());
     for message in batch.iter().flat_map(|r| &r.messages) {
-        let key = (message.topic.clone(), message.queue_id);
+        let key = (message.topic.as_str(), message.queue_id);
         let next = next_queue_offset.entry(key).or_insert_with(|| {
             shared
                 .queue_or_create(&message.topic, message.queue_id)
@@ -136,7 +137,7 @@ async fn write_batch<D: Disk>(shared: &Shared<D>, batch: &[WriteRequest]) -> Res
     let appended = shared.commit_log.append(&pending).await?;
     dispatch(shared, &pending, &appended.records).await?;
     shared.dispatched.send_replace(appended.end_offset);
-    shared.notify_arrivals(next_queue_offset.keys());
+    shared.notify_arrivals(next_queue_offset.keys().copied());
 
     let mut results = pending
         .iter()
@@ -167,13 +168,13 @@ async fn dispatch<D: Disk>(
     pending: &[Pending<'_>],
     records: &[crate::commit_log::AppendedRecord],
 ) -> Result<()> {
-    let mut units: BTreeMap<QueueKey, Vec<CqUnit>> = BTreeMap::new();
+    let mut units: BTreeMap<(&str, u32), Vec<CqUnit>> = BTreeMap::new();
     let mut entries = Vec::new();
     for (p, record) in pending.iter().zip(records) {
         let message = p.message;
         let tag_hash = message.tags().map_or(0, proto::hash::java_string_hash);
         units
-            .entry((message.topic.clone(), message.queue_id))
+            .entry((message.topic.as_str(), message.queue_id))
             .or_default()
             .push(CqUnit {
                 commitlog_offset: record.payload_offset,
@@ -192,7 +193,7 @@ async fn dispatch<D: Disk>(
         index_entries(&message.topic, keys, uniq, at, &mut entries);
     }
     for ((topic, queue_id), units) in units {
-        let queue = shared.queue_or_create(&topic, queue_id);
+        let queue = shared.queue_or_create(topic, queue_id);
         queue.append(&units).await?;
     }
     shared.index.add(&entries).await
