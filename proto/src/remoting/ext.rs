@@ -40,6 +40,16 @@ impl ExtFields {
         }
     }
 
+    /// Appends `key`, which the caller knows is not set yet (a header built field by
+    /// field): no search, unlike [`ExtFields::insert`].
+    pub fn push(&mut self, key: &'static str, value: String) {
+        debug_assert!(
+            self.get(key).is_none(),
+            "ExtFields::push of {key}, which is already set"
+        );
+        self.0.push((Cow::Borrowed(key), value));
+    }
+
     /// Appends a field as read off the wire, sharing the name when the protocol knows
     /// it. No search for an earlier value: [`ExtFields::get`] finds the last one.
     pub fn insert_decoded(&mut self, key: &str, value: String) {

@@ -4,6 +4,7 @@
 
 use super::codes::request;
 use super::command::{ProtoError, RemotingCommand};
+use super::ExtFields;
 
 /// SEND_MESSAGE (long names) and SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (one letter each).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,22 +41,48 @@ const V2_FIELDS: [(&str, &str); 13] = [
     ("m", "batch"),
 ];
 
-/// Reads V1 names from a SEND_MESSAGE and V2 letters from the others, without copying
-/// the header map (this is on every send's path).
+/// A send's header values by field, gathered in one pass over the ext fields (this is
+/// on every send's path; looking each field up by name cost a scan of the fields per
+/// field). SEND_MESSAGE uses the long names; V2 and batch sends use the letters and, as
+/// Java's broker does, fall back to a long name when the letter is absent. A name given
+/// twice keeps its last value, as `RemotingCommand::ext` does.
 struct SendFields<'a> {
-    cmd: &'a RemotingCommand,
-    v2: bool,
+    short: [Option<&'a str>; V2_FIELDS.len()],
+    long: [Option<&'a str>; V2_FIELDS.len()],
 }
 
-impl SendFields<'_> {
-    fn raw(&self, long: &'static str) -> Option<&str> {
-        let short = self
-            .v2
-            .then(|| V2_FIELDS.iter().find(|(_, l)| *l == long).map(|(s, _)| *s))
-            .flatten();
-        short
-            .and_then(|s| self.cmd.ext(s))
-            .or_else(|| self.cmd.ext(long))
+impl<'a> SendFields<'a> {
+    fn gather(cmd: &'a RemotingCommand) -> Self {
+        let v2 = cmd.code != request::SEND_MESSAGE;
+        let mut fields = SendFields {
+            short: [None; V2_FIELDS.len()],
+            long: [None; V2_FIELDS.len()],
+        };
+        for (name, value) in cmd.ext_fields.iter() {
+            let slot = if name.len() == 1 {
+                if !v2 {
+                    continue;
+                }
+                &mut fields.short
+            } else {
+                &mut fields.long
+            };
+            if let Some(i) = V2_FIELDS
+                .iter()
+                .position(|(short, long)| name == *short || name == *long)
+            {
+                slot[i] = Some(value);
+            }
+        }
+        fields
+    }
+
+    fn raw(&self, long: &'static str) -> Option<&'a str> {
+        let i = V2_FIELDS
+            .iter()
+            .position(|(_, l)| *l == long)
+            .expect("a send header field");
+        self.short[i].or(self.long[i])
     }
 
     fn opt<T: std::str::FromStr>(&self, long: &'static str) -> Result<Option<T>, ProtoError>
@@ -86,10 +113,7 @@ impl SendFields<'_> {
 
 impl SendMessageHeader {
     pub fn parse(cmd: &RemotingCommand) -> Result<Self, ProtoError> {
-        let c = SendFields {
-            cmd,
-            v2: cmd.code != request::SEND_MESSAGE,
-        };
+        let c = SendFields::gather(cmd);
         Ok(SendMessageHeader {
             producer_group: c.req("producerGroup")?,
             topic: c.req("topic")?,
@@ -118,22 +142,24 @@ impl SendMessageHeader {
         } else {
             request::SEND_MESSAGE_V2
         };
-        let mut c = RemotingCommand::request(code)
-            .with_ext("a", &self.producer_group)
-            .with_ext("b", &self.topic)
-            .with_ext("c", &self.default_topic)
-            .with_ext("d", self.default_topic_queue_nums)
-            .with_ext("e", self.queue_id)
-            .with_ext("f", self.sys_flag)
-            .with_ext("g", self.born_timestamp)
-            .with_ext("h", self.flag)
-            .with_ext("i", &self.properties)
-            .with_ext("j", self.reconsume_times)
-            .with_ext("k", self.unit_mode)
-            .with_ext("m", self.batch);
+        let mut ext = ExtFields::with_capacity(V2_FIELDS.len());
+        ext.push("a", self.producer_group.clone());
+        ext.push("b", self.topic.clone());
+        ext.push("c", self.default_topic.clone());
+        ext.push("d", self.default_topic_queue_nums.to_string());
+        ext.push("e", self.queue_id.to_string());
+        ext.push("f", self.sys_flag.to_string());
+        ext.push("g", self.born_timestamp.to_string());
+        ext.push("h", self.flag.to_string());
+        ext.push("i", self.properties.clone());
+        ext.push("j", self.reconsume_times.to_string());
+        ext.push("k", self.unit_mode.to_string());
+        ext.push("m", self.batch.to_string());
         if let Some(max) = self.max_reconsume_times {
-            c = c.with_ext("l", max);
+            ext.push("l", max.to_string());
         }
+        let mut c = RemotingCommand::request(code);
+        c.ext_fields = ext;
         c
     }
 }
