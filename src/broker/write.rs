@@ -85,9 +85,16 @@ pub(super) fn with_put_fields(
     results: &[PutResult],
     first: &PutResult,
 ) -> RemotingCommand {
-    let ids: Vec<String> = results.iter().map(|r| r.msg_id.to_string()).collect();
+    use std::fmt::Write;
+    let mut ids = String::with_capacity(results.len() * 33);
+    for (i, result) in results.iter().enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        write!(ids, "{}", result.msg_id).expect("writing to a String cannot fail");
+    }
     response
-        .with_ext("msgId", ids.join(","))
+        .with_ext("msgId", ids)
         .with_ext("queueId", first.queue_id)
         .with_ext("queueOffset", first.queue_offset)
         .with_ext("MSG_REGION", "DefaultRegion")
