@@ -25,6 +25,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     CommittedLeaderId, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, StorageError,
@@ -255,16 +256,21 @@ fn read_back_form(entry: Entry<GroupRaft>, puts: &[PutResult]) -> Entry<GroupRaf
         EntryPayload::Normal(GroupRequest::Messages { messages, .. }) => {
             assert_eq!(messages.len(), puts.len(), "one put per message");
             let stored = messages
-                .iter()
+                .into_iter()
                 .zip(puts)
                 .map(|(bytes, put)| {
-                    let mut stored = bytes.to_vec();
+                    // The log has let go of its copy by now, so the entry's bytes are
+                    // normally patched in place; a copy only if someone still shares
+                    // them (it was a fresh 1 KiB copy per message on every replica).
+                    let mut stored = bytes
+                        .try_into_mut()
+                        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
                     let at = |field: usize| field..field + 8;
                     stored[at(OFFSET_QUEUE_OFFSET)]
                         .copy_from_slice(&put.queue_offset.to_be_bytes());
                     stored[at(OFFSET_PHYSICAL_OFFSET)]
                         .copy_from_slice(&put.physical_offset.to_be_bytes());
-                    stored.into()
+                    stored.freeze()
                 })
                 .collect();
             EntryPayload::Normal(GroupRequest::Stored(stored))

@@ -29,7 +29,7 @@ use proto::properties::keys;
 use proto::{MessageId, MessageRef};
 
 use super::writer::index_entries;
-use super::{services, MessageStore, PutResult, QueueKey};
+use super::{services, MessageStore, PutResult};
 use crate::commit_log::RecordPayload;
 use crate::consume_queue::{ConsumeQueue, CqUnit};
 use crate::disk::Disk;
@@ -141,7 +141,8 @@ impl<D: Disk> MessageStore<D> {
         if let Some(reason) = shared.failure() {
             return Err(StoreError::Unavailable(reason));
         }
-        let mut next_queue_offset: BTreeMap<QueueKey, u64> = BTreeMap::new();
+        // Keyed by topics borrowed from the records: no String per message.
+        let mut next_queue_offset: BTreeMap<(&str, u32), u64> = BTreeMap::new();
         let mut encoded = Vec::with_capacity(records.len());
         let mut entry_bytes = 0u64;
         for record in &records {
@@ -167,7 +168,7 @@ impl<D: Disk> MessageStore<D> {
                 let message = MessageRef::parse(bytes).map_err(|e| {
                     StoreError::MessageIllegal(format!("entry {}: {e}", record.index))
                 })?;
-                let key = (message.topic().to_string(), message.queue_id());
+                let key = (message.topic(), message.queue_id());
                 let next = next_queue_offset.entry(key).or_insert_with(|| {
                     shared
                         .queue_or_create(message.topic(), message.queue_id())
@@ -211,7 +212,7 @@ impl<D: Disk> MessageStore<D> {
                 return Err(e);
             }
         };
-        let mut units: BTreeMap<QueueKey, Vec<CqUnit>> = BTreeMap::new();
+        let mut units: BTreeMap<(&str, u32), Vec<CqUnit>> = BTreeMap::new();
         let mut entries = Vec::new();
         let mut puts: Vec<Vec<PutResult>> = Vec::with_capacity(records.len());
         let mut last_index = None;
@@ -241,7 +242,7 @@ impl<D: Disk> MessageStore<D> {
                 return Err(err);
             }
             units
-                .entry((message.topic().to_string(), message.queue_id()))
+                .entry((message.topic(), message.queue_id()))
                 .or_default()
                 .push(CqUnit {
                     commitlog_offset: at.payload_offset,
@@ -272,7 +273,7 @@ impl<D: Disk> MessageStore<D> {
         let dispatched: Result<()> = async {
             for ((topic, queue_id), units) in units {
                 shared
-                    .queue_or_create(&topic, queue_id)
+                    .queue_or_create(topic, queue_id)
                     .append(&units)
                     .await?;
             }
@@ -512,27 +513,24 @@ impl<D: Disk> MessageStore<D> {
         messages: impl IntoIterator<Item = (&'a str, u32, u64)>,
         committed_offset: u64,
     ) {
-        let mut touched: Vec<QueueKey> = Vec::new();
+        // Per queue first (borrowed names), then one shared-map update per queue.
+        let mut ends: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+        for (topic, queue_id, queue_offset) in messages {
+            let end = ends.entry((topic, queue_id)).or_insert(0);
+            *end = (*end).max(queue_offset + 1);
+        }
         {
             let mut max = self
                 .shared
                 .committed_max
                 .write()
                 .expect("committed lock poisoned");
-            for (topic, queue_id, queue_offset) in messages {
-                let key = (topic.to_string(), queue_id);
-                if touched.last() != Some(&key) {
-                    touched.push(key.clone());
-                }
-                let end = max.entry(key).or_insert(0);
-                *end = (*end).max(queue_offset + 1);
+            for (&(topic, queue_id), &end) in &ends {
+                let slot = max.entry((topic.to_string(), queue_id)).or_insert(0);
+                *slot = (*slot).max(end);
             }
         }
-        self.shared.notify_arrivals(
-            touched
-                .iter()
-                .map(|(topic, queue_id)| (topic.as_str(), *queue_id)),
-        );
+        self.shared.notify_arrivals(ends.keys().copied());
         self.shared.committed.send_if_modified(|c| {
             let advanced = committed_offset > *c;
             if advanced {
