@@ -10,8 +10,9 @@
 //! its own CommitLog record (see `store::record`), so nothing downstream changes.
 //!
 //! A caller's messages stay together and in order in one entry unless they alone exceed
-//! what an entry may hold (a segment, see `MessageStore::entry_size_max`); then they
-//! go in consecutive entries proposed in order.
+//! what an entry may hold (a segment, see `MessageStore::entry_size_max`, and one
+//! AppendEntries request, `raft::transport::APPEND_ENTRIES_BYTES_MAX`); then they go in
+//! consecutive entries proposed in order.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -60,7 +61,7 @@ pub(super) struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the proposing task. `entry_bytes_max` is the store's hard limit per entry
+    /// Starts the proposing task. `entry_bytes_max` is the hard limit per entry
     /// (records included); `pace_timeout` bounds how long an entry that never lands
     /// holds the next one back.
     pub(super) fn start<D: Disk>(

@@ -128,7 +128,11 @@ impl<D: Disk> Replica<D> {
             ..openraft::Config::default()
         }
         .validate()?;
-        let entry_bytes_max = store.entry_size_max();
+        // An entry must also fit one AppendEntries request (and so a frame on the
+        // replica port): the transport never splits an entry.
+        let entry_bytes_max = store
+            .entry_size_max()
+            .min(transport::APPEND_ENTRIES_BYTES_MAX);
         let log = LogStore::open(store.clone(), disk.clone())
             .await
             .map_err(|e| anyhow::anyhow!("open the Raft log: {e}"))?;

@@ -334,6 +334,58 @@ async fn leader_ack_works_reports_lag_and_a_restarted_follower_catches_up() {
     group.shutdown().await;
 }
 
+/// A follower that missed more than a frame's worth of entries (16 MiB) still catches
+/// up: the transport cuts AppendEntries to a byte budget. Before, openraft's batch of up
+/// to 300 entries went out as one oversized frame, the follower's replica port closed
+/// the connection, and the follower never caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_over_more_than_a_frame_of_entries() {
+    // A debug build beside the other tests takes seconds over the large batch below:
+    // room enough that a slow machine does not time it out.
+    let mut group = Group::start_with(FlushMode::Async, Election::Raft, AckMode::Quorum, |c| {
+        if let Some(replication) = &mut c.replication {
+            replication.write_timeout_ms = 60_000;
+        }
+    })
+    .await;
+    let mut config = group.client_config();
+    config.request_timeout = Duration::from_secs(60);
+    let producer = Producer::new("bulk-producer", config);
+    let (master, follower) = group.stop_follower().await;
+    // 96 batches of 64 x 4 KiB: one entry each, 24 MiB in all.
+    let body = vec![b'b'; 4096];
+    for batch in 0..96 {
+        let messages = (0..64)
+            .map(|_| Message::new("Bulk", body.clone()))
+            .collect::<Vec<_>>();
+        let result = producer.send_batch(messages).await;
+        assert!(
+            matches!(&result, Ok(r) if r.status == client::SendStatus::Ok),
+            "batch {batch}: {:?}",
+            result.map(|r| r.status)
+        );
+    }
+    // And one batch larger than an AppendEntries may carry once stored: 64k small
+    // messages, a 6 MiB frame that takes over 16 MiB in the stored layout (each stored
+    // message gains its store fields and its topic, here a long one). The master
+    // splits it over consecutive entries.
+    let topic = "Bulk".repeat(30);
+    let messages = (0..64_000)
+        .map(|_| Message::new(topic.as_str(), &b"0123456789abcdef"[..]))
+        .collect::<Vec<_>>();
+    let result = producer.send_batch(messages).await;
+    assert!(
+        matches!(&result, Ok(r) if r.status == client::SendStatus::Ok),
+        "the large batch: {:?}",
+        result.map(|r| r.status)
+    );
+    group.restart_and_catch_up(master, follower).await;
+    wait_same_log(&group, master, follower).await;
+    assert_same_store(&group, master, follower, "Bulk", 4).await;
+    assert_same_store(&group, master, follower, &topic, 4).await;
+    group.shutdown().await;
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
