@@ -187,7 +187,10 @@ impl TcpConnection {
 /// messages into each, so a follower catching up could be sent a 30 MiB request that
 /// its replica port refused as an oversized frame, closing the connection, again and
 /// again: the follower never caught up (seen in a 3-replica bench after ~1M messages).
-pub const APPEND_ENTRIES_BYTES_MAX: u64 = 8 << 20;
+/// Small enough, too, that a follower handles one within openraft's AppendEntries
+/// timeout (the heartbeat interval, 50 ms by default) on a loaded 2-core machine; in
+/// steady state a request carries far less (what arrived during one round trip).
+pub const APPEND_ENTRIES_BYTES_MAX: u64 = 2 << 20;
 
 /// How many of `entries`, from the first, fit in `budget` bytes; at least one, so an
 /// entry larger than the budget still goes (alone).
