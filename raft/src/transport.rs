@@ -153,6 +153,20 @@ impl TcpConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let body = bincode::serialize(rpc).expect("openraft messages serialize");
+        self.call_encoded(code, body, timeout).await
+    }
+
+    /// [`TcpConnection::call`] with the request already encoded.
+    async fn call_encoded<Resp, E>(
+        &self,
+        code: i32,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let request = RemotingCommand::request(code).with_body(body);
         let reply = self
             .pool
@@ -219,11 +233,16 @@ impl RaftNetwork<GroupRaft> for TcpConnection {
             crate::buggify::pause_up_to(ttl / 2).await;
             ttl = ttl.saturating_sub(start.elapsed());
         }
-        // Too many bytes for one request: send the entries that fit and tell openraft
-        // how far that got (its `PartialSuccess`); it sends the rest next.
-        let fit = entries_within(&rpc.entries, APPEND_ENTRIES_BYTES_MAX);
+        // Encoded once; only a request over the budget (a follower catching up) is cut:
+        // send the entries that fit and tell openraft how far that got (its
+        // `PartialSuccess`); it sends the rest next.
+        let body = bincode::serialize(&rpc).expect("openraft messages serialize");
+        let fit = match body.len() as u64 <= APPEND_ENTRIES_BYTES_MAX {
+            true => rpc.entries.len(),
+            false => entries_within(&rpc.entries, APPEND_ENTRIES_BYTES_MAX),
+        };
         if fit == rpc.entries.len() {
-            return self.call(RAFT_APPEND_ENTRIES, &rpc, ttl).await;
+            return self.call_encoded(RAFT_APPEND_ENTRIES, body, ttl).await;
         }
         rpc.entries.truncate(fit);
         let sent_up_to = rpc.entries.last().map(|entry| entry.log_id);

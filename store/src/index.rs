@@ -193,6 +193,14 @@ impl<D: Disk> Drop for KeyIndex<D> {
     }
 }
 
+/// What lookups read of the sealed files, without the writer's lock.
+fn reader_handles<F: Clone>(sealed: &[Sealed<F>]) -> Vec<(u64, F, u64)> {
+    sealed
+        .iter()
+        .map(|s| (s.first, s.file.clone(), s.count))
+        .collect()
+}
+
 fn log_name(first: u64) -> String {
     format!("{DIR}{first:020}{LOG_SUFFIX}")
 }
@@ -257,11 +265,7 @@ impl<D: Disk> KeyIndex<D> {
             }
         }
         state.sealed.sort_by_key(|s| s.first);
-        let readers = state
-            .sealed
-            .iter()
-            .map(|s| (s.first, s.file.clone(), s.count))
-            .collect();
+        let readers = reader_handles(&state.sealed);
         Ok(KeyIndex {
             disk,
             entries_per_file,
@@ -385,12 +389,7 @@ impl<D: Disk> KeyIndex<D> {
             .ok_or_else(|| StoreError::Unavailable("the index seal task stopped".into()))??;
         state.sealed.push(sealed);
         state.sealed.sort_by_key(|s| s.first);
-        let readers = state
-            .sealed
-            .iter()
-            .map(|s| (s.first, s.file.clone(), s.count))
-            .collect();
-        *self.readers.lock().expect("index readers poisoned") = readers;
+        *self.readers.lock().expect("index readers poisoned") = reader_handles(&state.sealed);
         Ok(())
     }
 
@@ -455,12 +454,7 @@ impl<D: Disk> KeyIndex<D> {
             .filter(|(i, _)| keep.contains(i))
             .map(|(_, s)| s)
             .collect();
-        let readers = state
-            .sealed
-            .iter()
-            .map(|s| (s.first, s.file.clone(), s.count))
-            .collect();
-        *self.readers.lock().expect("index readers poisoned") = readers;
+        *self.readers.lock().expect("index readers poisoned") = reader_handles(&state.sealed);
         Ok(())
     }
 }

@@ -192,6 +192,17 @@ async fn send_until_acked(producer: &Producer, topic: &str, body: &str, within: 
     }
 }
 
+/// Sends `messages` as one batch, which must be acknowledged (status only on failure:
+/// a large batch's result lists every msg id).
+async fn send_batch_acked(producer: &Producer, messages: Vec<Message>, what: &str) {
+    let result = producer.send_batch(messages).await;
+    assert!(
+        matches!(&result, Ok(r) if r.status == client::SendStatus::Ok),
+        "{what}: {:?}",
+        result.map(|r| r.status)
+    );
+}
+
 /// Every message body in every queue of `topic`, read through any reachable replica.
 async fn read_all(config: ClientConfig, topic: &str) -> Vec<String> {
     let consumer = PullConsumer::new("reader", config);
@@ -358,12 +369,7 @@ async fn a_follower_catches_up_over_more_than_a_frame_of_entries() {
         let messages = (0..64)
             .map(|_| Message::new("Bulk", body.clone()))
             .collect::<Vec<_>>();
-        let result = producer.send_batch(messages).await;
-        assert!(
-            matches!(&result, Ok(r) if r.status == client::SendStatus::Ok),
-            "batch {batch}: {:?}",
-            result.map(|r| r.status)
-        );
+        send_batch_acked(&producer, messages, &format!("batch {batch}")).await;
     }
     // And one batch larger than an AppendEntries may carry once stored: 64k small
     // messages, a 6 MiB frame that takes over 16 MiB in the stored layout (each stored
@@ -373,12 +379,7 @@ async fn a_follower_catches_up_over_more_than_a_frame_of_entries() {
     let messages = (0..64_000)
         .map(|_| Message::new(topic.as_str(), &b"0123456789abcdef"[..]))
         .collect::<Vec<_>>();
-    let result = producer.send_batch(messages).await;
-    assert!(
-        matches!(&result, Ok(r) if r.status == client::SendStatus::Ok),
-        "the large batch: {:?}",
-        result.map(|r| r.status)
-    );
+    send_batch_acked(&producer, messages, "the large batch").await;
     group.restart_and_catch_up(master, follower).await;
     wait_same_log(&group, master, follower).await;
     assert_same_store(&group, master, follower, "Bulk", 4).await;
