@@ -85,16 +85,21 @@ pub(super) fn with_put_fields(
     results: &[PutResult],
     first: &PutResult,
 ) -> RemotingCommand {
-    use std::fmt::Write;
-    let mut ids = String::with_capacity(results.len() * 33);
-    for (i, result) in results.iter().enumerate() {
-        if i > 0 {
-            ids.push(',');
+    /// The batch's msg ids, comma-separated, written straight into the header.
+    struct MsgIds<'a>(&'a [PutResult]);
+    impl std::fmt::Display for MsgIds<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            for (i, result) in self.0.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{}", result.msg_id)?;
+            }
+            Ok(())
         }
-        write!(ids, "{}", result.msg_id).expect("writing to a String cannot fail");
     }
     response
-        .with_ext("msgId", ids)
+        .with_ext("msgId", MsgIds(results))
         .with_ext("queueId", first.queue_id)
         .with_ext("queueOffset", first.queue_offset)
         .with_ext("MSG_REGION", "DefaultRegion")

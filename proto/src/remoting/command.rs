@@ -165,8 +165,8 @@ impl RemotingCommand {
         self
     }
 
-    pub fn with_ext(mut self, key: &'static str, value: impl ToString) -> Self {
-        self.ext_fields.insert(key, value.to_string());
+    pub fn with_ext(mut self, key: &'static str, value: impl std::fmt::Display) -> Self {
+        self.ext_fields.insert(key, value);
         self
     }
 
@@ -311,12 +311,11 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, ProtoError> {
     let mut ext_fields = ExtFields::new();
     for (k, v) in parsed.ext_fields.unwrap_or_default() {
         // Clients write every field as a string; tolerate numbers and booleans too.
-        let value = match v {
-            serde_json::Value::String(s) => s,
+        match v {
+            serde_json::Value::String(s) => ext_fields.insert_decoded(&k, &s),
             serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
-        ext_fields.insert_decoded(&k, value);
+            other => ext_fields.insert_decoded(&k, &other.to_string()),
+        }
     }
     Ok(RemotingCommand {
         code: parsed.code,
@@ -379,7 +378,8 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, ProtoError> {
         let key = take(&mut ext, key_length, "ext key")?;
         let key = std::str::from_utf8(key).map_err(|_| malformed("ext key is not UTF-8"))?;
         let value_length = take(&mut ext, 4, "ext value length")?.get_u32() as usize;
-        let value = utf8(take(&mut ext, value_length, "ext value")?, "ext value")?;
+        let value = take(&mut ext, value_length, "ext value")?;
+        let value = std::str::from_utf8(value).map_err(|_| malformed("ext value is not UTF-8"))?;
         ext_fields.insert_decoded(key, value);
     }
     Ok(RemotingCommand {

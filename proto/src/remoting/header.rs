@@ -143,20 +143,20 @@ impl SendMessageHeader {
             request::SEND_MESSAGE_V2
         };
         let mut ext = ExtFields::with_capacity(V2_FIELDS.len());
-        ext.push("a", self.producer_group.clone());
-        ext.push("b", self.topic.clone());
-        ext.push("c", self.default_topic.clone());
-        ext.push("d", self.default_topic_queue_nums.to_string());
-        ext.push("e", self.queue_id.to_string());
-        ext.push("f", self.sys_flag.to_string());
-        ext.push("g", self.born_timestamp.to_string());
-        ext.push("h", self.flag.to_string());
-        ext.push("i", self.properties.clone());
-        ext.push("j", self.reconsume_times.to_string());
-        ext.push("k", self.unit_mode.to_string());
-        ext.push("m", self.batch.to_string());
+        ext.push("a", &self.producer_group);
+        ext.push("b", &self.topic);
+        ext.push("c", &self.default_topic);
+        ext.push("d", self.default_topic_queue_nums);
+        ext.push("e", self.queue_id);
+        ext.push("f", self.sys_flag);
+        ext.push("g", self.born_timestamp);
+        ext.push("h", self.flag);
+        ext.push("i", &self.properties);
+        ext.push("j", self.reconsume_times);
+        ext.push("k", self.unit_mode);
+        ext.push("m", self.batch);
         if let Some(max) = self.max_reconsume_times {
-            ext.push("l", max.to_string());
+            ext.push("l", max);
         }
         let mut c = RemotingCommand::request(code);
         c.ext_fields = ext;

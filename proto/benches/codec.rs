@@ -1,0 +1,110 @@
+//! `cargo bench -p proto`: CPU cost of the remoting codec on a send's round trip.
+//!
+//! What one 1 KiB SEND_MESSAGE_V2 costs each side, apart from the network and the
+//! store: the producer builds the header and encodes the frame; the broker decodes it
+//! and parses the send header; the broker encodes the response; the producer decodes
+//! it. Single-threaded, nanoseconds per operation (best of several rounds, so a busy
+//! machine's slow rounds do not count).
+//!
+//! Knob: `BENCH_ITERATIONS` per round (default 200,000; `cargo test --benches` runs 1,000).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use proto::remoting::codes::response;
+use proto::remoting::header::SendMessageHeader;
+use proto::remoting::RemotingCommand;
+
+const ROUNDS: usize = 5;
+
+fn header() -> SendMessageHeader {
+    SendMessageHeader {
+        producer_group: "bench_producer".into(),
+        topic: "bench256".into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id: 3,
+        sys_flag: 0,
+        born_timestamp: 1_764_236_000_000,
+        flag: 0,
+        properties: "UNIQ_KEY\u{1}7F0000010001000000000000ABCD1234\u{2}WAIT\u{1}true\u{2}TAGS\u{1}bench\u{2}"
+            .into(),
+        reconsume_times: 0,
+        unit_mode: false,
+        batch: false,
+        max_reconsume_times: None,
+    }
+}
+
+/// Best nanoseconds per call of `op` over the rounds.
+fn measure(name: &str, iterations: usize, mut op: impl FnMut()) {
+    let mut best = f64::MAX;
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            op();
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / iterations as f64);
+    }
+    println!("{name:<44} {best:>8.0} ns/op");
+}
+
+fn main() {
+    // `cargo test --benches` passes no `--bench`: run briefly, as a smoke test.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let iterations = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 1_000 } else { 200_000 });
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let h = header();
+    let mut out = BytesMut::with_capacity(1 << 16);
+
+    measure(
+        "producer: build header + encode request",
+        iterations,
+        || {
+            let c = h.to_command().with_body(body.clone());
+            out.clear();
+            c.encode(&mut out);
+            black_box(&out);
+        },
+    );
+
+    let request = h.to_command().with_body(body.clone()).to_frame().freeze();
+    measure("broker: decode request + parse header", iterations, || {
+        let c = RemotingCommand::decode_frame(request.clone()).expect("valid frame");
+        black_box(SendMessageHeader::parse(&c).expect("valid header"));
+    });
+
+    let decoded = RemotingCommand::decode_frame(request.clone()).expect("valid frame");
+    measure("broker: build + encode response", iterations, || {
+        let r = RemotingCommand::response_to(&decoded, response::SUCCESS, None)
+            .with_ext("msgId", "7F00000100002A9F0000000000123400")
+            .with_ext("queueId", 3)
+            .with_ext("queueOffset", 123_456u64)
+            .with_ext("MSG_REGION", "DefaultRegion")
+            .with_ext("TRACE_ON", "true");
+        out.clear();
+        r.encode(&mut out);
+        black_box(&out);
+    });
+
+    let reply = RemotingCommand::response_to(&decoded, response::SUCCESS, None)
+        .with_ext("msgId", "7F00000100002A9F0000000000123400")
+        .with_ext("queueId", 3)
+        .with_ext("queueOffset", 123_456u64)
+        .to_frame()
+        .freeze();
+    measure(
+        "producer: decode response + read fields",
+        iterations,
+        || {
+            let r = RemotingCommand::decode_frame(reply.clone()).expect("valid frame");
+            let queue_id: u32 = r.ext_parse("queueId").expect("queue id");
+            let offset: u64 = r.ext_parse("queueOffset").expect("offset");
+            black_box((queue_id, offset, r.ext("msgId").map(str::to_string)));
+        },
+    );
+}
