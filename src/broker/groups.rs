@@ -131,7 +131,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         if self.replica.as_ref().is_some_and(|r| !r.is_master()) {
             return Some(config);
         }
-        match self.put_subscription_group(config.clone()).await {
+        // Boxed: creating a group (through the log in a replica group) is a large
+        // future, and every pull's future would otherwise be sized by it.
+        match Box::pin(self.put_subscription_group(config.clone())).await {
             Ok(()) => tracing::info!(group = name, "auto-created subscription group"),
             // Served with the defaults all the same; the next heartbeat tries again.
             Err(e) => tracing::warn!(group = name, error = %e, "auto-creating subscription group"),

@@ -214,36 +214,40 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         req: &RemotingCommand,
         channel: &Channel,
     ) -> Result<RemotingCommand, ProtoError> {
+        // Only sends and pulls run inline: every other arm is boxed, so this future (one
+        // per request in flight, moved into the connection's set) is sized by those two.
         match req.code {
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 self.send(req, channel).await
             }
             request::PULL_MESSAGE => self.pull(req).await,
             request::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(req),
-            request::UPDATE_CONSUMER_OFFSET => self.update_consumer_offset(req).await,
+            request::UPDATE_CONSUMER_OFFSET => Box::pin(self.update_consumer_offset(req)).await,
             request::GET_MAX_OFFSET => self.max_offset(req),
             request::GET_MIN_OFFSET => self.min_offset(req),
-            request::SEARCH_OFFSET_BY_TIMESTAMP => self.offset_by_time(req).await,
-            request::UPDATE_AND_CREATE_TOPIC => self.create_topic(req).await,
+            request::SEARCH_OFFSET_BY_TIMESTAMP => Box::pin(self.offset_by_time(req)).await,
+            request::UPDATE_AND_CREATE_TOPIC => Box::pin(self.create_topic(req)).await,
             request::GET_ALL_TOPIC_CONFIG => self.all_topic_config(req),
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
-                self.create_subscription_group(req).await
+                Box::pin(self.create_subscription_group(req)).await
             }
             request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => self.all_subscription_groups(req),
-            request::DELETE_SUBSCRIPTIONGROUP => self.delete_subscription_group(req).await,
+            request::DELETE_SUBSCRIPTIONGROUP => {
+                Box::pin(self.delete_subscription_group(req)).await
+            }
             request::GET_BROKER_CONFIG => Ok(self.broker_config(req)),
             request::GET_CONSUME_STATS => self.consume_stats(req),
-            request::QUERY_MESSAGE => self.query_message(req).await,
-            request::VIEW_MESSAGE_BY_ID => self.view_message(req).await,
-            request::HEART_BEAT => self.heartbeat(req, channel).await,
-            request::CONSUMER_SEND_MSG_BACK => self.send_back(req).await,
+            request::QUERY_MESSAGE => Box::pin(self.query_message(req)).await,
+            request::VIEW_MESSAGE_BY_ID => Box::pin(self.view_message(req)).await,
+            request::HEART_BEAT => Box::pin(self.heartbeat(req, channel)).await,
+            request::CONSUMER_SEND_MSG_BACK => Box::pin(self.send_back(req)).await,
             request::UNREGISTER_CLIENT => self.unregister_client(req, channel),
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
             request::LOCK_BATCH_MQ => self.lock_batch(req),
             request::UNLOCK_BATCH_MQ => self.unlock_batch(req),
             request::RAFTMQ_GROUP_STATUS => Ok(self.group_status(req)),
-            request::RAFTMQ_ADD_REPLICA => self.add_replica(req).await,
-            request::RAFTMQ_REMOVE_REPLICA => self.remove_replica(req).await,
+            request::RAFTMQ_ADD_REPLICA => Box::pin(self.add_replica(req)).await,
+            request::RAFTMQ_REMOVE_REPLICA => Box::pin(self.remove_replica(req)).await,
             code => Ok(RemotingCommand::response_to(
                 req,
                 response::REQUEST_CODE_NOT_SUPPORTED,

@@ -34,7 +34,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 format!("topic {AUTO_CREATE_TOPIC} is the auto-create template"),
             );
         }
-        let topic = match self.topic_for_send(&header).await {
+        // The topic is almost always known; creating one (through the log in a replica
+        // group) is a large future, boxed so it does not size every send's.
+        let found = match self.topics.get(&header.topic) {
+            Some(topic) => Ok(topic),
+            None => Box::pin(self.topic_for_send(&header)).await,
+        };
+        let topic = match found {
             Ok(topic) => topic,
             Err(response) => {
                 return Ok(RemotingCommand::response_to(

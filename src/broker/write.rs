@@ -131,7 +131,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 .map_err(|e| StoreError::MessageIllegal(e.to_string()))?;
             encoded.push(Bytes::from(bytes));
         }
-        replica.put(encoded).await.map_err(PutError::Replica)
+        // Boxed: the replicated write is a large future, and a single broker's sends
+        // should not carry its size.
+        Box::pin(replica.put(encoded))
+            .await
+            .map_err(PutError::Replica)
     }
 
     /// Creates or changes a topic: in a replicated group through the log, so every

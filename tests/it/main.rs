@@ -4,6 +4,7 @@
 mod bad_input;
 mod cluster;
 mod config;
+mod footprint;
 mod groups;
 mod layout;
 mod name_servers;

@@ -26,6 +26,13 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// A channel whose connection is already gone, as a handler sees it after its
+    /// client left: for driving a [`Service`] without a socket (tests, tools).
+    pub fn closed(peer: SocketAddr) -> Self {
+        let (tx, _) = mpsc::channel(1);
+        Channel { peer, tx }
+    }
+
     /// Queues `command`; false when the connection is gone or its queue is full.
     pub fn send(&self, command: RemotingCommand) -> bool {
         self.tx.try_send(command).is_ok()
