@@ -47,6 +47,16 @@ impl StdDisk {
     }
 }
 
+/// Runs blocking file-system work on tokio's blocking pool. Not reachable from the
+/// simulator: StdDisk is cfg(not(madsim)).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io::Error::other(format!("file-system task failed: {e}")))?
+}
+
 /// Makes a directory entry change durable (`fsync` on the directory).
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -80,22 +90,32 @@ impl Disk for StdDisk {
 
     async fn open(&self, name: &str, create: bool) -> io::Result<StdFile> {
         let path = self.path(name)?;
-        let parent = path
-            .parent()
-            .expect("joined path has a parent")
-            .to_path_buf();
-        let existed = path.exists();
-        if create && !existed {
-            fs::create_dir_all(&parent)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .open(&path)?;
-        if create && !existed {
-            sync_dir(&parent)?;
-        }
+        // Creating syncs the directory, which on ext4 commits the journal and so may
+        // wait for other files' dirty pages (tens to hundreds of ms under write load):
+        // that runs on the blocking pool, not on a runtime worker that other tasks
+        // (other replicas' heartbeats, responses) are waiting for.
+        let file = if create && !path.exists() {
+            blocking(move || {
+                let parent = path.parent().expect("joined path has a parent");
+                fs::create_dir_all(parent)?;
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)?;
+                sync_dir(parent)?;
+                Ok(file)
+            })
+            .await?
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(create)
+                .truncate(false)
+                .open(&path)?
+        };
         let len = file.metadata()?.len();
         Ok(StdFile {
             inner: Arc::new(Inner {
@@ -107,8 +127,12 @@ impl Disk for StdDisk {
 
     async fn remove(&self, name: &str) -> io::Result<()> {
         let path = self.path(name)?;
-        fs::remove_file(&path)?;
-        sync_dir(path.parent().expect("joined path has a parent"))
+        // The directory sync, as for a create, runs off the runtime's workers.
+        blocking(move || {
+            fs::remove_file(&path)?;
+            sync_dir(path.parent().expect("joined path has a parent"))
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
@@ -179,10 +203,7 @@ impl DiskFile for StdFile {
 
     async fn sync(&self) -> io::Result<()> {
         let inner = self.inner.clone();
-        // Not reachable from the simulator: StdDisk is cfg(not(madsim)).
-        tokio::task::spawn_blocking(move || inner.file.sync_data())
-            .await
-            .map_err(|e| io::Error::other(format!("fsync task failed: {e}")))?
+        blocking(move || inner.file.sync_data()).await
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
