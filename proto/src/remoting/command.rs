@@ -241,8 +241,16 @@ impl RemotingCommand {
 
     /// Appends the frame to `out`, encoding the header in place.
     pub fn encode(&self, out: &mut BytesMut) {
-        let start = out.len();
         out.reserve(8 + 64 + self.ext_fields.len() * 32 + self.body.len());
+        self.encode_head(out);
+        out.put_slice(&self.body);
+    }
+
+    /// Appends the frame up to its body (whose length the length field counts): the
+    /// caller writes `self.body` right after, saving the copy of a large body.
+    pub fn encode_head(&self, out: &mut BytesMut) {
+        let start = out.len();
+        out.reserve(8 + 64 + self.ext_fields.len() * 32);
         out.put_u32(0); // length, set below
         out.put_u32(0); // serialize type and header length, set below
         let header_start = out.len();
@@ -251,8 +259,7 @@ impl RemotingCommand {
             SerializeType::RocketMq => self.encode_binary_header(out),
         }
         let header_length = out.len() - header_start;
-        out.put_slice(&self.body);
-        let length = (out.len() - start - 4) as u32;
+        let length = (out.len() - start - 4 + self.body.len()) as u32;
         let info = ((self.serialize_type as u32) << 24) | header_length as u32;
         out[start..start + 4].copy_from_slice(&length.to_be_bytes());
         out[start + 4..start + 8].copy_from_slice(&info.to_be_bytes());
