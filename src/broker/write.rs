@@ -98,12 +98,13 @@ pub(super) fn with_put_fields(
             Ok(())
         }
     }
+    let mut response = response.with_ext("msgId", MsgIds(results));
+    let ext = &mut response.ext_fields;
+    ext.push_int("queueId", first.queue_id);
+    ext.push_int("queueOffset", first.queue_offset);
+    ext.push_str("MSG_REGION", "DefaultRegion");
+    ext.push_str("TRACE_ON", "true");
     response
-        .with_ext("msgId", MsgIds(results))
-        .with_ext("queueId", first.queue_id)
-        .with_ext("queueOffset", first.queue_offset)
-        .with_ext("MSG_REGION", "DefaultRegion")
-        .with_ext("TRACE_ON", "true")
 }
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {

@@ -77,6 +77,24 @@ impl ExtFields {
         self.fields.push((Cow::Borrowed(key), span));
     }
 
+    /// [`ExtFields::push`] for a string: copied as is, without the formatter.
+    pub fn push_str(&mut self, key: &'static str, value: &str) {
+        debug_assert!(
+            self.get(key).is_none(),
+            "ExtFields::push_str of {key}, which is already set"
+        );
+        let start = self.values.len();
+        self.values.push_str(value);
+        self.fields
+            .push((Cow::Borrowed(key), span(start, self.values.len())));
+    }
+
+    /// [`ExtFields::push`] for an integer, by `itoa` (a send's header has eight: the
+    /// formatter's generic path cost more than the rest of building the header).
+    pub fn push_int(&mut self, key: &'static str, value: impl itoa::Integer) {
+        self.push_str(key, itoa::Buffer::new().format(value));
+    }
+
     /// Appends a field as read off the wire, sharing the name when the protocol knows
     /// it. No search for an earlier value: [`ExtFields::get`] finds the last one.
     pub fn insert_decoded(&mut self, key: &str, value: &str) {

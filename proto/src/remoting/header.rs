@@ -143,20 +143,20 @@ impl SendMessageHeader {
             request::SEND_MESSAGE_V2
         };
         let mut ext = ExtFields::with_capacity(V2_FIELDS.len());
-        ext.push("a", &self.producer_group);
-        ext.push("b", &self.topic);
-        ext.push("c", &self.default_topic);
-        ext.push("d", self.default_topic_queue_nums);
-        ext.push("e", self.queue_id);
-        ext.push("f", self.sys_flag);
-        ext.push("g", self.born_timestamp);
-        ext.push("h", self.flag);
-        ext.push("i", &self.properties);
-        ext.push("j", self.reconsume_times);
-        ext.push("k", self.unit_mode);
-        ext.push("m", self.batch);
+        ext.push_str("a", &self.producer_group);
+        ext.push_str("b", &self.topic);
+        ext.push_str("c", &self.default_topic);
+        ext.push_int("d", self.default_topic_queue_nums);
+        ext.push_int("e", self.queue_id);
+        ext.push_int("f", self.sys_flag);
+        ext.push_int("g", self.born_timestamp);
+        ext.push_int("h", self.flag);
+        ext.push_str("i", &self.properties);
+        ext.push_int("j", self.reconsume_times);
+        ext.push_str("k", if self.unit_mode { "true" } else { "false" });
+        ext.push_str("m", if self.batch { "true" } else { "false" });
         if let Some(max) = self.max_reconsume_times {
-            ext.push("l", max);
+            ext.push_int("l", max);
         }
         let mut c = RemotingCommand::request(code);
         c.ext_fields = ext;
