@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use proto::net::rpc::RpcError;
 use proto::remoting::body::{
     from_json, perm, to_json, ClusterInfo, ConsumeStats, GroupStatus, MessageQueue,
     SubscriptionGroupBody, SubscriptionGroupWrapper, TopicList, TopicRouteData,
@@ -15,6 +16,10 @@ use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
 use crate::instance::ClientInstance;
 use crate::message::MessageExt;
+
+/// Pause before asking the name servers for a group's master again after the one
+/// asked had stepped down (re-registration after an election takes a few ms).
+const MASTER_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Admin {
     instance: Arc<ClientInstance>,
@@ -130,11 +135,50 @@ impl Admin {
         cluster: Option<&str>,
         make: impl Fn() -> RemotingCommand,
     ) -> Result<Vec<String>> {
-        let masters: Vec<String> = self.masters(cluster).await?.into_values().collect();
-        for addr in &masters {
-            self.instance.invoke_ok(addr, make()).await?;
+        let mut done = Vec::new();
+        for (group, addr) in self.masters(cluster).await? {
+            done.push(self.invoke_on_master(cluster, &group, addr, &make).await?);
         }
-        Ok(masters)
+        Ok(done)
+    }
+
+    /// An idempotent change on one broker group's master; returns the address that took
+    /// it. Mastership can move between asking the name servers and the request (an
+    /// election in a replica group): "not master" or a lost connection is retried at
+    /// the group's master as the name servers then see it, for up to the request
+    /// timeout, as producers re-route their sends.
+    async fn invoke_on_master(
+        &self,
+        cluster: Option<&str>,
+        group: &str,
+        mut addr: String,
+        make: &impl Fn() -> RemotingCommand,
+    ) -> Result<String> {
+        let deadline = tokio::time::Instant::now() + self.instance.config.request_timeout;
+        loop {
+            let e = match self.instance.invoke_ok(&addr, make()).await {
+                Ok(_) => return Ok(addr),
+                Err(e) => e,
+            };
+            let moved = match &e {
+                ClientError::Broker { code, .. } => *code == response::SERVICE_NOT_AVAILABLE,
+                ClientError::Rpc(RpcError::Connect { .. } | RpcError::Closed(_)) => true,
+                _ => false,
+            };
+            if !moved || tokio::time::Instant::now() >= deadline {
+                return Err(e);
+            }
+            tracing::debug!(%group, %addr, error = %e, "master moved; asking the name servers again");
+            tokio::time::sleep(MASTER_RETRY_PAUSE).await;
+            if let Some(master) = self
+                .masters(cluster)
+                .await
+                .ok()
+                .and_then(|mut masters| masters.remove(group))
+            {
+                addr = master;
+            }
+        }
     }
 
     /// Creates or changes a subscription group on every master (in `cluster`, when

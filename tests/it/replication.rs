@@ -526,6 +526,27 @@ async fn subscription_groups_fail_over_with_the_log() {
     group.shutdown().await;
 }
 
+/// An admin change made while the group fails over reaches the new master: the name
+/// servers still route to the dead one at first (a lost connection), then briefly maybe
+/// to a replica that is not master yet; the admin retries at the master they name next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_follow_mastership_during_a_failover() {
+    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
+    let admin = client::Admin::new(group.client_config());
+    let old = group.master().expect("a master");
+    group.brokers[old].take().unwrap().abort();
+    let masters = admin
+        .create_topic("DuringFailover", 2, None, false)
+        .await
+        .expect("created at the new master");
+    let new = group.master().expect("a new master took the change");
+    assert_ne!(new, old);
+    assert_eq!(masters.len(), 1);
+    let route = admin.topic_route("DuringFailover").await.unwrap();
+    assert_eq!(route.queue_datas[0].write_queue_nums, 2);
+    group.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_waits_for_followers_and_a_new_replica_catches_up_by_snapshot() {
     // 64 KiB segments that expire at once; the disk ratio never forces deletion.
