@@ -38,7 +38,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         // group) is a large future, boxed so it does not size every send's.
         let found = match self.topics.get(&header.topic) {
             Some(topic) => Ok(topic),
-            None => Box::pin(self.topic_for_send(&header)).await,
+            None => Box::pin(self.auto_create_topic(&header)).await,
         };
         let topic = match found {
             Ok(topic) => topic,
@@ -107,14 +107,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
     }
 
-    /// The topic's config, auto-creating it from the template when allowed.
-    async fn topic_for_send(
+    /// A topic this broker does not have, auto-created from the template when allowed.
+    async fn auto_create_topic(
         &self,
         header: &SendMessageHeader,
     ) -> Result<TopicConfig, (i32, String)> {
-        if let Some(topic) = self.topics.get(&header.topic) {
-            return Ok(topic);
-        }
         let template = self
             .topics
             .get(&header.default_topic)

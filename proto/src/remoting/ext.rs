@@ -55,6 +55,13 @@ impl ExtFields {
         span(start, self.values.len())
     }
 
+    /// Appends a string to the shared string, as is, and returns its span.
+    fn store_str(&mut self, value: &str) -> Range<u32> {
+        let start = self.values.len();
+        self.values.push_str(value);
+        span(start, self.values.len())
+    }
+
     /// Sets `key` to `value`, replacing an earlier value: keys stay unique, as in the
     /// map the other side decodes them into.
     pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Display) {
@@ -83,10 +90,8 @@ impl ExtFields {
             self.get(key).is_none(),
             "ExtFields::push_str of {key}, which is already set"
         );
-        let start = self.values.len();
-        self.values.push_str(value);
-        self.fields
-            .push((Cow::Borrowed(key), span(start, self.values.len())));
+        let span = self.store_str(value);
+        self.fields.push((Cow::Borrowed(key), span));
     }
 
     /// [`ExtFields::push`] for an integer, by `itoa` (a send's header has eight: the
@@ -102,9 +107,7 @@ impl ExtFields {
             Some(name) => Cow::Borrowed(name),
             None => Cow::Owned(key.to_string()),
         };
-        let start = self.values.len();
-        self.values.push_str(value);
-        let span = span(start, self.values.len());
+        let span = self.store_str(value);
         self.fields.push((key, span));
     }
 

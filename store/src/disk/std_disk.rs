@@ -57,6 +57,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| io::Error::other(format!("file-system task failed: {e}")))?
 }
 
+/// Opens `path` for reading and writing, creating it (not durably) with `create`.
+fn open_file(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+}
+
 /// Makes a directory entry change durable (`fsync` on the directory).
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -98,23 +108,13 @@ impl Disk for StdDisk {
             blocking(move || {
                 let parent = path.parent().expect("joined path has a parent");
                 fs::create_dir_all(parent)?;
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)?;
+                let file = open_file(&path, true)?;
                 sync_dir(parent)?;
                 Ok(file)
             })
             .await?
         } else {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(create)
-                .truncate(false)
-                .open(&path)?
+            open_file(&path, create)?
         };
         let len = file.metadata()?.len();
         Ok(StdFile {
