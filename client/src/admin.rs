@@ -1,6 +1,7 @@
 //! Admin calls (RocketMQ `mqadmin`): topics, subscription groups, routes, clusters,
 //! consumer progress and message queries.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proto::net::rpc::RpcError;
@@ -102,65 +103,75 @@ impl Admin {
         .await
     }
 
-    /// Master address by broker group, of every group (in `cluster`, when named).
-    async fn masters(
-        &self,
-        cluster: Option<&str>,
-    ) -> Result<std::collections::BTreeMap<String, String>> {
+    /// Every broker group (in `cluster`, when named) with its master's address, if one
+    /// is registered: a group without one may be electing it.
+    async fn groups(&self, cluster: Option<&str>) -> Result<BTreeMap<String, Option<String>>> {
         let info = self.cluster_info().await?;
-        let mut masters = std::collections::BTreeMap::new();
-        for (name, data) in &info.broker_addr_table {
-            let in_cluster = cluster.is_none_or(|c| {
-                info.cluster_addr_table
-                    .get(c)
-                    .is_some_and(|names| names.contains(name))
-            });
-            if let (true, Some(addr)) = (in_cluster, data.master_addr()) {
-                masters.insert(name.clone(), addr.to_string());
-            }
-        }
-        if masters.is_empty() {
+        let groups: BTreeMap<_, _> = info
+            .broker_addr_table
+            .iter()
+            .filter(|(name, _)| {
+                cluster.is_none_or(|c| {
+                    info.cluster_addr_table
+                        .get(c)
+                        .is_some_and(|names| names.contains(*name))
+                })
+            })
+            .map(|(name, data)| (name.clone(), data.master_addr().map(str::to_string)))
+            .collect();
+        if groups.is_empty() {
             return Err(ClientError::Invalid(format!(
-                "no broker master in cluster {}",
+                "no broker group in cluster {}",
                 cluster.unwrap_or("(any)")
             )));
         }
-        Ok(masters)
+        Ok(groups)
     }
 
-    /// Sends the request `make` builds to every master (in `cluster`, when named), as
-    /// `mqadmin`'s cluster-wide updates do; returns the masters' addresses.
+    /// Sends the request `make` builds to every group's master (in `cluster`, when
+    /// named), as `mqadmin`'s cluster-wide updates do, waiting for a group that is
+    /// electing one; returns the masters' addresses.
     async fn invoke_on_masters(
         &self,
         cluster: Option<&str>,
         make: impl Fn() -> RemotingCommand,
     ) -> Result<Vec<String>> {
         let mut done = Vec::new();
-        for (group, addr) in self.masters(cluster).await? {
-            done.push(self.invoke_on_master(cluster, &group, addr, &make).await?);
+        for (group, master) in self.groups(cluster).await? {
+            done.push(self.invoke_on_master(&group, master, &make).await?.0);
         }
         Ok(done)
     }
 
-    /// An idempotent change on one broker group's master; returns the address that took
-    /// it. Mastership can move between asking the name servers and the request (an
-    /// election in a replica group): "not master" or a lost connection is retried at
-    /// the group's master as the name servers then see it, for up to the request
-    /// timeout, as producers re-route their sends.
+    /// An idempotent request to broker group `group`'s master (at `addr` first, when
+    /// given); returns the address that took it and its response. Mastership can move
+    /// between asking the name servers and the request (an election in a replica
+    /// group): no master registered, "not master" or a lost connection is retried at
+    /// the master the name servers then name, for up to the request timeout, as
+    /// producers re-route their sends.
     async fn invoke_on_master(
         &self,
-        cluster: Option<&str>,
         group: &str,
-        mut addr: String,
+        mut addr: Option<String>,
         make: &impl Fn() -> RemotingCommand,
-    ) -> Result<String> {
+    ) -> Result<(String, RemotingCommand)> {
         let deadline = tokio::time::Instant::now() + self.instance.config.request_timeout;
         loop {
-            let e = match self.instance.invoke_ok(&addr, make()).await {
-                Ok(_) => return Ok(addr),
-                Err(e) => e,
+            let e = match addr.take() {
+                None => match self.group_master(group).await {
+                    Ok(master) => {
+                        addr = Some(master);
+                        continue;
+                    }
+                    Err(e) => e,
+                },
+                Some(master) => match self.instance.invoke_ok(&master, make()).await {
+                    Ok(response) => return Ok((master, response)),
+                    Err(e) => e,
+                },
             };
             let moved = match &e {
+                ClientError::NoMaster(_) => true,
                 ClientError::Broker { code, .. } => *code == response::SERVICE_NOT_AVAILABLE,
                 ClientError::Rpc(RpcError::Connect { .. } | RpcError::Closed(_)) => true,
                 _ => false,
@@ -168,16 +179,8 @@ impl Admin {
             if !moved || tokio::time::Instant::now() >= deadline {
                 return Err(e);
             }
-            tracing::debug!(%group, %addr, error = %e, "master moved; asking the name servers again");
+            tracing::debug!(%group, error = %e, "master moved; asking the name servers again");
             tokio::time::sleep(MASTER_RETRY_PAUSE).await;
-            if let Some(master) = self
-                .masters(cluster)
-                .await
-                .ok()
-                .and_then(|mut masters| masters.remove(group))
-            {
-                addr = master;
-            }
         }
     }
 
@@ -202,10 +205,10 @@ impl Admin {
         &self,
         cluster: Option<&str>,
     ) -> Result<Vec<(String, SubscriptionGroupWrapper)>> {
+        let make = || RemotingCommand::request(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG);
         let mut out = Vec::new();
-        for (name, addr) in self.masters(cluster).await? {
-            let request = RemotingCommand::request(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG);
-            let reply = self.instance.invoke_ok(&addr, request).await?;
+        for (name, master) in self.groups(cluster).await? {
+            let (_, reply) = self.invoke_on_master(&name, master, &make).await?;
             out.push((name, from_json(&reply.body)?));
         }
         Ok(out)
@@ -230,18 +233,13 @@ impl Admin {
             .get(broker_name)
             .and_then(|b| b.master_addr())
             .map(str::to_string)
-            .ok_or_else(|| {
-                ClientError::Invalid(format!(
-                    "broker group {broker_name} has no master registered"
-                ))
-            })
+            .ok_or_else(|| ClientError::NoMaster(broker_name.to_string()))
     }
 
     /// A replicated group's members, roles and lag, as its master sees them.
     pub async fn group_status(&self, broker_name: &str) -> Result<GroupStatus> {
-        let master = self.group_master(broker_name).await?;
-        let request = RemotingCommand::request(request::RAFTMQ_GROUP_STATUS);
-        let response = self.instance.invoke_ok(&master, request).await?;
+        let make = || RemotingCommand::request(request::RAFTMQ_GROUP_STATUS);
+        let (_, response) = self.invoke_on_master(broker_name, None, &make).await?;
         Ok(from_json(&response.body)?)
     }
 
@@ -273,25 +271,15 @@ impl Admin {
     }
 
     /// Sends a membership change to the group's master, again at the new master when
-    /// mastership moved meanwhile (SERVICE_NOT_AVAILABLE): each step is idempotent.
+    /// mastership moves meanwhile: each step (learner, catch-up, voter) is idempotent.
     async fn membership_change(
         &self,
         broker_name: &str,
         request: impl Fn() -> RemotingCommand,
     ) -> Result<()> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let master = self.group_master(broker_name).await?;
-            match self.instance.invoke_ok(&master, request()).await {
-                Err(ClientError::Broker { code, .. })
-                    if code == response::SERVICE_NOT_AVAILABLE && attempts < 10 =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                other => return other.map(drop),
-            }
-        }
+        self.invoke_on_master(broker_name, None, &request)
+            .await
+            .map(drop)
     }
 
     /// Broker and consumer offsets of `group` on every queue of `topic`.

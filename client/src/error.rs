@@ -19,6 +19,10 @@ pub enum ClientError {
     Rpc(#[from] RpcError),
     #[error(transparent)]
     Proto(#[from] ProtoError),
+    /// The name servers route to no master of this broker group: none is registered,
+    /// or one is being elected.
+    #[error("broker group {0} has no master registered with the name servers")]
+    NoMaster(String),
     #[error("invalid argument: {0}")]
     Invalid(String),
     #[error("client is shut down")]

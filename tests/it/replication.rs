@@ -547,6 +547,26 @@ async fn admin_changes_follow_mastership_during_a_failover() {
     group.shutdown().await;
 }
 
+/// Between a master leaving (it unregisters on a clean shutdown) and its successor
+/// registering, the name servers route to no master: admin calls wait for one, as they
+/// do during an election under load, rather than fail at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_wait_while_no_master_is_registered() {
+    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
+    let admin = client::Admin::new(group.client_config());
+    let old = group.master().expect("a master");
+    group.brokers[old].take().unwrap().shutdown().await.unwrap();
+    let status = admin
+        .group_status("broker-a")
+        .await
+        .expect("the new master answers");
+    let new = group.master().expect("a new master");
+    assert_ne!(new, old);
+    let new_id = group.configs[new].replication.as_ref().unwrap().replica_id;
+    assert_eq!(status.master, Some(new_id), "{status:?}");
+    group.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_waits_for_followers_and_a_new_replica_catches_up_by_snapshot() {
     // 64 KiB segments that expire at once; the disk ratio never forces deletion.
