@@ -8,12 +8,18 @@
 //! The request codes are outside RocketMQ's range, so a replica port answers a stray
 //! RocketMQ client with "not supported" rather than misreading it.
 //!
+//! Every request names the group and the replica it is meant for, and the replica port
+//! refuses one meant for another (`WRONG_REPLICA`): a replica address that is wrong in a
+//! config, or a port reused by another group's replica, would otherwise let two groups'
+//! Rafts (with the same replica ids and terms) talk to each other and merge their logs.
+//!
 //! ```text
-//! request:  frame { code: RAFT_*, body: bincode(openraft request) }
+//! request:  frame { code: RAFT_*, ext: {group, to}, body: bincode(openraft request) }
 //! response: frame { code: SUCCESS, body: bincode(Result<openraft response, RaftError>) }
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,23 +46,54 @@ use crate::types::GroupRaft;
 pub const RAFT_APPEND_ENTRIES: i32 = 9001;
 pub const RAFT_VOTE: i32 = 9002;
 pub const RAFT_INSTALL_SNAPSHOT: i32 = 9003;
+/// Response: the request was meant for another group or replica than this port's.
+pub const WRONG_REPLICA: i32 = 9100;
 
-/// Serves a replica's Raft on `addr`; returns the bound address and the server task.
+/// Request fields naming the intended receiver.
+const GROUP_FIELD: &str = "group";
+const TO_FIELD: &str = "to";
+
+/// A replica as its peers address it: its group (`broker_name`) and replica id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaName {
+    pub group: Arc<str>,
+    pub id: u64,
+}
+
+impl ReplicaName {
+    pub fn new(group: &str, id: u64) -> Self {
+        ReplicaName {
+            group: group.into(),
+            id,
+        }
+    }
+}
+
+/// Serves replica `name`'s Raft on `addr`; returns the bound address and the server task.
 pub async fn start(
     addr: SocketAddr,
+    name: ReplicaName,
     raft: Raft<GroupRaft>,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let service = ReplicaService {
+        raft,
+        name,
+        warned: AtomicBool::new(false),
+    };
     Ok((
         local,
-        tokio::spawn(serve(listener, Arc::new(ReplicaService { raft }), shutdown)),
+        tokio::spawn(serve(listener, Arc::new(service), shutdown)),
     ))
 }
 
 struct ReplicaService {
     raft: Raft<GroupRaft>,
+    name: ReplicaName,
+    /// A misrouted peer retries every heartbeat: warn once, then at debug level.
+    warned: AtomicBool,
 }
 
 fn reply<T: Serialize>(req: &RemotingCommand, value: &T) -> RemotingCommand {
@@ -65,6 +102,34 @@ fn reply<T: Serialize>(req: &RemotingCommand, value: &T) -> RemotingCommand {
 }
 
 impl ReplicaService {
+    /// Refuses a request meant for another group or replica, naming both.
+    fn misrouted(&self, req: &RemotingCommand, peer: SocketAddr) -> Option<RemotingCommand> {
+        let group = req.ext_fields.get(GROUP_FIELD);
+        let to = req.ext_fields.get(TO_FIELD);
+        let to_id = to.and_then(|to| to.parse::<u64>().ok());
+        if group == Some(&*self.name.group) && to_id == Some(self.name.id) {
+            return None;
+        }
+        let remark = format!(
+            "this is the replica port of group {} replica {}, not of group {} replica {} \
+             (request from {peer}): check the replica addresses in the group's configs",
+            self.name.group,
+            self.name.id,
+            group.unwrap_or("(none)"),
+            to.unwrap_or("(none)"),
+        );
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%remark, "misrouted raft request");
+        } else {
+            tracing::warn!(%remark, "misrouted raft request");
+        }
+        Some(RemotingCommand::response_to(
+            req,
+            WRONG_REPLICA,
+            Some(remark),
+        ))
+    }
+
     async fn handle(&self, req: &RemotingCommand) -> Result<RemotingCommand, String> {
         let decode_error =
             |e: bincode::Error| format!("undecodable raft request {}: {e}", req.code);
@@ -96,21 +161,35 @@ impl ReplicaService {
 }
 
 impl Service for ReplicaService {
-    async fn call(&self, req: RemotingCommand, _channel: Channel) -> Option<RemotingCommand> {
+    async fn call(&self, req: RemotingCommand, channel: Channel) -> Option<RemotingCommand> {
+        if let Some(refused) = self.misrouted(&req, channel.peer) {
+            return Some(refused);
+        }
         Some(self.handle(&req).await.unwrap_or_else(|e| {
             RemotingCommand::response_to(&req, response::SYSTEM_ERROR, Some(e))
         }))
     }
 }
 
-/// A replica's connections to its peers: one pooled TCP connection per peer address
-/// (`BasicNode::addr`).
-#[derive(Clone, Default)]
+/// A replica's connections to its peers in `group`: one pooled TCP connection per peer
+/// address (`BasicNode::addr`).
+#[derive(Clone)]
 pub struct TcpNetwork {
+    group: Arc<str>,
     pool: RpcPool,
 }
 
+impl TcpNetwork {
+    pub fn new(group: &str) -> Self {
+        TcpNetwork {
+            group: group.into(),
+            pool: RpcPool::default(),
+        }
+    }
+}
+
 pub struct TcpConnection {
+    group: Arc<str>,
     target: u64,
     addr: String,
     pool: RpcPool,
@@ -121,6 +200,7 @@ impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> TcpConnection {
         TcpConnection {
+            group: self.group.clone(),
             target,
             addr: node.addr.clone(),
             pool: self.pool.clone(),
@@ -167,7 +247,10 @@ impl TcpConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let request = RemotingCommand::request(code).with_body(body);
+        let request = RemotingCommand::request(code)
+            .with_ext(GROUP_FIELD, &*self.group)
+            .with_ext(TO_FIELD, self.target)
+            .with_body(body);
         let reply = self
             .pool
             .invoke(&self.addr, request, timeout)
@@ -179,9 +262,14 @@ impl TcpConnection {
         if reply.code != response::SUCCESS {
             let reason = reply.remark.unwrap_or_default();
             let e = std::io::Error::other(format!(
-                "replica {} answered {}: {reason}",
-                self.target, reply.code
+                "replica {} at {} answered {}: {reason}",
+                self.target, self.addr, reply.code
             ));
+            // Another group's or replica's port: the peer is not there (openraft backs
+            // off before trying it again).
+            if reply.code == WRONG_REPLICA {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
             return Err(RPCError::Network(NetworkError::new(&e)));
         }
         let result: Result<Resp, RaftError<u64, E>> =

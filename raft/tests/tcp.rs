@@ -17,7 +17,7 @@ use common::{config, leader_among, wait_applied_index};
 use openraft::{BasicNode, Raft};
 use proto::net::server::Shutdown;
 use raft::mem::{MemLog, MemMachine};
-use raft::transport::{self, TcpNetwork};
+use raft::transport::{self, ReplicaName, TcpNetwork};
 use raft::types::{GroupRaft, GroupRequest};
 
 fn rafts(replicas: &BTreeMap<u64, Replica>) -> BTreeMap<u64, Raft<GroupRaft>> {
@@ -39,16 +39,21 @@ async fn replica(id: u64, bind: std::net::SocketAddr) -> Replica {
     let raft = Raft::new(
         id,
         config(),
-        TcpNetwork::default(),
+        TcpNetwork::new("g"),
         MemLog::default(),
         machine.clone(),
     )
     .await
     .unwrap();
     let shutdown = Shutdown::new();
-    let (addr, _task) = transport::start(bind, raft.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (addr, _task) = transport::start(
+        bind,
+        ReplicaName::new("g", id),
+        raft.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
     Replica {
         raft,
         machine,
@@ -145,4 +150,44 @@ async fn replicas_over_tcp_fail_over_and_converge() {
     for id in &rest {
         replicas[id].shutdown.trigger();
     }
+}
+
+/// A request meant for another group, or another replica of the group, is refused by
+/// the replica port and reads as an unreachable peer to the sender: two groups whose
+/// addresses cross (a wrong config, a reused port) never merge their logs.
+#[cfg(not(madsim))]
+#[tokio::test]
+async fn a_replica_port_refuses_requests_meant_for_another_replica() {
+    use openraft::error::RPCError;
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use openraft::raft::VoteRequest;
+    use openraft::Vote;
+
+    let r = replica(1, "127.0.0.1:0".parse().unwrap()).await;
+    let node = BasicNode {
+        addr: r.addr.clone(),
+    };
+    let vote = || VoteRequest::new(Vote::new(1, 2), None);
+    let option = || RPCOption::new(std::time::Duration::from_secs(5));
+    for (group, target) in [("other", 1), ("g", 2)] {
+        let mut peer = TcpNetwork::new(group).new_client(target, &node).await;
+        match peer.vote(vote(), option()).await {
+            Err(RPCError::Unreachable(e)) => {
+                let e = e.to_string();
+                assert!(e.contains("group g replica 1"), "{e}");
+                assert!(
+                    e.contains(&format!("group {group} replica {target}")),
+                    "{e}"
+                );
+            }
+            other => panic!("{group}/{target}: expected a refusal, got {other:?}"),
+        }
+    }
+    let mut peer = TcpNetwork::new("g").new_client(1, &node).await;
+    let granted = peer
+        .vote(vote(), option())
+        .await
+        .expect("the right replica answers");
+    assert!(granted.vote_granted, "{granted:?}");
+    r.shutdown.trigger();
 }

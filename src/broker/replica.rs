@@ -27,7 +27,7 @@ use proto::net::server::Shutdown;
 use proto::remoting::body::GroupStatus;
 use raft::log_store::LogStore;
 use raft::state_machine::GroupMachine;
-use raft::transport::{self, TcpNetwork};
+use raft::transport::{self, ReplicaName, TcpNetwork};
 use raft::types::{GroupRaft, GroupRequest, GroupResponse};
 use store::{Disk, MessageStore, PutResult};
 use tokio::sync::watch;
@@ -142,15 +142,20 @@ impl<D: Disk> Replica<D> {
         let raft = Raft::new(
             settings.replica_id,
             Arc::new(config),
-            TcpNetwork::default(),
+            TcpNetwork::new(group),
             log.clone(),
             machine.clone(),
         )
         .await?;
         let bind = SocketAddr::new(listen_ip, settings.replica_listen_port);
-        let (bound, task) = transport::start(bind, raft.clone(), shutdown)
-            .await
-            .map_err(|e| anyhow::anyhow!("bind the replica port {bind}: {e}"))?;
+        let (bound, task) = transport::start(
+            bind,
+            ReplicaName::new(group, settings.replica_id),
+            raft.clone(),
+            shutdown,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("bind the replica port {bind}: {e}"))?;
         tracing::info!(replica = settings.replica_id, %bound, election = ?settings.election, ack = ?settings.ack, "replica port serving");
         let proposer = Proposer::start(
             raft.clone(),
