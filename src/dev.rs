@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use store::meta::SledMetaStore;
 use store::StdDisk;
@@ -108,11 +109,28 @@ pub fn group_configs(
         .collect())
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A port for a replica whose address its peers must know before it binds, free a
+/// moment ago and handed out once per process.
+///
+/// Not the kernel's choice (binding port 0): the kernel can hand that port out again at
+/// once — to another listener or to an outgoing connection — before the replica binds
+/// it; in the parallel tests another group's replica once took it, and the two groups'
+/// Rafts talked to each other. Ports come from below the kernel's ephemeral range
+/// (32768 and up by default), from a base that differs between processes, each probed
+/// by binding it.
+pub fn free_port() -> anyhow::Result<u16> {
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let base = (std::process::id() % 60) * 200;
+    for _ in 0..SPAN {
+        let n = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOW + (base + n) % SPAN).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// Starts a broker with real files and sled metadata under its `store_path_root_dir`.

@@ -388,11 +388,7 @@ async fn a_follower_catches_up_over_more_than_a_frame_of_entries() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    raftmq::dev::free_port().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
