@@ -193,6 +193,8 @@ pub struct TcpConnection {
     target: u64,
     addr: String,
     pool: RpcPool,
+    /// How many entry bytes one AppendEntries to this follower may carry now.
+    budget: AppendBudget,
 }
 
 impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
@@ -204,6 +206,7 @@ impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
             target,
             addr: node.addr.clone(),
             pool: self.pool.clone(),
+            budget: AppendBudget::default(),
         }
     }
 }
@@ -247,18 +250,40 @@ impl TcpConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let reply = self
+            .invoke(code, body, timeout)
+            .await
+            .map_err(transport_error)?;
+        self.decode_reply(reply)
+    }
+
+    /// Sends one request to the target, addressed to it by group and id.
+    async fn invoke(
+        &self,
+        code: i32,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RpcError> {
         let request = RemotingCommand::request(code)
             .with_ext(GROUP_FIELD, &*self.group)
             .with_ext(TO_FIELD, self.target)
             .with_body(body);
-        let reply = self
-            .pool
+        self.pool
             .invoke(&self.addr, request, timeout)
             .await
-            .map_err(|e| {
-                self.pool.forget(&self.addr);
-                transport_error(e)
-            })?;
+            .inspect_err(|_| self.pool.forget(&self.addr))
+    }
+
+    /// openraft's error type is what it is; it is returned as openraft wants it.
+    #[allow(clippy::result_large_err)]
+    fn decode_reply<Resp, E>(
+        &self,
+        reply: RemotingCommand,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         if reply.code != response::SUCCESS {
             let reason = reply.remark.unwrap_or_default();
             let e = std::io::Error::other(format!(
@@ -289,10 +314,65 @@ impl TcpConnection {
 /// messages into each, so a follower catching up could be sent a 30 MiB request that
 /// its replica port refused as an oversized frame, closing the connection, again and
 /// again: the follower never caught up (seen in a 3-replica bench after ~1M messages).
-/// Small enough, too, that a follower handles one within openraft's AppendEntries
-/// timeout (the heartbeat interval, 50 ms by default) on a loaded 2-core machine; in
-/// steady state a request carries far less (what arrived during one round trip).
+/// In steady state a request carries far less (what arrived during one round trip).
 pub const APPEND_ENTRIES_BYTES_MAX: u64 = 2 << 20;
+/// The least a catching-up AppendEntries is cut to (one entry always goes, whatever its
+/// size).
+pub const APPEND_ENTRIES_BYTES_MIN: u64 = 64 << 10;
+
+/// How many entry bytes the next AppendEntries to one follower may carry.
+///
+/// openraft gives every AppendEntries the heartbeat interval (50 ms by default) and
+/// drops it when that passes. A follower that cannot store 2 MiB that fast (a loaded
+/// machine, a slow disk, a debug build) timed out on every catch-up request and the
+/// leader sent the same entries again: it fell behind for good. So the budget halves
+/// after a request that did not return (openraft dropped it) and doubles again after
+/// one answered within a quarter of its time, between [`APPEND_ENTRIES_BYTES_MIN`] and
+/// [`APPEND_ENTRIES_BYTES_MAX`].
+#[derive(Debug)]
+struct AppendBudget {
+    bytes: u64,
+    /// Entry bytes of the request under way; still set when the next one starts if
+    /// openraft dropped it on its timeout.
+    in_flight: Option<u64>,
+}
+
+impl Default for AppendBudget {
+    fn default() -> Self {
+        AppendBudget {
+            bytes: APPEND_ENTRIES_BYTES_MAX,
+            in_flight: None,
+        }
+    }
+}
+
+impl AppendBudget {
+    /// The budget for a request about to go, after what became of the last one.
+    fn start(&mut self, bytes: u64) -> u64 {
+        if self.in_flight.take().is_some() {
+            self.shrink();
+        }
+        self.in_flight = Some(bytes);
+        self.bytes
+    }
+
+    fn shrink(&mut self) {
+        self.bytes = (self.bytes / 2).max(APPEND_ENTRIES_BYTES_MIN);
+    }
+
+    /// The request returned: `timely` when answered well within its time, `timed_out`
+    /// when our own timeout (racing openraft's) ended it.
+    fn finish(&mut self, timely: bool, timed_out: bool) {
+        let Some(bytes) = self.in_flight.take() else {
+            return;
+        };
+        if timed_out {
+            self.shrink();
+        } else if timely && bytes * 2 >= self.bytes {
+            self.bytes = (self.bytes * 2).min(APPEND_ENTRIES_BYTES_MAX);
+        }
+    }
+}
 
 /// How many of `entries`, from the first, fit in `budget` bytes; at least one, so an
 /// entry larger than the budget still goes (alone).
@@ -323,20 +403,31 @@ impl RaftNetwork<GroupRaft> for TcpConnection {
         }
         // Encoded once; only a request over the budget (a follower catching up) is cut:
         // send the entries that fit and tell openraft how far that got (its
-        // `PartialSuccess`); it sends the rest next.
-        let body = bincode::serialize(&rpc).expect("openraft messages serialize");
-        let fit = match body.len() as u64 <= APPEND_ENTRIES_BYTES_MAX {
-            true => rpc.entries.len(),
-            false => entries_within(&rpc.entries, APPEND_ENTRIES_BYTES_MAX),
-        };
-        if fit == rpc.entries.len() {
+        // `PartialSuccess`); it sends the rest next. Heartbeats leave the budget alone.
+        let mut body = bincode::serialize(&rpc).expect("openraft messages serialize");
+        if rpc.entries.is_empty() {
             return self.call_encoded(RAFT_APPEND_ENTRIES, body, ttl).await;
         }
-        rpc.entries.truncate(fit);
-        let sent_up_to = rpc.entries.last().map(|entry| entry.log_id);
-        match self.call(RAFT_APPEND_ENTRIES, &rpc, ttl).await? {
-            AppendEntriesResponse::Success => Ok(AppendEntriesResponse::PartialSuccess(sent_up_to)),
-            other => Ok(other),
+        let budget = self.budget.start(body.len() as u64);
+        let mut sent_up_to = None;
+        if body.len() as u64 > budget {
+            rpc.entries.truncate(entries_within(&rpc.entries, budget));
+            sent_up_to = Some(rpc.entries.last().map(|entry| entry.log_id));
+            body = bincode::serialize(&rpc).expect("openraft messages serialize");
+        }
+        let started = tokio::time::Instant::now();
+        let reply = self.invoke(RAFT_APPEND_ENTRIES, body, ttl).await;
+        let timed_out = matches!(reply, Err(RpcError::Timeout { .. }));
+        let timely = reply.is_ok() && started.elapsed() < ttl / 4;
+        self.budget.finish(timely, timed_out);
+        match (
+            self.decode_reply(reply.map_err(transport_error)?)?,
+            sent_up_to,
+        ) {
+            (AppendEntriesResponse::Success, Some(up_to)) => {
+                Ok(AppendEntriesResponse::PartialSuccess(up_to))
+            }
+            (response, _) => Ok(response),
         }
     }
 
@@ -377,6 +468,37 @@ mod tests {
                 bytes
             ])])),
         }
+    }
+
+    #[test]
+    fn the_budget_halves_after_a_request_that_did_not_return_and_regrows_when_timely() {
+        let mut b = AppendBudget::default();
+        assert_eq!(b.start(5 << 20), APPEND_ENTRIES_BYTES_MAX);
+        // openraft dropped it on its timeout: the next request finds it still in flight.
+        assert_eq!(b.start(5 << 20), APPEND_ENTRIES_BYTES_MAX / 2);
+        b.finish(false, true);
+        assert_eq!(b.start(5 << 20), APPEND_ENTRIES_BYTES_MAX / 4);
+        b.finish(false, false); // slow but answered: kept
+        for _ in 0..10 {
+            b.start(5 << 20);
+        }
+        assert_eq!(
+            b.start(5 << 20),
+            APPEND_ENTRIES_BYTES_MIN,
+            "never below the floor"
+        );
+        b.finish(true, false);
+        assert_eq!(b.start(5 << 20), 2 * APPEND_ENTRIES_BYTES_MIN);
+        b.finish(true, false);
+        // A small request answered quickly says nothing about a larger one.
+        assert_eq!(b.start(1000), 4 * APPEND_ENTRIES_BYTES_MIN);
+        b.finish(true, false);
+        assert_eq!(b.start(5 << 20), 4 * APPEND_ENTRIES_BYTES_MIN);
+        for _ in 0..10 {
+            b.finish(true, false);
+            b.start(5 << 20);
+        }
+        assert_eq!(b.bytes, APPEND_ENTRIES_BYTES_MAX, "never above the ceiling");
     }
 
     #[test]
