@@ -20,10 +20,28 @@ pub mod keys {
     pub const KEY_SEPARATOR: char = ' ';
 }
 
-/// An ordered list of properties.
+/// An ordered list of properties, kept in its encoded form.
+///
+/// A message's properties are decoded once on the broker (from the send header) and
+/// encoded once into the CommitLog, and read for a few names (tags, keys, unique id) in
+/// between; holding the encoded string makes decoding one copy and encoding a memcpy,
+/// not two allocations per property.
+///
+/// Invariant: `encoded` is a sequence of `name \u{1} value \u{2}` items with each name
+/// once, as [`Properties::decode`] normalizes it. A name or value given to
+/// [`Properties::insert`] that itself holds a separator is stored as RocketMQ would
+/// encode it, and reads back as a receiver would read it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Properties {
-    entries: Vec<(String, String)>,
+    encoded: String,
+}
+
+/// The well-formed items of an encoded property string, in order.
+fn items(encoded: &str) -> impl Iterator<Item = (&str, &str)> {
+    encoded.split(PROPERTY_SEPARATOR).filter_map(|item| {
+        let (name, value) = item.split_once(NAME_VALUE_SEPARATOR)?;
+        (!value.contains(NAME_VALUE_SEPARATOR)).then_some((name, value))
+    })
 }
 
 impl Properties {
@@ -31,67 +49,108 @@ impl Properties {
         Self::default()
     }
 
-    /// Sets `name` to `value`, replacing an earlier value.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let name = name.into();
-        let value = value.into();
-        match self.entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = value,
-            None => self.entries.push((name, value)),
+    /// Byte range of the item named `name` (separators included) and of its value.
+    fn find_item(&self, name: &str) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+        let mut start = 0;
+        for item in self.encoded.split_inclusive(PROPERTY_SEPARATOR) {
+            let end = start + item.len();
+            let body = item.strip_suffix(PROPERTY_SEPARATOR).unwrap_or(item);
+            if let Some((n, v)) = body.split_once(NAME_VALUE_SEPARATOR) {
+                if n == name && !v.contains(NAME_VALUE_SEPARATOR) {
+                    let value_start = start + n.len() + 1;
+                    return Some((start..end, value_start..value_start + v.len()));
+                }
+            }
+            start = end;
+        }
+        None
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value in its place.
+    pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        match self.find_item(name) {
+            Some((_, value_range)) => self.encoded.replace_range(value_range, value),
+            None => {
+                self.encoded.reserve(name.len() + value.len() + 2);
+                self.encoded.push_str(name);
+                self.encoded.push(NAME_VALUE_SEPARATOR);
+                self.encoded.push_str(value);
+                self.encoded.push(PROPERTY_SEPARATOR);
+            }
         }
     }
 
     /// Removes `name`; returns its value if it was set.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        let at = self.entries.iter().position(|(n, _)| n == name)?;
-        Some(self.entries.remove(at).1)
+        let (item, value) = self.find_item(name)?;
+        let value = self.encoded[value].to_string();
+        self.encoded.replace_range(item, "");
+        Some(value)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        items(&self.encoded).find_map(|(n, v)| (n == name).then_some(v))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        items(&self.encoded)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.encoded.is_empty()
+    }
+
+    /// The encoded form.
+    pub fn as_str(&self) -> &str {
+        &self.encoded
     }
 
     /// Appends the encoded form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        for (name, value) in &self.entries {
-            out.extend_from_slice(name.as_bytes());
-            out.push(NAME_VALUE_SEPARATOR as u8);
-            out.extend_from_slice(value.as_bytes());
-            out.push(PROPERTY_SEPARATOR as u8);
-        }
+        out.extend_from_slice(self.encoded.as_bytes());
     }
 
     /// Length of the encoded form in bytes.
     pub fn encoded_size(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 2)
-            .sum()
+        self.encoded.len()
     }
 
     /// Parses the encoded form. Items without exactly one separator are skipped, as
-    /// RocketMQ's `string2messageProperties` does.
+    /// RocketMQ's `string2messageProperties` does, and a repeated name keeps its first
+    /// place and its last value. The string as clients write it is already in that form
+    /// and is taken as it is.
     pub fn decode(s: &str) -> Self {
+        if is_normal(s) {
+            return Properties {
+                encoded: s.to_string(),
+            };
+        }
         let mut properties = Properties::new();
-        for item in s.split(PROPERTY_SEPARATOR) {
-            let mut parts = item.split(NAME_VALUE_SEPARATOR);
-            if let (Some(name), Some(value), None) = (parts.next(), parts.next(), parts.next()) {
-                properties.insert(name, value);
-            }
+        for (name, value) in items(s) {
+            properties.insert(name, value);
         }
         properties
     }
+}
+
+/// Whether `s` is already what [`Properties::decode`] would make of it: every item
+/// well formed and ended by its separator, no name twice.
+fn is_normal(s: &str) -> bool {
+    let Some(body) = s.strip_suffix(PROPERTY_SEPARATOR) else {
+        return s.is_empty();
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for item in body.split(PROPERTY_SEPARATOR) {
+        let Some((name, value)) = item.split_once(NAME_VALUE_SEPARATOR) else {
+            return false;
+        };
+        if value.contains(NAME_VALUE_SEPARATOR) || names.contains(&name) {
+            return false;
+        }
+        names.push(name);
+    }
+    true
 }
 
 /// Finds one property in an encoded property string without allocating.
@@ -132,5 +191,87 @@ mod tests {
         assert_eq!(p.remove("a"), Some("2".to_string()));
         assert_eq!(p.remove("a"), None);
         assert!(p.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod model {
+    //! The string-backed `Properties` against the plain list it replaced.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A list of (name, value), as `Properties` was before it kept the encoded form.
+    #[derive(Default)]
+    struct Model(Vec<(String, String)>);
+
+    impl Model {
+        fn insert(&mut self, name: &str, value: &str) {
+            match self.0.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 = value.to_string(),
+                None => self.0.push((name.to_string(), value.to_string())),
+            }
+        }
+        fn decode(s: &str) -> Self {
+            let mut m = Model::default();
+            for item in s.split(PROPERTY_SEPARATOR) {
+                let mut parts = item.split(NAME_VALUE_SEPARATOR);
+                if let (Some(n), Some(v), None) = (parts.next(), parts.next(), parts.next()) {
+                    m.insert(n, v);
+                }
+            }
+            m
+        }
+        fn encode(&self) -> String {
+            self.0
+                .iter()
+                .map(|(n, v)| format!("{n}\u{1}{v}\u{2}"))
+                .collect()
+        }
+    }
+
+    fn encoded() -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop_oneof!["a", "b", "ab", "\u{1}", "\u{2}", ""], 0..24)
+            .prop_map(|parts| parts.concat())
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof!["a", "b", "TAGS", ""]
+    }
+
+    proptest! {
+        #[test]
+        fn decode_matches_the_list(s in encoded()) {
+            let p = Properties::decode(&s);
+            let m = Model::decode(&s);
+            prop_assert_eq!(p.as_str(), m.encode());
+            let listed: Vec<(&str, &str)> = p.iter().collect();
+            let expected: Vec<(&str, &str)> =
+                m.0.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            prop_assert_eq!(listed, expected);
+            for (n, v) in &m.0 {
+                prop_assert_eq!(p.get(n), Some(v.as_str()));
+            }
+        }
+
+        #[test]
+        fn inserts_and_removes_match_the_list(
+            start in encoded(),
+            ops in proptest::collection::vec((any::<bool>(), name(), "[a-z]{0,3}"), 0..12),
+        ) {
+            let mut p = Properties::decode(&start);
+            let mut m = Model::decode(&start);
+            for (insert, name, value) in ops {
+                if insert {
+                    p.insert(&name, &value);
+                    m.insert(&name, &value);
+                } else {
+                    let expected = m.0.iter().position(|(n, _)| *n == name).map(|i| m.0.remove(i).1);
+                    prop_assert_eq!(p.remove(&name), expected);
+                }
+                prop_assert_eq!(p.as_str(), m.encode());
+                prop_assert_eq!(p.encoded_size(), p.as_str().len());
+            }
+        }
     }
 }
