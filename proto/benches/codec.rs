@@ -3,7 +3,8 @@
 //! What one 1 KiB SEND_MESSAGE_V2 costs each side, apart from the network and the
 //! store: the producer builds the header and encodes the frame; the broker decodes it
 //! and parses the send header; the broker encodes the response; the producer decodes
-//! it. Single-threaded, nanoseconds per operation (best of several rounds, so a busy
+//! it; and the broker's handling of the message's properties (decoded from the header,
+//! read for the index, encoded into the CommitLog). Single-threaded, nanoseconds per operation (best of several rounds, so a busy
 //! machine's slow rounds do not count).
 //!
 //! Knob: `BENCH_ITERATIONS` per round (default 200,000; `cargo test --benches` runs 1,000).
@@ -12,6 +13,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use proto::properties::{keys, Properties};
 use proto::remoting::codes::response;
 use proto::remoting::header::SendMessageHeader;
 use proto::remoting::RemotingCommand;
@@ -77,6 +79,19 @@ fn main() {
         let c = RemotingCommand::decode_frame(request.clone()).expect("valid frame");
         black_box(SendMessageHeader::parse(&c).expect("valid header"));
     });
+
+    measure(
+        "broker: decode properties, read 3, encode",
+        iterations,
+        || {
+            let p = Properties::decode(&h.properties);
+            black_box((p.get(keys::TAGS), p.get(keys::KEYS), p.get(keys::UNIQ_KEY)));
+            out.clear();
+            let mut stored = Vec::with_capacity(p.encoded_size());
+            p.encode_into(&mut stored);
+            black_box(stored);
+        },
+    );
 
     let decoded = RemotingCommand::decode_frame(request.clone()).expect("valid frame");
     measure("broker: build + encode response", iterations, || {

@@ -28,9 +28,10 @@ pub mod keys {
 /// not two allocations per property.
 ///
 /// Invariant: `encoded` is a sequence of `name \u{1} value \u{2}` items with each name
-/// once, as [`Properties::decode`] normalizes it. A name or value given to
-/// [`Properties::insert`] that itself holds a separator is stored as RocketMQ would
-/// encode it, and reads back as a receiver would read it.
+/// once, as [`Properties::decode`] normalizes it. Names and values given to
+/// [`Properties::insert`] must not hold the separators (the client refuses such a
+/// message; the broker inserts only values it made): one that did would break its item
+/// apart here as it would on the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Properties {
     encoded: String,
@@ -69,6 +70,10 @@ impl Properties {
     /// Sets `name` to `value`, replacing an earlier value in its place.
     pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
         let (name, value) = (name.as_ref(), value.as_ref());
+        debug_assert!(
+            !holds_separator(name) && !holds_separator(value),
+            "property {name:?} = {value:?} holds a separator"
+        );
         match self.find_item(name) {
             Some((_, value_range)) => self.encoded.replace_range(value_range, value),
             None => {
@@ -90,7 +95,22 @@ impl Properties {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        items(&self.encoded).find_map(|(n, v)| (n == name).then_some(v))
+        // Normalized, every item is `name \u{1} value \u{2}`: a prefix test per item.
+        let bytes = self.encoded.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = at + next_byte(&bytes[at..], PROPERTY_SEPARATOR as u8);
+            let item = &bytes[at..end];
+            if item.len() > name.len()
+                && item[name.len()] == NAME_VALUE_SEPARATOR as u8
+                && item.starts_with(name.as_bytes())
+            {
+                // Both bounds sit next to one-byte separators: char boundaries.
+                return Some(&self.encoded[at + name.len() + 1..end]);
+            }
+            at = end + 1;
+        }
+        None
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -135,22 +155,44 @@ impl Properties {
 }
 
 /// Whether `s` is already what [`Properties::decode`] would make of it: every item
-/// well formed and ended by its separator, no name twice.
+/// well formed and ended by its separator, no name twice. One pass over the bytes,
+/// without allocating, for up to [`NORMAL_ITEMS_MAX`] items (a message has a handful);
+/// more take the slow path.
 fn is_normal(s: &str) -> bool {
-    let Some(body) = s.strip_suffix(PROPERTY_SEPARATOR) else {
-        return s.is_empty();
-    };
-    let mut names: Vec<&str> = Vec::new();
-    for item in body.split(PROPERTY_SEPARATOR) {
-        let Some((name, value)) = item.split_once(NAME_VALUE_SEPARATOR) else {
-            return false;
-        };
-        if value.contains(NAME_VALUE_SEPARATOR) || names.contains(&name) {
+    let bytes = s.as_bytes();
+    let mut names: [&[u8]; NORMAL_ITEMS_MAX] = [&[]; NORMAL_ITEMS_MAX];
+    let (mut at, mut count) = (0, 0);
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let end = next_byte(rest, PROPERTY_SEPARATOR as u8);
+        let item = &rest[..end];
+        let split = next_byte(item, NAME_VALUE_SEPARATOR as u8);
+        let unended = end == rest.len();
+        if unended
+            || split == item.len()
+            || item[split + 1..].contains(&(NAME_VALUE_SEPARATOR as u8))
+            || count == NORMAL_ITEMS_MAX
+            || names[..count].contains(&&item[..split])
+        {
             return false;
         }
-        names.push(name);
+        names[count] = &item[..split];
+        count += 1;
+        at += end + 1;
     }
     true
+}
+
+/// Index of the first `byte` in `bytes`, or its length.
+fn next_byte(bytes: &[u8], byte: u8) -> usize {
+    bytes.iter().position(|b| *b == byte).unwrap_or(bytes.len())
+}
+
+const NORMAL_ITEMS_MAX: usize = 16;
+
+/// Whether `s` holds a property separator, and so cannot be a property's name or value.
+pub fn holds_separator(s: &str) -> bool {
+    s.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR])
 }
 
 /// Finds one property in an encoded property string without allocating.
@@ -249,8 +291,9 @@ mod model {
             let expected: Vec<(&str, &str)> =
                 m.0.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             prop_assert_eq!(listed, expected);
-            for (n, v) in &m.0 {
-                prop_assert_eq!(p.get(n), Some(v.as_str()));
+            for n in ["a", "b", "ab", "ba", "TAGS", ""] {
+                let expected = m.0.iter().find(|(m, _)| m == n).map(|(_, v)| v.as_str());
+                prop_assert_eq!(p.get(n), expected, "get({:?})", n);
             }
         }
 
