@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use proto::properties::{keys, Properties};
+use proto::properties::{holds_separator, keys, Properties};
 use proto::MessageRef;
+
+use crate::error::{ClientError, Result};
 
 /// A message to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,8 +47,23 @@ impl Message {
         self
     }
 
-    /// The encoded property string, with `uniq_key` as UNIQ_KEY.
-    pub(crate) fn encoded_properties(&self, uniq_key: &str) -> String {
+    /// The encoded property string, with `uniq_key` as UNIQ_KEY. Tags, keys and
+    /// properties must not hold the characters that separate properties on the wire.
+    pub(crate) fn encoded_properties(&self, uniq_key: &str) -> Result<String> {
+        let fields = self.tags.iter().map(|t| ("tags", t.as_str()));
+        let fields = fields.chain(self.keys.iter().map(|k| ("key", k.as_str())));
+        let fields = fields.chain(self.properties.iter().flat_map(|(name, value)| {
+            [
+                ("property name", name.as_str()),
+                ("property value", value.as_str()),
+            ]
+        }));
+        if let Some((what, text)) = fields.into_iter().find(|(_, s)| holds_separator(s)) {
+            return Err(ClientError::Invalid(format!(
+                "{what} {text:?} holds \\u0001 or \\u0002, which separate a message's \
+                 properties on the wire"
+            )));
+        }
         let mut p = Properties::new();
         if let Some(tags) = &self.tags {
             p.insert(keys::TAGS, tags.as_str());
@@ -58,9 +75,7 @@ impl Message {
             p.insert(k.as_str(), v.as_str());
         }
         p.insert(keys::UNIQ_KEY, uniq_key);
-        let mut out = Vec::new();
-        p.encode_into(&mut out);
-        String::from_utf8(out).expect("properties are UTF-8")
+        Ok(p.into_string())
     }
 }
 
@@ -127,5 +142,44 @@ impl MessageExt {
             body = &body[m.total_size()..];
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_encode_in_order_with_the_unique_key_last() {
+        let m = Message::new("T", "b")
+            .with_tags("TagA")
+            .with_keys(["k1", "k2"])
+            .with_property("user", "v");
+        assert_eq!(
+            m.encoded_properties("ID").unwrap(),
+            "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2\u{2}user\u{1}v\u{2}UNIQ_KEY\u{1}ID\u{2}"
+        );
+    }
+
+    #[test]
+    fn a_separator_in_tags_keys_or_properties_is_refused_with_its_field() {
+        let cases = [
+            (Message::new("T", "b").with_tags("a\u{1}b"), "tags"),
+            (Message::new("T", "b").with_keys(["k\u{2}"]), "key"),
+            (
+                Message::new("T", "b").with_property("n\u{1}", "v"),
+                "property name",
+            ),
+            (
+                Message::new("T", "b").with_property("n", "v\u{2}"),
+                "property value",
+            ),
+        ];
+        for (m, field) in cases {
+            match m.encoded_properties("ID") {
+                Err(ClientError::Invalid(e)) => assert!(e.starts_with(field), "{e}"),
+                other => panic!("{field}: expected a refusal, got {other:?}"),
+            }
+        }
     }
 }

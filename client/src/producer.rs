@@ -233,15 +233,17 @@ impl Producer {
         }
         let mq = self.pick(&queues, None);
         let ids: Vec<String> = messages.iter().map(|_| self.unique_id()).collect();
-        let entries: Vec<BatchEntry> = messages
+        let entries = messages
             .iter()
             .zip(&ids)
-            .map(|(m, id)| BatchEntry {
-                flag: m.flag,
-                body: m.body.clone(),
-                properties: m.encoded_properties(id),
+            .map(|(m, id)| {
+                Ok(BatchEntry {
+                    flag: m.flag,
+                    body: m.body.clone(),
+                    properties: m.encoded_properties(id)?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<BatchEntry>>>()?;
         let header = self.header(&topic, &mq, String::new(), 0, true);
         let addr = self.addr(&mq).await?;
         let request = header.to_command().with_body(batch::encode(&entries));
@@ -295,7 +297,7 @@ impl Producer {
         let header = self.header(
             &message.topic,
             mq,
-            message.encoded_properties(&id),
+            message.encoded_properties(&id)?,
             message.flag,
             false,
         );

@@ -126,6 +126,10 @@ impl Properties {
         &self.encoded
     }
 
+    pub fn into_string(self) -> String {
+        self.encoded
+    }
+
     /// Appends the encoded form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.encoded.as_bytes());

@@ -115,6 +115,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             .ext("originMsgId")
             .map(str::to_string)
             .unwrap_or_else(|| stored.offset_msg_id().to_string());
+        if proto::properties::holds_separator(&origin) {
+            let remark = format!("originMsgId {origin:?} holds a property separator");
+            return Ok(RemotingCommand::response_to(
+                req,
+                response::MESSAGE_ILLEGAL,
+                Some(remark),
+            ));
+        }
         message
             .properties
             .insert(property::ORIGIN_MESSAGE_ID, origin);

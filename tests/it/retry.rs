@@ -78,6 +78,16 @@ async fn sent_back_messages_return_through_the_retry_topic_then_the_dlq() {
         .await
         .unwrap();
     assert_ne!(reply.code, response::SUCCESS);
+
+    // An origin id that would break the stored message's properties apart is refused.
+    let reply = rpc
+        .invoke(
+            send_back(offset, "Workers", 1, 16).with_ext("originMsgId", "id\u{2}X\u{1}Y"),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::MESSAGE_ILLEGAL, "{:?}", reply.remark);
     cluster.shutdown().await;
 }
 
