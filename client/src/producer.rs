@@ -213,7 +213,7 @@ impl Producer {
             return Err(ClientError::NoRoute(message.topic.clone()));
         }
         let mq = self.pick(&queues, None);
-        let (addr, request) = self.request(&message, &mq).await?;
+        let (addr, request, _) = self.request(&message, &mq).await?;
         self.instance.pool().invoke_oneway(&addr, request).await?;
         Ok(())
     }
@@ -244,7 +244,7 @@ impl Producer {
                 })
             })
             .collect::<Result<Vec<BatchEntry>>>()?;
-        let header = self.header(&topic, &mq, String::new(), 0, true);
+        let header = self.header(&topic, &mq, "", 0, true);
         let addr = self.addr(&mq).await?;
         let request = header.to_command().with_body(batch::encode(&entries));
         let response = self.instance.invoke(&addr, request).await?;
@@ -263,18 +263,18 @@ impl Producer {
             .ok_or_else(|| ClientError::NoRoute(mq.topic.clone()))
     }
 
-    fn header(
-        &self,
-        topic: &str,
+    fn header<'a>(
+        &'a self,
+        topic: &'a str,
         mq: &MessageQueue,
-        properties: String,
+        properties: &'a str,
         flag: i32,
         batch: bool,
-    ) -> SendMessageHeader {
+    ) -> SendMessageHeader<&'a str> {
         SendMessageHeader {
-            producer_group: self.group.clone(),
-            topic: topic.to_string(),
-            default_topic: AUTO_CREATE_TOPIC.into(),
+            producer_group: &self.group,
+            topic,
+            default_topic: AUTO_CREATE_TOPIC,
             default_topic_queue_nums: 4,
             queue_id: mq.queue_id as i32,
             sys_flag: 0,
@@ -288,33 +288,25 @@ impl Producer {
         }
     }
 
+    /// The send request for `message` to `mq`, the master's address, and the unique id
+    /// (UNIQ_KEY) given to the message.
     async fn request(
         &self,
         message: &Message,
         mq: &MessageQueue,
-    ) -> Result<(String, RemotingCommand)> {
+    ) -> Result<(String, RemotingCommand, String)> {
         let id = self.unique_id();
-        let header = self.header(
-            &message.topic,
-            mq,
-            message.encoded_properties(&id)?,
-            message.flag,
-            false,
-        );
-        Ok((
-            self.addr(mq).await?,
-            header.to_command().with_body(message.body.clone()),
-        ))
+        let properties = message.encoded_properties(&id)?;
+        let request = self
+            .header(&message.topic, mq, &properties, message.flag, false)
+            .to_command()
+            .with_body(message.body.clone());
+        Ok((self.addr(mq).await?, request, id))
     }
 
     /// Sends to one queue, once.
     pub async fn send_to(&self, message: &Message, mq: &MessageQueue) -> Result<SendResult> {
-        let (addr, request) = self.request(message, mq).await?;
-        let msg_id = request
-            .ext("i")
-            .and_then(|p| proto::properties::find(p, proto::properties::keys::UNIQ_KEY))
-            .unwrap_or_default()
-            .to_string();
+        let (addr, request, msg_id) = self.request(message, mq).await?;
         let response = self.instance.invoke(&addr, request).await?;
         let mut result = send_result(&addr, mq, response)?;
         result.msg_id = msg_id;

@@ -4,12 +4,15 @@
 //! store: the producer builds the header and encodes the frame; the broker decodes it
 //! and parses the send header; the broker encodes the response; the producer decodes
 //! it; and the broker's handling of the message's properties (decoded from the header,
-//! read for the index, encoded into the CommitLog). Single-threaded, nanoseconds per operation (best of several rounds, so a busy
-//! machine's slow rounds do not count).
+//! read for the index, encoded into the CommitLog). Single-threaded, nanoseconds per
+//! operation (best of several rounds, so a busy machine's slow rounds do not count) and
+//! heap allocations per operation (which do not vary between runs).
 //!
 //! Knob: `BENCH_ITERATIONS` per round (default 200,000; `cargo test --benches` runs 1,000).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -20,18 +23,44 @@ use proto::remoting::RemotingCommand;
 
 const ROUNDS: usize = 5;
 
-fn header() -> SendMessageHeader {
+/// Counts heap allocations, a figure this VM's noise does not move (its nanoseconds
+/// vary by 2x between runs).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as given.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as given.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as given.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// As the producer builds it, from strings it holds.
+fn header() -> SendMessageHeader<&'static str> {
     SendMessageHeader {
-        producer_group: "bench_producer".into(),
-        topic: "bench256".into(),
-        default_topic: "TBW102".into(),
+        producer_group: "bench_producer",
+        topic: "bench256",
+        default_topic: "TBW102",
         default_topic_queue_nums: 4,
         queue_id: 3,
         sys_flag: 0,
         born_timestamp: 1_764_236_000_000,
         flag: 0,
-        properties: "UNIQ_KEY\u{1}7F0000010001000000000000ABCD1234\u{2}WAIT\u{1}true\u{2}TAGS\u{1}bench\u{2}"
-            .into(),
+        properties: "UNIQ_KEY\u{1}7F0000010001000000000000ABCD1234\u{2}WAIT\u{1}true\u{2}TAGS\u{1}bench\u{2}",
         reconsume_times: 0,
         unit_mode: false,
         batch: false,
@@ -39,9 +68,10 @@ fn header() -> SendMessageHeader {
     }
 }
 
-/// Best nanoseconds per call of `op` over the rounds.
+/// Best nanoseconds per call of `op` over the rounds, and allocations per call.
 fn measure(name: &str, iterations: usize, mut op: impl FnMut()) {
     let mut best = f64::MAX;
+    let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..ROUNDS {
         let start = Instant::now();
         for _ in 0..iterations {
@@ -49,7 +79,9 @@ fn measure(name: &str, iterations: usize, mut op: impl FnMut()) {
         }
         best = best.min(start.elapsed().as_nanos() as f64 / iterations as f64);
     }
-    println!("{name:<44} {best:>8.0} ns/op");
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
+    let per_op = allocations as f64 / (ROUNDS * iterations) as f64;
+    println!("{name:<44} {best:>8.0} ns/op {per_op:>5.1} allocations/op");
 }
 
 fn main() {
@@ -84,7 +116,7 @@ fn main() {
         "broker: decode properties, read 3, encode",
         iterations,
         || {
-            let p = Properties::decode(&h.properties);
+            let p = Properties::decode(h.properties);
             black_box((p.get(keys::TAGS), p.get(keys::KEYS), p.get(keys::UNIQ_KEY)));
             out.clear();
             let mut stored = Vec::with_capacity(p.encoded_size());

@@ -25,7 +25,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let header = SendMessageHeader::parse(req)?;
         let refuse =
             |code, remark: String| Ok(RemotingCommand::response_to(req, code, Some(remark)));
-        if let Err(e) = proto::names::validate_name("topic", &header.topic) {
+        if let Err(e) = proto::names::validate_name("topic", header.topic) {
             return refuse(response::MESSAGE_ILLEGAL, e);
         }
         if header.topic == AUTO_CREATE_TOPIC {
@@ -36,7 +36,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
         // The topic is almost always known; creating one (through the log in a replica
         // group) is a large future, boxed so it does not size every send's.
-        let found = match self.topics.get(&header.topic) {
+        let found = match self.topics.get(header.topic) {
             Some(topic) => Ok(topic),
             None => Box::pin(self.auto_create_topic(&header)).await,
         };
@@ -69,11 +69,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
         };
         let template = NewMessage {
-            topic: header.topic.clone(),
+            topic: header.topic.to_string(),
             queue_id,
             flag: header.flag,
             body: req.body.clone(),
-            properties: Properties::decode(&header.properties),
+            properties: Properties::decode(header.properties),
             sys_flag: header.sys_flag,
             born_timestamp_ms: header.born_timestamp,
             born_host: channel.peer,
@@ -110,11 +110,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// A topic this broker does not have, auto-created from the template when allowed.
     async fn auto_create_topic(
         &self,
-        header: &SendMessageHeader,
+        header: &SendMessageHeader<&str>,
     ) -> Result<TopicConfig, (i32, String)> {
         let template = self
             .topics
-            .get(&header.default_topic)
+            .get(header.default_topic)
             .filter(|t| t.perm & perm::INHERIT != 0);
         let Some(template) = template.filter(|_| self.config.auto_create_topic_enable) else {
             return Err((
@@ -129,7 +129,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             .default_topic_queue_nums
             .clamp(1, template.write_queue_nums);
         let config = TopicConfig {
-            topic_name: header.topic.clone(),
+            topic_name: header.topic.to_string(),
             read_queue_nums: queues,
             write_queue_nums: queues,
             perm: perm::READ_WRITE,

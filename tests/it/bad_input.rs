@@ -49,9 +49,9 @@ async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> Option<RemotingCommand
 
 fn send_request(topic: &str, body: Vec<u8>) -> RemotingCommand {
     SendMessageHeader {
-        producer_group: "PG".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
+        producer_group: "PG",
+        topic,
+        default_topic: "TBW102",
         default_topic_queue_nums: 4,
         queue_id: 0,
         ..SendMessageHeader::default()

@@ -7,17 +7,21 @@ use super::command::{ProtoError, RemotingCommand};
 use super::ExtFields;
 
 /// SEND_MESSAGE (long names) and SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (one letter each).
+///
+/// Generic over its strings: the broker parses one borrowing from the request's ext
+/// fields (`&str`) and the producer builds one from what it holds, so a send allocates
+/// none of them; `String` where an owned header is wanted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SendMessageHeader {
-    pub producer_group: String,
-    pub topic: String,
-    pub default_topic: String,
+pub struct SendMessageHeader<S = String> {
+    pub producer_group: S,
+    pub topic: S,
+    pub default_topic: S,
     pub default_topic_queue_nums: u32,
     pub queue_id: i32,
     pub sys_flag: i32,
     pub born_timestamp: i64,
     pub flag: i32,
-    pub properties: String,
+    pub properties: S,
     pub reconsume_times: i32,
     pub unit_mode: bool,
     pub batch: bool,
@@ -103,6 +107,12 @@ impl<'a> SendFields<'a> {
             })
     }
 
+    fn req_str(&self, long: &'static str) -> Result<&'a str, ProtoError> {
+        self.raw(long)
+            .map(str::trim)
+            .ok_or(ProtoError::MissingField(long))
+    }
+
     fn req<T: std::str::FromStr>(&self, long: &'static str) -> Result<T, ProtoError>
     where
         T::Err: std::fmt::Display,
@@ -111,21 +121,20 @@ impl<'a> SendFields<'a> {
     }
 }
 
-impl SendMessageHeader {
-    pub fn parse(cmd: &RemotingCommand) -> Result<Self, ProtoError> {
+impl<'a> SendMessageHeader<&'a str> {
+    /// The header of `cmd`, borrowing its strings (trimmed, as numbers are).
+    pub fn parse(cmd: &'a RemotingCommand) -> Result<Self, ProtoError> {
         let c = SendFields::gather(cmd);
         Ok(SendMessageHeader {
-            producer_group: c.req("producerGroup")?,
-            topic: c.req("topic")?,
-            default_topic: c
-                .opt("defaultTopic")?
-                .unwrap_or_else(|| "TBW102".to_string()),
+            producer_group: c.req_str("producerGroup")?,
+            topic: c.req_str("topic")?,
+            default_topic: c.raw("defaultTopic").map_or("TBW102", str::trim),
             default_topic_queue_nums: c.opt("defaultTopicQueueNums")?.unwrap_or(4),
             queue_id: c.req("queueId")?,
             sys_flag: c.opt("sysFlag")?.unwrap_or(0),
             born_timestamp: c.opt("bornTimestamp")?.unwrap_or(0),
             flag: c.opt("flag")?.unwrap_or(0),
-            properties: c.raw("properties").unwrap_or_default().to_string(),
+            properties: c.raw("properties").unwrap_or_default(),
             reconsume_times: c.opt("reconsumeTimes")?.unwrap_or(0),
             unit_mode: c.opt("unitMode")?.unwrap_or(false),
             batch: c
@@ -135,6 +144,26 @@ impl SendMessageHeader {
         })
     }
 
+    pub fn to_owned_header(&self) -> SendMessageHeader {
+        SendMessageHeader {
+            producer_group: self.producer_group.to_string(),
+            topic: self.topic.to_string(),
+            default_topic: self.default_topic.to_string(),
+            default_topic_queue_nums: self.default_topic_queue_nums,
+            queue_id: self.queue_id,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            flag: self.flag,
+            properties: self.properties.to_string(),
+            reconsume_times: self.reconsume_times,
+            unit_mode: self.unit_mode,
+            batch: self.batch,
+            max_reconsume_times: self.max_reconsume_times,
+        }
+    }
+}
+
+impl<S: AsRef<str>> SendMessageHeader<S> {
     /// A SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE when `batch`) request.
     pub fn to_command(&self) -> RemotingCommand {
         let code = if self.batch {
@@ -143,15 +172,15 @@ impl SendMessageHeader {
             request::SEND_MESSAGE_V2
         };
         let mut ext = ExtFields::with_capacity(V2_FIELDS.len());
-        ext.push_str("a", &self.producer_group);
-        ext.push_str("b", &self.topic);
-        ext.push_str("c", &self.default_topic);
+        ext.push_str("a", self.producer_group.as_ref());
+        ext.push_str("b", self.topic.as_ref());
+        ext.push_str("c", self.default_topic.as_ref());
         ext.push_int("d", self.default_topic_queue_nums);
         ext.push_int("e", self.queue_id);
         ext.push_int("f", self.sys_flag);
         ext.push_int("g", self.born_timestamp);
         ext.push_int("h", self.flag);
-        ext.push_str("i", &self.properties);
+        ext.push_str("i", self.properties.as_ref());
         ext.push_int("j", self.reconsume_times);
         ext.push_str("k", if self.unit_mode { "true" } else { "false" });
         ext.push_str("m", if self.batch { "true" } else { "false" });
@@ -248,7 +277,7 @@ mod tests {
         };
         let c = h.to_command();
         assert_eq!(c.ext("b"), Some("T"));
-        assert_eq!(SendMessageHeader::parse(&c).unwrap(), h);
+        assert_eq!(SendMessageHeader::parse(&c).unwrap().to_owned_header(), h);
     }
 
     #[test]
