@@ -140,7 +140,7 @@ impl Producer {
         }
     }
 
-    fn pick(&self, queues: &[MessageQueue], avoid: Option<&str>) -> MessageQueue {
+    fn pick<'q>(&self, queues: &'q [MessageQueue], avoid: Option<&str>) -> &'q MessageQueue {
         let now = Instant::now();
         let failed = self.failed.lock().expect("failed poisoned");
         let healthy = |mq: &MessageQueue| {
@@ -154,7 +154,6 @@ impl Producer {
             .map(|i| &queues[(start + i) % queues.len()])
             .find(|mq| healthy(mq))
             .unwrap_or(&queues[start % queues.len()])
-            .clone()
     }
 
     /// Sends and waits for the broker's acknowledgement.
@@ -167,7 +166,7 @@ impl Producer {
         let mut last = None;
         for _ in 0..=self.retries {
             let mq = self.pick(&queues, avoid.as_deref());
-            match self.send_to(&message, &mq).await {
+            match self.send_to(&message, mq).await {
                 Ok(result) => return Ok(result),
                 Err(e) if retryable(&e) => {
                     tracing::debug!(broker = %mq.broker_name, error = %e, "send failed; trying another broker");
@@ -213,7 +212,7 @@ impl Producer {
             return Err(ClientError::NoRoute(message.topic.clone()));
         }
         let mq = self.pick(&queues, None);
-        let (addr, request, _) = self.request(&message, &mq).await?;
+        let (addr, request, _) = self.request(&message, mq).await?;
         self.instance.pool().invoke_oneway(&addr, request).await?;
         Ok(())
     }
@@ -244,11 +243,11 @@ impl Producer {
                 })
             })
             .collect::<Result<Vec<BatchEntry>>>()?;
-        let header = self.header(&topic, &mq, "", 0, true);
-        let addr = self.addr(&mq).await?;
+        let header = self.header(&topic, mq, "", 0, true);
+        let addr = self.addr(mq).await?;
         let request = header.to_command().with_body(batch::encode(&entries));
         let response = self.instance.invoke(&addr, request).await?;
-        let mut result = send_result(&addr, &mq, response)?;
+        let mut result = send_result(&addr, mq, response)?;
         result.msg_id = ids.join(",");
         Ok(result)
     }
