@@ -114,10 +114,10 @@ pub fn group_configs(
 ///
 /// Not the kernel's choice (binding port 0): the kernel can hand that port out again at
 /// once — to another listener or to an outgoing connection — before the replica binds
-/// it; in the parallel tests another group's replica once took it, and the two groups'
-/// Rafts talked to each other. Ports come from below the kernel's ephemeral range
-/// (32768 and up by default), from a base that differs between processes, each probed
-/// by binding it.
+/// it. In the parallel tests a replica once got Raft requests carrying its own id as
+/// the leader's: two replicas' addresses had crossed. Ports come from below the
+/// kernel's ephemeral range (32768 and up by default), from a base that differs between
+/// processes, each probed by binding it.
 pub fn free_port() -> anyhow::Result<u16> {
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_000;
