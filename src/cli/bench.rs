@@ -44,6 +44,55 @@ pub struct ProduceArgs {
     /// Queues to create the topic with, when it does not exist.
     #[arg(long, default_value_t = 8)]
     pub queues: u32,
+    /// Also print the rate and latency of each interval of this many seconds, as
+    /// RocketMQ's benchmark does every second: shows when a tail comes (a stall, a
+    /// failover) rather than only that it came.
+    #[arg(long)]
+    pub interval_secs: Option<f64>,
+}
+
+/// Acknowledgement latencies: of the whole run and of the current interval.
+struct Latencies {
+    total: Histogram<u64>,
+    interval: Option<Histogram<u64>>,
+}
+
+impl Latencies {
+    fn record(&mut self, us: u64) {
+        self.total.saturating_record(us);
+        if let Some(h) = &mut self.interval {
+            h.saturating_record(us);
+        }
+    }
+}
+
+/// Prints one line per interval, from the interval histogram (then emptied).
+async fn report_intervals(latency: Arc<Mutex<Latencies>>, every: Duration, started: Instant) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut last = started;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let window = {
+            let mut l = latency.lock().expect("histogram poisoned");
+            let Some(h) = l.interval.as_mut() else {
+                return;
+            };
+            let copy = h.clone();
+            h.reset();
+            copy
+        };
+        let secs = (now - last).as_secs_f64();
+        last = now;
+        println!(
+            "  [{:>6.1} s] {:>8.0} msg/s  p50 {} p99 {} max {} µs",
+            (now - started).as_secs_f64(),
+            window.len() as f64 / secs,
+            window.value_at_quantile(0.5),
+            window.value_at_quantile(0.99),
+            window.max()
+        );
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -165,13 +214,21 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
     // One histogram for all senders, made before the clock starts. (One per sender made
     // 256 histograms of 430 KB each: every record missed the cache, ≈ 5 % of the
     // bench's CPU; an uncontended lock is cheaper.)
-    let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
+    let histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let interval = args
+        .interval_secs
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64);
+    let latency = Arc::new(Mutex::new(Latencies {
+        interval: interval.map(|_| histogram.clone()),
+        total: histogram,
+    }));
     let deadline = duration.map(|s| Instant::now() + Duration::from_secs_f64(s));
     let remaining = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
     let failed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let reporter =
+        interval.map(|every| tokio::spawn(report_intervals(latency.clone(), every, started)));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
         let (producer, body, topic) = (producer.clone(), body.clone(), args.topic.clone());
@@ -198,7 +255,7 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
                     Ok(_) => latency
                         .lock()
                         .expect("histogram poisoned")
-                        .saturating_record((now - sent).as_micros().max(1) as u64),
+                        .record((now - sent).as_micros().max(1) as u64),
                     Err(_) => {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -210,7 +267,10 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
         t.await?;
     }
     let elapsed = started.elapsed();
-    let latency_us = latency.lock().expect("histogram poisoned").clone();
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
+    let latency_us = latency.lock().expect("histogram poisoned").total.clone();
     Ok(ProduceReport {
         sent: latency_us.len(),
         failed: failed.load(Ordering::Relaxed),

@@ -2,6 +2,7 @@
 //! sockets on 127.0.0.1 with ephemeral ports.
 
 mod bad_input;
+mod bench;
 mod cluster;
 mod config;
 mod footprint;
