@@ -98,22 +98,7 @@ impl Properties {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        // Normalized, every item is `name \u{1} value \u{2}`: a prefix test per item.
-        let bytes = self.encoded.as_bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            let end = at + next_byte(&bytes[at..], PROPERTY_SEPARATOR as u8);
-            let item = &bytes[at..end];
-            if item.len() > name.len()
-                && item[name.len()] == NAME_VALUE_SEPARATOR as u8
-                && item.starts_with(name.as_bytes())
-            {
-                // Both bounds sit next to one-byte separators: char boundaries.
-                return Some(&self.encoded[at + name.len() + 1..end]);
-            }
-            at = end + 1;
-        }
-        None
+        find(&self.encoded, name)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -217,12 +202,25 @@ pub fn holds_separator(s: &str) -> bool {
     s.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR])
 }
 
-/// Finds one property in an encoded property string without allocating.
+/// Finds one property in an encoded property string without allocating: the value
+/// after the first separator of the first item named `name`. A prefix test per item
+/// (this runs for every stored message's tags, keys and unique id).
 pub fn find<'a>(encoded: &'a str, name: &str) -> Option<&'a str> {
-    encoded.split(PROPERTY_SEPARATOR).find_map(|item| {
-        let (n, v) = item.split_once(NAME_VALUE_SEPARATOR)?;
-        (n == name).then_some(v)
-    })
+    let bytes = encoded.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = at + next_byte(&bytes[at..], PROPERTY_SEPARATOR as u8);
+        let item = &bytes[at..end];
+        if item.len() > name.len()
+            && item[name.len()] == NAME_VALUE_SEPARATOR as u8
+            && item.starts_with(name.as_bytes())
+        {
+            // Both bounds sit next to one-byte separators: char boundaries.
+            return Some(&encoded[at + name.len() + 1..end]);
+        }
+        at = end + 1;
+    }
+    None
 }
 
 #[cfg(test)]
