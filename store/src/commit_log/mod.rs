@@ -31,6 +31,10 @@ use crate::record::{
 const DIR: &str = "commitlog/";
 /// Bytes read at a time while scanning a segment.
 const SCAN_CHUNK_SIZE: usize = 1 << 20;
+/// How far ahead of the write offset the active segment's blocks are reserved (see
+/// [`DiskFile::reserve`]); renewed when half of it is written. Bounded so a store does
+/// not hold a whole 1 GiB segment of disk it has not written.
+const RESERVE_AHEAD_BYTES: u64 = 32 << 20;
 
 pub fn segment_name(base: u64) -> String {
     format!("{DIR}{base:020}")
@@ -112,6 +116,8 @@ struct Writer {
     /// Whether the last segment is open for appends (false when it was closed by an end
     /// record, or when there is none).
     active_open: bool,
+    /// CommitLog offset up to which the active segment's blocks were reserved.
+    reserved_to: u64,
 }
 
 pub struct CommitLog<D: Disk> {
@@ -276,6 +282,7 @@ impl<D: Disk> CommitLog<D> {
             self.write_to_segment(batch_start, &writer.buf).await?;
         }
         assert_eq!(pos, batch_start + writer.buf.len() as u64);
+        self.reserve_ahead(writer, pos);
         {
             let mut tail = self.tail.lock().expect("tail lock poisoned");
             for (offset, at) in entry_starts {
@@ -287,6 +294,21 @@ impl<D: Disk> CommitLog<D> {
             records,
             end_offset: pos,
         })
+    }
+
+    /// Keeps the active segment's blocks reserved up to [`RESERVE_AHEAD_BYTES`] past
+    /// `pos` (never past the segment's end), asking again once half of that is written.
+    fn reserve_ahead(&self, writer: &mut Writer, pos: u64) {
+        let end = self.segment_base(pos) + self.segment_size;
+        let target = (pos + RESERVE_AHEAD_BYTES).min(end);
+        let behind = target.saturating_sub(writer.reserved_to);
+        if behind == 0 || (behind < RESERVE_AHEAD_BYTES / 2 && target < end) {
+            return;
+        }
+        if let Some(segment) = self.segment_at(pos) {
+            segment.file.reserve(target - segment.base);
+            writer.reserved_to = target;
+        }
     }
 
     fn segment_base(&self, offset: u64) -> u64 {

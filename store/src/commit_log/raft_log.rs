@@ -255,6 +255,7 @@ impl<D: Disk> CommitLog<D> {
         writer.leader = prev.leader;
         writer.active_open = false;
         writer.active_max_timestamp_ms = i64::MIN;
+        writer.reserved_to = 0;
         *self.tail.lock().expect("tail lock poisoned") = TailMap::default();
         self.write_offset.store(base, Ordering::Release);
         self.flushed_offset.store(base, Ordering::Release);
@@ -356,6 +357,8 @@ impl<D: Disk> CommitLog<D> {
         writer.term = prev.term;
         writer.leader = prev.leader;
         writer.active_open = true;
+        // The truncation freed the blocks reserved past `offset`.
+        writer.reserved_to = offset;
         self.tail
             .lock()
             .expect("tail lock poisoned")

@@ -188,6 +188,7 @@ impl<D: Disk> CommitLog<D> {
                 leader: recovery.leader,
                 active_max_timestamp_ms,
                 active_open,
+                reserved_to: 0,
             }),
             sync_lock: tokio::sync::Mutex::new(()),
             tail: std::sync::Mutex::new(recovery.tail),

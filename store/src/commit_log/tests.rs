@@ -132,3 +132,48 @@ async fn a_missing_middle_segment_is_reported_by_name() {
         .unwrap();
     assert!(e.to_string().contains(&segment_name(1024)), "{e}");
 }
+
+/// Appends `bytes` (rounded up to whole records) as records of up to 256 bytes.
+async fn fill(log: &CommitLog<SimDisk>, bytes: usize) -> u64 {
+    let payloads: Vec<_> = (0..bytes.div_ceil(256))
+        .map(|_| Raw(7, 256 - RECORD_HEADER_SIZE))
+        .collect();
+    log.append(&payloads).await.unwrap().end_offset
+}
+
+#[tokio::test]
+async fn the_active_segment_is_reserved_ahead_of_the_writer_and_never_past_its_end() {
+    let disk = SimDisk::new(SimDiskConfig::reliable(1));
+    // A small segment is reserved whole at its first append.
+    let small = empty_log(&disk, 4096).await;
+    fill(&small, 256).await;
+    assert_eq!(disk.reserved_len(&segment_name(0)), Some(4096));
+
+    let disk = SimDisk::new(SimDiskConfig::reliable(2));
+    let segment_size = 3 * RESERVE_AHEAD_BYTES;
+    let log = empty_log(&disk, segment_size).await;
+    let reserved = || disk.reserved_len(&segment_name(0)).unwrap();
+    let pos = fill(&log, 1024).await;
+    assert_eq!(reserved(), pos + RESERVE_AHEAD_BYTES);
+    // Renewed only once half of the lead is written ...
+    let first = reserved();
+    let pos = fill(&log, (RESERVE_AHEAD_BYTES / 2) as usize - 4096).await;
+    assert_eq!(
+        reserved(),
+        first,
+        "renewed at {pos}, before half the lead was used"
+    );
+    let pos = fill(&log, 8192).await;
+    assert_eq!(reserved(), pos + RESERVE_AHEAD_BYTES);
+    // ... and up to the segment's end at most, which the last renewal reaches.
+    let pos = fill(&log, (2 * RESERVE_AHEAD_BYTES) as usize).await;
+    assert!(pos + RESERVE_AHEAD_BYTES > segment_size);
+    assert_eq!(reserved(), segment_size);
+    // The next segment gets its own reservation when the log rolls into it.
+    let pos = fill(&log, (segment_size - pos) as usize).await;
+    assert!(pos > segment_size, "the log rolled");
+    assert_eq!(
+        disk.reserved_len(&segment_name(segment_size)),
+        Some(pos + RESERVE_AHEAD_BYTES - segment_size)
+    );
+}

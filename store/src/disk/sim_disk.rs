@@ -91,6 +91,9 @@ struct FileImage {
     durable: Vec<u8>,
     /// `data[..diverged_at] == durable[..diverged_at]`; beyond it the two may differ.
     diverged_at: usize,
+    /// The largest length [`DiskFile::reserve`] asked for, kept only so tests can see
+    /// what the store reserves: reserving has no effect here.
+    reserved: u64,
 }
 
 impl SimDisk {
@@ -188,6 +191,14 @@ impl SimDisk {
         let image = self.lock().files.get(name).cloned()?;
         let len = image.lock().expect("file image poisoned").durable.len() as u64;
         Some(len)
+    }
+
+    /// The most bytes of `name` reserved since it was created or last truncated (see
+    /// [`DiskFile::reserve`]; the simulated disk only records it).
+    pub fn reserved_len(&self, name: &str) -> Option<u64> {
+        let image = self.lock().files.get(name).cloned()?;
+        let reserved = image.lock().expect("file image poisoned").reserved;
+        Some(reserved)
     }
 
     async fn delay(&self) {
@@ -345,7 +356,13 @@ impl DiskFile for SimFile {
         );
         image.data.truncate(len as usize);
         image.diverged_at = image.diverged_at.min(len as usize);
+        image.reserved = image.reserved.min(len);
         Ok(())
+    }
+
+    fn reserve(&self, len: u64) {
+        let mut image = self.image.lock().expect("file image poisoned");
+        image.reserved = image.reserved.max(len);
     }
 }
 
