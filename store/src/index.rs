@@ -641,83 +641,8 @@ async fn read_entry<F: DiskFile>(file: &F, name: &str, i: u64) -> Result<IndexEn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::{SimDisk, SimDiskConfig, SimFile};
+    use crate::disk::{HeldSyncDisk, SimDisk, SimDiskConfig};
     use std::sync::Arc;
-    use tokio::sync::watch;
-
-    /// A `SimDisk` whose syncs can be held (they wait until released), to see what
-    /// waits for a sync.
-    #[derive(Clone)]
-    struct GatedDisk {
-        inner: SimDisk,
-        /// `true` while syncs are held; the count of syncs waiting.
-        gate: Arc<watch::Sender<(bool, usize)>>,
-    }
-
-    #[derive(Clone)]
-    struct GatedFile {
-        inner: SimFile,
-        gate: Arc<watch::Sender<(bool, usize)>>,
-    }
-
-    impl GatedDisk {
-        fn new(inner: SimDisk) -> Self {
-            GatedDisk {
-                inner,
-                gate: Arc::new(watch::channel((false, 0)).0),
-            }
-        }
-
-        fn hold_syncs(&self, hold: bool) {
-            self.gate.send_modify(|g| g.0 = hold);
-        }
-
-        async fn until_a_sync_waits(&self) {
-            let mut rx = self.gate.subscribe();
-            rx.wait_for(|g| g.1 > 0).await.unwrap();
-        }
-    }
-
-    impl Disk for GatedDisk {
-        type File = GatedFile;
-        async fn open(&self, name: &str, create: bool) -> std::io::Result<GatedFile> {
-            Ok(GatedFile {
-                inner: self.inner.open(name, create).await?,
-                gate: self.gate.clone(),
-            })
-        }
-        async fn remove(&self, name: &str) -> std::io::Result<()> {
-            self.inner.remove(name).await
-        }
-        async fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
-            self.inner.list(prefix).await
-        }
-        fn space(&self) -> std::io::Result<crate::disk::DiskSpace> {
-            self.inner.space()
-        }
-    }
-
-    impl DiskFile for GatedFile {
-        fn len(&self) -> u64 {
-            self.inner.len()
-        }
-        async fn append(&self, data: &[u8]) -> std::io::Result<u64> {
-            self.inner.append(data).await
-        }
-        async fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.inner.read_at(offset, buf).await
-        }
-        async fn sync(&self) -> std::io::Result<()> {
-            let mut rx = self.gate.subscribe();
-            self.gate.send_modify(|g| g.1 += 1);
-            rx.wait_for(|g| !g.0).await.unwrap();
-            self.gate.send_modify(|g| g.1 -= 1);
-            self.inner.sync().await
-        }
-        async fn truncate(&self, len: u64) -> std::io::Result<()> {
-            self.inner.truncate(len).await
-        }
-    }
 
     /// The writer (`add`, on the dispatch path) does not wait while `sync` waits for the
     /// disk; and what it added meanwhile is synced by the next `sync`, not taken for
@@ -725,10 +650,10 @@ mod tests {
     #[tokio::test]
     async fn add_goes_on_while_a_sync_waits_for_the_disk() {
         let sim = SimDisk::new(SimDiskConfig::reliable(1));
-        let disk = GatedDisk::new(sim.clone());
+        let disk = HeldSyncDisk::new(sim.clone());
         let index = Arc::new(KeyIndex::open(disk.clone(), 1000, 0).await.unwrap());
         index.add(&[entry("a", 1, 1)]).await.unwrap();
-        disk.hold_syncs(true);
+        disk.hold();
         let syncing = tokio::spawn({
             let index = index.clone();
             async move { index.sync().await }
@@ -741,7 +666,7 @@ mod tests {
         .await
         .expect("add waited for a sync")
         .unwrap();
-        disk.hold_syncs(false);
+        disk.release();
         syncing.await.unwrap().unwrap();
         let synced = || async { index.state.lock().await.active.as_ref().unwrap().synced };
         assert!(

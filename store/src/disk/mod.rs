@@ -17,10 +17,12 @@
 use std::future::Future;
 use std::io;
 
+mod held_sync;
 mod sim_disk;
 #[cfg(not(madsim))]
 mod std_disk;
 
+pub use held_sync::{HeldSyncDisk, HeldSyncFile};
 pub use sim_disk::{SimDisk, SimDiskConfig, SimFile};
 #[cfg(not(madsim))]
 pub use std_disk::{StdDisk, StdFile};
