@@ -11,7 +11,10 @@
 //!
 //! The vote is kept durably in two slot files (`raft/vote-{0,1}`) and written before
 //! `save_vote` returns. The committed log id is a hint (openraft re-learns it from the
-//! leader), written with the vote and at most every `COMMITTED_SAVE_INTERVAL_MS`.
+//! leader), written with the vote and at most every `COMMITTED_SAVE_INTERVAL_MS`, in a
+//! task of its own: openraft awaits `save_committed` in its core loop, and a slot write
+//! waited for there (truncate, write, fdatasync: 10–50 ms on a loaded disk) stalled
+//! the group's appends and commits once a second.
 //!
 //! Durability of appends follows the group's flush mode: with `flush = sync` openraft
 //! hears that entries are flushed only after an fsync covers them (group-committed by the
@@ -22,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,6 +99,50 @@ pub struct LogStore<D: Disk> {
     flush: FlushMode,
     tickets: Arc<Mutex<Tickets>>,
     cache: Arc<Mutex<EntryCache>>,
+    /// Held from taking the vote state to writing its slot, so writes of the vote and
+    /// of the committed hint go to the slots in sequence order.
+    persist_lock: Arc<tokio::sync::Mutex<()>>,
+    /// A write of the committed hint is running.
+    committed_saving: Arc<AtomicBool>,
+    committed_task: Arc<CommittedTask>,
+}
+
+/// The committed hint's write, aborted when openraft drops the last handle on the log
+/// (at shutdown), so a replica reopened on the same disk never races it. (An abort
+/// mid-write is a torn slot, as a crash leaves: the other slot holds the vote.)
+#[derive(Default)]
+struct CommittedTask(Mutex<Option<tokio::task::AbortHandle>>);
+
+impl Drop for CommittedTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.get_mut().expect("committed task poisoned").take() {
+            task.abort();
+        }
+    }
+}
+
+/// What writing the vote slots needs, without the handle whose drop aborts a write.
+struct VoteWriter<D: Disk> {
+    disk: D,
+    state: Arc<Mutex<VoteState>>,
+    persist_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<D: Disk> VoteWriter<D> {
+    /// Writes the vote state as it is once the previous write is done.
+    async fn persist(&self) -> Result<(), io::Error> {
+        let _in_order = self.persist_lock.lock().await;
+        let (sequence, bytes) = {
+            let mut state = self.state.lock().expect("vote state poisoned");
+            state.sequence += 1;
+            let bytes = bincode::serialize(&state.persisted).map_err(io_error)?;
+            (state.sequence, bytes)
+        };
+        VOTE_SLOTS
+            .store(&self.disk, sequence, &bytes)
+            .await
+            .map_err(io_error)
+    }
 }
 
 #[derive(Default)]
@@ -161,6 +209,9 @@ impl<D: Disk> LogStore<D> {
             flush,
             tickets: Arc::default(),
             cache: Arc::default(),
+            persist_lock: Arc::default(),
+            committed_saving: Arc::default(),
+            committed_task: Arc::default(),
         })
     }
 
@@ -194,17 +245,39 @@ impl<D: Disk> LogStore<D> {
         }
     }
 
+    fn vote_writer(&self) -> VoteWriter<D> {
+        VoteWriter {
+            disk: self.disk.clone(),
+            state: self.state.clone(),
+            persist_lock: self.persist_lock.clone(),
+        }
+    }
+
     async fn persist(&self) -> Result<(), io::Error> {
-        let (sequence, bytes) = {
-            let mut state = self.state.lock().expect("vote state poisoned");
-            state.sequence += 1;
-            let bytes = bincode::serialize(&state.persisted).map_err(io_error)?;
-            (state.sequence, bytes)
-        };
-        VOTE_SLOTS
-            .store(&self.disk, sequence, &bytes)
-            .await
-            .map_err(io_error)
+        self.vote_writer().persist().await
+    }
+
+    /// Writes the committed hint in its own task, unless one is being written (it
+    /// takes the newest hint when it starts).
+    fn persist_committed_soon(&self) {
+        if self.committed_saving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (writer, saving) = (self.vote_writer(), self.committed_saving.clone());
+        let task = tokio::spawn(async move {
+            let result = writer.persist().await;
+            saving.store(false, Ordering::Release);
+            if let Err(e) = result {
+                // Only a hint is lost; a vote write would fail on the same disk and
+                // report it to openraft.
+                tracing::error!(error = %e, "writing the committed log id failed");
+            }
+        });
+        *self
+            .committed_task
+            .0
+            .lock()
+            .expect("committed task poisoned") = Some(task.abort_handle());
     }
 }
 
@@ -417,9 +490,7 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
             due
         };
         if due {
-            self.persist()
-                .await
-                .map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
+            self.persist_committed_soon();
         }
         Ok(())
     }
