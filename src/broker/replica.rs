@@ -100,6 +100,7 @@ pub struct Replica<D: Disk> {
 }
 
 type Metrics = RaftMetrics<u64, BasicNode>;
+pub type ServerMetrics = openraft::metrics::RaftServerMetrics<u64, BasicNode>;
 
 impl<D: Disk> Replica<D> {
     /// Starts Raft on `store` (opened replicated), serves the replica port on
@@ -259,14 +260,23 @@ impl<D: Disk> Replica<D> {
         self.raft.metrics().borrow().clone()
     }
 
-    /// Role changes, for re-registering with the name servers at once.
-    pub fn watch(&self) -> watch::Receiver<Metrics> {
-        self.raft.metrics()
+    /// Role changes, for re-registering with the name servers at once. openraft's
+    /// server metrics change only with the vote, state, leader or membership; its full
+    /// metrics are sent after every batch of log I/O, and watching them woke the
+    /// role watch of every replica several times per message.
+    pub fn watch(&self) -> watch::Receiver<ServerMetrics> {
+        self.raft.server_metrics()
     }
 
+    /// Borrowed, not cloned: this runs on every send.
     pub fn is_master(&self) -> bool {
-        let m = self.metrics();
+        let metrics = self.raft.server_metrics();
+        let m = metrics.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    fn current_leader(&self) -> Option<u64> {
+        self.raft.server_metrics().borrow().current_leader
     }
 
     /// Whether this replica was master when last confirmed by a quorum. Name servers
@@ -309,7 +319,7 @@ impl<D: Disk> Replica<D> {
 
     /// The master's broker address, if one is known.
     pub fn master_broker_addr(&self) -> Option<String> {
-        let leader = self.metrics().current_leader?;
+        let leader = self.current_leader()?;
         let replicas = self.replicas.read().expect("replicas poisoned");
         replicas.get(&leader).map(|a| a.broker.clone())
     }
@@ -322,7 +332,7 @@ impl<D: Disk> Replica<D> {
         WriteError::NotMaster {
             master: self
                 .master_broker_addr()
-                .filter(|_| self.metrics().current_leader != Some(self.id)),
+                .filter(|_| self.current_leader() != Some(self.id)),
         }
     }
 
@@ -518,7 +528,7 @@ impl<D: Disk> Replica<D> {
     /// The group as this replica sees it.
     /// The Raft term this replica is in: the fencing token of its master registrations.
     pub fn term(&self) -> u64 {
-        self.metrics().current_term
+        self.raft.metrics().borrow().current_term
     }
 
     pub fn status(&self) -> GroupStatus {
