@@ -130,18 +130,24 @@ struct VoteWriter<D: Disk> {
 
 impl<D: Disk> VoteWriter<D> {
     /// Writes the vote state as it is once the previous write is done.
+    ///
+    /// The sequence advances only when a write succeeds: the next write after a failed
+    /// one goes to the same (damaged) slot again, never over the other slot, which
+    /// holds the last vote written whole. (A failed write of the committed hint does
+    /// not stop openraft, so a vote write can follow it.)
     async fn persist(&self) -> Result<(), io::Error> {
         let _in_order = self.persist_lock.lock().await;
         let (sequence, bytes) = {
-            let mut state = self.state.lock().expect("vote state poisoned");
-            state.sequence += 1;
+            let state = self.state.lock().expect("vote state poisoned");
             let bytes = bincode::serialize(&state.persisted).map_err(io_error)?;
-            (state.sequence, bytes)
+            (state.sequence + 1, bytes)
         };
         VOTE_SLOTS
             .store(&self.disk, sequence, &bytes)
             .await
-            .map_err(io_error)
+            .map_err(io_error)?;
+        self.state.lock().expect("vote state poisoned").sequence = sequence;
+        Ok(())
     }
 }
 

@@ -330,10 +330,9 @@ impl<D: Disk> Saver<D> {
             if !force && now_ms.saturating_sub(inner.saved_at_ms) < SAVE_INTERVAL_MS {
                 return Ok(());
             }
-            inner.sequence += 1;
             inner.saved_at_ms = now_ms;
             let bytes = bincode::serialize(&inner.applied).map_err(io_error)?;
-            (inner.sequence, bytes)
+            (inner.sequence + 1, bytes)
         };
         // Every entry the state names was appended before it was applied, so the sync
         // (up to what is written now) covers them.
@@ -341,7 +340,11 @@ impl<D: Disk> Saver<D> {
         MACHINE_SLOTS
             .store(&self.disk, sequence, &bytes)
             .await
-            .map_err(io_error)
+            .map_err(io_error)?;
+        // Only now: a write after a failed one goes to the same slot again, never over
+        // the other, which holds the last state written whole.
+        self.inner.lock().expect("machine poisoned").sequence = sequence;
+        Ok(())
     }
 }
 
