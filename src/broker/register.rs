@@ -15,6 +15,9 @@ use store::Disk;
 
 use super::Broker;
 
+/// How soon a master that no quorum confirmed asks again.
+const UNCONFIRMED_RETRY: Duration = Duration::from_millis(100);
+
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
@@ -86,7 +89,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
     }
 
-    /// Re-registers whenever this replica becomes or stops being the master.
+    /// Re-registers whenever this replica becomes or stops being the master (as a
+    /// quorum confirms it).
     pub(super) async fn run_role_watch(self: Arc<Self>) {
         let Some(replica) = self.replica.clone() else {
             return;
@@ -107,7 +111,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 // The local view may have moved on while confirming: look again.
                 continue;
             }
-            if metrics.changed().await.is_err() {
+            let changed = metrics.changed();
+            if replica.is_master() && !replica.confirmed_master() {
+                // A master no quorum confirmed (cut off) tries again: nothing in the
+                // server metrics changes when the quorum comes back.
+                if let Ok(Err(_)) = tokio::time::timeout(UNCONFIRMED_RETRY, changed).await {
+                    return;
+                }
+            } else if changed.await.is_err() {
                 return;
             }
         }
