@@ -14,6 +14,7 @@
 //! `index`), the state machine that dispatches to ConsumeQueues and offsets, the replica
 //! transport and the election/ack modes.
 
+mod background;
 pub mod buggify;
 mod entry_cache;
 pub mod log_store;

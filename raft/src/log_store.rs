@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +40,7 @@ use store::slot_file::SlotFile;
 use store::{Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore, PutResult};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::background::BackgroundWrite;
 use crate::entry_cache::EntryCache;
 
 use crate::types::{GroupRaft, GroupRequest};
@@ -102,23 +102,8 @@ pub struct LogStore<D: Disk> {
     /// Held from taking the vote state to writing its slot, so writes of the vote and
     /// of the committed hint go to the slots in sequence order.
     persist_lock: Arc<tokio::sync::Mutex<()>>,
-    /// A write of the committed hint is running.
-    committed_saving: Arc<AtomicBool>,
-    committed_task: Arc<CommittedTask>,
-}
-
-/// The committed hint's write, aborted when openraft drops the last handle on the log
-/// (at shutdown), so a replica reopened on the same disk never races it. (An abort
-/// mid-write is a torn slot, as a crash leaves: the other slot holds the vote.)
-#[derive(Default)]
-struct CommittedTask(Mutex<Option<tokio::task::AbortHandle>>);
-
-impl Drop for CommittedTask {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.get_mut().expect("committed task poisoned").take() {
-            task.abort();
-        }
-    }
+    /// The committed hint's write.
+    committed_write: Arc<BackgroundWrite>,
 }
 
 /// What writing the vote slots needs, without the handle whose drop aborts a write.
@@ -216,8 +201,7 @@ impl<D: Disk> LogStore<D> {
             tickets: Arc::default(),
             cache: Arc::default(),
             persist_lock: Arc::default(),
-            committed_saving: Arc::default(),
-            committed_task: Arc::default(),
+            committed_write: Arc::default(),
         })
     }
 
@@ -266,24 +250,14 @@ impl<D: Disk> LogStore<D> {
     /// Writes the committed hint in its own task, unless one is being written (it
     /// takes the newest hint when it starts).
     fn persist_committed_soon(&self) {
-        if self.committed_saving.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (writer, saving) = (self.vote_writer(), self.committed_saving.clone());
-        let task = tokio::spawn(async move {
-            let result = writer.persist().await;
-            saving.store(false, Ordering::Release);
-            if let Err(e) = result {
+        let writer = self.vote_writer();
+        self.committed_write.start(async move {
+            if let Err(e) = writer.persist().await {
                 // Only a hint is lost; a vote write would fail on the same disk and
                 // report it to openraft.
                 tracing::error!(error = %e, "writing the committed log id failed");
             }
         });
-        *self
-            .committed_task
-            .0
-            .lock()
-            .expect("committed task poisoned") = Some(task.abort_handle());
     }
 }
 

@@ -41,7 +41,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -56,6 +55,7 @@ use store::slot_file::SlotFile;
 use store::{Disk, LogStart, MessageStore};
 use tokio::sync::watch;
 
+use crate::background::BackgroundWrite;
 use crate::types::{GroupRaft, GroupRequest, GroupResponse, StoredAt};
 
 const MACHINE_SLOTS: SlotFile = SlotFile {
@@ -145,24 +145,8 @@ pub struct GroupMachine<D: Disk> {
     /// Held by a save from taking the state to writing its slot, so saves write their
     /// sequence numbers in order.
     save_lock: Arc<tokio::sync::Mutex<()>>,
-    /// A periodic save is running.
-    saving: Arc<AtomicBool>,
-    save_task: Arc<SaveTask>,
-}
-
-/// The periodic save's task, aborted when openraft drops the last handle on the machine
-/// (at shutdown), so a replica reopened on the same disk never races a save left over
-/// from the one before. (An abort mid-write is a torn slot, as a crash leaves: the
-/// other slot holds the previous state.)
-#[derive(Default)]
-struct SaveTask(Mutex<Option<tokio::task::AbortHandle>>);
-
-impl Drop for SaveTask {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.get_mut().expect("save task poisoned").take() {
-            task.abort();
-        }
-    }
+    /// The periodic save.
+    periodic_save: Arc<BackgroundWrite>,
 }
 
 /// What a save needs, without the handle whose drop aborts it.
@@ -222,8 +206,7 @@ impl<D: Disk> GroupMachine<D> {
                 save_error: None,
             })),
             save_lock: Arc::default(),
-            saving: Arc::default(),
-            save_task: Arc::default(),
+            periodic_save: Arc::default(),
         })
     }
 
@@ -290,19 +273,13 @@ impl<D: Disk> GroupMachine<D> {
                 return;
             }
         }
-        if self.saving.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (saver, saving) = (self.saver(), self.saving.clone());
-        let task = tokio::spawn(async move {
-            let result = saver.save(false).await;
-            saving.store(false, Ordering::Release);
-            if let Err(e) = result {
+        let saver = self.saver();
+        self.periodic_save.start(async move {
+            if let Err(e) = saver.save(false).await {
                 tracing::error!(error = %e, "saving the applied state failed");
                 saver.inner.lock().expect("machine poisoned").save_error = Some(e.to_string());
             }
         });
-        *self.save_task.0.lock().expect("save task poisoned") = Some(task.abort_handle());
     }
 
     /// The error of a failed periodic save, once.

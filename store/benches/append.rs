@@ -7,68 +7,13 @@
 //! Knobs: `BENCH_SECONDS` (per configuration, default 5), `BENCH_DIR` (data directory,
 //! default the target's tmp dir, so it is on the build disk rather than a tmpfs).
 
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use proto::NewMessage;
-use store::disk::{DiskFile, DiskSpace, StdDisk};
-use store::{Disk, FlushMode, MessageStore, StoreConfig};
-
-/// Counts fsyncs of CommitLog segments.
-#[derive(Clone)]
-struct CountingDisk {
-    inner: StdDisk,
-    syncs: Arc<AtomicU64>,
-}
-
-#[derive(Clone)]
-struct CountingFile {
-    inner: <StdDisk as Disk>::File,
-    syncs: Option<Arc<AtomicU64>>,
-}
-
-impl Disk for CountingDisk {
-    type File = CountingFile;
-
-    async fn open(&self, name: &str, create: bool) -> io::Result<CountingFile> {
-        let inner = self.inner.open(name, create).await?;
-        let syncs = name.starts_with("commitlog/").then(|| self.syncs.clone());
-        Ok(CountingFile { inner, syncs })
-    }
-    async fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name).await
-    }
-    async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
-        self.inner.list(prefix).await
-    }
-    fn space(&self) -> io::Result<DiskSpace> {
-        self.inner.space()
-    }
-}
-
-impl DiskFile for CountingFile {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    async fn append(&self, data: &[u8]) -> io::Result<u64> {
-        self.inner.append(data).await
-    }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(offset, buf).await
-    }
-    async fn sync(&self) -> io::Result<()> {
-        if let Some(syncs) = &self.syncs {
-            syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.sync().await
-    }
-    async fn truncate(&self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len).await
-    }
-}
+use store::disk::{HeldSyncDisk, StdDisk};
+use store::{FlushMode, MessageStore, StoreConfig};
 
 struct Outcome {
     flush: FlushMode,
@@ -88,20 +33,17 @@ async fn run(
     dir: &std::path::Path,
 ) -> Outcome {
     let _ = std::fs::remove_dir_all(dir);
-    let syncs = Arc::new(AtomicU64::new(0));
-    let disk = CountingDisk {
-        inner: StdDisk::new(dir).unwrap(),
-        syncs: syncs.clone(),
-    };
+    // Counts the CommitLog's fsyncs (syncs are never held here).
+    let disk = HeldSyncDisk::new(StdDisk::new(dir).unwrap());
     let config = StoreConfig {
         flush_disk_type: flush,
         ..StoreConfig::default()
     };
-    let store = Arc::new(MessageStore::open(disk, config).await.unwrap());
+    let store = Arc::new(MessageStore::open(disk.clone(), config).await.unwrap());
     let body = bytes::Bytes::from(vec![b'x'; BODY_SIZE]);
     let deadline = Instant::now() + duration;
     let start = Instant::now();
-    syncs.store(0, Ordering::Relaxed);
+    let syncs_before = disk.syncs("commitlog/");
     let mut tasks = Vec::new();
     for appender in 0..appenders {
         let (store, body) = (store.clone(), body.clone());
@@ -128,7 +70,7 @@ async fn run(
         latency_us.add(histogram).unwrap();
     }
     let elapsed = start.elapsed();
-    let fsyncs = syncs.load(Ordering::Relaxed);
+    let fsyncs = disk.syncs("commitlog/") - syncs_before;
     Arc::try_unwrap(store)
         .ok()
         .expect("appenders finished")

@@ -1,10 +1,12 @@
-//! `HeldSyncDisk`: another disk whose syncs can be held until released, for tests of
-//! what waits for an fsync. A held sync is what a loaded disk does for 30–400 ms; a
-//! write path that must not wait for one (dispatch, Raft's apply and core loop) is
-//! checked by holding syncs and seeing it go on.
+//! `HeldSyncDisk`: another disk whose syncs can be held until released, and are
+//! counted, for tests and benches of what waits for an fsync. A held sync is what a
+//! loaded disk does for 30–400 ms; a write path that must not wait for one (dispatch,
+//! Raft's apply and core loop) is checked by holding syncs and seeing it go on. The
+//! counts give group commit's messages per fsync (`cargo bench -p store`).
 
+use std::collections::BTreeMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -17,18 +19,24 @@ struct Gate {
     waiting: usize,
 }
 
+/// Successful syncs, by file name.
+type SyncCounts = Arc<Mutex<BTreeMap<String, u64>>>;
+
 /// Wraps a disk; everything passes through, except that `sync` waits while syncs are
-/// held. Clones share the gate.
+/// held, and is counted. Clones share the gate and the counts.
 #[derive(Clone)]
 pub struct HeldSyncDisk<D> {
     inner: D,
     gate: Arc<watch::Sender<Gate>>,
+    counts: SyncCounts,
 }
 
 #[derive(Clone)]
 pub struct HeldSyncFile<F> {
     inner: F,
+    name: Arc<str>,
     gate: Arc<watch::Sender<Gate>>,
+    counts: SyncCounts,
 }
 
 impl<D: Disk> HeldSyncDisk<D> {
@@ -36,7 +44,18 @@ impl<D: Disk> HeldSyncDisk<D> {
         HeldSyncDisk {
             inner,
             gate: Arc::new(watch::channel(Gate::default()).0),
+            counts: SyncCounts::default(),
         }
+    }
+
+    /// Successful syncs so far of the files whose names start with `prefix`.
+    pub fn syncs(&self, prefix: &str) -> u64 {
+        let counts = self.counts.lock().expect("sync counts poisoned");
+        counts
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Holds every sync from now on (those running and to come) until `release`.
@@ -63,7 +82,9 @@ impl<D: Disk> Disk for HeldSyncDisk<D> {
     async fn open(&self, name: &str, create: bool) -> io::Result<Self::File> {
         Ok(HeldSyncFile {
             inner: self.inner.open(name, create).await?,
+            name: name.into(),
             gate: self.gate.clone(),
+            counts: self.counts.clone(),
         })
     }
 
@@ -100,7 +121,10 @@ impl<F: DiskFile> DiskFile for HeldSyncFile<F> {
             let _ = rx.wait_for(|g| !g.held).await;
             self.gate.send_modify(|g| g.waiting -= 1);
         }
-        self.inner.sync().await
+        self.inner.sync().await?;
+        let mut counts = self.counts.lock().expect("sync counts poisoned");
+        *counts.entry(self.name.to_string()).or_default() += 1;
+        Ok(())
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
