@@ -24,8 +24,10 @@
 //! from the leader, so a snapshot cannot carry them; it is taken *where the leader's log
 //! starts* (its store's [`LogStart`]): its last log id is the entry before the first one
 //! stored, and it carries that start (segment base, queue offsets) with the applied
-//! state. The follower empties its store to continue there (`MessageStore::reset_log`),
-//! and then receives every entry the leader still has, by log, at the same offsets.
+//! state. The follower continues its store there (`MessageStore::install_log_start`):
+//! it keeps the entries after the snapshot's when it holds that entry itself, as
+//! openraft does, and otherwise empties the store; then it receives every entry it
+//! lacks that the leader still has, by log, at the same offsets.
 //!
 //! The applied state in the snapshot is the leader's *current* one, newer than the
 //! snapshot's log id (a "fuzzy" snapshot, as ZooKeeper's): the follower re-applies the
@@ -35,9 +37,9 @@
 //! ends in the same state. The membership in the snapshot is the one in effect at its
 //! log id, which the state keeps a short history of.
 //!
-//! Installing saves the new applied state (with the log start) *before* resetting the
-//! store; a crash in between is finished by [`GroupMachine::open`], which resets the
-//! store again when its log starts before the saved state's.
+//! Installing saves the new applied state (with the log start) *before* continuing the
+//! store there; a crash in between is finished by [`GroupMachine::open`], which installs
+//! the start again when the store's log starts before the saved state's.
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
@@ -176,16 +178,16 @@ impl<D: Disk> GroupMachine<D> {
             ),
             None => (0, Applied::default()),
         };
-        // A snapshot was installed, but the store may not have been reset for it.
+        // A snapshot was installed, but the store may not have continued there yet.
         if let Some(start) = &applied.log_start {
             let at = store.log_start().map_or(0, |s| s.prev.index);
             if at < start.prev.index {
                 tracing::warn!(
                     prev_index = start.prev.index,
-                    "finishing a snapshot's store reset that a crash interrupted"
+                    "finishing a snapshot's install that a crash interrupted"
                 );
                 store
-                    .reset_log(start.clone())
+                    .install_log_start(start.clone())
                     .await
                     .map_err(|e| read_err(io_error(e)))?;
             }
@@ -556,7 +558,7 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
         // The state first, then the store: see the module doc.
         self.save(true).await.map_err(write_err)?;
         self.store
-            .reset_log(log_start)
+            .install_log_start(log_start)
             .await
             .map_err(|e| write_err(io_error(e)))
     }

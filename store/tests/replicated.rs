@@ -436,12 +436,11 @@ async fn a_segment_closed_right_after_a_restart_keeps_its_messages_from_retentio
     );
 }
 
-#[tokio::test]
-async fn retention_records_where_the_log_starts_raft_purges_and_a_reset_continues_there() {
-    // Messages stamped long ago expire at once. Queue 1 has messages in the first
-    // segment only, so once it is gone queue 1 continues at its max offset.
-    let disk = SimDisk::new(SimDiskConfig::reliable(12));
-    let leader = open(&disk).await;
+/// A leader whose log spans four segments, all committed, with messages stamped long
+/// ago (so they expire at once), and every entry it wrote, read back. Queue 1 has
+/// messages in the first segment only.
+async fn leader_of_four_segments(disk: &SimDisk) -> (MessageStore<SimDisk>, Vec<LogRecord>) {
+    let leader = open(disk).await;
     let body = "s".repeat(200);
     let mut index = 1;
     while leader.commitlog_max_offset() < 3 * 4096 + 1000 {
@@ -459,6 +458,16 @@ async fn retention_records_where_the_log_starts_raft_purges_and_a_reset_continue
         index += 1;
     }
     commit_through(&leader, index - 1).await;
+    let all = leader.read_log(1, index, usize::MAX).await.unwrap();
+    assert_eq!(all.len() as u64, index - 1);
+    (leader, all)
+}
+
+#[tokio::test]
+async fn retention_records_where_the_log_starts_raft_purges_and_a_reset_continues_there() {
+    // Once the first segment is gone queue 1 continues at its max offset.
+    let disk = SimDisk::new(SimDiskConfig::reliable(12));
+    let (leader, _) = leader_of_four_segments(&disk).await;
     let queue_1_max = leader.max_offset("T", 1);
     assert!(queue_1_max > 0);
     assert_eq!(leader.log_start(), None, "nothing deleted yet");
@@ -503,11 +512,11 @@ async fn retention_records_where_the_log_starts_raft_purges_and_a_reset_continue
     assert_eq!(leader.log_start(), Some(start.clone()));
     assert_eq!(leader.max_offset("T", 1), queue_1_max);
 
-    // A follower with entries of its own resets to the start: empty, continuing there.
+    // A follower without the start's entry resets to the start: empty, continuing there.
     let follower_disk = SimDisk::new(SimDiskConfig::reliable(13));
     let follower = open(&follower_disk).await;
     append(&follower, vec![message(1, 1, 1, "stale"), control(1, 2)]).await;
-    follower.reset_log(start.clone()).await.unwrap();
+    follower.install_log_start(start.clone()).await.unwrap();
     assert_eq!(follower.last_log_id().await, start.prev);
     assert_eq!(follower.commitlog_max_offset(), start.base_offset);
     assert_eq!(
@@ -648,4 +657,79 @@ async fn retention_never_moves_the_start_past_uncommitted_entries() {
     let start = store.log_start().expect("committed, expired segments");
     assert_eq!(start.base_offset, 4096);
     assert!(start.base_offset <= store.committed_offset());
+}
+
+#[tokio::test]
+async fn a_follower_holding_the_starts_entry_keeps_the_entries_after_it() {
+    // The simulator's seed 1041311389194 (quorum+sync): a follower killed right after
+    // appending an entry its leader never heard it acknowledge was sent a snapshot
+    // ending just before that entry. openraft keeps such entries (the follower holds
+    // the snapshot's last one) and sends only what follows; a store that emptied its
+    // log then refused the next entry's queue offset.
+    let (leader, all) = leader_of_four_segments(&SimDisk::new(SimDiskConfig::reliable(17))).await;
+    leader.clean_now().await.unwrap();
+    let start = leader.log_start().expect("retention moved the log's start");
+    let kept = start.prev.index + 2;
+    assert!(all.len() as u64 > kept, "entries follow the kept ones");
+    let disk = SimDisk::new(SimDiskConfig::reliable(18));
+    let follower = open(&disk).await;
+    append(&follower, all[..kept as usize].to_vec()).await;
+    let before = bodies(&follower, 0).await;
+    assert!(before.is_empty(), "nothing committed on the follower yet");
+
+    follower.install_log_start(start.clone()).await.unwrap();
+    assert_eq!(follower.log_start(), Some(start.clone()));
+    assert_eq!(
+        follower.last_log_id().await.index,
+        kept,
+        "the entries after the start's were kept"
+    );
+    assert!(follower.committed_offset() >= start.base_offset);
+    assert_eq!(
+        follower.max_offset("T", 1),
+        leader.max_offset("T", 1),
+        "queue 1's messages (all below the start) are still there"
+    );
+    assert!(
+        bodies(&follower, 1).await.len() as u64 == leader.max_offset("T", 1),
+        "what lies below the start is applied, so readable"
+    );
+    // openraft goes on after the kept entries: the follower checks every offset.
+    append(&follower, all[kept as usize..].to_vec()).await;
+    commit_through(&follower, all.len() as u64).await;
+    assert_eq!(
+        follower.commitlog_max_offset(),
+        leader.commitlog_max_offset()
+    );
+    for q in 0..2 {
+        assert_eq!(follower.max_offset("T", q), leader.max_offset("T", q));
+    }
+    // Raft purges what the snapshot covers; a crash keeps the start.
+    follower.purge_log(start.prev.index).await.unwrap();
+    assert_eq!(follower.commitlog_min_offset(), start.base_offset);
+    disk.crash();
+    drop(follower);
+    let follower = open(&disk).await;
+    assert_eq!(follower.log_start(), Some(start.clone()));
+    assert_eq!(follower.last_log_id().await.index, all.len() as u64);
+
+    // A follower whose entry at the start's index is another term's resets.
+    let other = open(&SimDisk::new(SimDiskConfig::reliable(19))).await;
+    let mut conflicting = all[..start.prev.index as usize - 1].to_vec();
+    conflicting.push(control(2, start.prev.index));
+    conflicting.push(control(2, start.prev.index + 1));
+    append(&other, conflicting).await;
+    other.install_log_start(start.clone()).await.unwrap();
+    assert_eq!(other.last_log_id().await, start.prev);
+    assert_eq!(other.commitlog_max_offset(), start.base_offset);
+
+    // Same log ids, different bytes: the next entry is not where the leader's log
+    // starts, and the store stops rather than guess.
+    let diverged = open(&SimDisk::new(SimDiskConfig::reliable(20))).await;
+    let mut forged: Vec<LogRecord> = (1..=kept).map(|i| control(1, i)).collect();
+    forged[start.prev.index as usize - 1] = all[start.prev.index as usize - 1].clone();
+    forged[start.prev.index as usize - 1].payload = LogPayload::Control(Bytes::from("forged"));
+    append(&diverged, forged).await;
+    let err = diverged.install_log_start(start).await.unwrap_err();
+    assert!(err.to_string().contains("diverged"), "{err}");
 }

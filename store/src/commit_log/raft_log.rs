@@ -280,6 +280,12 @@ impl<D: Disk> CommitLog<D> {
         Ok(())
     }
 
+    /// Log id of entry `index`, if stored.
+    pub async fn log_id_at(&self, index: u64) -> Result<Option<LogPosition>> {
+        let last_index = self.last_log_id().await.index;
+        Ok(self.locate(index, last_index).await?.map(|(_, at)| at))
+    }
+
     /// Where the record(s) of entry `index` start, if stored.
     pub async fn record_offset(&self, index: u64) -> Result<Option<u64>> {
         let last_index = self.last_log_id().await.index;

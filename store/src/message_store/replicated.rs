@@ -442,68 +442,153 @@ impl<D: Disk> MessageStore<D> {
             .clone()
     }
 
-    /// Makes the store empty and continuing where `start` says: every CommitLog segment,
+    /// Continues the log where `start` says: a follower installs a snapshot taken where
+    /// the leader's log starts (the entries it lacks are gone from the leader).
+    ///
+    /// openraft keeps a follower's entries after the snapshot's last log id when the
+    /// follower holds that entry itself (it truncates only a log that conflicts there),
+    /// and goes on sending from after them. So does the store: when this log holds
+    /// entry `start.prev` and entries after it, it keeps them — Raft's log matching makes
+    /// the entries up to `prev` the leader's, and the replicas' identical layout puts
+    /// the next one at `start.base_offset` here too — and only records the start (the
+    /// segments below go when Raft purges them). Emptying the log instead made the
+    /// follower refuse the next entry openraft sent: a queue offset it had just deleted
+    /// (simulator seed 1041311389194 in quorum+sync).
+    ///
+    /// Otherwise the store is emptied to continue there: every CommitLog segment,
     /// ConsumeQueue and index file goes, the next entry is `start.prev.index + 1` at
-    /// `start.base_offset`, and each queue in `start` continues at its offset. A
-    /// follower does this to install a snapshot taken where the leader's log starts
-    /// (the entries it lacks are gone from the leader). Safe to repeat after a crash:
-    /// the checkpoint comes down first and the marker is written last.
-    pub async fn reset_log(&self, start: LogStart) -> Result<()> {
+    /// `start.base_offset`, and each queue in `start` continues at its offset. Safe to
+    /// repeat after a crash: the checkpoint comes down first and the marker is written
+    /// last.
+    pub async fn install_log_start(&self, start: LogStart) -> Result<()> {
         let shared = &self.shared;
         let _retention = shared.retention_lock.lock().await;
         let _log = shared.log_lock.lock().await;
-        let _checkpoint = shared.checkpoint_lock.lock().await;
-        services::lower_checkpoint_locked(shared, 0).await?;
-        let reset = async {
-            shared
-                .commit_log
-                .reset(start.base_offset, start.prev)
-                .await?;
-            let old = std::mem::take(&mut *shared.queues.write().expect("queues lock poisoned"));
-            for queue in old.values() {
-                queue.remove_files().await?;
-            }
-            shared.index.clear().await?;
-            let mut queues = BTreeMap::new();
-            let mut committed_max = BTreeMap::new();
-            for q in &start.queues {
-                let queue = ConsumeQueue::new(
-                    shared.disk.clone(),
-                    &q.topic,
-                    q.queue_id,
-                    shared.config.consume_queue_units_per_file,
-                );
-                #[cfg(feature = "fault-injection")]
-                let q = &crate::QueueStart {
-                    // PLANTED BUG (`fault-injection` builds): queues restart at 0.
-                    offset: if plant::reset_queues_at_zero() {
-                        0
-                    } else {
-                        q.offset
-                    },
-                    ..q.clone()
-                };
-                queue.reset_to(q.offset);
-                let key = (q.topic.clone(), q.queue_id);
-                committed_max.insert(key.clone(), q.offset);
-                queues.insert(key, std::sync::Arc::new(queue));
-            }
-            *shared.queues.write().expect("queues lock poisoned") = queues;
-            *shared
-                .committed_max
-                .write()
-                .expect("committed lock poisoned") = committed_max;
-            shared.dispatched.send_replace(start.base_offset);
-            shared.committed.send_replace(start.base_offset);
-            shared.publish_flushed();
-            services::store_log_start(shared, start.clone()).await?;
-            services::checkpoint_locked(shared).await
-        }
-        .await;
-        if let Err(e) = &reset {
+        let result = if self.holds_entries_after(&start).await? {
+            self.keep_log_from(start).await
+        } else {
+            let _checkpoint = shared.checkpoint_lock.lock().await;
+            self.reset_log_locked(start).await
+        };
+        if let Err(e) = &result {
             shared.fail(e);
         }
-        reset
+        result
+    }
+
+    /// Whether this log holds entry `start.prev` (same log id) and at least one after
+    /// it; an error if the one after it does not start where the start says.
+    async fn holds_entries_after(&self, start: &LogStart) -> Result<bool> {
+        let commit_log = &self.shared.commit_log;
+        if commit_log.last_log_id().await.index <= start.prev.index
+            || commit_log.log_id_at(start.prev.index).await? != Some(start.prev)
+        {
+            return Ok(false);
+        }
+        let next = commit_log.record_offset(start.prev.index + 1).await?;
+        if next != Some(start.base_offset) {
+            return Err(diverged(
+                start.base_offset,
+                format!(
+                    "entry {} is stored at {next:?}, the leader's log starts at {}",
+                    start.prev.index + 1,
+                    start.base_offset
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// The keeping half of [`MessageStore::install_log_start`]: records the start, and
+    /// makes everything below it readable (the snapshot says it is applied).
+    async fn keep_log_from(&self, start: LogStart) -> Result<()> {
+        let shared = &self.shared;
+        let recorded = shared
+            .log_start
+            .lock()
+            .expect("log start poisoned")
+            .1
+            .clone();
+        if recorded.is_some_and(|r| r.base_offset >= start.base_offset) {
+            return Ok(());
+        }
+        // As retention does: the marker never names entries a power loss could take.
+        shared.commit_log.sync().await?;
+        shared.publish_flushed();
+        tracing::info!(
+            base_offset = start.base_offset,
+            prev_index = start.prev.index,
+            "keeping the entries after a snapshot's last one: this log holds it"
+        );
+        {
+            let mut max = shared
+                .committed_max
+                .write()
+                .expect("committed lock poisoned");
+            for q in &start.queues {
+                let slot = max.entry((q.topic.clone(), q.queue_id)).or_insert(0);
+                *slot = (*slot).max(q.offset);
+            }
+        }
+        shared.notify_arrivals(start.queues.iter().map(|q| (q.topic.as_str(), q.queue_id)));
+        shared.committed.send_if_modified(|c| {
+            let advanced = start.base_offset > *c;
+            if advanced {
+                *c = start.base_offset;
+            }
+            advanced
+        });
+        services::store_log_start(shared, start).await
+    }
+
+    /// The emptying half of [`MessageStore::install_log_start`]; the caller holds the
+    /// retention, log and checkpoint locks.
+    async fn reset_log_locked(&self, start: LogStart) -> Result<()> {
+        let shared = &self.shared;
+        services::lower_checkpoint_locked(shared, 0).await?;
+        shared
+            .commit_log
+            .reset(start.base_offset, start.prev)
+            .await?;
+        let old = std::mem::take(&mut *shared.queues.write().expect("queues lock poisoned"));
+        for queue in old.values() {
+            queue.remove_files().await?;
+        }
+        shared.index.clear().await?;
+        let mut queues = BTreeMap::new();
+        let mut committed_max = BTreeMap::new();
+        for q in &start.queues {
+            let queue = ConsumeQueue::new(
+                shared.disk.clone(),
+                &q.topic,
+                q.queue_id,
+                shared.config.consume_queue_units_per_file,
+            );
+            #[cfg(feature = "fault-injection")]
+            let q = &crate::QueueStart {
+                // PLANTED BUG (`fault-injection` builds): queues restart at 0.
+                offset: if plant::reset_queues_at_zero() {
+                    0
+                } else {
+                    q.offset
+                },
+                ..q.clone()
+            };
+            queue.reset_to(q.offset);
+            let key = (q.topic.clone(), q.queue_id);
+            committed_max.insert(key.clone(), q.offset);
+            queues.insert(key, std::sync::Arc::new(queue));
+        }
+        *shared.queues.write().expect("queues lock poisoned") = queues;
+        *shared
+            .committed_max
+            .write()
+            .expect("committed lock poisoned") = committed_max;
+        shared.dispatched.send_replace(start.base_offset);
+        shared.committed.send_replace(start.base_offset);
+        shared.publish_flushed();
+        services::store_log_start(shared, start.clone()).await?;
+        services::checkpoint_locked(shared).await
     }
 
     /// Raft applied message entries up to CommitLog offset `committed_offset`: readers
