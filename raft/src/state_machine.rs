@@ -544,9 +544,14 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
             base_offset = log_start.base_offset,
             "installing a snapshot: the log continues after its entry, at its offset"
         );
+        let write_err = |e: io::Error| StorageError::from(StorageIOError::write_state_machine(&e));
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
-        applied.readable_offset = log_start.base_offset;
+        applied.readable_offset = self
+            .store
+            .installed_committed_offset(&log_start)
+            .await
+            .map_err(|e| write_err(io_error(e)))?;
         applied.log_start = Some(log_start.clone());
         {
             let mut inner = self.inner.lock().expect("machine poisoned");
@@ -554,7 +559,6 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
             inner.snapshot = Some((meta.clone(), data));
         }
         self.topics_version.send_modify(|v| *v += 1);
-        let write_err = |e: io::Error| StorageError::from(StorageIOError::write_state_machine(&e));
         // The state first, then the store: see the module doc.
         self.save(true).await.map_err(write_err)?;
         self.store

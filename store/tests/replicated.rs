@@ -120,7 +120,8 @@ async fn bodies(store: &MessageStore<SimDisk>, queue_id: u32) -> Vec<String> {
 
 /// Publishes every message entry up to `index` as committed, as the state machine does.
 async fn commit_through(store: &MessageStore<SimDisk>, index: u64) {
-    let records = store.read_log(1, index + 1, usize::MAX).await.unwrap();
+    let first = store.first_log_id().await.unwrap().map_or(1, |f| f.index);
+    let records = store.read_log(first, index + 1, usize::MAX).await.unwrap();
     let mut end = 0;
     let mut messages = Vec::new();
     for r in &records {
@@ -669,14 +670,27 @@ async fn a_follower_holding_the_starts_entry_keeps_the_entries_after_it() {
     let (leader, all) = leader_of_four_segments(&SimDisk::new(SimDiskConfig::reliable(17))).await;
     leader.clean_now().await.unwrap();
     let start = leader.log_start().expect("retention moved the log's start");
-    let kept = start.prev.index + 2;
+    let prev = start.prev.index;
+    let kept = prev + 2;
     assert!(all.len() as u64 > kept, "entries follow the kept ones");
     let disk = SimDisk::new(SimDiskConfig::reliable(18));
     let follower = open(&disk).await;
     append(&follower, all[..kept as usize].to_vec()).await;
-    let before = bodies(&follower, 0).await;
-    assert!(before.is_empty(), "nothing committed on the follower yet");
+    assert!(
+        bodies(&follower, 0).await.is_empty(),
+        "nothing committed yet"
+    );
 
+    // openraft purges what the snapshot covers before the state machine installs it:
+    // the store, not knowing the start yet, deletes nothing then; the install does.
+    follower.purge_log(prev).await.unwrap();
+    assert_eq!(follower.commitlog_min_offset(), 0);
+    let prev_end = follower.installed_committed_offset(&start).await.unwrap();
+    assert!(
+        prev_end > follower.log_offset(prev).await.unwrap().unwrap()
+            && prev_end <= start.base_offset,
+        "committed up to where entry prev ends"
+    );
     follower.install_log_start(start.clone()).await.unwrap();
     assert_eq!(follower.log_start(), Some(start.clone()));
     assert_eq!(
@@ -684,16 +698,14 @@ async fn a_follower_holding_the_starts_entry_keeps_the_entries_after_it() {
         kept,
         "the entries after the start's were kept"
     );
-    assert!(follower.committed_offset() >= start.base_offset);
-    assert_eq!(
-        follower.max_offset("T", 1),
-        leader.max_offset("T", 1),
-        "queue 1's messages (all below the start) are still there"
-    );
-    assert!(
-        bodies(&follower, 1).await.len() as u64 == leader.max_offset("T", 1),
-        "what lies below the start is applied, so readable"
-    );
+    assert_eq!(follower.commitlog_min_offset(), start.base_offset);
+    // What lies below the start is applied (readable up to it) and, with its
+    // segments, deleted, as on the leader; the kept entries are not committed yet.
+    for (q, queue) in start.queues.iter().enumerate() {
+        let q = q as u32;
+        assert_eq!(follower.max_offset("T", q), queue.offset);
+        assert_eq!(follower.min_offset("T", q), queue.offset);
+    }
     // openraft goes on after the kept entries: the follower checks every offset.
     append(&follower, all[kept as usize..].to_vec()).await;
     commit_through(&follower, all.len() as u64).await;
@@ -704,32 +716,55 @@ async fn a_follower_holding_the_starts_entry_keeps_the_entries_after_it() {
     for q in 0..2 {
         assert_eq!(follower.max_offset("T", q), leader.max_offset("T", q));
     }
-    // Raft purges what the snapshot covers; a crash keeps the start.
-    follower.purge_log(start.prev.index).await.unwrap();
-    assert_eq!(follower.commitlog_min_offset(), start.base_offset);
     disk.crash();
     drop(follower);
     let follower = open(&disk).await;
     assert_eq!(follower.log_start(), Some(start.clone()));
     assert_eq!(follower.last_log_id().await.index, all.len() as u64);
 
+    // A kept entry after `prev` may be another term's, uncommitted, and short enough to
+    // sit in `prev`'s segment, where the leader's next entry did not fit: only what
+    // ends at `prev` is committed, so Raft can still cut it, and the leader's entries
+    // then land at the leader's offsets.
+    let disk = SimDisk::new(SimDiskConfig::reliable(19));
+    let stale = open(&disk).await;
+    let mut log = all[..prev as usize].to_vec();
+    log.push(LogRecord {
+        payload: LogPayload::Control(Bytes::new()),
+        ..control(2, prev + 1)
+    });
+    append(&stale, log).await;
+    let prev_end = stale.log_offset(prev + 1).await.unwrap().unwrap();
+    assert!(
+        prev_end < start.base_offset,
+        "the stale entry stayed in prev's segment"
+    );
+    assert_eq!(
+        stale.installed_committed_offset(&start).await.unwrap(),
+        prev_end
+    );
+    stale.install_log_start(start.clone()).await.unwrap();
+    assert_eq!(stale.committed_offset(), prev_end);
+    // Also after a restart, where the state machine's saved readable offset rules.
+    disk.crash();
+    drop(stale);
+    let stale = open(&disk).await;
+    stale.restore_committed(prev_end).await.unwrap();
+    stale.truncate_log(prev + 1).await.unwrap();
+    append(&stale, all[prev as usize..].to_vec()).await;
+    assert_eq!(stale.commitlog_max_offset(), leader.commitlog_max_offset());
+
     // A follower whose entry at the start's index is another term's resets.
-    let other = open(&SimDisk::new(SimDiskConfig::reliable(19))).await;
-    let mut conflicting = all[..start.prev.index as usize - 1].to_vec();
-    conflicting.push(control(2, start.prev.index));
-    conflicting.push(control(2, start.prev.index + 1));
+    let other = open(&SimDisk::new(SimDiskConfig::reliable(20))).await;
+    let mut conflicting = all[..prev as usize - 1].to_vec();
+    conflicting.push(control(2, prev));
+    conflicting.push(control(2, prev + 1));
     append(&other, conflicting).await;
+    assert_eq!(
+        other.installed_committed_offset(&start).await.unwrap(),
+        start.base_offset
+    );
     other.install_log_start(start.clone()).await.unwrap();
     assert_eq!(other.last_log_id().await, start.prev);
     assert_eq!(other.commitlog_max_offset(), start.base_offset);
-
-    // Same log ids, different bytes: the next entry is not where the leader's log
-    // starts, and the store stops rather than guess.
-    let diverged = open(&SimDisk::new(SimDiskConfig::reliable(20))).await;
-    let mut forged: Vec<LogRecord> = (1..=kept).map(|i| control(1, i)).collect();
-    forged[start.prev.index as usize - 1] = all[start.prev.index as usize - 1].clone();
-    forged[start.prev.index as usize - 1].payload = LogPayload::Control(Bytes::from("forged"));
-    append(&diverged, forged).await;
-    let err = diverged.install_log_start(start).await.unwrap_err();
-    assert!(err.to_string().contains("diverged"), "{err}");
 }

@@ -447,13 +447,14 @@ impl<D: Disk> MessageStore<D> {
     ///
     /// openraft keeps a follower's entries after the snapshot's last log id when the
     /// follower holds that entry itself (it truncates only a log that conflicts there),
-    /// and goes on sending from after them. So does the store: when this log holds
-    /// entry `start.prev` and entries after it, it keeps them — Raft's log matching makes
-    /// the entries up to `prev` the leader's, and the replicas' identical layout puts
-    /// the next one at `start.base_offset` here too — and only records the start (the
-    /// segments below go when Raft purges them). Emptying the log instead made the
-    /// follower refuse the next entry openraft sent: a queue offset it had just deleted
-    /// (simulator seed 1041311389194 in quorum+sync).
+    /// and goes on from after them: it sends what follows, or truncates them when they
+    /// conflict with the leader's. So does the store: when this log holds entry
+    /// `start.prev` and entries after it, it keeps them — Raft's log matching makes the
+    /// entries up to `prev` the leader's — records the start, deletes the segments wholly
+    /// below it (openraft purged those entries before handing the snapshot over) and
+    /// makes everything up to the end of `prev` readable. Emptying the log instead made
+    /// the follower refuse the next entry openraft sent: a queue offset it had just
+    /// deleted (simulator seed 1041311389194 in quorum+sync).
     ///
     /// Otherwise the store is emptied to continue there: every CommitLog segment,
     /// ConsumeQueue and index file goes, the next entry is `start.prev.index + 1` at
@@ -464,11 +465,12 @@ impl<D: Disk> MessageStore<D> {
         let shared = &self.shared;
         let _retention = shared.retention_lock.lock().await;
         let _log = shared.log_lock.lock().await;
-        let result = if self.holds_entries_after(&start).await? {
-            self.keep_log_from(start).await
-        } else {
-            let _checkpoint = shared.checkpoint_lock.lock().await;
-            self.reset_log_locked(start).await
+        let result = match self.kept_prev_end(&start).await? {
+            Some(prev_end) => self.keep_log_from(start, prev_end).await,
+            None => {
+                let _checkpoint = shared.checkpoint_lock.lock().await;
+                self.reset_log_locked(start).await
+            }
         };
         if let Err(e) = &result {
             shared.fail(e);
@@ -476,32 +478,37 @@ impl<D: Disk> MessageStore<D> {
         result
     }
 
-    /// Whether this log holds entry `start.prev` (same log id) and at least one after
-    /// it; an error if the one after it does not start where the start says.
-    async fn holds_entries_after(&self, start: &LogStart) -> Result<bool> {
+    /// The CommitLog offset below which everything is committed once `start` is
+    /// installed ([`MessageStore::install_log_start`]): the end of entry `start.prev`
+    /// when the log is kept — not the start's segment base, since a kept entry after
+    /// `prev` may be an uncommitted one of another term that Raft will still cut, in
+    /// `prev`'s segment — else `start.base_offset`.
+    pub async fn installed_committed_offset(&self, start: &LogStart) -> Result<u64> {
+        let _log = self.shared.log_lock.lock().await;
+        Ok(self
+            .kept_prev_end(start)
+            .await?
+            .unwrap_or(start.base_offset))
+    }
+
+    /// Where entry `start.prev` ends when this log holds it (same log id) and entries
+    /// after it, which installing `start` keeps; `None` when it is emptied instead. The
+    /// caller holds the log lock.
+    async fn kept_prev_end(&self, start: &LogStart) -> Result<Option<u64>> {
         let commit_log = &self.shared.commit_log;
         if commit_log.last_log_id().await.index <= start.prev.index
             || commit_log.log_id_at(start.prev.index).await? != Some(start.prev)
         {
-            return Ok(false);
+            return Ok(None);
         }
-        let next = commit_log.record_offset(start.prev.index + 1).await?;
-        if next != Some(start.base_offset) {
-            return Err(diverged(
-                start.base_offset,
-                format!(
-                    "entry {} is stored at {next:?}, the leader's log starts at {}",
-                    start.prev.index + 1,
-                    start.base_offset
-                ),
-            ));
-        }
-        Ok(true)
+        let prev_end = commit_log.cut_offset(start.prev.index + 1).await?;
+        assert!(prev_end.is_some(), "a stored entry follows entry prev");
+        Ok(prev_end)
     }
 
-    /// The keeping half of [`MessageStore::install_log_start`]: records the start, and
-    /// makes everything below it readable (the snapshot says it is applied).
-    async fn keep_log_from(&self, start: LogStart) -> Result<()> {
+    /// The keeping half of [`MessageStore::install_log_start`]; the caller holds the
+    /// retention and log locks.
+    async fn keep_log_from(&self, start: LogStart, prev_end: u64) -> Result<()> {
         let shared = &self.shared;
         let recorded = shared
             .log_start
@@ -532,13 +539,15 @@ impl<D: Disk> MessageStore<D> {
         }
         shared.notify_arrivals(start.queues.iter().map(|q| (q.topic.as_str(), q.queue_id)));
         shared.committed.send_if_modified(|c| {
-            let advanced = start.base_offset > *c;
+            let advanced = prev_end > *c;
             if advanced {
-                *c = start.base_offset;
+                *c = prev_end;
             }
             advanced
         });
-        services::store_log_start(shared, start).await
+        let prev_index = start.prev.index;
+        services::store_log_start(shared, start).await?;
+        services::purge_log_locked(shared, prev_index).await
     }
 
     /// The emptying half of [`MessageStore::install_log_start`]; the caller holds the

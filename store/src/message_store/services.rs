@@ -190,6 +190,11 @@ async fn delete_oldest<D: Disk>(
 /// that hold only those, below the recorded log start.
 pub(super) async fn purge_log<D: Disk>(shared: &Shared<D>, upto: u64) -> Result<()> {
     let _retention = shared.retention_lock.lock().await;
+    purge_log_locked(shared, upto).await
+}
+
+/// [`purge_log`] for a caller that holds `retention_lock`.
+pub(super) async fn purge_log_locked<D: Disk>(shared: &Shared<D>, upto: u64) -> Result<()> {
     let recorded = shared
         .log_start
         .lock()
