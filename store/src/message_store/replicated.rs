@@ -527,24 +527,16 @@ impl<D: Disk> MessageStore<D> {
             prev_index = start.prev.index,
             "keeping the entries after a snapshot's last one: this log holds it"
         );
-        {
-            let mut max = shared
-                .committed_max
-                .write()
-                .expect("committed lock poisoned");
-            for q in &start.queues {
-                let slot = max.entry((q.topic.clone(), q.queue_id)).or_insert(0);
-                *slot = (*slot).max(q.offset);
-            }
-        }
-        shared.notify_arrivals(start.queues.iter().map(|q| (q.topic.as_str(), q.queue_id)));
-        shared.committed.send_if_modified(|c| {
-            let advanced = prev_end > *c;
-            if advanced {
-                *c = prev_end;
-            }
-            advanced
-        });
+        // Everything up to `prev` is applied: each queue is readable up to where it
+        // continues (the last message below it is offset - 1).
+        self.publish_committed(
+            start
+                .queues
+                .iter()
+                .filter(|q| q.offset > 0)
+                .map(|q| (q.topic.as_str(), q.queue_id, q.offset - 1)),
+            prev_end,
+        );
         let prev_index = start.prev.index;
         services::store_log_start(shared, start).await?;
         services::purge_log_locked(shared, prev_index).await
