@@ -1,10 +1,17 @@
 //! An in-process network between `Raft` instances, with partitions: enough to test
 //! elections and replication before the real replica transport exists.
+//!
+//! A cut link drops requests, as a partition does: the call never returns and
+//! openraft's own timeout ends it. It is not answered `Unreachable`, because openraft
+//! 0.9 backs off after that with an unbiased `tokio::select!`, whose RNG tokio seeds
+//! from a process-wide counter: two runs of one seed in one process (madsim's
+//! determinism check) would then take different branches. (The TCP transport keeps
+//! its own backoff for the same reason; see `transport.rs`.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -48,15 +55,12 @@ impl Router {
         self.inner.lock().expect("router poisoned").isolated.clear();
     }
 
-    fn route(&self, from: u64, to: u64) -> Result<Raft<GroupRaft>, Unreachable> {
+    /// The node `to` as `from` reaches it, or `None` when the link is cut or `to` is
+    /// not running.
+    fn route(&self, from: u64, to: u64) -> Option<Raft<GroupRaft>> {
         let inner = self.inner.lock().expect("router poisoned");
         let cut = inner.isolated.contains(&from) || inner.isolated.contains(&to);
-        match inner.nodes.get(&to) {
-            Some(raft) if !cut => Ok(raft.clone()),
-            _ => Err(Unreachable::new(&std::io::Error::other(format!(
-                "node {to} unreachable from {from}"
-            )))),
-        }
+        inner.nodes.get(&to).filter(|_| !cut).cloned()
     }
 }
 
@@ -88,8 +92,13 @@ impl RaftNetworkFactory<GroupRaft> for NodeNetwork {
 type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
 
 impl Connection {
-    fn raft(&self) -> Result<Raft<GroupRaft>, Unreachable> {
-        self.router.route(self.from, self.to)
+    /// The target, or — when the link is cut — a request that is never answered
+    /// (openraft's timeout ends the call).
+    async fn raft(&self) -> Raft<GroupRaft> {
+        match self.router.route(self.from, self.to) {
+            Some(raft) => raft,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -99,7 +108,7 @@ impl RaftNetwork<GroupRaft> for Connection {
         rpc: AppendEntriesRequest<GroupRaft>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
-        let raft = self.raft().map_err(RPCError::Unreachable)?;
+        let raft = self.raft().await;
         raft.append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -110,7 +119,7 @@ impl RaftNetwork<GroupRaft> for Connection {
         rpc: InstallSnapshotRequest<GroupRaft>,
         _option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
-        let raft = self.raft().map_err(RPCError::Unreachable)?;
+        let raft = self.raft().await;
         raft.install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -121,7 +130,7 @@ impl RaftNetwork<GroupRaft> for Connection {
         rpc: VoteRequest<u64>,
         _option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>> {
-        let raft = self.raft().map_err(RPCError::Unreachable)?;
+        let raft = self.raft().await;
         raft.vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
