@@ -7,8 +7,7 @@
 //! - [`mem`]: in-memory log storage and state machine for tests.
 //! - [`router`]: an in-process network between `Raft` instances, for tests.
 //! - [`transport`]: openraft's RPCs between replicas over TCP (bincode in remoting
-//!   frames), on the replica port; `peer_backoff`: how its replication streams leave an
-//!   unreachable peer alone for a while (instead of openraft, deterministically).
+//!   frames), on the replica port.
 //!
 //! The Raft issue adds log storage over `store`'s CommitLog segments (the CommitLog *is*
 //! the Raft log, as in RocketMQ's DLedger; its record header already carries `term` and
@@ -20,7 +19,6 @@ pub mod buggify;
 mod entry_cache;
 pub mod log_store;
 pub mod mem;
-mod peer_backoff;
 pub mod router;
 pub mod runtime;
 pub mod state_machine;

@@ -5,8 +5,11 @@
 //! openraft's own timeout ends it. It is not answered `Unreachable`, because openraft
 //! 0.9 backs off after that with an unbiased `tokio::select!`, whose RNG tokio seeds
 //! from a process-wide counter: two runs of one seed in one process (madsim's
-//! determinism check) would then take different branches. (The TCP transport keeps
-//! its own backoff for the same reason; see `transport.rs`.)
+//! determinism check) would then take different branches (seed 1795819807132521170).
+//! The TCP transport still answers `Unreachable` for a refused connection and keeps
+//! openraft's backoff (which holds a dead peer's errors and their log lines to two a
+//! second, not one per heartbeat): a seed replayed in a fresh process, as `sim`
+//! replays, draws the same numbers from that RNG.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

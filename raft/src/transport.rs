@@ -41,7 +41,6 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::peer_backoff::{PeerBackoff, Wait};
 use crate::types::GroupRaft;
 
 pub const RAFT_APPEND_ENTRIES: i32 = 9001;
@@ -196,8 +195,6 @@ pub struct TcpConnection {
     pool: RpcPool,
     /// How many entry bytes one AppendEntries to this follower may carry now.
     budget: AppendBudget,
-    /// Whether the replication stream waits before dialing the peer again.
-    backoff: PeerBackoff,
 }
 
 impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
@@ -210,15 +207,13 @@ impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
             addr: node.addr.clone(),
             pool: self.pool.clone(),
             budget: AppendBudget::default(),
-            backoff: PeerBackoff::default(),
         }
     }
 }
 
-/// How a failed call is classified: a peer that cannot be connected to is unreachable
-/// (the replication stream backs off before dialing it again, [`PeerBackoff`]); a
-/// timeout is a network error to retry. openraft itself is told only the latter
-/// ([`network_error`]).
+/// How a failed call looks to openraft: a peer that cannot be connected to is
+/// unreachable (openraft backs off before retrying it); a timeout is a network error to
+/// retry.
 fn transport_error<E: std::error::Error>(e: RpcError) -> RPCError<u64, BasicNode, E> {
     match e {
         RpcError::Connect { .. } | RpcError::Closed(_) => {
@@ -392,43 +387,15 @@ fn entries_within(entries: &[openraft::Entry<GroupRaft>], budget: u64) -> usize 
     entries.len()
 }
 
-impl TcpConnection {
-    /// Runs one replication request (`call`, given what is left of `ttl`) under the
-    /// stream's backoff, and tells openraft an unreachable peer as a network error.
-    async fn replicate<T, E: std::error::Error>(
-        &mut self,
-        ttl: Duration,
-        call: impl AsyncFnOnce(&mut Self, Duration) -> Result<T, RPCError<u64, BasicNode, E>>,
-    ) -> Result<T, RPCError<u64, BasicNode, E>> {
-        let ttl = match self.backoff.plan(tokio::time::Instant::now(), ttl) {
-            Wait::Go => ttl,
-            Wait::Then(wait) => {
-                tokio::time::sleep(wait).await;
-                ttl - wait
-            }
-            Wait::Fail => {
-                tokio::time::sleep(ttl).await;
-                let e = std::io::Error::other(format!(
-                    "replica {} at {} was unreachable; backing off before dialing it again",
-                    self.target, self.addr
-                ));
-                return Err(RPCError::Network(NetworkError::new(&e)));
-            }
-        };
-        let result = call(self, ttl).await;
-        let unreachable = matches!(result, Err(RPCError::Unreachable(_)));
-        self.backoff
-            .record(tokio::time::Instant::now(), unreachable);
-        result.map_err(network_error)
-    }
-
-    async fn send_append_entries(
+impl RaftNetwork<GroupRaft> for TcpConnection {
+    async fn append_entries(
         &mut self,
         mut rpc: AppendEntriesRequest<GroupRaft>,
-        mut ttl: Duration,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         // BUGGIFY: a follower hears late, so entries often commit on a bare majority
         // (and a lagging follower catches up while the group moves on).
+        let mut ttl = option.hard_ttl();
         if crate::buggify::buggify(0.2) {
             let start = tokio::time::Instant::now();
             crate::buggify::pause_up_to(ttl / 2).await;
@@ -463,19 +430,6 @@ impl TcpConnection {
             (response, _) => Ok(response),
         }
     }
-}
-
-impl RaftNetwork<GroupRaft> for TcpConnection {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<GroupRaft>,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.replicate(option.hard_ttl(), async move |conn, ttl| {
-            conn.send_append_entries(rpc, ttl).await
-        })
-        .await
-    }
 
     async fn install_snapshot(
         &mut self,
@@ -485,10 +439,8 @@ impl RaftNetwork<GroupRaft> for TcpConnection {
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        self.replicate(option.hard_ttl(), async move |conn, ttl| {
-            conn.call(RAFT_INSTALL_SNAPSHOT, &rpc, ttl).await
-        })
-        .await
+        self.call(RAFT_INSTALL_SNAPSHOT, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn vote(
@@ -496,21 +448,7 @@ impl RaftNetwork<GroupRaft> for TcpConnection {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        // No backoff: a candidate asks every peer in every round.
-        self.call(RAFT_VOTE, &rpc, option.hard_ttl())
-            .await
-            .map_err(network_error)
-    }
-}
-
-/// openraft is never told a peer is `Unreachable`: it would back off in a way that
-/// breaks determinism under madsim (see `peer_backoff`); the stream backs off itself.
-fn network_error<E: std::error::Error>(
-    e: RPCError<u64, BasicNode, E>,
-) -> RPCError<u64, BasicNode, E> {
-    match e {
-        RPCError::Unreachable(e) => RPCError::Network(NetworkError::new(&e)),
-        e => e,
+        self.call(RAFT_VOTE, &rpc, option.hard_ttl()).await
     }
 }
 
