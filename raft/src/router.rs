@@ -2,14 +2,21 @@
 //! elections and replication before the real replica transport exists.
 //!
 //! A cut link drops requests, as a partition does: the call never returns and
-//! openraft's own timeout ends it. It is not answered `Unreachable`, because openraft
-//! 0.9 backs off after that with an unbiased `tokio::select!`, whose RNG tokio seeds
-//! from a process-wide counter: two runs of one seed in one process (madsim's
-//! determinism check) would then take different branches (seed 1795819807132521170).
-//! The TCP transport still answers `Unreachable` for a refused connection and keeps
-//! openraft's backoff (which holds a dead peer's errors and their log lines to two a
-//! second, not one per heartbeat): a seed replayed in a fresh process, as `sim`
-//! replays, draws the same numbers from that RNG.
+//! openraft's own timeout ends it (every call openraft makes has one). The cut is
+//! checked when a call starts: one already under way is still answered. It is not
+//! answered `Unreachable`, because openraft 0.9 backs off after that with an unbiased
+//! `tokio::select!`, whose RNG tokio seeds from a process-wide counter: two runs of one
+//! seed in one process (madsim's determinism check) then took different branches (seed
+//! 1795819807132521170).
+//!
+//! The TCP transport still answers `Unreachable` (a peer it cannot connect to, a closed
+//! connection, a misrouted replica port) and keeps openraft's backoff, which holds a
+//! dead peer's errors and their log lines to two a second rather than one per
+//! heartbeat. So a seed is replayed exactly by a fresh process that runs it first, as
+//! `sim` does for every seed; a seed that ran after others in one process
+//! (`MADSIM_TEST_NUM`, tests in parallel) drew other numbers there, and where it went
+//! through that backoff it may not replay alone. (No divergence from it was seen in
+//! 30 seeds of `sim --test replicated` under the in-process check.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -59,7 +66,7 @@ impl Router {
     }
 
     /// The node `to` as `from` reaches it, or `None` when the link is cut or `to` is
-    /// not running.
+    /// not registered.
     fn route(&self, from: u64, to: u64) -> Option<Raft<GroupRaft>> {
         let inner = self.inner.lock().expect("router poisoned");
         let cut = inner.isolated.contains(&from) || inner.isolated.contains(&to);

@@ -6,10 +6,11 @@
 //! seed in one process (`MADSIM_TEST_CHECK_DETERMINISM=1`) diverge on most seeds — only
 //! in the teardown: the two runs' traces are identical through the last assertion and
 //! into the survivors' shutdown. Ruled out: hash-ordered maps in the RPC client (now
-//! ordered), `Raft::wait`'s select (no longer used here), and openraft's replication
-//! backoff (its unbiased `tokio::select!` draws from an RNG tokio seeds from a
-//! process-wide counter; a transport that never answered `Unreachable` still diverged, in
-//! the teardown). A seed replayed in a fresh process, as `sim` replays, is not affected.
+//! ordered) and `Raft::wait`'s select (no longer used here). Not the only cause:
+//! openraft's replication backoff, whose unbiased `tokio::select!` draws from an RNG
+//! tokio seeds from a process-wide counter (a transport that never answered
+//! `Unreachable` still diverged in the teardown). `sim` replays every seed in a fresh
+//! process.
 
 mod common;
 
