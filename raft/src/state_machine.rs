@@ -50,12 +50,12 @@ use openraft::{
     BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
     StorageError, StorageIOError, StoredMembership,
 };
+use proto::watch;
 use proto::MessageRef;
 use serde::{Deserialize, Serialize};
 use store::meta::{SubscriptionGroupConfig, TopicConfig};
 use store::slot_file::SlotFile;
 use store::{Disk, LogStart, MessageStore};
-use tokio::sync::watch;
 
 use crate::background::BackgroundWrite;
 use crate::types::{GroupRaft, GroupRequest, GroupResponse, StoredAt};

@@ -2,15 +2,11 @@
 //! converge. Real sockets on 127.0.0.1 normally; three simulated hosts under madsim
 //! (where the leader's host is killed).
 //!
-//! Known gap: under madsim this test passes on every seed tried, but two runs of the same
-//! seed in one process (`MADSIM_TEST_CHECK_DETERMINISM=1`) diverge on most seeds — only
-//! in the teardown: the two runs' traces are identical through the last assertion and
-//! into the survivors' shutdown. Ruled out: hash-ordered maps in the RPC client (now
-//! ordered) and `Raft::wait`'s select (no longer used here). Not the only cause:
-//! openraft's replication backoff, whose unbiased `tokio::select!` draws from an RNG
-//! tokio seeds from a process-wide counter (a transport that never answered
-//! `Unreachable` still diverged in the teardown). `sim` replays every seed in a fresh
-//! process.
+//! Under madsim the test is also run twice per seed in one process
+//! (`MADSIM_TEST_CHECK_DETERMINISM=1`, in `scripts/test`). That used to diverge in the
+//! teardown on most seeds (seed 4243780393): the servers' shutdown signal was tokio's
+//! watch channel, which wakes its waiters in an order drawn from tokio's RNG, seeded
+//! from a process-wide counter. It is `proto::watch` now.
 
 mod common;
 

@@ -59,7 +59,7 @@ pub struct Broker<D: Disk, M: MetaStore> {
     namesrv: RpcPool,
     /// Bumped when this broker schedules a delayed message: wakes the delivery tasks
     /// (see `retry`), which otherwise look again at most every second.
-    scheduled: tokio::sync::watch::Sender<u64>,
+    scheduled: proto::watch::Sender<u64>,
 }
 
 /// A running broker: its address and tasks. Dropping it does not stop the tasks; call
@@ -155,7 +155,7 @@ pub async fn start<D: Disk, M: MetaStore>(
         consumers: Consumers::default(),
         locks: QueueLocks::default(),
         namesrv: RpcPool::new(None),
-        scheduled: tokio::sync::watch::Sender::new(0),
+        scheduled: proto::watch::Sender::new(0),
         config,
     });
     broker.register_all().await;

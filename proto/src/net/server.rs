@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 use super::{CommandReader, ConnError};
 use crate::remoting::codes::response;
 use crate::remoting::RemotingCommand;
+use crate::watch;
 
 /// Requests one connection may have in flight; further reads wait for a slot.
 pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 4096;

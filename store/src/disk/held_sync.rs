@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use proto::watch;
 
 use super::{Disk, DiskFile, DiskSpace};
 

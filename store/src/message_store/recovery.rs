@@ -21,8 +21,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use proto::properties::keys;
+use proto::watch;
 use proto::MessageRef;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::{writer::index_entries, FlushState, QueueKey, Shared};
 use crate::checkpoint::{self, Checkpoint};
