@@ -196,40 +196,47 @@ impl<T> Receiver<T> {
     /// Waits until the value changes from the one this receiver last saw, and marks the
     /// new one seen; fails once the sender is gone.
     pub async fn changed(&mut self) -> Result<(), RecvError> {
-        loop {
-            // Registered before looking, so a send between the look and the wait is
-            // not missed.
-            let mut notified = pin!(self.shared.changed.notified());
-            notified.as_mut().enable();
-            let version = self.shared.version();
-            if version != self.seen_version {
-                self.seen_version = version;
-                return Ok(());
-            }
-            if self.shared.closed.load(Ordering::Acquire) {
-                return Err(RecvError);
-            }
-            notified.await;
-        }
+        changed(&self.shared, &mut self.seen_version).await
     }
 
     /// Waits until `ready` holds for the value (looking at the current one first), and
-    /// returns it marked seen; fails once the sender is gone.
+    /// returns that value — the one `ready` saw — marked seen; fails once the sender is
+    /// gone.
     pub async fn wait_for(
         &mut self,
         mut ready: impl FnMut(&T) -> bool,
     ) -> Result<Ref<'_, T>, RecvError> {
+        let shared = &*self.shared;
         loop {
             {
-                let value = self.shared.read();
-                self.seen_version = self.shared.version();
+                let value = shared.read();
+                self.seen_version = shared.version();
                 if ready(&value) {
-                    break;
+                    return Ok(Ref(value));
                 }
             }
-            self.changed().await?;
+            changed(shared, &mut self.seen_version).await?;
         }
-        Ok(Ref(self.shared.read()))
+    }
+}
+
+/// [`Receiver::changed`] on the receiver's parts, so `wait_for` can keep a borrow of the
+/// value it returns.
+async fn changed<T>(shared: &Shared<T>, seen_version: &mut u64) -> Result<(), RecvError> {
+    loop {
+        // Registered before looking, so a send between the look and the wait is not
+        // missed (`notify_waiters` wakes only waiters registered before it).
+        let mut notified = pin!(shared.changed.notified());
+        notified.as_mut().enable();
+        let version = shared.version();
+        if version != *seen_version {
+            *seen_version = version;
+            return Ok(());
+        }
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(RecvError);
+        }
+        notified.await;
     }
 }
 
@@ -314,7 +321,9 @@ mod tests {
         assert_eq!(tx.receiver_count(), 0);
     }
 
-    /// The point of this channel: waiters run in the order they started waiting.
+    /// The point of this channel: waiters are woken in the order they started waiting
+    /// (and run in that order on tokio's current-thread runtime; madsim picks among the
+    /// woken with its seeded RNG). tokio's own watch fails this.
     #[tokio::test(flavor = "current_thread")]
     async fn receivers_are_woken_in_the_order_they_started_waiting() {
         let tx = Sender::new(0u64);

@@ -6,7 +6,9 @@
 //! (`MADSIM_TEST_CHECK_DETERMINISM=1`, in `scripts/test`). That used to diverge in the
 //! teardown on most seeds (seed 4243780393): the servers' shutdown signal was tokio's
 //! watch channel, which wakes its waiters in an order drawn from tokio's RNG, seeded
-//! from a process-wide counter. It is `proto::watch` now.
+//! from a process-wide counter. It is `proto::watch` now. tokio's RNG can still reach
+//! the run through openraft: its replication backoff after a peer is `Unreachable` (as
+//! the killed leader's is here) waits in an unbiased `select!` (see `raft::router`).
 
 mod common;
 
