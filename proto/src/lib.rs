@@ -12,8 +12,8 @@
 //!   response codes, and the JSON bodies (route data, heartbeats) with fastjson quirks.
 //! - [`names`]: topic and group name validation.
 //! - `net` (feature `io`): remoting over TCP: framed streams, server loop, RPC client.
-//! - `watch` (feature `io`): tokio's watch channel, but waking receivers in a fixed
-//!   order, so simulated runs replay exactly.
+//! - `watch` (feature `watch`, part of `io`): tokio's watch channel, but waking
+//!   receivers in a fixed order, so simulated runs replay exactly.
 //! - [`clock`]: wall-clock milliseconds (the simulated clock under madsim).
 //! - [`hash`]: Java's `String.hashCode`, which RocketMQ uses as the tag code.
 
@@ -25,7 +25,7 @@ pub mod names;
 pub mod net;
 pub mod properties;
 pub mod remoting;
-#[cfg(feature = "io")]
+#[cfg(feature = "watch")]
 pub mod watch;
 
 pub use message::{

@@ -15,12 +15,14 @@
 //!
 //! Semantics follow tokio's: a receiver has seen the version it last borrowed with
 //! `borrow_and_update`, `changed` or `wait_for`; `changed` and `wait_for` fail once the
-//! sender is gone; `send` fails (and stores nothing) when no receiver is left.
+//! sender is gone. (tokio's `send`, which stores nothing when no receiver is left, is
+//! left out: raftmq always stores, with `send_replace`, `send_modify` or
+//! `send_if_modified`.)
 
 use std::fmt;
 use std::ops::Deref;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use tokio::sync::Notify;
@@ -37,16 +39,11 @@ impl fmt::Display for RecvError {
 
 impl std::error::Error for RecvError {}
 
-/// No receiver is left; the value that was not stored comes back.
-#[derive(Debug, PartialEq, Eq)]
-pub struct SendError<T>(pub T);
-
 struct Shared<T> {
     value: RwLock<T>,
     /// Bumped on every change, under the value's write lock.
     version: AtomicU64,
     closed: AtomicBool,
-    receivers: AtomicUsize,
     changed: Notify,
 }
 
@@ -96,35 +93,20 @@ impl<T> Sender<T> {
                 value: RwLock::new(init),
                 version: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
-                receivers: AtomicUsize::new(0),
                 changed: Notify::new(),
             }),
         }
     }
 
     pub fn subscribe(&self) -> Receiver<T> {
-        self.shared.receivers.fetch_add(1, Ordering::Relaxed);
         Receiver {
             seen_version: self.shared.version(),
             shared: self.shared.clone(),
         }
     }
 
-    pub fn receiver_count(&self) -> usize {
-        self.shared.receivers.load(Ordering::Relaxed)
-    }
-
     pub fn borrow(&self) -> Ref<'_, T> {
         Ref(self.shared.read())
-    }
-
-    /// Stores `value` and wakes the receivers, unless none is left.
-    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        if self.receiver_count() == 0 {
-            return Err(SendError(value));
-        }
-        self.send_replace(value);
-        Ok(())
     }
 
     /// Stores `value` (receivers or not), wakes the receivers, returns the old value.
@@ -242,17 +224,10 @@ async fn changed<T>(shared: &Shared<T>, seen_version: &mut u64) -> Result<(), Re
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.shared.receivers.fetch_add(1, Ordering::Relaxed);
         Receiver {
             shared: self.shared.clone(),
             seen_version: self.seen_version,
         }
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.shared.receivers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -277,7 +252,7 @@ mod tests {
         let (tx, mut rx) = channel(0u64);
         assert_eq!(*rx.borrow(), 0);
         assert_eq!(rx.has_changed(), Ok(false));
-        tx.send(1).unwrap();
+        tx.send_replace(1);
         assert_eq!(rx.has_changed(), Ok(true));
         rx.changed().await.unwrap();
         assert_eq!(*rx.borrow(), 1);
@@ -308,17 +283,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn send_without_receivers_stores_nothing_and_send_replace_does() {
+    async fn send_replace_stores_without_receivers_and_returns_the_old_value() {
         let tx = Sender::new(1u64);
-        assert_eq!(tx.send(2), Err(SendError(2)));
-        assert_eq!(*tx.borrow(), 1);
         assert_eq!(tx.send_replace(3), 1);
+        assert_eq!(*tx.borrow(), 3);
         let rx = tx.subscribe();
-        assert_eq!(tx.receiver_count(), 1);
-        let rx2 = rx.clone();
-        assert_eq!(tx.receiver_count(), 2);
-        drop((rx, rx2));
-        assert_eq!(tx.receiver_count(), 0);
+        assert_eq!(
+            rx.has_changed(),
+            Ok(false),
+            "a new receiver has seen the value"
+        );
     }
 
     /// The point of this channel: waiters are woken in the order they started waiting
@@ -338,7 +312,7 @@ mod tests {
             }));
             tokio::task::yield_now().await;
         }
-        tx.send(1).unwrap();
+        tx.send_replace(1);
         for task in tasks {
             task.await.unwrap();
         }
