@@ -36,6 +36,9 @@ struct Args {
     /// Runtime worker threads (overrides worker_threads; 0: one per CPU core).
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// Busy-poll window in µs (overrides busy_poll_us; 0: off; needs one worker).
+    #[arg(long)]
+    busy_poll_us: Option<u64>,
     /// Print the effective config and exit.
     #[arg(long)]
     print_config: bool,
@@ -70,6 +73,9 @@ fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
     if let Some(v) = args.worker_threads {
         c.worker_threads = v;
     }
+    if let Some(v) = args.busy_poll_us {
+        c.busy_poll_us = v;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -85,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         print!("{}", toml::to_string(&config)?);
         return Ok(());
     }
-    raftmq::cli::runtime(config.worker_threads)?.block_on(serve(config))
+    raftmq::cli::runtime(config.worker_threads, config.busy_poll_us)?.block_on(serve(config))
 }
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {

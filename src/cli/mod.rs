@@ -36,6 +36,18 @@ pub struct Cli {
         value_parser = clap::value_parser!(u16).range(0..=1024)
     )]
     pub worker_threads: u16,
+    /// Keep polling for I/O this many µs after each frame instead of parking the
+    /// thread (0: off). Needs one worker thread (0 workers then means 1). Cuts the
+    /// round trip of one-in-flight traffic on a VM at the cost of CPU spent spinning
+    /// in the gaps; see docs/benchmarks.md.
+    #[arg(
+        long,
+        global = true,
+        env = "RAFTMQ_BUSY_POLL_US",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=crate::config::BUSY_POLL_US_MAX)
+    )]
+    pub busy_poll_us: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -81,18 +93,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// A multi-threaded runtime with `worker_threads` workers (0: one per CPU core).
+/// A multi-threaded runtime with `worker_threads` workers (0: one per CPU core) and,
+/// when `busy_poll_us` > 0, a busy-poll spinner on its single worker.
 /// The binaries build their runtime here instead of `#[tokio::main]` so the count can
 /// come from a flag or the broker's config. Not in the simulated build, where madsim
 /// runs everything on its own single-threaded executor.
 #[cfg(not(madsim))]
-pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+pub fn runtime(
+    worker_threads: usize,
+    busy_poll_us: u64,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = crate::config::effective_workers(worker_threads, busy_poll_us)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if worker_threads > 0 {
-        builder.worker_threads(worker_threads);
+    if workers > 0 {
+        builder.worker_threads(workers);
     }
-    builder.build()
+    let runtime = builder.build()?;
+    if busy_poll_us > 0 {
+        let _entered = runtime.enter();
+        proto::net::busy_poll::spawn(std::time::Duration::from_micros(busy_poll_us));
+    }
+    Ok(runtime)
 }
 
 /// Logs to stderr, filtered by RUST_LOG (default: info for raftmq's crates).

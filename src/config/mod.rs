@@ -3,8 +3,10 @@
 //! `flush_disk_type`, ...). Unknown fields are rejected with their name.
 
 mod replication;
+mod runtime;
 
 pub use replication::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
+pub use runtime::{effective_workers, BUSY_POLL_US_MAX};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,11 @@ pub struct BrokerConfig {
     /// with its clients (or with a benchmark), fewer workers than cores spend less CPU
     /// per message: tasks stop migrating between workers (docs/benchmarks.md).
     pub worker_threads: usize,
+    /// Keep polling for I/O this many µs after each frame instead of parking (0: off).
+    /// Needs `worker_threads` 1 (0 then means 1). For one-in-flight latency on VMs,
+    /// where waking a parked thread costs as much as the request; it spends CPU
+    /// spinning in gaps between frames shorter than the window (docs/benchmarks.md).
+    pub busy_poll_us: u64,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
     /// Present for a replicated broker group (see `replication`); absent for a single
@@ -106,6 +113,7 @@ impl Default for BrokerConfig {
             flush_consumer_offset_interval_ms: 5_000,
             client_channel_expired_ms: 120_000,
             worker_threads: 0,
+            busy_poll_us: 0,
             store: StoreSettings::default(),
             replication: None,
         }
@@ -144,6 +152,7 @@ impl BrokerConfig {
                 self.worker_threads
             );
         }
+        effective_workers(self.worker_threads, self.busy_poll_us)?;
         self.advertised_addr()?;
         self.store_config()?.validate()?;
         if let Some(replication) = &self.replication {
@@ -245,6 +254,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("worker_threads"), "{e}");
+        let e = BrokerConfig::parse("busy_poll_us = 200\nworker_threads = 2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("busy_poll_us") && e.contains("worker_threads"),
+            "{e}"
+        );
+        assert_eq!(
+            BrokerConfig::parse("busy_poll_us = 200")
+                .unwrap()
+                .busy_poll_us,
+            200
+        );
         assert_eq!(
             BrokerConfig::parse("worker_threads = 1")
                 .unwrap()

@@ -7,9 +7,12 @@
 //! - [`server`]: accept loop; a connection's requests run concurrently inside its task
 //!   (a long-polling pull parks without blocking the others), responses go back through
 //!   one writer task.
+//! - [`busy_poll`]: an opt-in spinner that keeps a one-worker runtime polling for I/O
+//!   between frames instead of parking (one request in flight on a small VM).
 //! - [`rpc`]: `RpcClient` (requests matched to responses by opaque, with timeouts) and
 //!   `RpcPool` (one connection per address, reconnecting after failures).
 
+pub mod busy_poll;
 pub mod rpc;
 pub mod server;
 
@@ -48,6 +51,7 @@ impl<R: AsyncRead + Unpin> CommandReader<R> {
         loop {
             if let Some(size) = check_frame(&self.buf)? {
                 let frame = self.buf.split_to(size);
+                busy_poll::mark();
                 return Ok(Some(RemotingCommand::decode_frame(frame.freeze())?));
             }
             if self.inner.read_buf(&mut self.buf).await? == 0 {
