@@ -24,3 +24,26 @@ async fn a_counted_produce_run_reports_every_acknowledged_send() {
     assert!(text.contains("sent 500 (0 failed)"), "{text}");
     cluster.shutdown().await;
 }
+
+/// The same run on the runtime `raftmq --busy-poll-us 200` builds (one worker and a
+/// spinner that yields between frames): the broker, its timers and the bench share the
+/// worker with the spinner, and every send is still acknowledged.
+#[test]
+fn a_busy_polling_runtime_serves_one_in_flight_sends() {
+    let runtime = raftmq::cli::runtime(0, 200).unwrap();
+    runtime.block_on(async {
+        let cluster = TestCluster::start().await;
+        let args = ProduceArgs {
+            topic: "BenchBusyPoll".into(),
+            size: 100,
+            concurrency: 1,
+            count: Some(300),
+            duration_secs: None,
+            queues: 4,
+            interval_secs: None,
+        };
+        let report = produce(args, cluster.client_config()).await.unwrap();
+        assert_eq!((report.sent, report.failed), (300, 0));
+        cluster.shutdown().await;
+    });
+}

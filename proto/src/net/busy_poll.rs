@@ -17,7 +17,8 @@
 //!
 //! Only for a runtime with **one** worker: with more, a parked worker holds the I/O
 //! driver in `epoll_wait`, the spinning worker cannot poll it, and the two fight for the
-//! cores (measured: 2 workers with a spinner ran 3–8k msg/s where 1 without ran 11k).
+//! cores (measured: two workers with a spinner ran 3.8–7.9k msg/s one in flight where
+//! one worker without it ran 9.1k).
 //! The binaries enforce this. Never in the simulated build: a task that yields forever
 //! would stop madsim's virtual clock, so there [`mark`] is a no-op and [`spawn`] does
 //! not exist.
