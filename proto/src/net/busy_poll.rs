@@ -24,7 +24,7 @@
 //! not exist.
 
 #[cfg(not(madsim))]
-pub use real::{spawn, Spinner};
+pub use real::spawn;
 
 /// Records network activity: restarts the spin window, waking the spinner if it sleeps.
 #[inline]
@@ -42,6 +42,10 @@ mod real {
 
     /// What the spinner watches: frames seen (any connection), and whether it sleeps.
     pub(super) struct Activity {
+        /// Set once a spinner runs: until then [`Activity::mark`] touches nothing else,
+        /// so a process without busy polling pays one uncontended load per frame rather
+        /// than an atomic add on a line its workers would pass back and forth.
+        enabled: AtomicBool,
         frames: AtomicU64,
         /// Set while the spinner sleeps, so [`Activity::mark`] only touches `wake` then.
         sleeping: AtomicBool,
@@ -54,6 +58,7 @@ mod real {
     impl Activity {
         const fn new() -> Self {
             Activity {
+                enabled: AtomicBool::new(false),
                 frames: AtomicU64::new(0),
                 sleeping: AtomicBool::new(false),
                 wake: Notify::const_new(),
@@ -61,6 +66,9 @@ mod real {
         }
 
         fn mark(&self) {
+            if !self.enabled.load(Ordering::Relaxed) {
+                return;
+            }
             // SeqCst on both sides (here: add then load; the spinner: store then load),
             // so at least one sees the other and a frame never leaves the spinner asleep.
             self.frames.fetch_add(1, Ordering::SeqCst);
@@ -70,6 +78,7 @@ mod real {
         }
 
         async fn spin(&self, window: Duration) {
+            self.enabled.store(true, Ordering::SeqCst);
             let mut spinner =
                 Spinner::new(window, self.frames.load(Ordering::SeqCst), Instant::now());
             loop {
@@ -97,14 +106,14 @@ mod real {
 
     /// The spinner's window logic, apart from clocks and atomics so it can be tested.
     #[derive(Debug)]
-    pub struct Spinner {
+    struct Spinner {
         window: Duration,
         seen: u64,
         last_activity: Instant,
     }
 
     impl Spinner {
-        pub fn new(window: Duration, frames: u64, now: Instant) -> Self {
+        fn new(window: Duration, frames: u64, now: Instant) -> Self {
             Spinner {
                 window,
                 seen: frames,
@@ -113,7 +122,7 @@ mod real {
         }
 
         /// Whether to keep spinning, given the frame count and the time now.
-        pub fn keep_spinning(&mut self, frames: u64, now: Instant) -> bool {
+        fn keep_spinning(&mut self, frames: u64, now: Instant) -> bool {
             if frames != self.seen {
                 self.seen = frames;
                 self.last_activity = now;
