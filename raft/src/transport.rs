@@ -347,13 +347,17 @@ impl Default for AppendBudget {
 }
 
 impl AppendBudget {
-    /// The budget for a request about to go, after what became of the last one.
-    fn start(&mut self, bytes: u64) -> u64 {
+    /// The budget for the next request, after what became of the last one.
+    fn next(&mut self) -> u64 {
         if self.in_flight.take().is_some() {
             self.shrink();
         }
-        self.in_flight = Some(bytes);
         self.bytes
+    }
+
+    /// A request of `bytes` entry bytes is going out.
+    fn sending(&mut self, bytes: u64) {
+        self.in_flight = Some(bytes);
     }
 
     fn shrink(&mut self) {
@@ -401,20 +405,26 @@ impl RaftNetwork<GroupRaft> for TcpConnection {
             crate::buggify::pause_up_to(ttl / 2).await;
             ttl = ttl.saturating_sub(start.elapsed());
         }
-        // Encoded once; only a request over the budget (a follower catching up) is cut:
-        // send the entries that fit and tell openraft how far that got (its
-        // `PartialSuccess`); it sends the rest next. Heartbeats leave the budget alone.
-        let mut body = bincode::serialize(&rpc).expect("openraft messages serialize");
+        // Only a request over the budget (a follower catching up) is cut: send the
+        // entries that fit and tell openraft how far that got (its `PartialSuccess`); it
+        // sends the rest next. Heartbeats leave the budget alone. The cut comes before
+        // encoding, and measuring stops at the budget: openraft hands a lagging follower
+        // up to 300 entries of up to 1 MiB, and encoding all of them on every attempt
+        // (a debug build: longer than the 50 ms openraft allows the call) made each
+        // attempt time out before it was sent, the same entries again, for good.
         if rpc.entries.is_empty() {
+            let body = bincode::serialize(&rpc).expect("openraft messages serialize");
             return self.call_encoded(RAFT_APPEND_ENTRIES, body, ttl).await;
         }
-        let budget = self.budget.start(body.len() as u64);
+        let budget = self.budget.next();
         let mut sent_up_to = None;
-        if body.len() as u64 > budget {
-            rpc.entries.truncate(entries_within(&rpc.entries, budget));
+        let keep = entries_within(&rpc.entries, budget);
+        if keep < rpc.entries.len() {
+            rpc.entries.truncate(keep);
             sent_up_to = Some(rpc.entries.last().map(|entry| entry.log_id));
-            body = bincode::serialize(&rpc).expect("openraft messages serialize");
         }
+        let body = bincode::serialize(&rpc).expect("openraft messages serialize");
+        self.budget.sending(body.len() as u64);
         let started = tokio::time::Instant::now();
         let reply = self.invoke(RAFT_APPEND_ENTRIES, body, ttl).await;
         let timed_out = matches!(reply, Err(RpcError::Timeout { .. }));
@@ -470,33 +480,40 @@ mod tests {
         }
     }
 
+    /// The budget for a request of `bytes`, which then goes out.
+    fn start(b: &mut AppendBudget, bytes: u64) -> u64 {
+        let budget = b.next();
+        b.sending(bytes);
+        budget
+    }
+
     #[test]
     fn the_budget_halves_after_a_request_that_did_not_return_and_regrows_when_timely() {
         let mut b = AppendBudget::default();
-        assert_eq!(b.start(5 << 20), APPEND_ENTRIES_BYTES_MAX);
+        assert_eq!(start(&mut b, 5 << 20), APPEND_ENTRIES_BYTES_MAX);
         // openraft dropped it on its timeout: the next request finds it still in flight.
-        assert_eq!(b.start(5 << 20), APPEND_ENTRIES_BYTES_MAX / 2);
+        assert_eq!(start(&mut b, 5 << 20), APPEND_ENTRIES_BYTES_MAX / 2);
         b.finish(false, true);
-        assert_eq!(b.start(5 << 20), APPEND_ENTRIES_BYTES_MAX / 4);
+        assert_eq!(start(&mut b, 5 << 20), APPEND_ENTRIES_BYTES_MAX / 4);
         b.finish(false, false); // slow but answered: kept
         for _ in 0..10 {
-            b.start(5 << 20);
+            start(&mut b, 5 << 20);
         }
         assert_eq!(
-            b.start(5 << 20),
+            start(&mut b, 5 << 20),
             APPEND_ENTRIES_BYTES_MIN,
             "never below the floor"
         );
         b.finish(true, false);
-        assert_eq!(b.start(5 << 20), 2 * APPEND_ENTRIES_BYTES_MIN);
+        assert_eq!(start(&mut b, 5 << 20), 2 * APPEND_ENTRIES_BYTES_MIN);
         b.finish(true, false);
         // A small request answered quickly says nothing about a larger one.
-        assert_eq!(b.start(1000), 4 * APPEND_ENTRIES_BYTES_MIN);
+        assert_eq!(start(&mut b, 1000), 4 * APPEND_ENTRIES_BYTES_MIN);
         b.finish(true, false);
-        assert_eq!(b.start(5 << 20), 4 * APPEND_ENTRIES_BYTES_MIN);
+        assert_eq!(start(&mut b, 5 << 20), 4 * APPEND_ENTRIES_BYTES_MIN);
         for _ in 0..10 {
             b.finish(true, false);
-            b.start(5 << 20);
+            start(&mut b, 5 << 20);
         }
         assert_eq!(b.bytes, APPEND_ENTRIES_BYTES_MAX, "never above the ceiling");
     }
