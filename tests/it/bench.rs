@@ -5,17 +5,25 @@ use raftmq::cli::bench::{produce, ProduceArgs};
 
 use crate::cluster::TestCluster;
 
+/// A counted run of `count` 100-byte messages over 4 queues, `concurrency` in flight.
+fn counted(topic: &str, concurrency: usize, count: u64) -> ProduceArgs {
+    ProduceArgs {
+        topic: topic.into(),
+        size: 100,
+        concurrency,
+        count: Some(count),
+        duration_secs: None,
+        queues: 4,
+        interval_secs: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counted_produce_run_reports_every_acknowledged_send() {
     let cluster = TestCluster::start().await;
     let args = ProduceArgs {
-        topic: "BenchIt".into(),
-        size: 100,
-        concurrency: 8,
-        count: Some(500),
-        duration_secs: None,
-        queues: 4,
         interval_secs: Some(0.01),
+        ..counted("BenchIt", 8, 500)
     };
     let report = produce(args, cluster.client_config()).await.unwrap();
     assert_eq!((report.sent, report.failed), (500, 0));
@@ -33,16 +41,9 @@ fn a_busy_polling_runtime_serves_one_in_flight_sends() {
     let runtime = raftmq::cli::runtime(0, 200).unwrap();
     runtime.block_on(async {
         let cluster = TestCluster::start().await;
-        let args = ProduceArgs {
-            topic: "BenchBusyPoll".into(),
-            size: 100,
-            concurrency: 1,
-            count: Some(300),
-            duration_secs: None,
-            queues: 4,
-            interval_secs: None,
-        };
-        let report = produce(args, cluster.client_config()).await.unwrap();
+        let report = produce(counted("BenchBusyPoll", 1, 300), cluster.client_config())
+            .await
+            .unwrap();
         assert_eq!((report.sent, report.failed), (300, 0));
         cluster.shutdown().await;
     });
