@@ -101,11 +101,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         Ok(ok(req).with_body(to_json(&self.topics.wrapper())))
     }
 
-    pub(super) fn consume_stats(
+    pub(super) async fn consume_stats(
         &self,
         req: &RemotingCommand,
     ) -> Result<RemotingCommand, ProtoError> {
         let group: String = req.ext_parse("consumerGroup")?;
+        // Acknowledged sends count in the lag at once.
+        self.store.settled().await;
         let topic_filter: Option<String> = req.ext_parse_opt("topic")?;
         let mut stats = ConsumeStats::default();
         for topic in self.topics.all() {

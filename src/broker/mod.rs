@@ -223,7 +223,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::PULL_MESSAGE => self.pull(req).await,
             request::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(req),
             request::UPDATE_CONSUMER_OFFSET => Box::pin(self.update_consumer_offset(req)).await,
-            request::GET_MAX_OFFSET => self.max_offset(req),
+            request::GET_MAX_OFFSET => self.max_offset(req).await,
             request::GET_MIN_OFFSET => self.min_offset(req),
             request::SEARCH_OFFSET_BY_TIMESTAMP => Box::pin(self.offset_by_time(req)).await,
             request::UPDATE_AND_CREATE_TOPIC => Box::pin(self.create_topic(req)).await,
@@ -236,7 +236,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 Box::pin(self.delete_subscription_group(req)).await
             }
             request::GET_BROKER_CONFIG => Ok(self.broker_config(req)),
-            request::GET_CONSUME_STATS => self.consume_stats(req),
+            request::GET_CONSUME_STATS => self.consume_stats(req).await,
             request::QUERY_MESSAGE => Box::pin(self.query_message(req)).await,
             request::VIEW_MESSAGE_BY_ID => Box::pin(self.view_message(req)).await,
             request::HEART_BEAT => Box::pin(self.heartbeat(req, channel)).await,

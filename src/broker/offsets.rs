@@ -50,8 +50,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
     }
 
-    pub(super) fn max_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
+    pub(super) async fn max_offset(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
         let (topic, queue_id) = queue_of(req)?;
+        // A producer asking after its acknowledged sends sees them counted.
+        self.store.settled().await;
         Ok(ok(req).with_ext("offset", self.store.max_offset(&topic, queue_id)))
     }
 

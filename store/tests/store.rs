@@ -507,10 +507,66 @@ async fn an_arrival_wakes_the_waiters_of_its_own_queue_only() {
     q1.borrow_and_update();
     other.borrow_and_update();
     store.put_message(message("T", 1, "x")).await.unwrap();
+    // Arrivals are announced once the message is readable, after its acknowledgement.
+    store.settled().await;
     assert!(q1.has_changed().unwrap(), "queue 1's waiter was not woken");
     assert!(!q0.has_changed().unwrap(), "queue 0's waiter was woken");
     assert!(
         !other.has_changed().unwrap(),
         "another topic's waiter was woken"
     );
+}
+
+/// The writer acknowledges a batch before it writes the batch's ConsumeQueue units and
+/// index entries; every read waits for those, so what was acknowledged reads at once.
+#[tokio::test]
+async fn an_acknowledged_message_is_readable_at_once() {
+    let mut disk_config = SimDiskConfig::reliable(41);
+    // Every disk operation takes a millisecond, so the dispatch is still running when the
+    // acknowledgement arrives.
+    disk_config.latency_us = Some(1000..1001);
+    let store = MessageStore::open(SimDisk::new(disk_config), config(FlushMode::Async))
+        .await
+        .unwrap();
+    for (i, read) in ["get", "query", "time"].into_iter().enumerate() {
+        let put = store
+            .put_message(message("T", 2, &format!("m{i}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.max_offset("T", 2),
+            put.queue_offset,
+            "the dispatch had finished before the acknowledgement: this test checks nothing"
+        );
+        match read {
+            "get" => {
+                let got = store
+                    .get_messages("T", 2, put.queue_offset, 8, |_| true)
+                    .await
+                    .unwrap();
+                assert_eq!(got.status, GetStatus::Found, "acknowledged, then not found");
+                assert_eq!(got.messages.len(), 1);
+            }
+            "query" => {
+                let found = store
+                    .query_by_key("T", &format!("key-m{i}"), 0, i64::MAX, 8)
+                    .await
+                    .unwrap();
+                assert_eq!(found.len(), 1, "acknowledged, then not found by key");
+            }
+            _ => {
+                // Nothing was stored after it: the answer is the max offset, past it.
+                let offset = store
+                    .offset_by_time("T", 2, put.store_timestamp_ms + 1)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    offset,
+                    put.queue_offset + 1,
+                    "acknowledged, then not counted"
+                );
+            }
+        }
+        assert_eq!(store.max_offset("T", 2), put.queue_offset + 1);
+    }
 }

@@ -24,9 +24,7 @@ pub use replicated::plant;
 pub use replicated::{LogAppended, LogPayload, LogRecord};
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
-#[cfg(feature = "fault-injection")]
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -116,6 +114,15 @@ struct Shared<D: Disk> {
     flushed: watch::Sender<FlushState>,
     /// CommitLog offset up to which ConsumeQueues and the index are written.
     dispatched: watch::Sender<u64>,
+    /// Single store: CommitLog offset up to which writes are acknowledged. The writer
+    /// acknowledges a batch once it is in the CommitLog and writes its ConsumeQueue units
+    /// and index entries right after (while the reply travels), so `dispatched` can trail
+    /// this by one batch; readers wait that out in [`MessageStore::settled`], which keeps
+    /// an acknowledged message readable at once.
+    acked: AtomicU64,
+    /// Single store: a dispatch failed, so `dispatched` stays short of `acked` until a
+    /// restart re-dispatches from the CommitLog; readers stop waiting for it.
+    dispatch_failed: AtomicBool,
     /// Per queue, bumped when new messages become readable in it: what a parked long
     /// poll waits on (RocketMQ's `PullRequestHoldService` is keyed by topic@queue too), so
     /// an arrival wakes only the pulls of its own queue. Created by the first waiter.
@@ -358,6 +365,7 @@ impl<D: Disk> MessageStore<D> {
         max_count: usize,
         filter: impl Fn(i64) -> bool,
     ) -> Result<GetMessages> {
+        self.settled().await;
         let Some(queue) = self.shared.queue(topic, queue_id) else {
             return Ok(GetMessages {
                 status: GetStatus::NoMessageInQueue,
@@ -458,6 +466,7 @@ impl<D: Disk> MessageStore<D> {
         end_ms: i64,
         max: usize,
     ) -> Result<Vec<Bytes>> {
+        self.settled().await;
         let candidates = self
             .shared
             .index
@@ -505,6 +514,7 @@ impl<D: Disk> MessageStore<D> {
         queue_id: u32,
         timestamp_ms: i64,
     ) -> Result<u64> {
+        self.settled().await;
         let Some(queue) = self.shared.queue(topic, queue_id) else {
             return Ok(0);
         };
@@ -540,7 +550,28 @@ impl<D: Disk> MessageStore<D> {
             .map_or(0, |q| q.min_offset())
     }
 
-    /// One past the last queue offset (RocketMQ's max offset).
+    /// Waits until every acknowledged write is readable: its ConsumeQueue units and
+    /// index entries written. The writer dispatches a batch just after acknowledging it,
+    /// so this waits at most for one dispatch in progress. If that dispatch fails (a disk
+    /// error, which also stops the store taking writes), readers go on with what was
+    /// dispatched; the rest is in the CommitLog and readable after a restart.
+    /// `get_messages`, `query_by_key` and `offset_by_time` call it themselves; call it
+    /// before `max_offset` where a reader must see its own acknowledged writes.
+    pub async fn settled(&self) {
+        let acked = self.shared.acked.load(Ordering::Acquire);
+        if *self.shared.dispatched.borrow() >= acked {
+            return;
+        }
+        let mut rx = self.shared.dispatched.subscribe();
+        let _ = rx
+            .wait_for(|dispatched| {
+                *dispatched >= acked || self.shared.dispatch_failed.load(Ordering::Acquire)
+            })
+            .await;
+    }
+
+    /// One past the last queue offset (RocketMQ's max offset). Can trail the
+    /// acknowledgements by the batch being dispatched; see [`Self::settled`].
     pub fn max_offset(&self, topic: &str, queue_id: u32) -> u64 {
         self.shared
             .queue(topic, queue_id)

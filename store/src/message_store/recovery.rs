@@ -17,7 +17,7 @@
 //! silently gone.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
 use proto::properties::keys;
@@ -176,6 +176,8 @@ async fn try_recover<D: Disk>(
         index,
         flushed,
         dispatched,
+        acked: AtomicU64::new(end),
+        dispatch_failed: AtomicBool::new(false),
         arrival_watch: Mutex::default(),
         flush_wakeup: Notify::new(),
         checkpoint_sequence: AtomicU64::new(checkpoint.sequence),
