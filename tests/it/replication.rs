@@ -121,7 +121,8 @@ impl Group {
     /// Stops a follower (cleanly); the group keeps taking writes with the other two.
     /// Returns (master, follower).
     async fn stop_follower(&mut self) -> (usize, usize) {
-        let master = self.master().unwrap();
+        // Not `master()`: on a loaded machine a just-started group can be between masters.
+        let master = self.wait_master(Duration::from_secs(10)).await;
         let follower = (0..3).find(|i| *i != master).unwrap();
         self.brokers[follower]
             .take()
