@@ -246,6 +246,28 @@ async fn truncation_cuts_the_tail_and_survives_a_crash() {
     assert_eq!(store.first_log_id().await.unwrap(), Some(at(1, 1)));
 }
 
+/// A replicated store's reads never wait on the plain writer's acknowledgement mark
+/// (`MessageStore::settled`): after a restart and a truncation, `dispatched` sits below
+/// where the recovered log ended, and stays there until new entries pass it.
+#[tokio::test]
+async fn reads_after_a_restart_and_a_truncation_do_not_wait() {
+    let disk = SimDisk::new(SimDiskConfig::reliable(6));
+    let store = open(&disk).await;
+    let records: Vec<_> = (1..=50)
+        .map(|i| message(1, i, 0, &format!("m{i}")))
+        .collect();
+    append(&store, records).await;
+    drop(store);
+    disk.crash();
+    let store = open(&disk).await;
+    store.truncate_log(11).await.unwrap();
+    commit_through(&store, 10).await;
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), bodies(&store, 0))
+        .await
+        .expect("a read waited for a mark the truncated log no longer reaches");
+    assert_eq!(read.len(), 10);
+}
+
 #[tokio::test]
 async fn writes_outside_the_log_are_refused() {
     let store = open(&SimDisk::new(SimDiskConfig::reliable(6))).await;

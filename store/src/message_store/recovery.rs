@@ -176,7 +176,9 @@ async fn try_recover<D: Disk>(
         index,
         flushed,
         dispatched,
-        acked: AtomicU64::new(end),
+        // Not `end`: a replicated store never acknowledges through the writer, and its
+        // `dispatched` can move below `end` (a truncated tail, a snapshot).
+        acked: AtomicU64::new(0),
         dispatch_failed: AtomicBool::new(false),
         arrival_watch: Mutex::default(),
         flush_wakeup: Notify::new(),
