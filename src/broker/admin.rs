@@ -107,7 +107,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     ) -> Result<RemotingCommand, ProtoError> {
         let group: String = req.ext_parse("consumerGroup")?;
         // Acknowledged sends count in the lag at once.
-        self.store.settled().await;
+        if let Err(e) = self.store.settled().await {
+            return Ok(store_error(req, &e));
+        }
         let topic_filter: Option<String> = req.ext_parse_opt("topic")?;
         let mut stats = ConsumeStats::default();
         for topic in self.topics.all() {

@@ -56,7 +56,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     ) -> Result<RemotingCommand, ProtoError> {
         let (topic, queue_id) = queue_of(req)?;
         // A producer asking after its acknowledged sends sees them counted.
-        self.store.settled().await;
+        if let Err(e) = self.store.settled().await {
+            return Ok(store_error(req, &e));
+        }
         Ok(ok(req).with_ext("offset", self.store.max_offset(&topic, queue_id)))
     }
 

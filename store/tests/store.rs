@@ -507,9 +507,12 @@ async fn an_arrival_wakes_the_waiters_of_its_own_queue_only() {
     q1.borrow_and_update();
     other.borrow_and_update();
     store.put_message(message("T", 1, "x")).await.unwrap();
-    // Arrivals are announced once the message is readable, after its acknowledgement.
-    store.settled().await;
-    assert!(q1.has_changed().unwrap(), "queue 1's waiter was not woken");
+    // Arrivals are announced once the message is readable, just after its
+    // acknowledgement.
+    tokio::time::timeout(Duration::from_secs(5), q1.changed())
+        .await
+        .expect("queue 1's waiter was not woken")
+        .unwrap();
     assert!(!q0.has_changed().unwrap(), "queue 0's waiter was woken");
     assert!(
         !other.has_changed().unwrap(),
@@ -569,4 +572,123 @@ async fn an_acknowledged_message_is_readable_at_once() {
         }
         assert_eq!(store.max_offset("T", 2), put.queue_offset + 1);
     }
+}
+
+/// A `SimDisk` whose ConsumeQueue appends fail while `fail` is set: a dispatch that fails
+/// after its batch was acknowledged.
+#[derive(Clone)]
+struct QueueFaultDisk {
+    inner: SimDisk,
+    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Clone)]
+struct QueueFaultFile {
+    inner: store::disk::SimFile,
+    fail: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Disk for QueueFaultDisk {
+    type File = QueueFaultFile;
+
+    async fn open(&self, name: &str, create: bool) -> std::io::Result<QueueFaultFile> {
+        Ok(QueueFaultFile {
+            inner: self.inner.open(name, create).await?,
+            fail: name.starts_with("consumequeue/").then(|| self.fail.clone()),
+        })
+    }
+
+    async fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.inner.remove(name).await
+    }
+
+    async fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+
+    fn space(&self) -> std::io::Result<store::disk::DiskSpace> {
+        self.inner.space()
+    }
+}
+
+impl DiskFile for QueueFaultFile {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    async fn append(&self, data: &[u8]) -> std::io::Result<u64> {
+        if self
+            .fail
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Err(std::io::Error::other(
+                "injected ConsumeQueue append failure",
+            ));
+        }
+        self.inner.append(data).await
+    }
+
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read_at(offset, buf).await
+    }
+
+    async fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync().await
+    }
+
+    async fn truncate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(len).await
+    }
+}
+
+/// A dispatch that fails after its batch was acknowledged: reads answer `Unavailable`
+/// naming it (not a view that silently lacks the message, and not a wait forever), and a
+/// reopen re-dispatches the message from the CommitLog.
+#[tokio::test]
+async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let disk = QueueFaultDisk {
+        inner: SimDisk::new(SimDiskConfig::reliable(42)),
+        fail: fail.clone(),
+    };
+    let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
+        .await
+        .unwrap();
+    store.put_message(message("T", 0, "before")).await.unwrap();
+    store.settled().await.unwrap(); // its dispatch, which runs after the ack, is done
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    store
+        .put_message(message("T", 0, "acked"))
+        .await
+        .expect("acknowledged once in the CommitLog");
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_messages("T", 0, 0, 8, |_| true),
+    )
+    .await
+    .expect("a read waited for a dispatch that had failed");
+    match read {
+        Err(StoreError::Unavailable(reason)) => assert!(
+            reason.contains("dispatch failed") && reason.contains("injected"),
+            "{reason}"
+        ),
+        other => panic!("read after a failed dispatch: {other:?}"),
+    }
+    assert!(store.failure().is_some(), "the store still takes writes");
+    assert!(store.put_message(message("T", 0, "after")).await.is_err());
+
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let _ = store.shutdown().await;
+    drop(store);
+    let store = MessageStore::open(disk, config(FlushMode::Async))
+        .await
+        .unwrap();
+    let got = store.get_messages("T", 0, 0, 8, |_| true).await.unwrap();
+    let bodies: Vec<String> = got
+        .messages
+        .iter()
+        .map(|b| String::from_utf8(MessageRef::parse_checked(b).unwrap().body().to_vec()).unwrap())
+        .collect();
+    assert_eq!(bodies, ["before", "acked"]);
 }

@@ -4,8 +4,9 @@
 //! # Data path
 //! `put_messages` validates, then hands the batch to the single writer task over a
 //! bounded channel. The writer drains whatever else is waiting (group commit), assigns
-//! queue offsets, appends everything to the CommitLog in one disk write, dispatches the
-//! ConsumeQueue units and index entries, and replies. With `flush = sync` the caller
+//! queue offsets, appends everything to the CommitLog in one disk write, replies, and
+//! then dispatches the ConsumeQueue units and index entries; reads wait for a dispatch in
+//! progress ([`MessageStore::settled`]). With `flush = sync` the caller
 //! then waits until the flusher's next fsync covers its bytes; one fsync covers every
 //! write that landed before it began. With `flush = async` the caller is answered at
 //! once and the flusher syncs every `flush_interval_ms`.
@@ -365,7 +366,7 @@ impl<D: Disk> MessageStore<D> {
         max_count: usize,
         filter: impl Fn(i64) -> bool,
     ) -> Result<GetMessages> {
-        self.settled().await;
+        self.settled().await?;
         let Some(queue) = self.shared.queue(topic, queue_id) else {
             return Ok(GetMessages {
                 status: GetStatus::NoMessageInQueue,
@@ -466,7 +467,7 @@ impl<D: Disk> MessageStore<D> {
         end_ms: i64,
         max: usize,
     ) -> Result<Vec<Bytes>> {
-        self.settled().await;
+        self.settled().await?;
         let candidates = self
             .shared
             .index
@@ -514,7 +515,7 @@ impl<D: Disk> MessageStore<D> {
         queue_id: u32,
         timestamp_ms: i64,
     ) -> Result<u64> {
-        self.settled().await;
+        self.settled().await?;
         let Some(queue) = self.shared.queue(topic, queue_id) else {
             return Ok(0);
         };
@@ -552,22 +553,37 @@ impl<D: Disk> MessageStore<D> {
 
     /// Waits until every acknowledged write is readable: its ConsumeQueue units and
     /// index entries written. The writer dispatches a batch just after acknowledging it,
-    /// so this waits at most for one dispatch in progress. If that dispatch fails (a disk
-    /// error, which also stops the store taking writes), readers go on with what was
-    /// dispatched; the rest is in the CommitLog and readable after a restart.
-    /// `get_messages`, `query_by_key` and `offset_by_time` call it themselves; call it
-    /// before `max_offset` where a reader must see its own acknowledged writes.
-    pub async fn settled(&self) {
+    /// so this waits at most for one dispatch in progress. `get_messages`,
+    /// `query_by_key` and `offset_by_time` call it themselves; call it before
+    /// `max_offset` where a reader must see its own acknowledged writes.
+    ///
+    /// If that dispatch failed (a disk error, which also stops the store taking writes)
+    /// or the writer stopped in it, acknowledged messages are in the CommitLog but not in
+    /// their queues until a reopen re-dispatches them: this is then `Unavailable`, naming
+    /// that, rather than a read that silently lacks them.
+    pub async fn settled(&self) -> Result<()> {
         let acked = self.shared.acked.load(Ordering::Acquire);
         if *self.shared.dispatched.borrow() >= acked {
-            return;
+            return Ok(());
         }
         let mut rx = self.shared.dispatched.subscribe();
-        let _ = rx
+        let dispatched = match rx
             .wait_for(|dispatched| {
                 *dispatched >= acked || self.shared.dispatch_failed.load(Ordering::Acquire)
             })
-            .await;
+            .await
+        {
+            Ok(dispatched) => *dispatched,
+            Err(_) => 0,
+        };
+        if dispatched >= acked {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "acknowledged messages from CommitLog offset {dispatched} to {acked} are not in \
+             their queues (their dispatch failed: {}); reopen the store to re-dispatch them",
+            self.shared.failure().unwrap_or_default()
+        )))
     }
 
     /// One past the last queue offset (RocketMQ's max offset). Can trail the
@@ -658,6 +674,9 @@ impl<D: Disk> MessageStore<D> {
             .lock()
             .expect("failed lock poisoned")
             .get_or_insert_with(|| "shut down".to_string());
+        // Let a dispatch in progress finish, so the checkpoint covers every acknowledged
+        // write and the next open need not re-dispatch it (bounded: the disk may hang).
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.settled()).await;
         let result = self.checkpoint_now().await;
         for task in self.tasks.lock().expect("tasks lock poisoned").drain(..) {
             task.abort();

@@ -52,7 +52,24 @@ impl RecordPayload for Pending<'_> {
     }
 }
 
+/// Marks the dispatch failed if the writer stops (a panic, or its task aborted) with an
+/// acknowledged batch not dispatched, so readers in `settled` stop waiting for it.
+struct StopGuard<D: Disk>(Arc<Shared<D>>);
+
+impl<D: Disk> Drop for StopGuard<D> {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        if *shared.dispatched.borrow() < shared.acked.load(Ordering::Acquire) {
+            dispatch_stopped(
+                shared,
+                &StoreError::Unavailable("the writer stopped during a dispatch".into()),
+            );
+        }
+    }
+}
+
 pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<WriteRequest>) {
+    let _guard = StopGuard(shared.clone());
     let mut batch: Vec<WriteRequest> = Vec::new();
     while let Some(first) = rx.recv().await {
         let limit = shared.config.write_batch_size_max;
@@ -115,7 +132,8 @@ type Reply = oneshot::Sender<Result<Written>>;
 /// are rebuilt from it. Readers wait for the dispatch (`MessageStore::settled`), so an
 /// acknowledged message is readable at once all the same.
 ///
-/// On an error, returns it with the replies not yet sent.
+/// An error before the acknowledgement comes back with the replies, unsent; one in the
+/// dispatch fails the store (`dispatch_stopped`).
 async fn write_batch<D: Disk>(
     shared: &Shared<D>,
     batch: &[Vec<NewMessage>],
@@ -175,14 +193,21 @@ async fn write_batch<D: Disk>(
     // them) before this task does the dispatch's writes.
     tokio::task::yield_now().await;
     if let Err(e) = dispatch(shared, &pending, &appended.records).await {
-        shared.dispatch_failed.store(true, Ordering::Release);
-        // Wake the readers waiting in `settled` for this dispatch.
-        shared.dispatched.send_modify(|_| {});
-        return Err((e, Vec::new()));
+        // Acknowledged already: nothing to answer, but readers must not wait for it.
+        dispatch_stopped(shared, &e);
+        return Ok(());
     }
     shared.dispatched.send_replace(appended.end_offset);
     shared.notify_arrivals(next_queue_offset.keys().copied());
     Ok(())
+}
+
+/// An acknowledged batch will not be dispatched: fail the store (no more writes) and
+/// wake the readers waiting in `settled`, which now answer `Unavailable`.
+fn dispatch_stopped<D: Disk>(shared: &Shared<D>, error: &StoreError) {
+    shared.fail(error);
+    shared.dispatch_failed.store(true, Ordering::Release);
+    shared.dispatched.send_modify(|_| {});
 }
 
 /// Writes the ConsumeQueue units and index entries of freshly appended messages.
