@@ -12,3 +12,4 @@ mod name_servers;
 mod replication;
 mod retry;
 mod roundtrip;
+mod visibility;

@@ -1,0 +1,59 @@
+//! What a broker acknowledged, its reads count at once, although the store writes a
+//! batch's ConsumeQueue units and index entries just after the acknowledgement.
+
+use std::time::Duration;
+
+use client::{Message, Producer};
+use proto::net::rpc::RpcClient;
+use proto::remoting::codes::{request, response};
+use proto::remoting::RemotingCommand;
+use store::meta::MemMetaStore;
+use store::{SimDisk, SimDiskConfig};
+
+use crate::cluster::broker_config;
+
+#[tokio::test]
+async fn an_acknowledged_send_counts_in_get_max_offset_at_once() {
+    let (namesrv, namesrv_tasks) = namesrv::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Every disk operation takes 20 ms: the dispatch (a ConsumeQueue and an index write)
+    // is still running when the producer's next request arrives.
+    let mut disk = SimDiskConfig::reliable(9);
+    disk.latency_us = Some(20_000..20_001);
+    let broker = raftmq::start_broker(
+        broker_config(namesrv, dir.path()),
+        SimDisk::new(disk),
+        MemMetaStore::new(9),
+    )
+    .await
+    .unwrap();
+    let mut config = client::ClientConfig::with_namesrv(&namesrv.to_string());
+    config.request_timeout = Duration::from_secs(10);
+    let producer = Producer::new("visibility-producer", config);
+    let admin = RpcClient::connect(&broker.local_addr.to_string(), None)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let sent = producer
+            .send(Message::new("Visible", format!("m{i}")))
+            .await
+            .unwrap();
+        let asked = RemotingCommand::request(request::GET_MAX_OFFSET)
+            .with_ext("topic", "Visible")
+            .with_ext("queueId", sent.queue.queue_id);
+        let answer = admin.invoke(asked, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        let max: u64 = answer.ext_parse("offset").unwrap();
+        assert_eq!(
+            max,
+            sent.queue_offset + 1,
+            "send {i}: acknowledged, not counted"
+        );
+    }
+    broker.shutdown().await.unwrap();
+    for t in namesrv_tasks {
+        t.abort();
+    }
+}
