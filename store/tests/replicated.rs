@@ -35,6 +35,13 @@ fn message(term: u64, index: u64, queue_id: u32, body: &str) -> LogRecord {
     messages(term, index, queue_id, &[body])
 }
 
+/// One-message entries of `term` at `indexes` on queue 0, bodies `{prefix}{index}`.
+fn run_of(term: u64, indexes: std::ops::RangeInclusive<u64>, prefix: &str) -> Vec<LogRecord> {
+    indexes
+        .map(|i| message(term, i, 0, &format!("{prefix}{i}")))
+        .collect()
+}
+
 /// A new entry carrying several messages.
 fn messages(term: u64, index: u64, queue_id: u32, bodies: &[&str]) -> LogRecord {
     messages_at(term, index, queue_id, bodies, 1_000 + index as i64)
@@ -212,19 +219,13 @@ async fn a_diverged_entry_stops_the_store() {
 async fn truncation_cuts_the_tail_and_survives_a_crash() {
     let disk = SimDisk::new(SimDiskConfig::reliable(5));
     let store = open(&disk).await;
-    let records: Vec<_> = (1..=50)
-        .map(|i| message(1, i, 0, &format!("old{i}")))
-        .collect();
-    append(&store, records).await;
+    append(&store, run_of(1, 1..=50, "old")).await;
     commit_through(&store, 10).await;
     store.checkpoint_now().await.unwrap();
     // A new leader's entries replace 11.. (from an earlier segment than the last).
     store.truncate_log(11).await.unwrap();
     assert_eq!(store.last_log_id().await, at(1, 10));
-    let records: Vec<_> = (11..=20)
-        .map(|i| message(2, i, 0, &format!("new{i}")))
-        .collect();
-    append(&store, records).await;
+    append(&store, run_of(2, 11..=20, "new")).await;
     assert_eq!(store.last_log_id().await, at(2, 20));
     drop(store);
     disk.crash();
@@ -253,10 +254,7 @@ async fn truncation_cuts_the_tail_and_survives_a_crash() {
 async fn reads_after_a_restart_and_a_truncation_do_not_wait() {
     let disk = SimDisk::new(SimDiskConfig::reliable(6));
     let store = open(&disk).await;
-    let records: Vec<_> = (1..=50)
-        .map(|i| message(1, i, 0, &format!("m{i}")))
-        .collect();
-    append(&store, records).await;
+    append(&store, run_of(1, 1..=50, "m")).await;
     drop(store);
     disk.crash();
     let store = open(&disk).await;

@@ -567,15 +567,13 @@ impl<D: Disk> MessageStore<D> {
             return Ok(());
         }
         let mut rx = self.shared.dispatched.subscribe();
-        let dispatched = match rx
+        // Never `Err`: `shared` holds the sender as long as `self` lives.
+        let dispatched = rx
             .wait_for(|dispatched| {
                 *dispatched >= acked || self.shared.dispatch_failed.load(Ordering::Acquire)
             })
             .await
-        {
-            Ok(dispatched) => *dispatched,
-            Err(_) => 0,
-        };
+            .map_or(0, |dispatched| *dispatched);
         if dispatched >= acked {
             return Ok(());
         }

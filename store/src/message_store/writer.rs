@@ -71,6 +71,10 @@ impl<D: Disk> Drop for StopGuard<D> {
 pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<WriteRequest>) {
     let _guard = StopGuard(shared.clone());
     let mut batch: Vec<WriteRequest> = Vec::new();
+    // A batch's messages and replies, apart (the replies go before the dispatch, which
+    // still reads the messages); kept across batches, so no allocation per batch.
+    let mut messages: Vec<Vec<NewMessage>> = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
     while let Some(first) = rx.recv().await {
         let limit = shared.config.write_batch_size_max;
         let mut bytes = body_bytes(&first);
@@ -91,14 +95,17 @@ pub(super) async fn run<D: Disk>(shared: Arc<Shared<D>>, mut rx: mpsc::Receiver<
             }
             continue;
         }
-        let (messages, replies): (Vec<Vec<NewMessage>>, Vec<Reply>) =
-            batch.drain(..).map(|r| (r.messages, r.reply)).unzip();
-        if let Err((e, unanswered)) = write_batch(&shared, &messages, replies).await {
+        for request in batch.drain(..) {
+            messages.push(request.messages);
+            replies.push(request.reply);
+        }
+        if let Err(e) = write_batch(&shared, &messages, &mut replies).await {
             shared.fail(&e);
-            for reply in unanswered {
+            for reply in replies.drain(..) {
                 let _ = reply.send(Err(StoreError::Unavailable(e.to_string())));
             }
         }
+        messages.clear();
     }
 }
 
@@ -132,13 +139,13 @@ type Reply = oneshot::Sender<Result<Written>>;
 /// are rebuilt from it. Readers wait for the dispatch (`MessageStore::settled`), so an
 /// acknowledged message is readable at once all the same.
 ///
-/// An error before the acknowledgement comes back with the replies, unsent; one in the
-/// dispatch fails the store (`dispatch_stopped`).
+/// An error before the acknowledgement is returned with `replies` left for the caller to
+/// answer; one in the dispatch fails the store (`dispatch_stopped`).
 async fn write_batch<D: Disk>(
     shared: &Shared<D>,
     batch: &[Vec<NewMessage>],
-    replies: Vec<Reply>,
-) -> std::result::Result<(), (StoreError, Vec<Reply>)> {
+    replies: &mut Vec<Reply>,
+) -> Result<()> {
     let store_timestamp_ms = clock::now_ms();
     let store_host = shared.config.store_host;
     // Keyed by borrowed topics: no String per message on this path.
@@ -160,10 +167,7 @@ async fn write_batch<D: Disk>(
         });
         *next += 1;
     }
-    let appended = match shared.commit_log.append(&pending).await {
-        Ok(appended) => appended,
-        Err(e) => return Err((e, replies)),
-    };
+    let appended = shared.commit_log.append(&pending).await?;
     {
         let mut results = pending
             .iter()
@@ -180,7 +184,7 @@ async fn write_batch<D: Disk>(
                 store_timestamp_ms,
             });
         shared.acked.store(appended.end_offset, Ordering::Release);
-        for (messages, reply) in batch.iter().zip(replies) {
+        for (messages, reply) in batch.iter().zip(replies.drain(..)) {
             let written = Written {
                 results: results.by_ref().take(messages.len()).collect(),
                 end_offset: appended.end_offset,
