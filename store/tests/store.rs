@@ -30,7 +30,7 @@ fn message(topic: &str, queue_id: u32, body: &str) -> NewMessage {
     m
 }
 
-async fn bodies(store: &MessageStore<SimDisk>, topic: &str, queue_id: u32) -> Vec<String> {
+async fn bodies<D: Disk>(store: &MessageStore<D>, topic: &str, queue_id: u32) -> Vec<String> {
     let mut out = Vec::new();
     let mut offset = store.min_offset(topic, queue_id);
     loop {
@@ -574,18 +574,41 @@ async fn an_acknowledged_message_is_readable_at_once() {
     }
 }
 
-/// A `SimDisk` whose ConsumeQueue appends fail while `fail` is set: a dispatch that fails
-/// after its batch was acknowledged.
+/// How a [`QueueFaultDisk`]'s ConsumeQueue appends behave.
+mod queue_fault {
+    pub const NONE: u8 = 0;
+    /// Fail with an I/O error: a dispatch that fails after its batch was acknowledged.
+    pub const FAIL: u8 = 1;
+    /// Never complete: a dispatch stuck on a hung disk.
+    pub const HANG: u8 = 2;
+    /// Panic: a bug in the writer mid-dispatch.
+    pub const PANIC: u8 = 3;
+}
+
+/// A `SimDisk` whose ConsumeQueue appends misbehave as `mode` (a [`queue_fault`]) says.
 #[derive(Clone)]
 struct QueueFaultDisk {
     inner: SimDisk,
-    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl QueueFaultDisk {
+    fn new(seed: u64) -> Self {
+        QueueFaultDisk {
+            inner: SimDisk::new(SimDiskConfig::reliable(seed)),
+            mode: Default::default(),
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone)]
 struct QueueFaultFile {
     inner: store::disk::SimFile,
-    fail: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    mode: Option<std::sync::Arc<std::sync::atomic::AtomicU8>>,
 }
 
 impl Disk for QueueFaultDisk {
@@ -594,7 +617,7 @@ impl Disk for QueueFaultDisk {
     async fn open(&self, name: &str, create: bool) -> std::io::Result<QueueFaultFile> {
         Ok(QueueFaultFile {
             inner: self.inner.open(name, create).await?,
-            fail: name.starts_with("consumequeue/").then(|| self.fail.clone()),
+            mode: name.starts_with("consumequeue/").then(|| self.mode.clone()),
         })
     }
 
@@ -617,16 +640,17 @@ impl DiskFile for QueueFaultFile {
     }
 
     async fn append(&self, data: &[u8]) -> std::io::Result<u64> {
-        if self
-            .fail
-            .as_ref()
-            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
-        {
-            return Err(std::io::Error::other(
+        let mode = self.mode.as_ref().map_or(queue_fault::NONE, |m| {
+            m.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        match mode {
+            queue_fault::FAIL => Err(std::io::Error::other(
                 "injected ConsumeQueue append failure",
-            ));
+            )),
+            queue_fault::HANG => std::future::pending().await,
+            queue_fault::PANIC => panic!("injected panic in a ConsumeQueue append"),
+            _ => self.inner.append(data).await,
         }
-        self.inner.append(data).await
     }
 
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -647,17 +671,13 @@ impl DiskFile for QueueFaultFile {
 /// reopen re-dispatches the message from the CommitLog.
 #[tokio::test]
 async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
-    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let disk = QueueFaultDisk {
-        inner: SimDisk::new(SimDiskConfig::reliable(42)),
-        fail: fail.clone(),
-    };
+    let disk = QueueFaultDisk::new(42);
     let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
         .await
         .unwrap();
     store.put_message(message("T", 0, "before")).await.unwrap();
     store.settled().await.unwrap(); // its dispatch, which runs after the ack, is done
-    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    disk.set(queue_fault::FAIL);
     store
         .put_message(message("T", 0, "acked"))
         .await
@@ -678,7 +698,7 @@ async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
     assert!(store.failure().is_some(), "the store still takes writes");
     assert!(store.put_message(message("T", 0, "after")).await.is_err());
 
-    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    disk.set(queue_fault::NONE);
     let _ = store.shutdown().await;
     drop(store);
     let store = MessageStore::open(disk, config(FlushMode::Async))
@@ -691,4 +711,78 @@ async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
         .map(|b| String::from_utf8(MessageRef::parse_checked(b).unwrap().body().to_vec()).unwrap())
         .collect();
     assert_eq!(bodies, ["before", "acked"]);
+}
+
+/// The writer stops mid-dispatch — its task aborted by `shutdown` while the disk hangs —
+/// with a batch acknowledged but not in its queue: a read answers `Unavailable` saying
+/// so instead of waiting forever, and a reopen re-dispatches the message.
+#[tokio::test]
+async fn a_writer_aborted_mid_dispatch_fails_reads_instead_of_hanging_them() {
+    let disk = QueueFaultDisk::new(43);
+    let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
+        .await
+        .unwrap();
+    store.put_message(message("T", 0, "before")).await.unwrap();
+    store.settled().await.unwrap();
+    disk.set(queue_fault::HANG);
+    store
+        .put_message(message("T", 0, "acked"))
+        .await
+        .expect("acknowledged once in the CommitLog");
+    // Waits (5 s) for the hung dispatch, then checkpoints and aborts the tasks.
+    let _ = store.shutdown().await;
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_messages("T", 0, 0, 8, |_| true),
+    )
+    .await
+    .expect("a read waited for a dispatch whose writer was aborted");
+    match read {
+        Err(StoreError::Unavailable(reason)) => {
+            assert!(reason.contains("are not in their queues"), "{reason}")
+        }
+        other => panic!("read after an aborted dispatch: {other:?}"),
+    }
+    drop(store);
+    disk.set(queue_fault::NONE);
+    let store = MessageStore::open(disk, config(FlushMode::Async))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&store, "T", 0).await, ["before", "acked"]);
+}
+
+/// The writer panics mid-dispatch: readers are woken with `Unavailable` (the writer's
+/// drop guard), not left waiting. Not in the simulated build, where a task's panic ends
+/// the simulation.
+#[cfg(not(madsim))]
+#[tokio::test]
+async fn a_writer_that_panics_mid_dispatch_fails_reads_instead_of_hanging_them() {
+    let disk = QueueFaultDisk::new(44);
+    let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
+        .await
+        .unwrap();
+    disk.set(queue_fault::PANIC);
+    store
+        .put_message(message("T", 0, "acked"))
+        .await
+        .expect("acknowledged once in the CommitLog");
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_messages("T", 0, 0, 8, |_| true),
+    )
+    .await
+    .expect("a read waited for a dispatch whose writer panicked");
+    match read {
+        Err(StoreError::Unavailable(reason)) => {
+            assert!(
+                reason.contains("writer stopped during a dispatch"),
+                "{reason}"
+            )
+        }
+        other => panic!("read after a panicked dispatch: {other:?}"),
+    }
+    assert!(
+        store.put_message(message("T", 0, "after")).await.is_err(),
+        "a store whose writer is gone takes no writes"
+    );
 }
