@@ -30,7 +30,10 @@ pub use std_disk::{StdDisk, StdFile};
 /// Capacity figures used by retention's disk-usage rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiskSpace {
+    /// What the store could fill: used plus available (a filesystem's root reserve is
+    /// not counted, as in `df`).
     pub total_bytes: u64,
+    /// Available to the store.
     pub free_bytes: u64,
 }
 

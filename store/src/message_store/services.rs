@@ -125,6 +125,26 @@ pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
     if count == 0 {
         return Ok(());
     }
+    // What age alone would delete (an empty disk is never over its ratio): the rest goes
+    // for space, which deletes messages whatever their age, consumed or not — say so.
+    let by_age = segments_to_delete(&policy, &segments, now_ms, space.total_bytes, 0, floor);
+    if count > by_age {
+        tracing::warn!(
+            segments = count,
+            older_than_file_reserved_hours = by_age,
+            disk_used_ratio = format!("{:.3}", space.used_ratio()),
+            disk_max_used_space_ratio = policy.disk_max_used_space_ratio,
+            "retention: the disk is fuller than disk_max_used_space_ratio; deleting the \
+             oldest CommitLog segments whatever their age"
+        );
+    } else {
+        tracing::info!(
+            segments = count,
+            file_reserved_hours = policy.file_reserved_hours,
+            "retention: deleting CommitLog segments whose newest message is older than \
+             file_reserved_hours"
+        );
+    }
     if let Some(floor) = floor.filter(|f| segments[count - 1].base + segments[count - 1].size > *f)
     {
         tracing::error!(
