@@ -344,6 +344,38 @@ impl Admin {
         Ok(found)
     }
 
+    /// Messages with id `id`, found as `mqadmin queryMsgById` finds them: as an offset
+    /// msg id first; when that fails and `topic` is given, as a producer's msgId (unique
+    /// id) in `topic`'s key index. Both ids are 32 hex digits, so only a lookup tells
+    /// them apart.
+    pub async fn find_by_id(&self, id: &str, topic: Option<&str>) -> Result<Vec<MessageExt>> {
+        let as_offset_id = match self.view_by_id(id).await {
+            Ok(message) => return Ok(vec![message]),
+            Err(e) => e,
+        };
+        let Some(topic) = topic else {
+            return Err(ClientError::Invalid(format!(
+                "{id} as an offset msg id (store host + CommitLog offset): {as_offset_id}; \
+                 for a producer's msgId (unique id) give its topic"
+            )));
+        };
+        // Unique ids are indexed as producers write them: upper-case hex.
+        let unique = id.to_ascii_uppercase();
+        let found: Vec<MessageExt> = self
+            .query_by_key(topic, &unique, 32)
+            .await?
+            .into_iter()
+            .filter(|m| m.msg_id == unique)
+            .collect();
+        if found.is_empty() {
+            return Err(ClientError::Invalid(format!(
+                "no message of {topic} has unique id {id}, and as an offset msg id it \
+                 failed: {as_offset_id}"
+            )));
+        }
+        Ok(found)
+    }
+
     /// The message with offset msg id `id` (store host + CommitLog offset).
     pub async fn view_by_id(&self, id: &str) -> Result<MessageExt> {
         let parsed: MessageId = id.parse().map_err(ClientError::Invalid)?;

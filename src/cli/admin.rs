@@ -115,8 +115,16 @@ pub enum QueryCommand {
         #[arg(long, default_value_t = 32)]
         max: u32,
     },
-    /// A message by its offset msg id (store host + CommitLog offset).
-    Id { id: String },
+    /// A message by id: its offset msg id (store host + CommitLog offset: `offsetMsgId`
+    /// in `send`'s and `consume`'s output) or, with `--topic`, the producer's msgId
+    /// (unique id), like `mqadmin queryMsgById`.
+    Id {
+        id: String,
+        /// The message's topic: lets a producer's msgId be found by its unique-id index
+        /// entry when `id` is not an offset msg id of a reachable broker.
+        #[arg(long, short = 't')]
+        topic: Option<String>,
+    },
 }
 
 pub async fn topic(cmd: TopicCommand, config: ClientConfig) -> anyhow::Result<()> {
@@ -327,7 +335,17 @@ pub async fn query(cmd: QueryCommand, config: ClientConfig) -> anyhow::Result<()
             }
             found.iter().for_each(print_message);
         }
-        QueryCommand::Id { id } => print_message(&admin.view_by_id(&id).await?),
+        QueryCommand::Id { id, topic } => {
+            let found = admin.find_by_id(&id, topic.as_deref()).await.map_err(|e| {
+                let hint = if topic.is_none() {
+                    format!(": raftmq query id {id} -t TOPIC")
+                } else {
+                    String::new()
+                };
+                anyhow::anyhow!("{e}{hint}")
+            })?;
+            found.iter().for_each(print_message);
+        }
     }
     Ok(())
 }

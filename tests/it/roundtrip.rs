@@ -359,5 +359,26 @@ async fn a_broker_restart_keeps_data_and_offsets() {
     assert_eq!(&found[0].body[..], b"m42");
     let by_id = admin.view_by_id(&found[0].offset_msg_id).await.unwrap();
     assert_eq!(by_id.body, found[0].body);
+    // By either id, as mqadmin queryMsgById: the offset msg id alone; the producer's
+    // unique id (any case) with its topic; a unique id without one is refused by name.
+    let offset_id = &found[0].offset_msg_id;
+    let unique_id = &found[0].msg_id;
+    assert_ne!(offset_id, unique_id);
+    let by_offset = admin.find_by_id(offset_id, None).await.unwrap();
+    assert_eq!(by_offset.len(), 1);
+    assert_eq!(&by_offset[0].body[..], b"m42");
+    let lower = unique_id.to_ascii_lowercase();
+    let by_unique = admin.find_by_id(&lower, Some("Durable")).await.unwrap();
+    assert_eq!(by_unique.len(), 1);
+    assert_eq!(&by_unique[0].body[..], b"m42");
+    let e = admin
+        .find_by_id(unique_id, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unique id") && e.contains(unique_id.as_str()),
+        "{e}"
+    );
     cluster.shutdown().await;
 }
