@@ -113,7 +113,9 @@ impl Service for NameServer {
 /// Binds `addr` and serves until the returned tasks are aborted. Returns the bound
 /// address (useful with port 0) and the tasks.
 pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("name server: listen on {addr}: {e}"))
+    })?;
     let local = listener.local_addr()?;
     let server = Arc::new(NameServer::new());
     let expiry = {

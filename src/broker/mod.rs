@@ -112,7 +112,10 @@ pub async fn start<D: Disk, M: MetaStore>(
     meta: M,
 ) -> anyhow::Result<RunningBroker<D, M>> {
     config.validate()?;
-    let listener = TcpListener::bind(config.listen_socket()?).await?;
+    let listen = config.listen_socket()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("broker {}: listen on {listen}: {e}", config.broker_name))?;
     let local_addr = listener.local_addr()?;
     config.listen_port = local_addr.port();
     let addr = config.advertised_addr()?;
