@@ -252,8 +252,10 @@ pub async fn group(cmd: GroupCommand, config: ClientConfig) -> anyhow::Result<()
         GroupCommand::Replicas { broker_name } => {
             let s = Admin::new(config).group_status(&broker_name).await?;
             println!(
-                "broker group {broker_name}: term {}, master {:?}",
-                s.term, s.master
+                "broker group {broker_name}: term {}, master {}",
+                s.term,
+                s.master
+                    .map_or("none".to_string(), |id| format!("replica {id}"))
             );
             println!("  voters   {:?}", s.voters);
             println!("  learners {:?}", s.learners);

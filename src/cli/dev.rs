@@ -86,10 +86,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "  broker group broker-a: {} replicas, election {:?}, ack {:?}, {flush} flush",
+            "  broker group broker-a: {} replicas, election {}, ack {}, {flush} flush",
             cluster.brokers.len(),
-            args.election,
-            args.ack
+            format!("{:?}", args.election).to_lowercase(),
+            format!("{:?}", args.ack).to_lowercase()
         );
         wait_for_master(&cluster).await?;
         for running in &cluster.brokers {
@@ -108,6 +108,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  data         {}", args.data_dir.display());
     round_trip(&namesrv).await?;
+    if args.check_only {
+        return cluster.shutdown().await;
+    }
     println!();
     println!("Try it from another shell:");
     println!("  export NAMESRV_ADDR={namesrv}");
@@ -115,9 +118,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  cargo run --release --bin raftmq -- consume -t TopicTest -g demo-group");
     println!("  cargo run --release --bin raftmq -- topic route -t TopicTest");
     println!("RocketMQ clients connect the same way: name server {namesrv}.");
-    if args.check_only {
-        return cluster.shutdown().await;
-    }
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     println!("stopping");

@@ -68,7 +68,8 @@ pub enum Command {
     /// List the brokers of each cluster.
     #[command(subcommand)]
     Cluster(admin::ClusterCommand),
-    /// Consumer group progress (like `mqadmin consumerProgress`).
+    /// Consumer groups (lag, create, list, delete) and a broker group's replicas
+    /// (status, add, remove).
     #[command(subcommand)]
     Group(admin::GroupCommand),
     /// Find messages by key or by message id.

@@ -153,6 +153,13 @@ impl BrokerConfig {
             );
         }
         effective_workers(self.worker_threads, self.busy_poll_us)?;
+        for addr in self.namesrv_addrs() {
+            // Registration connects to each as a socket address; say so now, not in a
+            // warning every 30 s.
+            addr.parse::<SocketAddr>().map_err(|e| {
+                anyhow::anyhow!("namesrv_addr: {addr:?} is not ip:port (e.g. 127.0.0.1:9876): {e}")
+            })?;
+        }
         self.advertised_addr()?;
         self.store_config()?.validate()?;
         if let Some(replication) = &self.replication {
@@ -231,6 +238,10 @@ mod tests {
         assert_eq!(c.broker_name, "broker-b");
         assert_eq!(c.flush_disk_type, FlushMode::Sync);
         assert_eq!(c.namesrv_addrs().len(), 2);
+        let e = BrokerConfig::parse("namesrv_addr = \"127.0.0.1:9876;localhost\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("namesrv_addr") && e.contains("localhost"), "{e}");
         let e = BrokerConfig::parse("brokerName = \"x\"")
             .unwrap_err()
             .to_string();
