@@ -96,11 +96,16 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = raftmq::dev::start_broker_on_disk(config.clone()).await?;
+    // A replica's id is its Raft node id (its BrokerId follows its role); a
+    // single-replica broker's is the configured broker_id.
+    let id = match broker.broker.replica() {
+        Some(replica) => format!("replica {}", replica.id),
+        None => format!("id {}", config.broker_id),
+    };
     println!(
-        "raftmq-broker {} (cluster {}, id {}) serving at {}, name servers {}",
+        "raftmq-broker {} (cluster {}, {id}) serving at {}, name servers {}",
         config.broker_name,
         config.broker_cluster_name,
-        config.broker_id,
         broker.broker.addr(),
         config.namesrv_addr
     );
