@@ -350,11 +350,14 @@ impl Admin {
     /// them apart.
     pub async fn find_by_id(&self, id: &str, topic: Option<&str>) -> Result<Vec<MessageExt>> {
         let as_offset_id = match self.view_by_id(id).await {
-            Ok(message) => return Ok(vec![message]),
-            Err(e) => e,
+            Ok(message) if topic.is_none_or(|t| message.topic == t) => return Ok(vec![message]),
+            // A message of another topic: `id` decoded to a real store host and offset
+            // by chance; it is the topic's unique id that is meant.
+            Ok(message) => format!("it names a message of {}", message.topic),
+            Err(e) => e.to_string(),
         };
         let Some(topic) = topic else {
-            return Err(ClientError::Invalid(format!(
+            return Err(ClientError::NotFound(format!(
                 "{id} as an offset msg id (store host + CommitLog offset): {as_offset_id}; \
                  for a producer's msgId (unique id) give its topic"
             )));
@@ -363,14 +366,19 @@ impl Admin {
         let unique = id.to_ascii_uppercase();
         let found: Vec<MessageExt> = self
             .query_by_key(topic, &unique, 32)
-            .await?
+            .await
+            .map_err(|e| {
+                ClientError::NotFound(format!(
+                    "{id}: as an offset msg id: {as_offset_id}; as a unique id of {topic}: {e}"
+                ))
+            })?
             .into_iter()
             .filter(|m| m.msg_id == unique)
             .collect();
         if found.is_empty() {
-            return Err(ClientError::Invalid(format!(
-                "no message of {topic} has unique id {id}, and as an offset msg id it \
-                 failed: {as_offset_id}"
+            return Err(ClientError::NotFound(format!(
+                "{id}: no message of {topic} has this unique id, and as an offset msg id: \
+                 {as_offset_id}"
             )));
         }
         Ok(found)

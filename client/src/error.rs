@@ -25,6 +25,9 @@ pub enum ClientError {
     NoMaster(String),
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A lookup (by id, by key) found nothing; the text says where it looked.
+    #[error("not found: {0}")]
+    NotFound(String),
     #[error("client is shut down")]
     Shutdown,
 }

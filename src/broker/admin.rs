@@ -72,13 +72,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     (true, crate::config::AckMode::Leader) => "ASYNC_MASTER",
                 };
                 let described = format!(
-                    "{} replicas, election {:?}, ack {:?} (replica {})",
+                    "{} replicas, election {}, ack {} (replica {})",
                     replica.status().voters.len() + replica.status().learners.len(),
                     r.election,
                     r.ack,
                     replica.id
-                )
-                .to_lowercase();
+                );
                 (if master { 0 } else { replica.id }, role, described)
             }
             _ => (

@@ -339,7 +339,9 @@ pub async fn query(cmd: QueryCommand, config: ClientConfig) -> anyhow::Result<()
         }
         QueryCommand::Id { id, topic } => {
             let found = admin.find_by_id(&id, topic.as_deref()).await.map_err(|e| {
-                let hint = if topic.is_none() {
+                // Only an id shaped like a msgId (32 hex digits) may be a unique id.
+                let unique_shaped = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+                let hint = if topic.is_none() && unique_shaped {
                     format!(": raftmq query id {id} -t TOPIC")
                 } else {
                     String::new()

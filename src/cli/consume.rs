@@ -48,11 +48,12 @@ pub async fn run(args: ConsumeArgs, config: ClientConfig) -> anyhow::Result<()> 
         .start(move |messages| {
             for m in messages {
                 println!(
-                    "{}:{}@{} msgId={} tags={} keys={} body={}",
+                    "{}:{}@{} msgId={} offsetMsgId={} tags={} keys={} body={}",
                     m.topic,
                     m.queue_id,
                     m.queue_offset,
                     m.msg_id,
+                    m.offset_msg_id,
                     m.tags.as_deref().unwrap_or("-"),
                     m.keys.join(" "),
                     String::from_utf8_lossy(&m.body)

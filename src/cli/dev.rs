@@ -73,10 +73,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let cluster = crate::dev::start(options).await?;
     let namesrv = cluster.namesrv_addr.to_string();
-    let flush = match args.flush {
-        store::FlushMode::Sync => "sync",
-        store::FlushMode::Async => "async",
-    };
+    let flush = args.flush;
     println!("raftmq dev is up");
     println!("  name server  {namesrv}");
     if let [single] = cluster.brokers.as_slice() {
@@ -88,8 +85,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         println!(
             "  broker group broker-a: {} replicas, election {}, ack {}, {flush} flush",
             cluster.brokers.len(),
-            format!("{:?}", args.election).to_lowercase(),
-            format!("{:?}", args.ack).to_lowercase()
+            args.election,
+            args.ack
         );
         wait_for_master(&cluster).await?;
         for running in &cluster.brokers {

@@ -102,7 +102,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     }
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "failover over {} kills (3 replicas, election raft, ack {:?}, {:?} flush): \
+        "failover over {} kills (3 replicas, election raft, ack {}, {} flush): \
          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         args.kills,
         args.ack,

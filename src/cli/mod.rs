@@ -69,7 +69,7 @@ pub enum Command {
     #[command(subcommand)]
     Cluster(admin::ClusterCommand),
     /// Consumer groups (lag, create, list, delete) and a broker group's replicas
-    /// (status, add, remove).
+    /// (replicas, add-replica, remove-replica).
     #[command(subcommand)]
     Group(admin::GroupCommand),
     /// Find messages by key or by message id.

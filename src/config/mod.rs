@@ -154,11 +154,15 @@ impl BrokerConfig {
         }
         effective_workers(self.worker_threads, self.busy_poll_us)?;
         for addr in self.namesrv_addrs() {
-            // Registration connects to each as a socket address; say so now, not in a
-            // warning every 30 s.
-            addr.parse::<SocketAddr>().map_err(|e| {
-                anyhow::anyhow!("namesrv_addr: {addr:?} is not ip:port (e.g. 127.0.0.1:9876): {e}")
-            })?;
+            // Registration connects to each as host:port (a name is looked up); a
+            // malformed entry is said now rather than in a warning every 30 s.
+            let port = addr.rsplit_once(':').filter(|(host, _)| !host.is_empty());
+            if port.is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+                anyhow::bail!(
+                    "namesrv_addr: {addr:?} is not host:port (e.g. 127.0.0.1:9876 or \
+                     namesrv-1:9876)"
+                );
+            }
         }
         self.advertised_addr()?;
         self.store_config()?.validate()?;
@@ -242,6 +246,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("namesrv_addr") && e.contains("localhost"), "{e}");
+        for bad in [":9876", "namesrv-1:", "namesrv-1:98765"] {
+            let toml = format!("namesrv_addr = \"{bad}\"");
+            assert!(BrokerConfig::parse(&toml).is_err(), "{bad} accepted");
+        }
+        let c = BrokerConfig::parse("namesrv_addr = \"namesrv-1:9876; [::1]:9876\"").unwrap();
+        assert_eq!(c.namesrv_addrs(), ["namesrv-1:9876", "[::1]:9876"]);
         let e = BrokerConfig::parse("brokerName = \"x\"")
             .unwrap_err()
             .to_string();

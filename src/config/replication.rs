@@ -31,6 +31,16 @@ pub enum Election {
     Fixed,
 }
 
+/// As the TOML and the flags spell it.
+impl std::fmt::Display for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Election::Raft => "raft",
+            Election::Fixed => "fixed",
+        })
+    }
+}
+
 /// When a send is acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +50,16 @@ pub enum AckMode {
     Quorum,
     /// Once the master holds it (async replication): a failover may lose a tail.
     Leader,
+}
+
+/// As the TOML and the flags spell it.
+impl std::fmt::Display for AckMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AckMode::Quorum => "quorum",
+            AckMode::Leader => "leader",
+        })
+    }
 }
 
 /// One replica's two addresses.

@@ -19,6 +19,16 @@ pub enum FlushMode {
     Async,
 }
 
+/// As the TOML and the flags spell it.
+impl std::fmt::Display for FlushMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FlushMode::Sync => "sync",
+            FlushMode::Async => "async",
+        })
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {

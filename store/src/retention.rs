@@ -20,8 +20,30 @@ pub struct RetentionPolicy {
     pub disk_max_used_space_ratio: f64,
 }
 
-/// Number of oldest segments to delete. `floor_offset`: keep expired segments holding
-/// bytes at or above it.
+/// Number of oldest segments whose newest message is older than `file_reserved_hours`
+/// (and, with `floor_offset`, that hold no byte at or above it): what age alone deletes.
+pub fn expired_prefix(
+    policy: &RetentionPolicy,
+    segments: &[SegmentInfo],
+    now_ms: i64,
+    floor_offset: Option<u64>,
+) -> usize {
+    let reserved_ms =
+        i64::try_from(policy.file_reserved_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+    let deletable = segments.len().saturating_sub(1);
+    segments[..deletable]
+        .iter()
+        .take_while(|s| {
+            floor_offset.is_none_or(|floor| s.base + s.size <= floor)
+                && s.max_store_timestamp_ms
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) > reserved_ms)
+        })
+        .count()
+}
+
+/// Number of oldest segments to delete: the [expired prefix](expired_prefix), then,
+/// while the disk is over its ratio, more. `floor_offset`: keep expired segments
+/// holding bytes at or above it.
 pub fn segments_to_delete(
     policy: &RetentionPolicy,
     segments: &[SegmentInfo],
@@ -30,17 +52,8 @@ pub fn segments_to_delete(
     disk_used_bytes: u64,
     floor_offset: Option<u64>,
 ) -> usize {
-    let reserved_ms =
-        i64::try_from(policy.file_reserved_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
     let deletable = segments.len().saturating_sub(1);
-    let expired = segments[..deletable]
-        .iter()
-        .take_while(|s| {
-            floor_offset.is_none_or(|floor| s.base + s.size <= floor)
-                && s.max_store_timestamp_ms
-                    .is_some_and(|ts| now_ms.saturating_sub(ts) > reserved_ms)
-        })
-        .count();
+    let expired = expired_prefix(policy, segments, now_ms, floor_offset);
     let mut count = expired;
     let mut used = disk_used_bytes.saturating_sub(segments[..expired].iter().map(|s| s.size).sum());
     let limit = (disk_total_bytes as f64 * policy.disk_max_used_space_ratio) as u64;
@@ -109,8 +122,9 @@ mod tests {
             disk_max_used_space_ratio: 0.5,
         };
         let s = segs(&[Some(0), Some(0), Some(0), Some(0), None]);
-        // 1000 total, 700 used, limit 500: two segments of 100 must go.
+        // 1000 total, 700 used, limit 500: two segments of 100 must go, none for age.
         assert_eq!(segments_to_delete(&policy, &s, 0, 1000, 700, None), 2);
+        assert_eq!(expired_prefix(&policy, &s, 0, None), 0);
         assert_eq!(segments_to_delete(&policy, &s, 0, 1000, 400, None), 0);
     }
 
@@ -134,7 +148,9 @@ mod tests {
             2
         );
         assert_eq!(segments_to_delete(&policy, &s, now, 1000, 100, Some(0)), 0);
-        // A disk over its ratio deletes past the floor.
+        // A disk over its ratio deletes past the floor; age alone would delete none.
         assert_eq!(segments_to_delete(&policy, &s, now, 1000, 700, Some(0)), 2);
+        assert_eq!(expired_prefix(&policy, &s, now, Some(0)), 0);
+        assert_eq!(expired_prefix(&policy, &s, now, Some(150)), 1);
     }
 }

@@ -380,5 +380,13 @@ async fn a_broker_restart_keeps_data_and_offsets() {
         e.contains("unique id") && e.contains(unique_id.as_str()),
         "{e}"
     );
+    let mut other = unique_id.clone();
+    other.replace_range(31.., if unique_id.ends_with('0') { "1" } else { "0" });
+    let e = admin
+        .find_by_id(&other, Some("Durable"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no message of Durable"), "{e}");
     cluster.shutdown().await;
 }

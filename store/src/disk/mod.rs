@@ -62,7 +62,7 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// Every file whose name starts with `prefix`, sorted by name.
     fn list(&self, prefix: &str) -> impl Future<Output = io::Result<Vec<String>>> + Send;
 
-    /// Total and free bytes of the underlying device.
+    /// The device's capacity and what is left, as `df` counts them (see [`DiskSpace`]).
     fn space(&self) -> io::Result<DiskSpace>;
 }
 

@@ -174,12 +174,12 @@ impl Disk for StdDisk {
 /// the filesystem reserves for root (`f_bfree - f_bavail`; 5 % by default on ext4, far
 /// more on some machines) count as neither, so retention's `disk_max_used_space_ratio`
 /// means what `df`'s Use% says. Counting them as used made a 34 %-full disk read as 76 %
-/// and retention delete unconsumed messages minutes after they were written.
+/// and retention delete unconsumed messages about a minute after they were written.
 fn space_from_statvfs(blocks: u64, free: u64, available: u64, block_bytes: u64) -> DiskSpace {
     let used = blocks.saturating_sub(free);
     DiskSpace {
-        total_bytes: (used + available) * block_bytes,
-        free_bytes: available * block_bytes,
+        total_bytes: used.saturating_add(available).saturating_mul(block_bytes),
+        free_bytes: available.saturating_mul(block_bytes),
     }
 }
 
@@ -274,7 +274,7 @@ impl DiskFile for StdFile {
 
 #[cfg(test)]
 mod tests {
-    use super::space_from_statvfs;
+    use super::*;
 
     #[test]
     fn disk_usage_is_what_df_shows_not_counting_roots_reserve() {
@@ -288,8 +288,6 @@ mod tests {
         let space = space_from_statvfs(1000, 250, 250, 4096);
         assert_eq!(space.used_ratio(), 0.75);
     }
-
-    use super::*;
 
     #[tokio::test]
     async fn append_read_truncate_list_remove() {

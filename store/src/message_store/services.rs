@@ -11,7 +11,7 @@ use crate::config::FlushMode;
 use crate::disk::Disk;
 use crate::error::Result;
 use crate::log_start::{self, LogStart, QueueStart};
-use crate::retention::{segments_to_delete, RetentionPolicy};
+use crate::retention::{expired_prefix, segments_to_delete, RetentionPolicy};
 use proto::clock;
 
 /// Syncs the CommitLog: on every wakeup with `flush = sync` (group commit: one fsync for
@@ -125,26 +125,16 @@ pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
     if count == 0 {
         return Ok(());
     }
-    // What age alone would delete (an empty disk is never over its ratio): the rest goes
-    // for space, which deletes messages whatever their age, consumed or not — say so.
-    let by_age = segments_to_delete(&policy, &segments, now_ms, space.total_bytes, 0, floor);
-    if count > by_age {
-        tracing::warn!(
-            segments = count,
-            older_than_file_reserved_hours = by_age,
-            disk_used_ratio = format!("{:.3}", space.used_ratio()),
-            disk_max_used_space_ratio = policy.disk_max_used_space_ratio,
-            "retention: the disk is fuller than disk_max_used_space_ratio; deleting the \
-             oldest CommitLog segments whatever their age"
-        );
+    let why = if count > expired_prefix(&policy, &segments, now_ms, floor) {
+        Why::Space {
+            used_ratio: space.used_ratio(),
+            limit: policy.disk_max_used_space_ratio,
+        }
     } else {
-        tracing::info!(
-            segments = count,
-            file_reserved_hours = policy.file_reserved_hours,
-            "retention: deleting CommitLog segments whose newest message is older than \
-             file_reserved_hours"
-        );
-    }
+        Why::Age {
+            file_reserved_hours: policy.file_reserved_hours,
+        }
+    };
     if let Some(floor) = floor.filter(|f| segments[count - 1].base + segments[count - 1].size > *f)
     {
         tracing::error!(
@@ -154,7 +144,39 @@ pub(super) async fn clean<D: Disk>(shared: &Shared<D>) -> Result<()> {
              not received yet; it cannot catch up by log and must be removed and re-added"
         );
     }
-    delete_oldest(shared, &segments, count).await
+    delete_oldest(shared, &segments, count, why).await
+}
+
+/// Why retention deletes segments, for its log line: a deletion for space takes
+/// messages whatever their age, consumed or not, so it says so louder.
+#[derive(Clone, Copy, Debug)]
+enum Why {
+    Age { file_reserved_hours: u64 },
+    Space { used_ratio: f64, limit: f64 },
+    Compaction,
+}
+
+impl Why {
+    fn log(self, segments: usize) {
+        match self {
+            Why::Age {
+                file_reserved_hours,
+            } => tracing::info!(
+                segments,
+                file_reserved_hours,
+                "retention: deleting CommitLog segments whose newest message is older than \
+                 file_reserved_hours"
+            ),
+            Why::Space { used_ratio, limit } => tracing::warn!(
+                segments,
+                disk_used_ratio = format!("{used_ratio:.3}"),
+                disk_max_used_space_ratio = limit,
+                "retention: the disk is fuller than disk_max_used_space_ratio; deleting the \
+                 oldest CommitLog segments whatever their age"
+            ),
+            Why::Compaction => tracing::info!(segments, "compaction: deleting CommitLog segments"),
+        }
+    }
 }
 
 /// Deletes the segments wholly below CommitLog offset `offset` (never the active one)
@@ -171,7 +193,7 @@ pub(super) async fn compact_below<D: Disk>(shared: &Shared<D>, offset: u64) -> R
     if count == 0 {
         return Ok(());
     }
-    delete_oldest(shared, &segments, count).await
+    delete_oldest(shared, &segments, count, Why::Compaction).await
 }
 
 /// Deletes the `count` oldest segments and moves ConsumeQueues and the index along. A
@@ -182,6 +204,7 @@ async fn delete_oldest<D: Disk>(
     shared: &Shared<D>,
     segments: &[SegmentInfo],
     count: usize,
+    why: Why,
 ) -> Result<()> {
     if shared.replicated {
         // Only committed (applied) entries may go: a replica's expired segments can
@@ -201,8 +224,10 @@ async fn delete_oldest<D: Disk>(
         if count == 0 || recorded.is_some_and(|s| s.base_offset >= segments[count].base) {
             return Ok(());
         }
+        why.log(count);
         return record_log_start(shared, &segments[count - 1..=count]).await;
     }
+    why.log(count);
     delete_segments(shared, count).await
 }
 
