@@ -26,6 +26,17 @@ enum Mode {
     Panic,
 }
 
+impl Mode {
+    fn load(mode: &AtomicU8) -> Mode {
+        match mode.load(Ordering::SeqCst) {
+            0 => Mode::Normal,
+            1 => Mode::Fail,
+            2 => Mode::Hang,
+            _ => Mode::Panic,
+        }
+    }
+}
+
 /// A `SimDisk` whose ConsumeQueue appends behave as its [`Mode`] says.
 #[derive(Clone)]
 struct QueueFaultDisk {
@@ -50,6 +61,29 @@ impl QueueFaultDisk {
 struct QueueFaultFile {
     inner: store::disk::SimFile,
     mode: Option<Arc<AtomicU8>>,
+}
+
+async fn open(disk: &QueueFaultDisk) -> MessageStore<QueueFaultDisk> {
+    MessageStore::open(disk.clone(), config(FlushMode::Async))
+        .await
+        .unwrap()
+}
+
+/// Turns the fault on, then sends "acked" to T-0: the CommitLog append succeeds and is
+/// acknowledged; the dispatch after it meets the fault.
+async fn ack_into_fault(disk: &QueueFaultDisk, store: &MessageStore<QueueFaultDisk>, mode: Mode) {
+    disk.set(mode);
+    store
+        .put_message(message("T", 0, "acked"))
+        .await
+        .expect("acknowledged once in the CommitLog");
+}
+
+/// T-0's bodies after the fault is gone and the store reopened (which re-dispatches).
+async fn reopened_bodies(store: MessageStore<QueueFaultDisk>, disk: QueueFaultDisk) -> Vec<String> {
+    drop(store);
+    disk.set(Mode::Normal);
+    bodies(&open(&disk).await, "T", 0).await
 }
 
 /// Reads queue T-0 and returns the `Unavailable` reason it must answer; fails the test if
@@ -96,17 +130,13 @@ impl DiskFile for QueueFaultFile {
     }
 
     async fn append(&self, data: &[u8]) -> std::io::Result<u64> {
-        let mode = self
-            .mode
-            .as_ref()
-            .map_or(Mode::Normal as u8, |m| m.load(Ordering::SeqCst));
-        match mode {
-            m if m == Mode::Fail as u8 => Err(std::io::Error::other(
+        match self.mode.as_deref().map_or(Mode::Normal, Mode::load) {
+            Mode::Normal => self.inner.append(data).await,
+            Mode::Fail => Err(std::io::Error::other(
                 "injected ConsumeQueue append failure",
             )),
-            m if m == Mode::Hang as u8 => std::future::pending().await,
-            m if m == Mode::Panic as u8 => panic!("injected panic in a ConsumeQueue append"),
-            _ => self.inner.append(data).await,
+            Mode::Hang => std::future::pending().await,
+            Mode::Panic => panic!("injected panic in a ConsumeQueue append"),
         }
     }
 
@@ -129,16 +159,10 @@ impl DiskFile for QueueFaultFile {
 #[tokio::test]
 async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
     let disk = QueueFaultDisk::new(42);
-    let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
-        .await
-        .unwrap();
+    let store = open(&disk).await;
     store.put_message(message("T", 0, "before")).await.unwrap();
     store.settled().await.unwrap(); // its dispatch, which runs after the ack, is done
-    disk.set(Mode::Fail);
-    store
-        .put_message(message("T", 0, "acked"))
-        .await
-        .expect("acknowledged once in the CommitLog");
+    ack_into_fault(&disk, &store, Mode::Fail).await;
     let reason = unavailable_read(&store, "had failed").await;
     assert!(
         reason.contains("dispatch failed") && reason.contains("injected"),
@@ -147,13 +171,8 @@ async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
     assert!(store.failure().is_some(), "the store still takes writes");
     assert!(store.put_message(message("T", 0, "after")).await.is_err());
 
-    disk.set(Mode::Normal);
     let _ = store.shutdown().await;
-    drop(store);
-    let store = MessageStore::open(disk, config(FlushMode::Async))
-        .await
-        .unwrap();
-    assert_eq!(bodies(&store, "T", 0).await, ["before", "acked"]);
+    assert_eq!(reopened_bodies(store, disk).await, ["before", "acked"]);
 }
 
 /// The writer stops mid-dispatch — its task aborted by `shutdown` while the disk hangs —
@@ -163,26 +182,15 @@ async fn a_failed_dispatch_fails_reads_by_name_and_a_reopen_restores_them() {
 #[cfg_attr(madsim, tokio::test)]
 async fn a_writer_aborted_mid_dispatch_fails_reads_instead_of_hanging_them() {
     let disk = QueueFaultDisk::new(43);
-    let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
-        .await
-        .unwrap();
+    let store = open(&disk).await;
     store.put_message(message("T", 0, "before")).await.unwrap();
     store.settled().await.unwrap();
-    disk.set(Mode::Hang);
-    store
-        .put_message(message("T", 0, "acked"))
-        .await
-        .expect("acknowledged once in the CommitLog");
+    ack_into_fault(&disk, &store, Mode::Hang).await;
     // Waits (5 s) for the hung dispatch, then checkpoints and aborts the tasks.
     let _ = store.shutdown().await;
     let reason = unavailable_read(&store, "was aborted").await;
     assert!(reason.contains("are not in their queues"), "{reason}");
-    drop(store);
-    disk.set(Mode::Normal);
-    let store = MessageStore::open(disk, config(FlushMode::Async))
-        .await
-        .unwrap();
-    assert_eq!(bodies(&store, "T", 0).await, ["before", "acked"]);
+    assert_eq!(reopened_bodies(store, disk).await, ["before", "acked"]);
 }
 
 /// The writer panics mid-dispatch: readers are woken with `Unavailable` (the writer's
@@ -192,14 +200,8 @@ async fn a_writer_aborted_mid_dispatch_fails_reads_instead_of_hanging_them() {
 #[tokio::test]
 async fn a_writer_that_panics_mid_dispatch_fails_reads_instead_of_hanging_them() {
     let disk = QueueFaultDisk::new(44);
-    let store = MessageStore::open(disk.clone(), config(FlushMode::Async))
-        .await
-        .unwrap();
-    disk.set(Mode::Panic);
-    store
-        .put_message(message("T", 0, "acked"))
-        .await
-        .expect("acknowledged once in the CommitLog");
+    let store = open(&disk).await;
+    ack_into_fault(&disk, &store, Mode::Panic).await;
     let reason = unavailable_read(&store, "panicked").await;
     assert!(
         reason.contains("writer stopped during a dispatch"),

@@ -2,6 +2,8 @@
 //! on the leader and checked on followers, committed-only reads, truncation of a
 //! conflicting tail, and recovery after a crash. Both builds run them.
 
+mod common;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -12,18 +14,9 @@ use store::{
     SimDiskConfig, StoreConfig, StoreError,
 };
 
+/// The scenario tests' small files, with sync flush.
 fn config() -> StoreConfig {
-    StoreConfig {
-        flush_disk_type: FlushMode::Sync,
-        flush_interval_ms: 10,
-        checkpoint_interval_ms: 50,
-        commitlog_segment_size: 4096,
-        consume_queue_units_per_file: 8,
-        index_entries_per_file: 16,
-        message_size_max: 1024,
-        write_batch_size_max: 2048,
-        ..StoreConfig::default()
-    }
+    common::config(FlushMode::Sync)
 }
 
 fn leader_host() -> SocketAddr {
