@@ -22,7 +22,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let read: u32 = req.ext_parse("readQueueNums")?;
         let write: u32 = req.ext_parse("writeQueueNums")?;
         let perm_bits: u32 = req.ext_parse_opt("perm")?.unwrap_or(perm::READ_WRITE);
-        let order: bool = req.ext_parse_opt("order")?.unwrap_or(false);
+        let order = req.ext_bool("order").unwrap_or(false);
         if let Err(e) = proto::names::validate_name("topic", &topic) {
             return Ok(RemotingCommand::response_to(
                 req,

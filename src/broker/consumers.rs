@@ -158,6 +158,21 @@ impl Consumers {
             .is_some_and(|m| m.values().any(|c| c.data.message_model == "BROADCASTING"))
     }
 
+    /// The tag expression `group`'s members registered for `topic` in their heartbeats.
+    /// Push consumers of the Java client leave the subscription out of their pulls
+    /// (`postSubscriptionWhenPull` is off by default), so, as Java's broker does, a pull
+    /// without one is filtered by this.
+    pub fn subscription(&self, group: &str, topic: &str) -> Option<String> {
+        let groups = self.groups.lock().expect("consumers poisoned");
+        groups.get(group)?.values().find_map(|c| {
+            c.data
+                .subscription_data_set
+                .iter()
+                .find(|s| s.topic == topic)
+                .map(|s| s.sub_string.clone())
+        })
+    }
+
     /// Whether any member of `group` subscribes to `topic`.
     pub fn subscribes(&self, group: &str, topic: &str) -> bool {
         let groups = self.groups.lock().expect("consumers poisoned");

@@ -90,7 +90,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 tracing::warn!(error = %e, "commit offset with pull failed");
             }
         }
-        let filter = HashFilter::parse(h.subscription.as_deref());
+        let registered = match &h.subscription {
+            Some(_) => None,
+            None => self.consumers.subscription(&h.consumer_group, &h.topic),
+        };
+        let filter = HashFilter::parse(h.subscription.as_deref().or(registered.as_deref()));
         let max = h.max_msg_nums.clamp(1, PULL_BATCH_MAX) as usize;
         let suspend = (h.sys_flag & pull_flag::SUSPEND != 0 && self.config.long_polling_enable)
             .then(|| Duration::from_millis(h.suspend_timeout_millis).min(SUSPEND_MAX));

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::ProtoError;
 use super::json::{quote_numeric_keys, unquote_numeric_keys};
+use super::lenient;
 
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
     let text = std::str::from_utf8(body)
@@ -179,11 +180,11 @@ pub struct SubscriptionData {
     pub sub_string: String,
     #[serde(default)]
     pub tags_set: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::i32_list")]
     pub code_set: Vec<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::i64_or_string")]
     pub sub_version: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::bool_or_string")]
     pub class_filter_mode: bool,
     #[serde(default)]
     pub expression_type: Option<String>,
@@ -193,16 +194,17 @@ pub struct SubscriptionData {
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerData {
     pub group_name: String,
-    #[serde(default)]
+    /// A `ConsumeType` name; clients that send its ordinal get it as the name.
+    #[serde(default, deserialize_with = "lenient::consume_type")]
     pub consume_type: String,
-    /// "CLUSTERING" or "BROADCASTING".
-    #[serde(default)]
+    /// "CLUSTERING" or "BROADCASTING" (sent by name or, by the C++ client, ordinal).
+    #[serde(default, deserialize_with = "lenient::message_model")]
     pub message_model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::consume_from_where")]
     pub consume_from_where: String,
     #[serde(default)]
     pub subscription_data_set: Vec<SubscriptionData>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::bool_or_string")]
     pub unit_mode: bool,
 }
 
@@ -333,5 +335,24 @@ mod tests {
             hb.consumer_data_set[0].subscription_data_set[0].code_set,
             vec![2598919]
         );
+    }
+
+    /// As librocketmq (the C++ client, and the Python binding over it) sends it: enums by
+    /// ordinal, subVersion as a string, no tagsSet or codeSet.
+    #[test]
+    fn heartbeat_from_the_cpp_client_parses() {
+        let cpp = br#"{"clientID":"6898-127.0.0.1@DEFAULT","consumerDataSet":[{"consumeFromWhere":0,"consumeType":1,"groupName":"cg","messageModel":1,"subscriptionDataSet":[{"subString":"*","subVersion":"1796402866958","topic":"%RETRY%cg"},{"subString":"TagA || TagB","subVersion":"1796402866958","topic":"T"}]},{"consumeFromWhere":4,"consumeType":1,"groupName":"bc","messageModel":0,"subscriptionDataSet":[]}],"producerDataSet":[{"groupName":"pg"}]}"#;
+        let hb: HeartbeatData = from_json(cpp).unwrap();
+        let clustering = &hb.consumer_data_set[0];
+        assert_eq!(clustering.consume_type, "CONSUME_PASSIVELY");
+        assert_eq!(clustering.message_model, "CLUSTERING");
+        assert_eq!(clustering.consume_from_where, "CONSUME_FROM_LAST_OFFSET");
+        assert_eq!(
+            clustering.subscription_data_set[1].sub_version,
+            1_796_402_866_958
+        );
+        let broadcasting = &hb.consumer_data_set[1];
+        assert_eq!(broadcasting.message_model, "BROADCASTING");
+        assert_eq!(broadcasting.consume_from_where, "CONSUME_FROM_FIRST_OFFSET");
     }
 }

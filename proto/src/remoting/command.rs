@@ -202,6 +202,12 @@ impl RemotingCommand {
         }
     }
 
+    /// An optional boolean header field, read as Java's broker reads it
+    /// ([`super::lenient::java_bool`]): never an error.
+    pub fn ext_bool(&self, key: &str) -> Option<bool> {
+        self.ext(key).map(super::lenient::java_bool)
+    }
+
     /// Parses one whole frame (as [`check_frame`] measured it).
     pub fn decode(frame: &[u8]) -> Result<Self, ProtoError> {
         Self::decode_frame(Bytes::copy_from_slice(frame))

@@ -4,6 +4,7 @@
 
 use super::codes::request;
 use super::command::{ProtoError, RemotingCommand};
+use super::lenient;
 use super::ExtFields;
 
 /// SEND_MESSAGE (long names) and SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (one letter each).
@@ -107,6 +108,11 @@ impl<'a> SendFields<'a> {
             })
     }
 
+    /// A boolean field as Java's broker reads it ([`lenient::java_bool`]).
+    fn bool_opt(&self, long: &'static str) -> Option<bool> {
+        self.raw(long).map(lenient::java_bool)
+    }
+
     fn req_str(&self, long: &'static str) -> Result<&'a str, ProtoError> {
         self.raw(long)
             .map(str::trim)
@@ -136,9 +142,9 @@ impl<'a> SendMessageHeader<&'a str> {
             flag: c.opt("flag")?.unwrap_or(0),
             properties: c.raw("properties").unwrap_or_default(),
             reconsume_times: c.opt("reconsumeTimes")?.unwrap_or(0),
-            unit_mode: c.opt("unitMode")?.unwrap_or(false),
+            unit_mode: c.bool_opt("unitMode").unwrap_or(false),
             batch: c
-                .opt("batch")?
+                .bool_opt("batch")
                 .unwrap_or(cmd.code == request::SEND_BATCH_MESSAGE),
             max_reconsume_times: c.opt("maxReconsumeTimes")?,
         })
@@ -294,6 +300,25 @@ mod tests {
             SendMessageHeader::parse(&missing),
             Err(ProtoError::MissingField("topic"))
         );
+    }
+
+    /// As librocketmq writes a SEND_MESSAGE: booleans as "0"/"1", some numbers as JSON
+    /// numbers (which the frame decoder turns into their text).
+    #[test]
+    fn cpp_client_send_header_parses() {
+        let c = RemotingCommand::request(request::SEND_MESSAGE)
+            .with_ext("producerGroup", "pg")
+            .with_ext("topic", "T")
+            .with_ext("queueId", 0)
+            .with_ext("defaultTopicQueueNums", 4)
+            .with_ext("reconsumeTimes", "0")
+            .with_ext("unitMode", "0")
+            .with_ext("batch", "0");
+        let h = SendMessageHeader::parse(&c).unwrap();
+        assert!(!h.unit_mode && !h.batch);
+        let batch = c.with_ext("batch", "1").with_ext("unitMode", "TRUE");
+        let h = SendMessageHeader::parse(&batch).unwrap();
+        assert!(h.unit_mode && h.batch);
     }
 
     #[test]
