@@ -47,6 +47,18 @@ mod property {
     pub const REAL_QUEUE_ID: &str = "REAL_QID";
 }
 
+/// The delay level a sent-back message waits at: the one the consumer asked for, else,
+/// as Java's broker does, 3 + the times it was already reconsumed (10 s, then 30 s, 1 min,
+/// ...), within the levels there are.
+fn retry_delay_level(requested: i32, reconsumed_before: i32) -> i32 {
+    let level = if requested == 0 {
+        3 + reconsumed_before
+    } else {
+        requested
+    };
+    level.clamp(1, DELAY_LEVELS_MS.len() as i32)
+}
+
 impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// Creates `topic` with one queue if it does not exist; registers at once if it did not.
     pub(super) async fn ensure_group_topic(&self, topic: &str) -> Result<(), PutError> {
@@ -138,12 +150,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             if let Err(e) = self.ensure_group_topic(&retry_topic).await {
                 return Ok(put_error(req, &e));
             }
-            let level = if delay_level == 0 {
-                3 + reconsume
-            } else {
-                delay_level
-            };
-            let level = level.clamp(1, DELAY_LEVELS_MS.len() as i32);
+            let level = retry_delay_level(delay_level, reconsume - 1);
             message
                 .properties
                 .insert(property::DELAY, level.to_string());
@@ -247,5 +254,25 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         Ok(Duration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_retry_waits_as_java_does() {
+        // First send-back of a message never reconsumed: level 3 (10 s), as
+        // `3 + msgExt.getReconsumeTimes()` in Java's SendMessageProcessor.
+        assert_eq!(retry_delay_level(0, 0), 3);
+        assert_eq!(
+            DELAY_LEVELS_MS[retry_delay_level(0, 0) as usize - 1],
+            10_000
+        );
+        assert_eq!(retry_delay_level(0, 1), 4);
+        assert_eq!(retry_delay_level(0, 40), 18);
+        assert_eq!(retry_delay_level(1, 5), 1);
+        assert_eq!(retry_delay_level(99, 0), 18);
     }
 }

@@ -249,9 +249,11 @@ pub struct LockBatchBody {
     pub mq_set: Vec<MessageQueue>,
 }
 
+/// LOCK_BATCH_MQ's answer. Java names the field `lockOKMQSet`; fastjson matches names
+/// without regard to case, but the C++ client (jsoncpp) reads exactly that spelling.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct LockBatchResponseBody {
+    #[serde(rename = "lockOKMQSet", alias = "lockOkMqSet")]
     pub lock_ok_mq_set: Vec<MessageQueue>,
 }
 
@@ -334,6 +336,24 @@ mod tests {
         assert_eq!(
             hb.consumer_data_set[0].subscription_data_set[0].code_set,
             vec![2598919]
+        );
+    }
+
+    #[test]
+    fn lock_response_spells_its_field_as_java_does() {
+        let body = LockBatchResponseBody {
+            lock_ok_mq_set: vec![MessageQueue {
+                topic: "T".into(),
+                broker_name: "b".into(),
+                queue_id: 1,
+            }],
+        };
+        let json = String::from_utf8(to_json(&body)).unwrap();
+        assert!(json.starts_with(r#"{"lockOKMQSet":[{"#), "{json}");
+        let camel = json.replace("lockOKMQSet", "lockOkMqSet");
+        assert_eq!(
+            from_json::<LockBatchResponseBody>(camel.as_bytes()).unwrap(),
+            body
         );
     }
 
