@@ -223,7 +223,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 self.send(req, channel).await
             }
-            request::PULL_MESSAGE => self.pull(req).await,
+            request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => self.pull(req).await,
             request::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(req),
             request::UPDATE_CONSUMER_OFFSET => Box::pin(self.update_consumer_offset(req)).await,
             request::GET_MAX_OFFSET => self.max_offset(req).await,

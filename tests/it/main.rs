@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bench;
+mod client_dialects;
 mod cluster;
 mod config;
 mod footprint;

@@ -4,6 +4,9 @@
 pub mod request {
     pub const SEND_MESSAGE: i32 = 10;
     pub const PULL_MESSAGE: i32 = 11;
+    /// The 5.x client's lite pull consumer pulls with this code; Java's broker serves it
+    /// as PULL_MESSAGE.
+    pub const LITE_PULL_MESSAGE: i32 = 361;
     pub const QUERY_MESSAGE: i32 = 12;
     pub const QUERY_CONSUMER_OFFSET: i32 = 14;
     pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
