@@ -5,6 +5,10 @@
 //! header field, request code or JSON body shape that raftmq gets wrong shows up here.
 //! raftmq's own `client::Admin` is used only to create the topic; the data path is
 //! entirely the third-party client's.
+//!
+//! Under `cargo test` it starts a name server and a broker in the test's process; run by
+//! `scripts/interop` (which sets `INTEROP_TOPOLOGY`) it uses that script's cluster at
+//! `NAMESRV_ADDR`, a single broker or a 3-replica group.
 
 #![recursion_limit = "512"]
 
@@ -55,8 +59,21 @@ fn body(i: usize) -> String {
     format!("third-party-{i}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rocketmq_rust_client_produces_and_push_consumes() {
+/// The cluster the test runs against: its own, or the one `scripts/interop` started.
+enum Cluster {
+    Embedded {
+        broker: raftmq::RunningBroker<store::StdDisk, store::meta::SledMetaStore>,
+        namesrv_tasks: Vec<tokio::task::JoinHandle<()>>,
+        _dir: tempfile::TempDir,
+    },
+    External,
+}
+
+async fn cluster() -> (String, Cluster) {
+    if std::env::var_os("INTEROP_TOPOLOGY").is_some() {
+        let namesrv = std::env::var("NAMESRV_ADDR").expect("scripts/interop sets NAMESRV_ADDR");
+        return (namesrv, Cluster::External);
+    }
     let (namesrv, namesrv_tasks) = namesrv::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -70,8 +87,26 @@ async fn rocketmq_rust_client_produces_and_push_consumes() {
     })
     .await
     .unwrap();
-    client::Admin::new(client::ClientConfig::with_namesrv(&namesrv.to_string()))
-        .create_topic(TOPIC, 4, None, false)
+    let embedded = Cluster::Embedded {
+        broker,
+        namesrv_tasks,
+        _dir: dir,
+    };
+    (namesrv.to_string(), embedded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_produces_and_push_consumes() {
+    let (namesrv, cluster) = cluster().await;
+    // A name of its own per run: an external cluster keeps earlier runs' topics.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let topic = format!("{TOPIC}{run}");
+    let topic = topic.as_str();
+    client::Admin::new(client::ClientConfig::with_namesrv(&namesrv))
+        .create_topic(topic, 4, None, false)
         .await
         .unwrap();
 
@@ -91,7 +126,7 @@ async fn rocketmq_rust_client_produces_and_push_consumes() {
     producer.start().await.unwrap();
     for i in 0..MESSAGES {
         let message = Message::builder()
-            .topic(TOPIC)
+            .topic(topic)
             .tags(TAG)
             .body_slice(body(i).as_bytes())
             .build_unchecked();
@@ -110,7 +145,7 @@ async fn rocketmq_rust_client_produces_and_push_consumes() {
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let sink = seen.clone();
     let mut consumer = DefaultMQPushConsumer::builder(client_runtime(&owner, "consumer"))
-        .consumer_group("ThirdPartyConsumerGroup".to_string())
+        .consumer_group(format!("ThirdPartyConsumerGroup{run}"))
         .name_server_addr(namesrv.to_string())
         .message_model(MessageModel::Clustering)
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
@@ -121,7 +156,7 @@ async fn rocketmq_rust_client_produces_and_push_consumes() {
         .consume_thread_min(2)
         .consume_thread_max(4)
         .build();
-    consumer.subscribe(TOPIC, TAG).await.unwrap();
+    consumer.subscribe(topic, TAG).await.unwrap();
     consumer.register_message_listener_concurrently(
         move |msgs: &[&MessageExt], _: &ConsumeConcurrentlyContext| {
             let mut seen = sink.lock().unwrap();
@@ -158,8 +193,15 @@ async fn rocketmq_rust_client_produces_and_push_consumes() {
     producer.shutdown().await;
     owner.shutdown_tasks().await;
     owner.shutdown_background();
-    broker.shutdown().await.unwrap();
-    for task in namesrv_tasks {
-        task.abort();
+    if let Cluster::Embedded {
+        broker,
+        namesrv_tasks,
+        ..
+    } = cluster
+    {
+        broker.shutdown().await.unwrap();
+        for task in namesrv_tasks {
+            task.abort();
+        }
     }
 }
