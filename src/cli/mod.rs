@@ -118,13 +118,16 @@ pub fn runtime(
     Ok(runtime)
 }
 
-/// Logs to stderr, filtered by RUST_LOG (default: info for raftmq's crates).
+/// Logs to stderr, filtered by RUST_LOG (default: info for raftmq's crates), with colours
+/// only when stderr is a terminal: a log redirected to a file gets plain text.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,raftmq=info,namesrv=info,store=info")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -9,6 +9,7 @@ mod config;
 mod footprint;
 mod groups;
 mod layout;
+mod logs;
 mod name_servers;
 mod replication;
 mod retry;
