@@ -267,7 +267,6 @@ def test_pull_consumer_reads_at_explicit_offsets():
         pc.close()
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_24 + ": a producer's DELAY level is not honoured")
 def test_producer_delay_level_is_honoured(delivered):
     topic = unique("Delay")
     create_topic(topic)

@@ -7,6 +7,9 @@
 //! consumers (which subscribe to their retry topic) get it again. After
 //! `maxReconsumeTimes` (default 16) the copy goes to `%DLQ%group` instead.
 //!
+//! A producer's own `DELAY` level takes the same way: the send is stored in the schedule
+//! topic's queue for that level and delivered to its topic and queue once due.
+//!
 //! Everything is durable before it is acknowledged: the send-back is answered after the
 //! copy is stored, and a delivery task advances its (persisted) offset only after the
 //! copy reached the retry topic, so a crash can repeat a delivery but never lose one.
@@ -17,7 +20,7 @@ use std::time::Duration;
 use proto::remoting::body::perm;
 use proto::remoting::codes::response;
 use proto::remoting::{ProtoError, RemotingCommand};
-use proto::MessageRef;
+use proto::{MessageRef, NewMessage};
 use store::meta::{MetaStore, TopicConfig};
 use store::{Disk, GetStatus};
 
@@ -45,6 +48,39 @@ mod property {
     pub const DELAY: &str = "DELAY";
     pub const REAL_TOPIC: &str = "REAL_TOPIC";
     pub const REAL_QUEUE_ID: &str = "REAL_QID";
+}
+
+/// A producer's delayed message (`DELAY` level 1..=18, as RocketMQ's `messageDelayLevel`)
+/// goes to the schedule topic's queue for its level, with its topic and queue kept in
+/// `REAL_TOPIC` / `REAL_QID`, as Java's `CommitLog.asyncPutMessage` does; the level's
+/// delivery task moves it to its topic once due. Returns the queue it was sent to when it
+/// was rescheduled. A level above the highest is the highest, as in Java; a level that
+/// is not a number is refused (Java would throw on it).
+pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32>, String> {
+    let Some(level) = message.properties.get(property::DELAY) else {
+        return Ok(None);
+    };
+    let level: i32 = level
+        .trim()
+        .parse()
+        .map_err(|_| format!("property DELAY {level:?} is not a delay level (1..=18)"))?;
+    if level <= 0 || message.topic == SCHEDULE_TOPIC {
+        return Ok(None);
+    }
+    let level = level.min(DELAY_LEVELS_MS.len() as i32);
+    let real_queue = message.queue_id;
+    message
+        .properties
+        .insert(property::DELAY, level.to_string());
+    message
+        .properties
+        .insert(property::REAL_TOPIC, message.topic.as_str());
+    message
+        .properties
+        .insert(property::REAL_QUEUE_ID, real_queue.to_string());
+    message.topic = SCHEDULE_TOPIC.to_string();
+    message.queue_id = (level - 1) as u32;
+    Ok(Some(real_queue))
 }
 
 /// The delay level a sent-back message waits at: the one the consumer asked for, else,
@@ -260,6 +296,35 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delayed(level: &str) -> NewMessage {
+        let mut m = NewMessage::new("Orders", 3, "body");
+        m.properties.insert(property::DELAY, level);
+        m
+    }
+
+    #[test]
+    fn a_delayed_send_goes_to_its_levels_schedule_queue() {
+        let mut m = delayed("2");
+        assert_eq!(schedule_if_delayed(&mut m), Ok(Some(3)));
+        assert_eq!(m.topic, SCHEDULE_TOPIC);
+        assert_eq!(m.queue_id, 1);
+        assert_eq!(m.properties.get(property::REAL_TOPIC), Some("Orders"));
+        assert_eq!(m.properties.get(property::REAL_QUEUE_ID), Some("3"));
+        let mut top = delayed("40");
+        assert_eq!(schedule_if_delayed(&mut top), Ok(Some(3)));
+        assert_eq!(top.queue_id, 17);
+        assert_eq!(top.properties.get(property::DELAY), Some("18"));
+        for not_delayed in ["0", "-1"] {
+            let mut m = delayed(not_delayed);
+            assert_eq!(schedule_if_delayed(&mut m), Ok(None));
+            assert_eq!(m.topic, "Orders");
+        }
+        let mut plain = NewMessage::new("Orders", 3, "body");
+        assert_eq!(schedule_if_delayed(&mut plain), Ok(None));
+        let e = schedule_if_delayed(&mut delayed("soon")).unwrap_err();
+        assert!(e.contains("DELAY \"soon\""), "{e}");
+    }
 
     #[test]
     fn a_default_retry_waits_as_java_does() {

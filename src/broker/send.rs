@@ -80,6 +80,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             reconsume_times: header.reconsume_times,
             prepared_transaction_offset: 0,
         };
+        let mut delayed_to_queue = None;
         let messages = if header.batch {
             match batch::decode(&req.body) {
                 Ok(entries) if !entries.is_empty() => entries
@@ -95,13 +96,24 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
             }
         } else {
-            vec![template]
+            let mut message = template;
+            match super::retry::schedule_if_delayed(&mut message) {
+                Ok(real_queue) => delayed_to_queue = real_queue,
+                Err(e) => return refuse(response::MESSAGE_ILLEGAL, e),
+            }
+            vec![message]
         };
         match self.put_messages(messages).await {
             Ok(results) => {
-                let first = results.first().expect("one result per message");
+                let mut first = *results.first().expect("one result per message");
+                if let Some(queue_id) = delayed_to_queue {
+                    // The client names the queue it sent to, as Java's broker answers;
+                    // the offset is the message's place in the schedule queue.
+                    first.queue_id = queue_id;
+                    self.scheduled.send_modify(|v| *v += 1);
+                }
                 let response = RemotingCommand::response_to(req, response::SUCCESS, None);
-                Ok(with_put_fields(response, &results, first))
+                Ok(with_put_fields(response, &results, &first))
             }
             Err(e) => Ok(put_error(req, &e)),
         }

@@ -21,6 +21,10 @@ pub struct SendArgs {
     /// Send without waiting for acknowledgements.
     #[arg(long)]
     oneway: bool,
+    /// Deliver after RocketMQ delay level N (1 = 1 s, 2 = 5 s, 3 = 10 s, 4 = 30 s, 5 = 1 min,
+    /// ... 18 = 2 h), as a producer's `setDelayTimeLevel`.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=18))]
+    delay_level: Option<u8>,
 }
 
 pub async fn run(args: SendArgs, config: ClientConfig) -> anyhow::Result<()> {
@@ -41,6 +45,9 @@ pub async fn run(args: SendArgs, config: ClientConfig) -> anyhow::Result<()> {
                     .filter(|k| !k.is_empty())
                     .map(str::to_string),
             );
+        }
+        if let Some(level) = args.delay_level {
+            message = message.with_property("DELAY", level.to_string());
         }
         if args.oneway {
             producer.send_oneway(message).await?;

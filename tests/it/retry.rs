@@ -98,3 +98,50 @@ async fn sent_store_time(consumer: &PullConsumer, sent: &client::SendResult) -> 
         .unwrap();
     r.messages[0].store_timestamp_ms
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producers_delay_level_delivers_to_its_queue_once_due_and_not_before() {
+    let cluster = TestCluster::start().await;
+    let admin = client::Admin::new(cluster.client_config());
+    admin.create_topic("Later", 4, None, false).await.unwrap();
+    let producer = Producer::new("PG", cluster.client_config());
+    let consumer = PullConsumer::new("Readers", cluster.client_config());
+    let queues = consumer.fetch_queues("Later").await.unwrap();
+    // Level 1 is 1 s.
+    let before_send_ms = proto::clock::now_ms();
+    let sent = producer
+        .send_to(
+            &Message::new("Later", "in a second").with_property("DELAY", "1"),
+            &queues[2],
+        )
+        .await
+        .unwrap();
+    let sent_at = std::time::Instant::now();
+    // The answer names the queue the producer chose, as Java's broker's does.
+    assert_eq!(sent.queue.queue_id, 2);
+    let pulled = consumer.pull(&queues[2], "*", 0, 8).await.unwrap();
+    assert!(
+        pulled.messages.is_empty(),
+        "delivered before its delay: {:?}",
+        pulled.status
+    );
+    let delivered = eventually_async(Duration::from_secs(10), "the delayed message", || async {
+        let r = consumer.pull(&queues[2], "*", 0, 8).await.ok()?;
+        (r.status == PullStatus::Found).then(|| r.messages[0].clone())
+    })
+    .await;
+    assert!(sent_at.elapsed() >= Duration::from_millis(900));
+    assert_eq!(&delivered.body[..], b"in a second");
+    assert_eq!(delivered.queue_id, 2);
+    assert!(!delivered.properties.contains_key("DELAY"));
+    // Never early: stored in its topic at least the level's delay after the send.
+    assert!(delivered.store_timestamp_ms >= before_send_ms + 1_000);
+    // A level that is not a number is refused by name.
+    let refused = producer
+        .send(Message::new("Later", "x").with_property("DELAY", "soon"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("DELAY"), "{refused}");
+    cluster.shutdown().await;
+}
