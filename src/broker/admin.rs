@@ -100,6 +100,23 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         Ok(ok(req).with_body(to_json(&self.topics.wrapper())))
     }
 
+    /// GET_TOPIC_CONFIG: one topic's config, as Java's `TopicConfig` (the 5.x broker
+    /// answers a `TopicConfigAndQueueMapping`, whose extra mapping fields are optional).
+    pub(super) fn topic_config(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, ProtoError> {
+        let topic: String = req.ext_parse("topic")?;
+        match self.topics.get(&topic) {
+            Some(config) => Ok(ok(req).with_body(to_json(&super::topics::body(config)))),
+            None => Ok(RemotingCommand::response_to(
+                req,
+                response::TOPIC_NOT_EXIST,
+                Some(format!("No topic in this broker. topic: {topic}")),
+            )),
+        }
+    }
+
     pub(super) async fn consume_stats(
         &self,
         req: &RemotingCommand,
@@ -137,6 +154,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     OffsetWrapper {
                         broker_offset: self.store.max_offset(&topic.topic_name, queue_id),
                         consumer_offset: committed,
+                        pull_offset: committed,
                         last_timestamp: 0,
                     },
                 ));
@@ -151,7 +169,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 )),
             ));
         }
-        Ok(ok(req).with_body(to_json(&stats)))
+        Ok(ok(req).with_body(stats.to_fastjson()))
     }
 
     pub(super) async fn query_message(

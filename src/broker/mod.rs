@@ -231,6 +231,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::SEARCH_OFFSET_BY_TIMESTAMP => Box::pin(self.offset_by_time(req)).await,
             request::UPDATE_AND_CREATE_TOPIC => Box::pin(self.create_topic(req)).await,
             request::GET_ALL_TOPIC_CONFIG => self.all_topic_config(req),
+            request::GET_TOPIC_CONFIG => self.topic_config(req),
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
                 Box::pin(self.create_subscription_group(req)).await
             }

@@ -81,25 +81,25 @@ impl<M: MetaStore> Topics<M> {
             topic_config_table: self
                 .all()
                 .into_iter()
-                .map(|t| {
-                    (
-                        t.topic_name.clone(),
-                        TopicConfigBody {
-                            topic_name: t.topic_name,
-                            read_queue_nums: t.read_queue_nums,
-                            write_queue_nums: t.write_queue_nums,
-                            perm: t.perm,
-                            topic_filter_type: Some("SINGLE_TAG".into()),
-                            topic_sys_flag: 0,
-                            order: t.order,
-                        },
-                    )
-                })
+                .map(|t| (t.topic_name.clone(), body(t)))
                 .collect(),
             data_version: proto::remoting::body::DataVersion {
                 timestamp: 0,
                 counter: self.version.load(std::sync::atomic::Ordering::Relaxed),
             },
         }
+    }
+}
+
+/// A topic as RocketMQ's `TopicConfig` JSON names it.
+pub fn body(t: TopicConfig) -> TopicConfigBody {
+    TopicConfigBody {
+        topic_name: t.topic_name,
+        read_queue_nums: t.read_queue_nums,
+        write_queue_nums: t.write_queue_nums,
+        perm: t.perm,
+        topic_filter_type: Some("SINGLE_TAG".into()),
+        topic_sys_flag: 0,
+        order: t.order,
     }
 }

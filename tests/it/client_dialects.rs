@@ -205,5 +205,46 @@ async fn a_pull_without_subscription_filters_by_the_heartbeat_and_lite_pull_is_a
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
     let text = String::from_utf8(reply.body.to_vec()).unwrap();
     assert!(text.contains(r#""lockOKMQSet":[{"#), "{text}");
+
+    // What 5.x `mqadmin consumerProgress` asks: the topic's config, then the group's
+    // stats, whose table fastjson keys by MessageQueue objects.
+    let reply = rpc
+        .invoke(
+            RemotingCommand::request(request::GET_TOPIC_CONFIG).with_ext("topic", "Tagged"),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let config: proto::remoting::body::TopicConfigBody = from_json(&reply.body).unwrap();
+    assert_eq!(
+        (config.topic_name.as_str(), config.read_queue_nums),
+        ("Tagged", 1)
+    );
+    let reply = rpc
+        .invoke(
+            RemotingCommand::request(request::GET_TOPIC_CONFIG).with_ext("topic", "Nowhere"),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::TOPIC_NOT_EXIST);
+    let reply = rpc
+        .invoke(
+            RemotingCommand::request(request::GET_CONSUME_STATS)
+                .with_ext("consumerGroup", "tag-group")
+                .with_ext("topic", "Tagged"),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert!(
+        text.contains(r#""offsetTable":{{"topic":"Tagged""#),
+        "{text}"
+    );
+    let stats: proto::remoting::body::ConsumeStats = from_json(&reply.body).unwrap();
+    assert_eq!(stats.offset_table[0].1.broker_offset, 4);
     cluster.shutdown().await;
 }

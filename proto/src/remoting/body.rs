@@ -9,14 +9,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::command::ProtoError;
-use super::json::{quote_numeric_keys, unquote_numeric_keys};
+use super::json::{
+    has_object_keys, object_keys_to_pairs, quote_numeric_keys, unquote_numeric_keys,
+};
 use super::lenient;
 
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ProtoError::Malformed("JSON body is not UTF-8".into()))?;
-    serde_json::from_str(&quote_numeric_keys(text))
-        .map_err(|e| ProtoError::Malformed(format!("JSON body: {e}")))
+    let mut text = quote_numeric_keys(text);
+    if has_object_keys(&text) {
+        text = object_keys_to_pairs(&text);
+    }
+    serde_json::from_str(&text).map_err(|e| ProtoError::Malformed(format!("JSON body: {e}")))
 }
 
 pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -262,19 +267,65 @@ pub struct LockBatchResponseBody {
 pub struct OffsetWrapper {
     pub broker_offset: u64,
     pub consumer_offset: u64,
+    /// Where the group's pulls have reached (5.x; `mqadmin consumerProgress` shows
+    /// pullOffset - consumerOffset as in flight). raftmq does not track pulls apart from
+    /// commits, so it reports the committed offset: nothing counted in flight.
+    #[serde(default)]
+    pub pull_offset: u64,
     #[serde(default)]
     pub last_timestamp: i64,
 }
 
-/// `GET_CONSUME_STATS` body. Java keys the table by a `MessageQueue` object; as JSON
-/// keys must be strings, raftmq sends a list of pairs, which is what fastjson reads for
-/// a map with object keys.
+/// `GET_CONSUME_STATS` body. Java keys the table by a `MessageQueue` object, which
+/// fastjson writes as an object key (`{{"topic":..}:{"brokerOffset":..}}`, not JSON):
+/// [`ConsumeStats::to_fastjson`] writes that form for Java's tools (`mqadmin
+/// consumerProgress`), and [`from_json`] reads it as a list of pairs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumeStats {
+    #[serde(deserialize_with = "pairs_or_empty_map")]
     pub offset_table: Vec<(MessageQueue, OffsetWrapper)>,
     #[serde(default)]
     pub consume_tps: f64,
+}
+
+impl ConsumeStats {
+    /// The body as Java's broker writes it, object keys and all.
+    pub fn to_fastjson(&self) -> Vec<u8> {
+        let mut out = String::from("{\"consumeTps\":");
+        out.push_str(&serde_json::to_string(&self.consume_tps).expect("a number"));
+        out.push_str(",\"offsetTable\":{");
+        for (i, (queue, offsets)) in self.offset_table.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(queue).expect("a queue serializes"));
+            out.push(':');
+            out.push_str(&serde_json::to_string(offsets).expect("offsets serialize"));
+        }
+        out.push_str("}}");
+        out.into_bytes()
+    }
+}
+
+/// A map keyed by objects arrives as a list of pairs ([`from_json`] rewrote it), or as
+/// `{}` when it is empty.
+fn pairs_or_empty_map<'de, D, K, V>(d: D) -> Result<Vec<(K, V)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: DeserializeOwned,
+    V: DeserializeOwned,
+{
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(map) if map.is_empty() => Ok(Vec::new()),
+        list @ serde_json::Value::Array(_) => {
+            serde_json::from_value(list).map_err(D::Error::custom)
+        }
+        other => Err(D::Error::custom(format!(
+            "expected a map keyed by objects, got {other}"
+        ))),
+    }
 }
 
 /// A replicated broker group as one replica sees it: raftmq's own
@@ -337,6 +388,39 @@ mod tests {
             hb.consumer_data_set[0].subscription_data_set[0].code_set,
             vec![2598919]
         );
+    }
+
+    #[test]
+    fn consume_stats_round_trip_through_javas_object_keyed_form() {
+        let stats = ConsumeStats {
+            offset_table: vec![(
+                MessageQueue {
+                    topic: "T".into(),
+                    broker_name: "b".into(),
+                    queue_id: 2,
+                },
+                OffsetWrapper {
+                    broker_offset: 9,
+                    consumer_offset: 4,
+                    pull_offset: 4,
+                    last_timestamp: 0,
+                },
+            )],
+            consume_tps: 0.0,
+        };
+        let java = String::from_utf8(stats.to_fastjson()).unwrap();
+        assert!(
+            java.contains(r#""offsetTable":{{"topic":"T","brokerName":"b","queueId":2}:{"#),
+            "{java}"
+        );
+        assert_eq!(from_json::<ConsumeStats>(java.as_bytes()).unwrap(), stats);
+        // Apache RocketMQ 5.3's own answer, with fields raftmq does not keep.
+        let reference = br#"{"consumeTps":0.3,"offsetTable":{{"brokerName":"broker-ref","queueId":0,"topic":"RefTopic2"}:{"brokerOffset":1,"consumerOffset":1,"lastTimestamp":1796405000000,"pullOffset":1}}}"#;
+        let parsed: ConsumeStats = from_json(reference).unwrap();
+        assert_eq!(parsed.offset_table[0].0.topic, "RefTopic2");
+        assert_eq!(parsed.offset_table[0].1.broker_offset, 1);
+        let empty: ConsumeStats = from_json(br#"{"consumeTps":0.0,"offsetTable":{}}"#).unwrap();
+        assert!(empty.offset_table.is_empty());
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod request {
     pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
     pub const UPDATE_AND_CREATE_TOPIC: i32 = 17;
     pub const GET_ALL_TOPIC_CONFIG: i32 = 21;
+    /// One topic's config (5.x admin tools ask it before GET_CONSUME_STATS).
+    pub const GET_TOPIC_CONFIG: i32 = 351;
     pub const GET_BROKER_CONFIG: i32 = 26;
     pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
     pub const GET_MAX_OFFSET: i32 = 30;

@@ -108,6 +108,131 @@ pub fn unquote_numeric_keys(input: &str) -> String {
     out
 }
 
+/// Whether `input` holds a map keyed by objects (`{{...}:...}`), which fastjson writes for
+/// a Java map whose keys are objects (ConsumeStats' `offsetTable`, keyed by MessageQueue).
+pub fn has_object_keys(input: &str) -> bool {
+    let bytes = input.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'{' if !in_string => {
+                let next = bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace());
+                if next == Some(&b'{') {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Rewrites every map keyed by objects, `{{k1}:v1,{k2}:v2}` (not JSON), as a list of
+/// pairs, `[[{k1},v1],[{k2},v2]]`, which a `Vec<(K, V)>` parses; leaves the rest alone.
+pub fn object_keys_to_pairs(input: &str) -> String {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Frame {
+        Object,
+        Array,
+        /// A map keyed by objects, and where in an entry the scan is.
+        Keyed(Entry),
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Entry {
+        ExpectKey,
+        InKey,
+        AfterKey,
+        InValue,
+    }
+    let bytes = input.as_bytes();
+    let mut out = String::with_capacity(input.len() + 16);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if in_string {
+            if c == b'\\' {
+                out.push_str(&input[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            if c == b'"' {
+                in_string = false;
+            }
+            let ch = input[i..].chars().next().expect("valid UTF-8");
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        match c {
+            b'"' => {
+                in_string = true;
+                out.push('"');
+            }
+            b'{' => {
+                if let Some(Frame::Keyed(entry)) = stack.last_mut() {
+                    if *entry == Entry::ExpectKey {
+                        *entry = Entry::InKey;
+                    }
+                    out.push('{');
+                    stack.push(Frame::Object);
+                } else if bytes[i + 1..]
+                    .iter()
+                    .find(|c| !c.is_ascii_whitespace())
+                    .is_some_and(|&n| n == b'{')
+                {
+                    out.push_str("[[");
+                    stack.push(Frame::Keyed(Entry::ExpectKey));
+                } else {
+                    out.push('{');
+                    stack.push(Frame::Object);
+                }
+            }
+            b'}' => match stack.pop() {
+                Some(Frame::Keyed(_)) => out.push_str("]]"),
+                _ => {
+                    out.push('}');
+                    if let Some(Frame::Keyed(entry)) = stack.last_mut() {
+                        if *entry == Entry::InKey {
+                            *entry = Entry::AfterKey;
+                        }
+                    }
+                }
+            },
+            b'[' => {
+                out.push('[');
+                stack.push(Frame::Array);
+            }
+            b']' => {
+                out.push(']');
+                stack.pop();
+            }
+            b':' => match stack.last_mut() {
+                Some(Frame::Keyed(entry)) if *entry == Entry::AfterKey => {
+                    *entry = Entry::InValue;
+                    out.push(',');
+                }
+                _ => out.push(':'),
+            },
+            b',' => match stack.last_mut() {
+                Some(Frame::Keyed(entry)) => {
+                    *entry = Entry::ExpectKey;
+                    out.push_str("],[");
+                }
+                _ => out.push(','),
+            },
+            _ => out.push(c as char),
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +265,23 @@ mod tests {
             r#"{"brokerAddrs":{0:"a",12:"b"},"name":"0","x":{"k0":"1"}}"#
         );
         assert_eq!(quote_numeric_keys(&fast), standard);
+    }
+
+    /// As Apache RocketMQ's broker writes GET_CONSUME_STATS (fastjson, object keys).
+    #[test]
+    fn object_keyed_maps_become_lists_of_pairs() {
+        let java = r#"{"consumeTps":0.3,"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"brokerOffset":1,"consumerOffset":1},{"brokerName":"b","queueId":1,"topic":"T:{x}"}:{"brokerOffset":2,"consumerOffset":0}},"s":"{{not:a map}}"}"#;
+        assert!(has_object_keys(java));
+        let pairs = object_keys_to_pairs(java);
+        assert_eq!(
+            pairs,
+            r#"{"consumeTps":0.3,"offsetTable":[[{"brokerName":"b","queueId":0,"topic":"T"},{"brokerOffset":1,"consumerOffset":1}],[{"brokerName":"b","queueId":1,"topic":"T:{x}"},{"brokerOffset":2,"consumerOffset":0}]],"s":"{{not:a map}}"}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&pairs).unwrap();
+        assert_eq!(v["offsetTable"][1][0]["queueId"], 1);
+        // Plain JSON is left alone, strings that look like maps too.
+        let plain = r#"{"a":{"b":[1,{"c":"{{"}]},"d":{}}"#;
+        assert!(!has_object_keys(plain));
+        assert_eq!(object_keys_to_pairs(plain), plain);
     }
 }
