@@ -12,7 +12,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.listener.ConsumeOrderlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerOrderly;
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.MessageQueueSelector;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
@@ -20,27 +19,12 @@ import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** Push consumers: orderly, clustering split, broadcasting. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class ConsumerTest {
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
+class ConsumerTest extends WithProducer {
 
     static final MessageQueueSelector BY_KEY =
             (mqs, msg, arg) -> mqs.get(Math.floorMod(arg.hashCode(), mqs.size()));

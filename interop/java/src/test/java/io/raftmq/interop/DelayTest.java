@@ -1,30 +1,14 @@
 package io.raftmq.interop;
 
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.common.message.Message;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** A producer's delay level: delivered to its topic no earlier than the level's delay. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class DelayTest {
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
+class DelayTest extends WithProducer {
 
     @Test
     void producerDelayLevel() throws Exception {

@@ -4,7 +4,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.LocalTransactionState;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
@@ -13,33 +12,18 @@ import org.apache.rocketmq.client.producer.TransactionMQProducer;
 import org.apache.rocketmq.client.producer.TransactionSendResult;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Message kinds raftmq does not have yet (raftmq issue 24 "RocketMQ's message kinds"):
  * transactions. Real tests under an expected-failure marker.
- * Each fails fast on the first wrong observation (a delayed message early, a rolled-back or
+ * Each fails fast on the first wrong observation (a rolled-back or
  * undecided message delivered), and waits long only for what the Java broker does slowly.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class Issue24XfailTest {
+class Issue24XfailTest extends WithProducer {
     static final String ISSUE = "issue 24";
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
 
     /** Commit is delivered (only after the local transaction committed); rollback never is. */
     @Test

@@ -8,34 +8,18 @@ import java.util.Map;
 import java.util.Set;
 
 import org.apache.rocketmq.client.QueryResult;
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageClientExt;
 import org.apache.rocketmq.common.message.MessageDecoder;
 import org.apache.rocketmq.common.message.MessageExt;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** What a message carries: tags and tag filtering, keys, user properties, ids; queries. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class MessageTest {
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
+class MessageTest extends WithProducer {
 
     @Test
     void tagExpressionFiltersTagC() throws Exception {

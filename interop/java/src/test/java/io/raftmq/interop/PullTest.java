@@ -7,33 +7,17 @@ import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
 import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
 import org.apache.rocketmq.client.consumer.PullResult;
 import org.apache.rocketmq.client.consumer.PullStatus;
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.MessageQueueSelector;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** Pull consumers with explicit offsets: DefaultMQPullConsumer and DefaultLitePullConsumer. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class PullTest {
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
+class PullTest extends WithProducer {
 
     static final MessageQueueSelector QUEUE_ARG = (mqs, msg, arg) -> {
         for (MessageQueue mq : mqs) if (mq.getQueueId() == (Integer) arg) return mq;

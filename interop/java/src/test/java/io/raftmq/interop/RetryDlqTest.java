@@ -11,17 +11,13 @@ import org.apache.rocketmq.client.consumer.PullResult;
 import org.apache.rocketmq.client.consumer.PullStatus;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -30,19 +26,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * reconsumeTimes + 1 (after delay level 1 = 1 s here); after maxReconsumeTimes it goes to
  * %DLQ%group, which is readable (perm R|W since RocketMQ 4.9.2).
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class RetryDlqTest {
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
+class RetryDlqTest extends WithProducer {
 
     record Delivery(int reconsumeTimes, String topic, String retryTopicProp, String msgId, long at) {}
 

@@ -10,7 +10,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendCallback;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
@@ -19,27 +18,12 @@ import org.apache.rocketmq.common.message.MessageClientExt;
 import org.apache.rocketmq.common.message.MessageDecoder;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** Producer send paths: admin topic creation, sync, async, oneway, batch. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class SendTest {
-    DefaultMQProducer producer;
-
-    @BeforeAll
-    void start() throws Exception {
-        producer = Env.producer();
-    }
-
-    @AfterAll
-    void stop() {
-        Env.shutdown(producer);
-    }
+class SendTest extends WithProducer {
 
     @Test
     void adminCreateTopicRoutesRequestedQueues() throws Exception {
