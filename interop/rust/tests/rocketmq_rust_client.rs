@@ -1,10 +1,15 @@
 //! Drives raftmq's name server and broker with the crates.io `rocketmq-client-rust` client.
 //!
-//! raftmq's own client only proves raftmq agrees with itself. This test sends and
-//! push-consumes through an independent implementation of RocketMQ's remoting protocol, so a
-//! header field, request code or JSON body shape that raftmq gets wrong shows up here.
-//! raftmq's own `client::Admin` is used only to create the topic; the data path is
+//! raftmq's own client only proves raftmq agrees with itself. These tests send and
+//! push-consume through an independent implementation of RocketMQ's remoting protocol, so a
+//! header field, request code or JSON body shape that raftmq gets wrong shows up here:
+//! sync, oneway, async and batch sends; tag filtering; keys and user properties; orderly
+//! consumption of selector-routed messages; clustering and broadcasting consumption.
+//! raftmq's own `client::Admin` is used only to create the topics; the data path is
 //! entirely the third-party client's.
+//!
+//! Not covered yet, though the client offers them: transactions, delayed messages,
+//! request/reply, pull and lite-pull consumers.
 //!
 //! Under `cargo test` it starts a name server and a broker in the test's process; run by
 //! `scripts/interop` (which sets `INTEROP_TOPOLOGY`) it uses that script's cluster at
@@ -19,11 +24,13 @@ use std::time::Duration;
 use raftmq::dev::start_broker_on_disk;
 use raftmq::BrokerConfig;
 use rocketmq_client_rust::{
-    ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
-    DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer, SendStatus, TelemetryHandle,
+    ClientConfig, ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
+    ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultMQProducer,
+    DefaultMQPushConsumer, MQPushConsumer, SendResult, SendStatus, TelemetryHandle,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
@@ -95,113 +102,554 @@ async fn cluster() -> (String, Cluster) {
     (namesrv.to_string(), embedded)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rocketmq_rust_client_produces_and_push_consumes() {
-    let (namesrv, cluster) = cluster().await;
-    // A name of its own per run: an external cluster keeps earlier runs' topics.
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let topic = format!("{TOPIC}{run}");
-    let topic = topic.as_str();
-    client::Admin::new(client::ClientConfig::with_namesrv(&namesrv))
-        .create_topic(topic, 4, None, false)
-        .await
-        .unwrap();
+/// One test's world: the cluster, a unique run id for names, and the runtime the
+/// third-party client spawns its background work on.
+struct Env {
+    namesrv: String,
+    cluster: Cluster,
+    owner: RuntimeOwner,
+    run: u128,
+}
 
-    let owner = RuntimeOwner::plan(RuntimeConfig {
-        thread_name: "rocketmq-rust-client".to_string(),
-        ..Default::default()
-    })
-    .unwrap()
-    .build()
-    .unwrap();
-
-    let mut producer = DefaultMQProducer::builder(client_runtime(&owner, "producer"))
-        .producer_group("ThirdPartyProducerGroup".to_string())
-        .name_server_addr(namesrv.to_string())
-        .send_msg_timeout(5_000)
-        .build();
-    producer.start().await.unwrap();
-    for i in 0..MESSAGES {
-        let message = Message::builder()
-            .topic(topic)
-            .tags(TAG)
-            .body_slice(body(i).as_bytes())
-            .build_unchecked();
-        let result = producer
-            .send_with_timeout(message, 5_000)
+impl Env {
+    /// Starts (or connects to) the cluster and creates `{prefix}{run}` with `queues` queues.
+    async fn with_topic(prefix: &str, queues: u32) -> (Env, String) {
+        let (namesrv, cluster) = cluster().await;
+        // A name of its own per run: an external cluster keeps earlier runs' topics. The
+        // tests of this file run in parallel, hence the prefix per test as well.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let topic = format!("{prefix}{run}");
+        client::Admin::new(client::ClientConfig::with_namesrv(&namesrv))
+            .create_topic(&topic, queues, None, false)
             .await
-            .unwrap_or_else(|e| panic!("send {i}: {}", chain(&e)))
-            .unwrap_or_else(|| panic!("send {i}: no send result"));
-        assert_eq!(
-            result.send_status,
-            SendStatus::SendOk,
-            "send {i}: {result:?}"
-        );
+            .unwrap();
+        let owner = RuntimeOwner::plan(RuntimeConfig {
+            thread_name: "rocketmq-rust-client".to_string(),
+            ..Default::default()
+        })
+        .unwrap()
+        .build()
+        .unwrap();
+        let env = Env {
+            namesrv,
+            cluster,
+            owner,
+            run,
+        };
+        (env, topic)
     }
 
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let sink = seen.clone();
-    let mut consumer = DefaultMQPushConsumer::builder(client_runtime(&owner, "consumer"))
-        .consumer_group(format!("ThirdPartyConsumerGroup{run}"))
-        .name_server_addr(namesrv.to_string())
-        .message_model(MessageModel::Clustering)
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        // The client runs each listener call on its runtime's bounded blocking lane (on
-        // 2 cores: 4 running, 16 queued). Its default of 20 concurrent consumes overflows
-        // that lane; the overflowing message then goes the retry-topic way and comes back
-        // only after the next 20 s rebalance.
-        .consume_thread_min(2)
-        .consume_thread_max(4)
-        .build();
-    consumer.subscribe(topic, TAG).await.unwrap();
+    fn name(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.run)
+    }
+
+    async fn producer(&self, group: &str) -> DefaultMQProducer {
+        let mut producer = DefaultMQProducer::builder(client_runtime(&self.owner, "producer"))
+            .producer_group(self.name(group))
+            .name_server_addr(self.namesrv.clone())
+            .send_msg_timeout(5_000)
+            .build();
+        producer.start().await.unwrap();
+        producer
+    }
+
+    /// A push consumer, not yet subscribed or started. `instance` names its client
+    /// instance: two consumers of one group in one process need different ones (the
+    /// client only makes the name unique by itself in clustering mode).
+    fn consumer(&self, group: &str, model: MessageModel, instance: &str) -> DefaultMQPushConsumer {
+        let mut config = ClientConfig::default();
+        config.set_instance_name(format!("{instance}{}", self.run).into());
+        DefaultMQPushConsumer::builder(client_runtime(&self.owner, "consumer"))
+            .client_config(config)
+            .name_server_addr(self.namesrv.clone())
+            .consumer_group(self.name(group))
+            .message_model(model)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            // The client runs each listener call on its runtime's bounded blocking lane (on
+            // 2 cores: 4 running, 16 queued). Its default of 20 concurrent consumes overflows
+            // that lane; the overflowing message then goes the retry-topic way and comes back
+            // only after the next 20 s rebalance.
+            .consume_thread_min(2)
+            .consume_thread_max(4)
+            .build()
+    }
+
+    async fn shutdown(self) {
+        self.owner.shutdown_tasks().await;
+        self.owner.shutdown_background();
+        if let Cluster::Embedded {
+            broker,
+            namesrv_tasks,
+            ..
+        } = self.cluster
+        {
+            broker.shutdown().await.unwrap();
+            for task in namesrv_tasks {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// What a listener saw of one message.
+#[derive(Clone, Debug)]
+struct Received {
+    body: String,
+    tags: Option<String>,
+    keys: Option<Vec<String>>,
+    property: Option<String>,
+    queue_id: i32,
+    queue_offset: i64,
+}
+
+const USER_PROPERTY: &str = "interopColor";
+
+impl Received {
+    fn of(msg: &MessageExt) -> Received {
+        let inner = msg.message_inner();
+        Received {
+            body: msg
+                .body()
+                .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
+                .unwrap_or_default(),
+            tags: msg.get_tags().map(|t| t.to_string()),
+            keys: inner.keys(),
+            property: inner
+                .get_user_property(USER_PROPERTY)
+                .map(|v| v.to_string()),
+            queue_id: msg.queue_id(),
+            queue_offset: msg.queue_offset(),
+        }
+    }
+}
+
+type Inbox = Arc<Mutex<Vec<Received>>>;
+
+/// Registers a concurrent listener that records every message into the returned inbox.
+fn record_concurrently(consumer: &mut DefaultMQPushConsumer) -> Inbox {
+    let inbox: Inbox = Arc::default();
+    let sink = inbox.clone();
     consumer.register_message_listener_concurrently(
         move |msgs: &[&MessageExt], _: &ConsumeConcurrentlyContext| {
-            let mut seen = sink.lock().unwrap();
-            for msg in msgs {
-                if let Some(body) = msg.body() {
-                    seen.insert(String::from_utf8_lossy(body.as_ref()).into_owned());
-                }
-            }
+            sink.lock()
+                .unwrap()
+                .extend(msgs.iter().map(|m| Received::of(m)));
             Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
         },
     );
-    consumer.start().await.unwrap();
+    inbox
+}
 
-    let expected: BTreeSet<String> = (0..MESSAGES).map(body).collect();
-    let deadline = tokio::time::Instant::now() + RECEIVE_LIMIT;
+fn bodies(inbox: &Inbox) -> BTreeSet<String> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.body.clone())
+        .collect()
+}
+
+/// Waits until every one of `expected` bodies is in `inbox`, failing after `limit`.
+async fn await_bodies(inbox: &Inbox, expected: &BTreeSet<String>, limit: Duration, who: &str) {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let missing: Vec<String> = expected
-            .difference(&seen.lock().unwrap())
-            .cloned()
-            .collect();
+        let seen = bodies(inbox);
+        let missing: Vec<&String> = expected.difference(&seen).collect();
         if missing.is_empty() {
-            break;
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "after {RECEIVE_LIMIT:?}, {} of {MESSAGES} bodies never arrived, e.g. {:?}",
+            "{who}: after {limit:?}, {} of {} bodies never arrived, e.g. {:?}",
             missing.len(),
+            expected.len(),
             &missing[..missing.len().min(5)]
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn message(topic: &str, tag: &str, body: &str) -> Message {
+    Message::builder()
+        .topic(topic)
+        .tags(tag)
+        .body_slice(body.as_bytes())
+        .build_unchecked()
+}
+
+async fn send_sync(producer: &DefaultMQProducer, message: Message, what: &str) -> SendResult {
+    let result = producer
+        .send_with_timeout(message, 5_000)
+        .await
+        .unwrap_or_else(|e| panic!("send {what}: {}", chain(&e)))
+        .unwrap_or_else(|| panic!("send {what}: no send result"));
+    assert_eq!(
+        result.send_status,
+        SendStatus::SendOk,
+        "send {what}: {result:?}"
+    );
+    result
+}
+
+/// The limit for the tests below: short, as each of them sends only a few dozen messages.
+const SHORT_LIMIT: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_produces_and_push_consumes() {
+    let (env, topic) = Env::with_topic(TOPIC, 4).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyProducerGroup").await;
+    for i in 0..MESSAGES {
+        send_sync(&producer, message(topic, TAG, &body(i)), &i.to_string()).await;
+    }
+
+    let mut consumer = env.consumer(
+        "ThirdPartyConsumerGroup",
+        MessageModel::Clustering,
+        "clustering",
+    );
+    consumer.subscribe(topic, TAG).await.unwrap();
+    let inbox = record_concurrently(&mut consumer);
+    consumer.start().await.unwrap();
+
+    let expected: BTreeSet<String> = (0..MESSAGES).map(body).collect();
+    await_bodies(&inbox, &expected, RECEIVE_LIMIT, "consumer").await;
 
     consumer.shutdown().await;
     producer.shutdown().await;
-    owner.shutdown_tasks().await;
-    owner.shutdown_background();
-    if let Cluster::Embedded {
-        broker,
-        namesrv_tasks,
-        ..
-    } = cluster
-    {
-        broker.shutdown().await.unwrap();
-        for task in namesrv_tasks {
-            task.abort();
+    env.shutdown().await;
+}
+
+/// Oneway, async (callback) and batch sends all land, and a batch lands as one run of
+/// consecutive offsets in one queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_oneway_async_and_batch_sends() {
+    const EACH: usize = 10;
+    let (env, topic) = Env::with_topic("ThirdPartySendModes", 4).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartySendModesProducer").await;
+
+    for i in 0..EACH {
+        producer
+            .send_oneway(message(topic, TAG, &format!("oneway-{i}")))
+            .await
+            .unwrap_or_else(|e| panic!("oneway {i}: {}", chain(&e)));
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<SendStatus, String>>();
+    for i in 0..EACH {
+        let tx = tx.clone();
+        producer
+            .send_with_callback(
+                message(topic, TAG, &format!("async-{i}")),
+                move |result: Option<&SendResult>, error: Option<&ClientError>| {
+                    let outcome = match (result, error) {
+                        (Some(result), _) => Ok(result.send_status),
+                        (None, Some(e)) => Err(chain(e)),
+                        (None, None) => Err("neither result nor error".to_string()),
+                    };
+                    let _ = tx.send(outcome);
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("async {i}: {}", chain(&e)));
+    }
+    drop(tx);
+    for i in 0..EACH {
+        let outcome = tokio::time::timeout(SHORT_LIMIT, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("async send: only {i} of {EACH} callbacks ran"))
+            .unwrap_or_else(|| panic!("async send: callbacks dropped after {i} of {EACH}"));
+        assert_eq!(outcome, Ok(SendStatus::SendOk), "async send callback {i}");
+    }
+
+    let batch: Vec<Message> = (0..EACH)
+        .map(|i| message(topic, TAG, &format!("batch-{i}")))
+        .collect();
+    let result = producer
+        .send_batch_with_timeout(batch, 5_000)
+        .await
+        .unwrap_or_else(|e| panic!("batch: {}", chain(&e)));
+    assert_eq!(result.send_status, SendStatus::SendOk, "batch: {result:?}");
+
+    let mut consumer = env.consumer(
+        "ThirdPartySendModesConsumer",
+        MessageModel::Clustering,
+        "sendmodes",
+    );
+    consumer.subscribe(topic, "*").await.unwrap();
+    let inbox = record_concurrently(&mut consumer);
+    consumer.start().await.unwrap();
+
+    let expected: BTreeSet<String> = ["oneway", "async", "batch"]
+        .iter()
+        .flat_map(|kind| (0..EACH).map(move |i| format!("{kind}-{i}")))
+        .collect();
+    await_bodies(&inbox, &expected, SHORT_LIMIT, "consumer").await;
+
+    let mut batch: Vec<Received> = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.body.starts_with("batch-"))
+        .cloned()
+        .collect();
+    batch.sort_by_key(|r| r.queue_offset);
+    let queues: BTreeSet<i32> = batch.iter().map(|r| r.queue_id).collect();
+    assert_eq!(queues.len(), 1, "a batch spread over queues: {batch:?}");
+    let first = batch[0].queue_offset;
+    for (i, r) in batch.iter().enumerate() {
+        assert_eq!(
+            (r.body.as_str(), r.queue_offset),
+            (format!("batch-{i}").as_str(), first + i as i64),
+            "batch not stored in order at consecutive offsets: {batch:?}"
+        );
+    }
+
+    consumer.shutdown().await;
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// A subscription to `TagA || TagB` gets those and never TagC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_filters_by_tag() {
+    const EACH: usize = 10;
+    let (env, topic) = Env::with_topic("ThirdPartyTags", 2).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyTagsProducer").await;
+    for i in 0..EACH {
+        for tag in ["TagC", "TagA", "TagB"] {
+            send_sync(&producer, message(topic, tag, &format!("{tag}-{i}")), tag).await;
         }
     }
+
+    let mut consumer = env.consumer("ThirdPartyTagsConsumer", MessageModel::Clustering, "tags");
+    consumer.subscribe(topic, "TagA || TagB").await.unwrap();
+    let inbox = record_concurrently(&mut consumer);
+    consumer.start().await.unwrap();
+
+    let expected: BTreeSet<String> = ["TagA", "TagB"]
+        .iter()
+        .flat_map(|tag| (0..EACH).map(move |i| format!("{tag}-{i}")))
+        .collect();
+    await_bodies(&inbox, &expected, SHORT_LIMIT, "consumer").await;
+    // Each TagC message sits before a TagA one in its queue, so by now it would have been
+    // delivered; a moment more for a listener call still under way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let wrong: Vec<Received> = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            !matches!(r.tags.as_deref(), Some("TagA" | "TagB")) || r.body.starts_with("TagC")
+        })
+        .cloned()
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "delivered outside `TagA || TagB`: {wrong:?}"
+    );
+    for r in inbox.lock().unwrap().iter() {
+        assert!(
+            r.body.starts_with(r.tags.as_deref().unwrap_or("?")),
+            "tag does not match body: {r:?}"
+        );
+    }
+
+    consumer.shutdown().await;
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// Keys and a user property set by the producer reach the consumer unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_keys_and_user_properties_round_trip() {
+    const COUNT: usize = 10;
+    let (env, topic) = Env::with_topic("ThirdPartyProps", 2).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyPropsProducer").await;
+    for i in 0..COUNT {
+        let message = Message::builder()
+            .topic(topic)
+            .tags(TAG)
+            .keys(vec![format!("order-{i}"), format!("user-{}", i % 3)])
+            .raw_property(USER_PROPERTY, format!("colour {i} \u{e9}"))
+            .unwrap()
+            .body_slice(format!("props-{i}").as_bytes())
+            .build_unchecked();
+        send_sync(&producer, message, &i.to_string()).await;
+    }
+
+    let mut consumer = env.consumer("ThirdPartyPropsConsumer", MessageModel::Clustering, "props");
+    consumer.subscribe(topic, "*").await.unwrap();
+    let inbox = record_concurrently(&mut consumer);
+    consumer.start().await.unwrap();
+    let expected: BTreeSet<String> = (0..COUNT).map(|i| format!("props-{i}")).collect();
+    await_bodies(&inbox, &expected, SHORT_LIMIT, "consumer").await;
+
+    for r in inbox.lock().unwrap().iter() {
+        let i: usize = r.body["props-".len()..].parse().unwrap();
+        assert_eq!(
+            r.keys,
+            Some(vec![format!("order-{i}"), format!("user-{}", i % 3)]),
+            "keys of {r:?}"
+        );
+        assert_eq!(
+            r.property.as_deref(),
+            Some(format!("colour {i} \u{e9}").as_str()),
+            "user property of {r:?}"
+        );
+        assert_eq!(r.tags.as_deref(), Some(TAG), "tags of {r:?}");
+    }
+
+    consumer.shutdown().await;
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// Messages sent through a queue selector by key, consumed by an orderly listener, come
+/// in send order per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_orderly_per_key() {
+    const KEYS: usize = 4;
+    const PER_KEY: usize = 15;
+    let (env, topic) = Env::with_topic("ThirdPartyOrderly", 4).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyOrderlyProducer").await;
+    let mut queue_of_key = [None; KEYS];
+    for seq in 0..PER_KEY {
+        for (key, key_queue) in queue_of_key.iter_mut().enumerate() {
+            let message = Message::builder()
+                .topic(topic)
+                .tags(TAG)
+                .key(format!("key{key}"))
+                .body_slice(format!("key{key}:{seq}").as_bytes())
+                .build_unchecked();
+            let result = producer
+                .send_with_selector_timeout(
+                    message,
+                    |queues: &[MessageQueue], _: &Message, key: &usize| {
+                        Some(queues[*key % queues.len()].clone())
+                    },
+                    key,
+                    5_000,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("send key{key}:{seq}: {}", chain(&e)))
+                .unwrap_or_else(|| panic!("send key{key}:{seq}: no send result"));
+            assert_eq!(result.send_status, SendStatus::SendOk, "{result:?}");
+            let queue = result.message_queue.as_ref().map(|q| q.queue_id());
+            assert!(queue.is_some(), "send result without a queue: {result:?}");
+            // The selector's choice holds: every message of a key in one queue.
+            assert_eq!(
+                *key_queue.get_or_insert(queue),
+                queue,
+                "key{key} moved queues: {result:?}"
+            );
+        }
+    }
+
+    let inbox: Inbox = Arc::default();
+    let sink = inbox.clone();
+    let mut consumer = env.consumer(
+        "ThirdPartyOrderlyConsumer",
+        MessageModel::Clustering,
+        "orderly",
+    );
+    consumer.subscribe(topic, "*").await.unwrap();
+    consumer.register_message_listener_orderly(
+        move |msgs: &[&MessageExt], _: &mut ConsumeOrderlyContext| {
+            sink.lock()
+                .unwrap()
+                .extend(msgs.iter().map(|m| Received::of(m)));
+            Ok(ConsumeOrderlyStatus::Success)
+        },
+    );
+    consumer.start().await.unwrap();
+    let expected: BTreeSet<String> = (0..KEYS)
+        .flat_map(|key| (0..PER_KEY).map(move |seq| format!("key{key}:{seq}")))
+        .collect();
+    await_bodies(&inbox, &expected, SHORT_LIMIT, "orderly consumer").await;
+
+    let received = inbox.lock().unwrap().clone();
+    for (key, key_queue) in queue_of_key.iter().enumerate() {
+        let prefix = format!("key{key}:");
+        let order: Vec<usize> = received
+            .iter()
+            .filter(|r| r.body.starts_with(&prefix))
+            .map(|r| r.body[prefix.len()..].parse().unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            (0..PER_KEY).collect::<Vec<_>>(),
+            "key{key} consumed out of order or more than once"
+        );
+        for r in received.iter().filter(|r| r.body.starts_with(&prefix)) {
+            assert_eq!(r.keys, Some(vec![format!("key{key}")]), "keys of {r:?}");
+            assert_eq!(Some(Some(r.queue_id)), *key_queue, "queue of {r:?}");
+        }
+    }
+
+    consumer.shutdown().await;
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// Two broadcasting consumers of one group each get every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_broadcasting() {
+    const COUNT: usize = 20;
+    let (env, topic) = Env::with_topic("ThirdPartyBroadcast", 4).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyBroadcastProducer").await;
+    for i in 0..COUNT {
+        send_sync(
+            &producer,
+            message(topic, TAG, &format!("bc-{i}")),
+            &i.to_string(),
+        )
+        .await;
+    }
+
+    let mut consumers = Vec::new();
+    let mut inboxes = Vec::new();
+    for instance in ["broadcastOne", "broadcastTwo"] {
+        let mut consumer = env.consumer(
+            "ThirdPartyBroadcastConsumer",
+            MessageModel::Broadcasting,
+            instance,
+        );
+        consumer.subscribe(topic, TAG).await.unwrap();
+        inboxes.push(record_concurrently(&mut consumer));
+        consumer.start().await.unwrap();
+        consumers.push(consumer);
+    }
+
+    let expected: BTreeSet<String> = (0..COUNT).map(|i| format!("bc-{i}")).collect();
+    for (n, inbox) in inboxes.iter().enumerate() {
+        await_bodies(
+            inbox,
+            &expected,
+            SHORT_LIMIT,
+            &format!("broadcast consumer {n}"),
+        )
+        .await;
+    }
+    for (n, inbox) in inboxes.iter().enumerate() {
+        let received = inbox.lock().unwrap().len();
+        assert_eq!(
+            received, COUNT,
+            "broadcast consumer {n} got {received} deliveries for {COUNT} messages"
+        );
+    }
+
+    for mut consumer in consumers {
+        consumer.shutdown().await;
+    }
+    producer.shutdown().await;
+    env.shutdown().await;
 }
