@@ -4,12 +4,14 @@
 //! push-consume through an independent implementation of RocketMQ's remoting protocol, so a
 //! header field, request code or JSON body shape that raftmq gets wrong shows up here:
 //! sync, oneway, async and batch sends; tag filtering; keys and user properties; orderly
-//! consumption of selector-routed messages; clustering and broadcasting consumption.
+//! consumption of selector-routed messages; clustering and broadcasting consumption;
+//! classic pulls at explicit offsets; delay levels on send; RECONSUME_LATER through the
+//! retry topic to the dead-letter queue.
 //! raftmq's own `client::Admin` is used only to create the topics; the data path is
 //! entirely the third-party client's.
 //!
-//! Not covered yet, though the client offers them: transactions, delayed messages,
-//! request/reply, pull and lite-pull consumers.
+//! Not covered yet, though the client offers them: transactions, request/reply, the
+//! lite-pull consumer's own poll/seek API.
 //!
 //! Under `cargo test` it starts a name server and a broker in the test's process; run by
 //! `scripts/interop` (which sets `INTEROP_TOPOLOGY`) it uses that script's cluster at
@@ -23,10 +25,13 @@ use std::time::Duration;
 
 use raftmq::dev::start_broker_on_disk;
 use raftmq::BrokerConfig;
+#[allow(deprecated)]
+use rocketmq_client_rust::DefaultMQPullConsumer;
 use rocketmq_client_rust::{
-    ClientConfig, ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
-    ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultMQProducer,
-    DefaultMQPushConsumer, MQPushConsumer, SendResult, SendStatus, TelemetryHandle,
+    ClientConfig, ClientError, ClientOptions, ClientRuntime, ClientRuntimeConfig,
+    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
+    ConsumeOrderlyStatus, DefaultMQProducer, DefaultMQPushConsumer, DefaultMQPushConsumerBuilder,
+    MQPushConsumer, PullResult, PullStatus, SendResult, SendStatus, TelemetryHandle,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -160,6 +165,16 @@ impl Env {
     /// instance: two consumers of one group in one process need different ones (the
     /// client only makes the name unique by itself in clustering mode).
     fn consumer(&self, group: &str, model: MessageModel, instance: &str) -> DefaultMQPushConsumer {
+        self.consumer_builder(group, model, instance).build()
+    }
+
+    /// The builder behind [`Env::consumer`], for a test that sets more on it.
+    fn consumer_builder(
+        &self,
+        group: &str,
+        model: MessageModel,
+        instance: &str,
+    ) -> DefaultMQPushConsumerBuilder {
         let mut config = ClientConfig::default();
         config.set_instance_name(format!("{instance}{}", self.run).into());
         DefaultMQPushConsumer::builder(client_runtime(&self.owner, "consumer"))
@@ -174,7 +189,25 @@ impl Env {
             // only after the next 20 s rebalance.
             .consume_thread_min(2)
             .consume_thread_max(4)
+    }
+
+    /// A classic pull consumer (deprecated by the client in favour of lite pull, but the one
+    /// that pulls a given queue at a given offset), started.
+    #[allow(deprecated)]
+    async fn pull_consumer(&self, group: &str, instance: &str) -> DefaultMQPullConsumer {
+        let mut config = ClientConfig::default();
+        config.set_instance_name(format!("{instance}{}", self.run).into());
+        let consumer = DefaultMQPullConsumer::builder(client_runtime(&self.owner, "pull"))
+            .client_options(ClientOptions::legacy(config))
+            .name_server_addr(self.namesrv.clone())
+            .consumer_group(self.name(group))
             .build()
+            .unwrap_or_else(|e| panic!("build pull consumer: {}", chain(&e)));
+        consumer
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("start pull consumer: {}", chain(&e)));
+        consumer
     }
 
     async fn shutdown(self) {
@@ -650,6 +683,354 @@ async fn rocketmq_rust_client_broadcasting() {
     for mut consumer in consumers {
         consumer.shutdown().await;
     }
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// Pulls `queue` at `offset` without waiting for new messages.
+#[allow(deprecated)]
+async fn pull_at(
+    consumer: &DefaultMQPullConsumer,
+    queue: &MessageQueue,
+    offset: i64,
+    max: i32,
+) -> PullResult {
+    consumer
+        .pull(queue, "*", offset, max)
+        .await
+        .unwrap_or_else(|e| panic!("pull {queue:?} at {offset}: {}", chain(&e)))
+}
+
+/// A pull's status, next begin offset and (body, queue offset) of each message.
+fn pulled(result: &PullResult) -> (PullStatus, u64, Vec<(String, i64)>) {
+    let messages = result
+        .msg_found_list()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let r = Received::of(m);
+            (r.body, r.queue_offset)
+        })
+        .collect();
+    (*result.pull_status(), result.next_begin_offset(), messages)
+}
+
+/// A classic pull consumer reads a one-queue topic at the offsets it asks for: all of it
+/// from 0, a slice from the middle, nothing at the end (NO_NEW_MSG), an illegal offset
+/// beyond it (OFFSET_ILLEGAL, pointed back to the end, as a Java master does), and then
+/// the one message sent since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)]
+async fn rocketmq_rust_client_pulls_at_explicit_offsets() {
+    const COUNT: usize = 10;
+    let (env, topic) = Env::with_topic("ThirdPartyPull", 1).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyPullProducer").await;
+    for i in 0..COUNT {
+        let result = send_sync(
+            &producer,
+            message(topic, TAG, &format!("pull-{i}")),
+            &i.to_string(),
+        )
+        .await;
+        assert_eq!(result.queue_offset, i as u64, "send {i}: {result:?}");
+    }
+
+    let consumer = env.pull_consumer("ThirdPartyPullConsumer", "pull").await;
+    let queues = consumer
+        .fetch_subscribe_message_queues(topic)
+        .await
+        .unwrap_or_else(|e| panic!("queues of {topic}: {}", chain(&e)));
+    assert_eq!(queues.len(), 1, "queues of a 1-queue topic: {queues:?}");
+    let queue = &queues[0];
+    assert_eq!(consumer.min_offset(queue).await.unwrap(), 0, "min offset");
+    assert_eq!(
+        consumer.max_offset(queue).await.unwrap(),
+        COUNT as i64,
+        "max offset"
+    );
+    let expect = |range: std::ops::Range<usize>| -> Vec<(String, i64)> {
+        range.map(|i| (format!("pull-{i}"), i as i64)).collect()
+    };
+
+    let all = pull_at(&consumer, queue, 0, 32).await;
+    assert_eq!(
+        pulled(&all),
+        (PullStatus::Found, COUNT as u64, expect(0..COUNT)),
+        "pull at 0"
+    );
+    assert_eq!(
+        (all.min_offset(), all.max_offset()),
+        (0, COUNT as u64),
+        "offsets reported by the pull at 0"
+    );
+
+    let middle = pull_at(&consumer, queue, 4, 3).await;
+    assert_eq!(
+        pulled(&middle),
+        (PullStatus::Found, 7, expect(4..7)),
+        "pull 3 at 4"
+    );
+
+    let end = pull_at(&consumer, queue, COUNT as i64, 32).await;
+    assert_eq!(
+        pulled(&end),
+        (PullStatus::NoNewMsg, COUNT as u64, vec![]),
+        "pull at the max offset"
+    );
+
+    let beyond = pull_at(&consumer, queue, COUNT as i64 + 5, 32).await;
+    assert_eq!(
+        pulled(&beyond),
+        (PullStatus::OffsetIllegal, COUNT as u64, vec![]),
+        "pull past the max offset"
+    );
+
+    send_sync(
+        &producer,
+        message(topic, TAG, &format!("pull-{COUNT}")),
+        "one more",
+    )
+    .await;
+    let more = pull_at(&consumer, queue, COUNT as i64, 32).await;
+    assert_eq!(
+        pulled(&more),
+        (
+            PullStatus::Found,
+            COUNT as u64 + 1,
+            expect(COUNT..COUNT + 1)
+        ),
+        "pull at the old max offset after one more send"
+    );
+
+    consumer.shutdown().await.unwrap();
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// One delivery to a push listener, with when it came.
+#[derive(Clone, Debug)]
+struct Delivery {
+    received: Received,
+    at: std::time::Instant,
+    topic: String,
+    reconsume_times: i32,
+    born: i64,
+    stored: i64,
+    delay_property: Option<String>,
+}
+
+type Log = Arc<Mutex<Vec<Delivery>>>;
+
+/// Registers a concurrent listener that logs every delivery and answers RECONSUME_LATER
+/// for the bodies `fail` accepts.
+fn log_concurrently(
+    consumer: &mut DefaultMQPushConsumer,
+    fail: impl Fn(&str) -> bool + Send + Sync + 'static,
+) -> Log {
+    let log: Log = Arc::default();
+    let sink = log.clone();
+    consumer.register_message_listener_concurrently(
+        move |msgs: &[&MessageExt], _: &ConsumeConcurrentlyContext| {
+            let at = std::time::Instant::now();
+            let mut failed = false;
+            let mut log = sink.lock().unwrap();
+            for m in msgs {
+                let received = Received::of(m);
+                failed |= fail(&received.body);
+                log.push(Delivery {
+                    received,
+                    at,
+                    topic: m.topic().to_string(),
+                    reconsume_times: m.reconsume_times(),
+                    born: m.born_timestamp(),
+                    stored: m.store_timestamp(),
+                    delay_property: m.message_inner().property("DELAY").map(str::to_string),
+                });
+            }
+            Ok(if failed {
+                ConsumeConcurrentlyStatus::ReconsumeLater
+            } else {
+                ConsumeConcurrentlyStatus::ConsumeSuccess
+            })
+        },
+    );
+    log
+}
+
+/// The deliveries of `body` so far.
+fn deliveries_of(log: &Log, body: &str) -> Vec<Delivery> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.received.body == body)
+        .cloned()
+        .collect()
+}
+
+/// Waits until `body` was delivered `times` times, failing after `limit`.
+async fn await_deliveries(log: &Log, body: &str, times: usize, limit: Duration) -> Vec<Delivery> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let seen = deliveries_of(log, body);
+        if seen.len() >= times {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after {limit:?}, {body:?} delivered {} of {times} times: {seen:?}",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A message sent with delay level 1 ("1s" in RocketMQ's `messageDelayLevel`) reaches a
+/// consumer already shown live no sooner than 1 s after the send, within 15 s, once, on
+/// its own topic and without its `DELAY` property, as a Java broker's schedule service
+/// delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_rust_client_delay_level_on_send() {
+    const SLACK: Duration = Duration::from_millis(50);
+    let (env, topic) = Env::with_topic("ThirdPartyDelay", 1).await;
+    let topic = topic.as_str();
+    let mut producer = env.producer("ThirdPartyDelayProducer").await;
+    let mut consumer = env.consumer("ThirdPartyDelayConsumer", MessageModel::Clustering, "delay");
+    consumer.subscribe(topic, "*").await.unwrap();
+    let log = log_concurrently(&mut consumer, |_| false);
+    consumer.start().await.unwrap();
+
+    send_sync(&producer, message(topic, TAG, "probe"), "probe").await;
+    await_deliveries(&log, "probe", 1, SHORT_LIMIT).await;
+
+    let delayed = Message::builder()
+        .topic(topic)
+        .tags(TAG)
+        .delay_level(1)
+        .body_slice(b"delayed")
+        .build_unchecked();
+    let sent_at = std::time::Instant::now();
+    send_sync(&producer, delayed, "delayed").await;
+    let delivered = await_deliveries(&log, "delayed", 1, SHORT_LIMIT).await;
+    let d = &delivered[0];
+    let after = d.at.duration_since(sent_at);
+    assert!(
+        after + SLACK >= Duration::from_secs(1),
+        "delay level 1 consumed {after:?} after the send: {d:?}"
+    );
+    assert_eq!(
+        (
+            d.topic.as_str(),
+            d.received.queue_id,
+            d.delay_property.as_deref()
+        ),
+        (topic, 0, None),
+        "delayed message as delivered: {d:?}"
+    );
+    assert!(
+        d.stored - d.born + SLACK.as_millis() as i64 >= 1_000,
+        "delivered copy stored {} ms after it was born: {d:?}",
+        d.stored - d.born
+    );
+    // Not a second time either.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = deliveries_of(&log, "delayed");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "delayed message redelivered: {delivered:?}"
+    );
+
+    consumer.shutdown().await;
+    producer.shutdown().await;
+    env.shutdown().await;
+}
+
+/// A listener that answers RECONSUME_LATER, with the consumer's max reconsume times at 1,
+/// gets the message again once through `%RETRY%group` (reconsume times 1, after delay
+/// level 3 = 10 s: the client's listener context is read-only, so it cannot ask for a
+/// shorter delay), and after failing that too the message is in `%DLQ%group`, where a
+/// pull consumer finds it, and is not delivered a third time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)]
+async fn rocketmq_rust_client_reconsume_later_retries_then_dead_letters() {
+    const SLACK: Duration = Duration::from_millis(50);
+    let (env, topic) = Env::with_topic("ThirdPartyRetry", 1).await;
+    let topic = topic.as_str();
+    let group = "ThirdPartyRetryConsumer";
+    let mut producer = env.producer("ThirdPartyRetryProducer").await;
+    let mut consumer = env
+        .consumer_builder(group, MessageModel::Clustering, "retry")
+        .max_reconsume_times(1)
+        .build();
+    consumer.subscribe(topic, "*").await.unwrap();
+    let log = log_concurrently(&mut consumer, |body| body == "doomed");
+    consumer.start().await.unwrap();
+
+    send_sync(&producer, message(topic, TAG, "probe"), "probe").await;
+    await_deliveries(&log, "probe", 1, SHORT_LIMIT).await;
+
+    send_sync(&producer, message(topic, TAG, "doomed"), "doomed").await;
+    let delivered = await_deliveries(&log, "doomed", 2, Duration::from_secs(20)).await;
+    let (first, second) = (&delivered[0], &delivered[1]);
+    assert_eq!(
+        (first.reconsume_times, second.reconsume_times),
+        (0, 1),
+        "reconsume times of the delivery and the redelivery: {delivered:?}"
+    );
+    assert_eq!(
+        (first.topic.as_str(), second.topic.as_str()),
+        (topic, topic),
+        "topic of the delivery and the redelivery: {delivered:?}"
+    );
+    let gap = second.at.duration_since(first.at);
+    assert!(
+        gap + SLACK >= Duration::from_secs(10),
+        "redelivered {gap:?} after the first delivery, before delay level 3 (10 s)"
+    );
+
+    let dlq = format!("%DLQ%{}", env.name(group));
+    let puller = env.pull_consumer("ThirdPartyRetryDlqReader", "dlq").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let dead = loop {
+        let queues = puller.fetch_subscribe_message_queues(&dlq).await;
+        if let Ok(queues) = &queues {
+            assert_eq!(queues.len(), 1, "queues of {dlq}: {queues:?}");
+            let result = pull_at(&puller, &queues[0], 0, 32).await;
+            if *result.pull_status() == PullStatus::Found {
+                break result;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{dlq}: nothing to pull after 5 s; last route lookup: {:?}",
+            queues.map_err(|e| chain(&e))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let messages = dead.msg_found_list().unwrap_or_default();
+    let bodies: Vec<String> = messages.iter().map(|m| Received::of(m).body).collect();
+    assert_eq!(bodies, vec!["doomed".to_string()], "bodies in {dlq}");
+    let m = &messages[0];
+    assert_eq!(
+        (
+            m.topic().as_str(),
+            m.message_inner().property("RETRY_TOPIC")
+        ),
+        (dlq.as_str(), Some(topic)),
+        "topic and RETRY_TOPIC of the dead letter: {m:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = deliveries_of(&log, "doomed");
+    assert_eq!(
+        delivered.len(),
+        2,
+        "delivered after it went to {dlq}: {delivered:?}"
+    );
+
+    puller.shutdown().await.unwrap();
+    consumer.shutdown().await;
     producer.shutdown().await;
     env.shutdown().await;
 }
