@@ -315,6 +315,51 @@ def test_reconsume_later_comes_back_through_retry(delivered):
     assert again["at"] - first["at"] >= 10.0 - 0.5
 
 
+def test_dead_letters_after_the_groups_retry_max_times(delivered):
+    """The C++ client always sends maxReconsumeTimes 16 with a V3_1_8 version, which
+    RocketMQ's broker ignores in favour of the group's retryMaxTimes; set it to 1."""
+    import subprocess
+
+    from conftest import CLI
+
+    topic, group = unique("Dlq"), unique("DlqG")
+    create_topic(topic)
+    subprocess.run([CLI, "group", "create", "-g", group, "--retry-max-times", "1", "-n", NAMESRV],
+                   check=True, stdout=subprocess.DEVNULL)
+
+    def on_message(msg):
+        delivered.record(msg)
+        return ConsumeStatus.RECONSUME_LATER
+
+    c = start_consumer(group, topic, delivered, on_message=on_message)
+    try:
+        p = start_producer(unique("DlqP"))
+        assert p.send_sync(message(topic, "doomed", keys="dk")).status == SendStatus.OK
+        p.shutdown()
+        # Delivered, retried once after 10 s, then dead.
+        wait_until(lambda: len(delivered.snapshot()) >= 2, 40, "the retry")
+        pc = capi.PullConsumer(unique("DlqReader"), NAMESRV)
+        try:
+            found = []
+
+            def dead():
+                try:
+                    queues = pc.queues("%DLQ%" + group)
+                except RuntimeError:
+                    return False
+                for q in queues:
+                    found.extend(pc.pull(q, 0, 8)[4])
+                return bool(found)
+
+            wait_until(dead, 20, "the message in %DLQ%" + group)
+        finally:
+            pc.close()
+    finally:
+        c.shutdown()
+    assert [body for _, body, _ in found] == ["doomed"]
+    assert [i["reconsume_times"] for i in delivered.snapshot()] == [0, 1]
+
+
 @pytest.mark.xfail(strict=True, reason=ISSUE_24 + ": transactions (END_TRANSACTION, check-back)")
 def test_transactions_commit_rollback_and_check_back(delivered):
     topic = unique("Tx")

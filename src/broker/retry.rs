@@ -39,6 +39,10 @@ pub const DELAY_LEVELS_MS: [u64; 18] = [
     480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
 ];
 
+/// `MQVersion.Version.V3_4_9.ordinal()`: the first client version whose send-back bound
+/// Java's broker honours.
+const MQ_VERSION_V3_4_9: i32 = 121;
+
 /// RocketMQ's default `maxReconsumeTimes`.
 const MAX_RECONSUME_TIMES: i32 = 16;
 
@@ -122,8 +126,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let offset: u64 = req.ext_parse("offset")?;
         let group: String = req.ext_parse("group")?;
         let delay_level: i32 = req.ext_parse_opt("delayLevel")?.unwrap_or(0);
-        // The request's bound, else the group's `retry_max_times`, else RocketMQ's 16.
-        let max_reconsume: i32 = match req.ext_parse_opt("maxReconsumeTimes")? {
+        // The request's bound, else the group's `retry_max_times`, else RocketMQ's 16. As
+        // Java's broker does, the request's counts only from clients of V3_4_9 on: the
+        // C++ client (V3_1_8) always writes 16, and its users cap retries per group.
+        let from_request = if req.version >= MQ_VERSION_V3_4_9 {
+            req.ext_parse_opt("maxReconsumeTimes")?
+        } else {
+            None
+        };
+        let max_reconsume: i32 = match from_request {
             Some(n) => n,
             None => self
                 .subscription_group(&group)

@@ -88,6 +88,23 @@ async fn sent_back_messages_return_through_the_retry_topic_then_the_dlq() {
         .await
         .unwrap();
     assert_eq!(reply.code, response::MESSAGE_ILLEGAL, "{:?}", reply.remark);
+
+    // A client older than V3_4_9 (the C++ client writes V3_1_8, version 63, and always
+    // 16) gets its group's retryMaxTimes, as from Java's broker.
+    let admin = client::Admin::new(cluster.client_config());
+    let group = proto::remoting::body::SubscriptionGroupBody {
+        group_name: "CppWorkers".into(),
+        retry_max_times: 0,
+        ..Default::default()
+    };
+    admin.create_subscription_group(&group, None).await.unwrap();
+    let mut old_client = send_back(offset, "CppWorkers", 0, 16);
+    old_client.version = 63;
+    let reply = rpc.invoke(old_client, TIMEOUT).await.unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let queues = consumer.fetch_queues("%DLQ%CppWorkers").await.unwrap();
+    let dead = consumer.pull(&queues[0], "*", 0, 8).await.unwrap();
+    assert_eq!(dead.messages.len(), 1, "{:?}", dead.status);
     cluster.shutdown().await;
 }
 
