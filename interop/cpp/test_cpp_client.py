@@ -316,8 +316,8 @@ def test_reconsume_later_comes_back_through_retry(delivered):
 
 
 def test_dead_letters_after_the_groups_retry_max_times(delivered):
-    """The C++ client always sends maxReconsumeTimes 16 with a V3_1_8 version, which
-    RocketMQ's broker ignores in favour of the group's retryMaxTimes; set it to 1."""
+    """The C++ client has no maxReconsumeTimes setting and writes version V3_1_8, whose
+    send-back bound RocketMQ's broker ignores in favour of the group's retryMaxTimes."""
     import subprocess
 
     from conftest import CLI

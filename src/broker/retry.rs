@@ -128,7 +128,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let delay_level: i32 = req.ext_parse_opt("delayLevel")?.unwrap_or(0);
         // The request's bound, else the group's `retry_max_times`, else RocketMQ's 16. As
         // Java's broker does, the request's counts only from clients of V3_4_9 on: the
-        // C++ client (V3_1_8) always writes 16, and its users cap retries per group.
+        // C++ client (V3_1_8) has no setting for it, and its users cap retries per group.
         let from_request = if req.version >= MQ_VERSION_V3_4_9 {
             req.ext_parse_opt("maxReconsumeTimes")?
         } else {

@@ -89,8 +89,8 @@ async fn sent_back_messages_return_through_the_retry_topic_then_the_dlq() {
         .unwrap();
     assert_eq!(reply.code, response::MESSAGE_ILLEGAL, "{:?}", reply.remark);
 
-    // A client older than V3_4_9 (the C++ client writes V3_1_8, version 63, and always
-    // 16) gets its group's retryMaxTimes, as from Java's broker.
+    // A client older than V3_4_9 (the C++ client writes V3_1_8, version 63) gets its
+    // group's retryMaxTimes whatever bound it sends, as from Java's broker.
     let admin = client::Admin::new(cluster.client_config());
     let group = proto::remoting::body::SubscriptionGroupBody {
         group_name: "CppWorkers".into(),
