@@ -20,6 +20,11 @@ use crate::cluster::TestCluster;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// One request's answer, which must come in time.
+async fn call(rpc: &RpcClient, request: RemotingCommand) -> RemotingCommand {
+    rpc.invoke(request, TIMEOUT).await.unwrap()
+}
+
 /// A frame with a JSON header written by hand, as librocketmq writes it.
 fn json_frame(header: &str, body: &[u8]) -> BytesMut {
     let mut frame = BytesMut::new();
@@ -76,16 +81,14 @@ async fn the_cpp_clients_send_and_heartbeat_are_accepted() {
     let rpc = RpcClient::connect(&broker.to_string(), None).await.unwrap();
     let mut hb = RemotingCommand::request(request::HEART_BEAT).with_body(body.to_vec());
     hb.language = proto::remoting::codes::language::CPP;
-    let reply = rpc.invoke(hb, TIMEOUT).await.unwrap();
+    let reply = call(&rpc, hb).await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
-    let list = rpc
-        .invoke(
-            RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP)
-                .with_ext("consumerGroup", "cpp-cg"),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let list = call(
+        &rpc,
+        RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP)
+            .with_ext("consumerGroup", "cpp-cg"),
+    )
+    .await;
     assert_eq!(list.code, response::SUCCESS, "{:?}", list.remark);
     let members: ConsumerListBody = from_json(&list.body).unwrap();
     assert!(
@@ -145,43 +148,35 @@ async fn a_pull_without_subscription_filters_by_the_heartbeat_and_lite_pull_is_a
     }
     let rpc = RpcClient::connect(&broker.to_string(), None).await.unwrap();
     let body = br#"{"clientID":"java@1","consumerDataSet":[{"consumeFromWhere":"CONSUME_FROM_FIRST_OFFSET","consumeType":"CONSUME_PASSIVELY","groupName":"tag-group","messageModel":"CLUSTERING","subscriptionDataSet":[{"subString":"TagA || TagC","topic":"Tagged"}]}],"producerDataSet":[]}"#;
-    let reply = rpc
-        .invoke(
-            RemotingCommand::request(request::HEART_BEAT).with_body(body.to_vec()),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        RemotingCommand::request(request::HEART_BEAT).with_body(body.to_vec()),
+    )
+    .await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
 
     // Java's push consumer leaves the subscription out of its pulls: the broker filters
     // by the one the group registered.
-    let reply = rpc
-        .invoke(
-            pull("Tagged", "tag-group", request::PULL_MESSAGE, None),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        pull("Tagged", "tag-group", request::PULL_MESSAGE, None),
+    )
+    .await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
     assert_eq!(pulled_bodies(&reply), ["a1", "a2", "c1"]);
     // A subscription in the pull wins; a group that registered none gets everything.
-    let reply = rpc
-        .invoke(
-            pull("Tagged", "tag-group", request::PULL_MESSAGE, Some("TagB")),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        pull("Tagged", "tag-group", request::PULL_MESSAGE, Some("TagB")),
+    )
+    .await;
     assert_eq!(pulled_bodies(&reply), ["b1"]);
     // The 5.x lite pull consumer's code is served as a pull.
-    let reply = rpc
-        .invoke(
-            pull("Tagged", "other", request::LITE_PULL_MESSAGE, None),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        pull("Tagged", "other", request::LITE_PULL_MESSAGE, None),
+    )
+    .await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
     assert_eq!(pulled_bodies(&reply), ["a1", "b1", "a2", "c1"]);
 
@@ -195,49 +190,41 @@ async fn a_pull_without_subscription_filters_by_the_heartbeat_and_lite_pull_is_a
         }))
         .unwrap()
     );
-    let reply = rpc
-        .invoke(
-            RemotingCommand::request(request::LOCK_BATCH_MQ).with_body(lock.into_bytes()),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        RemotingCommand::request(request::LOCK_BATCH_MQ).with_body(lock.into_bytes()),
+    )
+    .await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
     let text = String::from_utf8(reply.body.to_vec()).unwrap();
     assert!(text.contains(r#""lockOKMQSet":[{"#), "{text}");
 
     // What 5.x `mqadmin consumerProgress` asks: the topic's config, then the group's
     // stats, whose table fastjson keys by MessageQueue objects.
-    let reply = rpc
-        .invoke(
-            RemotingCommand::request(request::GET_TOPIC_CONFIG).with_ext("topic", "Tagged"),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        RemotingCommand::request(request::GET_TOPIC_CONFIG).with_ext("topic", "Tagged"),
+    )
+    .await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
     let config: proto::remoting::body::TopicConfigBody = from_json(&reply.body).unwrap();
     assert_eq!(
         (config.topic_name.as_str(), config.read_queue_nums),
         ("Tagged", 1)
     );
-    let reply = rpc
-        .invoke(
-            RemotingCommand::request(request::GET_TOPIC_CONFIG).with_ext("topic", "Nowhere"),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        RemotingCommand::request(request::GET_TOPIC_CONFIG).with_ext("topic", "Nowhere"),
+    )
+    .await;
     assert_eq!(reply.code, response::TOPIC_NOT_EXIST);
-    let reply = rpc
-        .invoke(
-            RemotingCommand::request(request::GET_CONSUME_STATS)
-                .with_ext("consumerGroup", "tag-group")
-                .with_ext("topic", "Tagged"),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    let reply = call(
+        &rpc,
+        RemotingCommand::request(request::GET_CONSUME_STATS)
+            .with_ext("consumerGroup", "tag-group")
+            .with_ext("topic", "Tagged"),
+    )
+    .await;
     assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
     let text = String::from_utf8(reply.body.to_vec()).unwrap();
     assert!(
