@@ -15,6 +15,7 @@
 //! (`Unavailable`): after a failed fsync it no longer knows what is durable, and the
 //! only safe way on is to reopen, which runs recovery.
 
+mod dispatch;
 mod recovery;
 mod replicated;
 mod services;

@@ -20,12 +20,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
-use proto::properties::keys;
 use proto::watch;
 use proto::MessageRef;
 use tokio::sync::Notify;
 
-use super::{writer::index_entries, FlushState, QueueKey, Shared};
+use super::dispatch::{dispatch_message, MessageView, StoredAt};
+use super::{FlushState, QueueKey, Shared};
 use crate::checkpoint::{self, Checkpoint};
 use crate::commit_log::{segment_name, CommitLog};
 use crate::config::StoreConfig;
@@ -338,23 +338,14 @@ async fn redispatch<D: Disk>(
                 offset: record.payload_offset,
                 reason: format!("message layout: {e}"),
             })?;
-            let unit = CqUnit {
+            let view = MessageView::of_stored(&message);
+            let at = StoredAt {
                 commitlog_offset: record.payload_offset,
                 size: record.header.payload_size() as u32,
-                tag_hash: message.tags().map_or(0, proto::hash::java_string_hash),
             };
-            if record.payload_offset >= from {
-                let at = (
-                    record.payload_offset,
-                    unit.size,
-                    message.store_timestamp_ms(),
-                );
-                let (keys, uniq) = (
-                    message.property(keys::KEYS),
-                    message.property(keys::UNIQ_KEY),
-                );
-                index_entries(message.topic(), keys, uniq, at, &mut entries);
-            }
+            // The index is durable below `from`: entries again would be duplicates.
+            let index = (record.payload_offset >= from).then_some(&mut entries);
+            let unit = dispatch_message(&view, at, index);
             scanned.push((
                 (message.topic().to_string(), message.queue_id()),
                 message.queue_offset(),

@@ -25,13 +25,12 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use proto::message::{OFFSET_PHYSICAL_OFFSET, OFFSET_QUEUE_OFFSET};
-use proto::properties::keys;
 use proto::{MessageId, MessageRef};
 
-use super::writer::index_entries;
+use super::dispatch::{DispatchBatch, MessageView, StoredAt};
 use super::{services, MessageStore, PutResult};
-use crate::commit_log::RecordPayload;
-use crate::consume_queue::{ConsumeQueue, CqUnit};
+use crate::commit_log::{AppendedRecord, RecordPayload};
+use crate::consume_queue::ConsumeQueue;
 use crate::disk::Disk;
 use crate::error::{Result, StoreError};
 use crate::log_start::LogStart;
@@ -127,6 +126,134 @@ fn diverged(offset: u64, reason: String) -> StoreError {
     }
 }
 
+/// The first phase of `append_log`: parses each entry's messages and gives each its
+/// queue offset, next in its ConsumeQueue. For entries read back from a log (offsets
+/// assigned) a different offset means the replicas diverged, which fails the store.
+fn encode_entries<'r, D: Disk>(
+    shared: &super::Shared<D>,
+    records: &'r [LogRecord],
+) -> Result<Vec<Encoded<'r>>> {
+    // Keyed by topics borrowed from the records: no String per message.
+    let mut next_queue_offset: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    let mut encoded = Vec::with_capacity(records.len());
+    let mut entry_bytes = 0u64;
+    for record in records {
+        let (messages, assigned) = match &record.payload {
+            LogPayload::Control(bytes) => {
+                encoded.push(Encoded {
+                    record,
+                    bytes,
+                    message: None,
+                    continued: false,
+                });
+                continue;
+            }
+            LogPayload::Messages { messages, assigned } => (messages, *assigned),
+        };
+        if messages.is_empty() {
+            return Err(StoreError::MessageIllegal(format!(
+                "entry {} carries no message",
+                record.index
+            )));
+        }
+        for (i, bytes) in messages.iter().enumerate() {
+            let message = MessageRef::parse(bytes)
+                .map_err(|e| StoreError::MessageIllegal(format!("entry {}: {e}", record.index)))?;
+            let key = (message.topic(), message.queue_id());
+            let next = next_queue_offset.entry(key).or_insert_with(|| {
+                shared
+                    .queue_or_create(message.topic(), message.queue_id())
+                    .max_offset()
+            });
+            if assigned && message.queue_offset() != *next {
+                let e = diverged(
+                    message.physical_offset(),
+                    format!(
+                        "entry {} has {}:{} queue offset {}, this replica's next is {next}",
+                        record.index,
+                        message.topic(),
+                        message.queue_id(),
+                        message.queue_offset()
+                    ),
+                );
+                shared.fail(&e);
+                return Err(e);
+            }
+            encoded.push(Encoded {
+                record,
+                bytes,
+                message: Some((message, *next)),
+                continued: i + 1 < messages.len(),
+            });
+            *next += 1;
+        }
+        entry_bytes = entry_bytes.max(crate::record::entry_size(messages.iter().map(Bytes::len)));
+    }
+    let entry_size_max = shared.commit_log.entry_size_max();
+    if entry_bytes > entry_size_max {
+        return Err(StoreError::MessageIllegal(format!(
+            "an entry of {entry_bytes} bytes is over the {entry_size_max} a segment holds"
+        )));
+    }
+    Ok(encoded)
+}
+
+/// The second phase of `append_log`, once the records are in the CommitLog: where each
+/// entry's messages landed, and their dispatch. An entry read back from a log that
+/// names another physical offset than where its message landed means the replicas
+/// diverged.
+fn place_messages<'r>(
+    encoded: &[Encoded<'r>],
+    appended: &[AppendedRecord],
+) -> Result<(Vec<Vec<PutResult>>, DispatchBatch<'r>)> {
+    let mut batch = DispatchBatch::default();
+    let mut puts: Vec<Vec<PutResult>> = Vec::new();
+    let mut last_index = None;
+    for (e, at) in encoded.iter().zip(appended) {
+        if last_index != Some(e.record.index) {
+            puts.push(Vec::new());
+            last_index = Some(e.record.index);
+        }
+        let Some((message, queue_offset)) = e.message else {
+            continue;
+        };
+        let assigned = matches!(
+            e.record.payload,
+            LogPayload::Messages { assigned: true, .. }
+        );
+        if assigned && message.physical_offset() != at.payload_offset {
+            return Err(diverged(
+                at.payload_offset,
+                format!(
+                    "entry {} names physical offset {}",
+                    e.record.index,
+                    message.physical_offset()
+                ),
+            ));
+        }
+        let view = MessageView::of_stored(&message);
+        let stored_at = StoredAt {
+            commitlog_offset: at.payload_offset,
+            size: at.payload_size,
+        };
+        batch.add(&view, stored_at);
+        puts.last_mut()
+            .expect("an entry was started")
+            .push(PutResult {
+                msg_id: MessageId {
+                    store_host: message.store_host(),
+                    physical_offset: at.payload_offset,
+                },
+                physical_offset: at.payload_offset,
+                size: at.payload_size,
+                queue_id: message.queue_id(),
+                queue_offset,
+                store_timestamp_ms: view.store_timestamp_ms,
+            });
+    }
+    Ok((puts, batch))
+}
+
 impl<D: Disk> MessageStore<D> {
     /// Appends Raft entries (consecutive, continuing the log) and dispatches their
     /// messages. Not durable until the flushed offset reaches `end_offset`
@@ -141,149 +268,22 @@ impl<D: Disk> MessageStore<D> {
         if let Some(reason) = shared.failure() {
             return Err(StoreError::Unavailable(reason));
         }
-        // Keyed by topics borrowed from the records: no String per message.
-        let mut next_queue_offset: BTreeMap<(&str, u32), u64> = BTreeMap::new();
-        let mut encoded = Vec::with_capacity(records.len());
-        let mut entry_bytes = 0u64;
-        for record in &records {
-            let (messages, assigned) = match &record.payload {
-                LogPayload::Control(bytes) => {
-                    encoded.push(Encoded {
-                        record,
-                        bytes,
-                        message: None,
-                        continued: false,
-                    });
-                    continue;
-                }
-                LogPayload::Messages { messages, assigned } => (messages, *assigned),
-            };
-            if messages.is_empty() {
-                return Err(StoreError::MessageIllegal(format!(
-                    "entry {} carries no message",
-                    record.index
-                )));
-            }
-            for (i, bytes) in messages.iter().enumerate() {
-                let message = MessageRef::parse(bytes).map_err(|e| {
-                    StoreError::MessageIllegal(format!("entry {}: {e}", record.index))
-                })?;
-                let key = (message.topic(), message.queue_id());
-                let next = next_queue_offset.entry(key).or_insert_with(|| {
-                    shared
-                        .queue_or_create(message.topic(), message.queue_id())
-                        .max_offset()
-                });
-                if assigned && message.queue_offset() != *next {
-                    let e = diverged(
-                        message.physical_offset(),
-                        format!(
-                            "entry {} has {}:{} queue offset {}, this replica's next is {next}",
-                            record.index,
-                            message.topic(),
-                            message.queue_id(),
-                            message.queue_offset()
-                        ),
-                    );
-                    shared.fail(&e);
-                    return Err(e);
-                }
-                encoded.push(Encoded {
-                    record,
-                    bytes,
-                    message: Some((message, *next)),
-                    continued: i + 1 < messages.len(),
-                });
-                *next += 1;
-            }
-            entry_bytes =
-                entry_bytes.max(crate::record::entry_size(messages.iter().map(Bytes::len)));
-        }
-        let entry_size_max = shared.commit_log.entry_size_max();
-        if entry_bytes > entry_size_max {
-            return Err(StoreError::MessageIllegal(format!(
-                "an entry of {entry_bytes} bytes is over the {entry_size_max} a segment holds"
-            )));
-        }
-        let appended = match shared.commit_log.append(&encoded).await {
-            Ok(appended) => appended,
-            Err(e) => {
-                shared.fail(&e);
-                return Err(e);
-            }
-        };
-        let mut units: BTreeMap<(&str, u32), Vec<CqUnit>> = BTreeMap::new();
-        let mut entries = Vec::new();
-        let mut puts: Vec<Vec<PutResult>> = Vec::with_capacity(records.len());
-        let mut last_index = None;
-        for (e, at) in encoded.iter().zip(&appended.records) {
-            if last_index != Some(e.record.index) {
-                puts.push(Vec::new());
-                last_index = Some(e.record.index);
-            }
-            let Some((message, queue_offset)) = e.message else {
-                continue;
-            };
-            let timestamp_ms = message.store_timestamp_ms();
-            let assigned = matches!(
-                e.record.payload,
-                LogPayload::Messages { assigned: true, .. }
-            );
-            if assigned && message.physical_offset() != at.payload_offset {
-                let err = diverged(
-                    at.payload_offset,
-                    format!(
-                        "entry {} names physical offset {}",
-                        e.record.index,
-                        message.physical_offset()
-                    ),
-                );
-                shared.fail(&err);
-                return Err(err);
-            }
-            units
-                .entry((message.topic(), message.queue_id()))
-                .or_default()
-                .push(CqUnit {
-                    commitlog_offset: at.payload_offset,
-                    size: at.payload_size,
-                    tag_hash: message.tags().map_or(0, proto::hash::java_string_hash),
-                });
-            let (keys, uniq) = (
-                message.property(keys::KEYS),
-                message.property(keys::UNIQ_KEY),
-            );
-            let index_at = (at.payload_offset, at.payload_size, timestamp_ms);
-            index_entries(message.topic(), keys, uniq, index_at, &mut entries);
-            puts.last_mut()
-                .expect("an entry was started")
-                .push(PutResult {
-                    msg_id: MessageId {
-                        store_host: message.store_host(),
-                        physical_offset: at.payload_offset,
-                    },
-                    physical_offset: at.payload_offset,
-                    size: at.payload_size,
-                    queue_id: message.queue_id(),
-                    queue_offset,
-                    store_timestamp_ms: timestamp_ms,
-                });
-        }
+        let encoded = encode_entries(shared, &records)?;
+        let appended = shared
+            .commit_log
+            .append(&encoded)
+            .await
+            .inspect_err(|e| shared.fail(e))?;
+        let (puts, batch) =
+            place_messages(&encoded, &appended.records).inspect_err(|e| shared.fail(e))?;
         assert_eq!(puts.len(), records.len(), "one put list per entry");
-        let dispatched: Result<()> = async {
-            for ((topic, queue_id), units) in units {
-                shared
-                    .queue_or_create(topic, queue_id)
-                    .append(&units)
-                    .await?;
-            }
-            shared.index.add(&entries).await
-        }
-        .await;
-        if let Err(e) = dispatched {
-            shared.fail(&e);
-            return Err(e);
-        }
+        batch
+            .write(
+                |topic, queue_id| shared.queue_or_create(topic, queue_id),
+                &shared.index,
+            )
+            .await
+            .inspect_err(|e| shared.fail(e))?;
         shared.dispatched.send_replace(appended.end_offset);
         // (The planted ack-before-fsync bug also leaves the flusher asleep until its
         // interval: the acknowledged entries stay unsynced for up to flush_interval_ms.)
@@ -337,13 +337,13 @@ impl<D: Disk> MessageStore<D> {
         );
         // The checkpoint comes down first: after a crash (or an fsync EIO) between the
         // cut and a new checkpoint, an old one would name durable bytes that are gone,
-        // and recovery would refuse the log (the simulator's seed 136, EIO on a follower
-        // truncating a conflicting tail).
+        // and recovery would refuse the log (regression test: store/tests/
+        // truncation_faults.rs, `a_truncation_lowers_the_checkpoint_before_it_cuts`).
         services::lower_checkpoint_locked(shared, offset).await?;
         // From here a failure leaves the files and what this process believes about
         // them apart (a truncate whose sync failed, say): stop, so no later checkpoint
-        // can claim the cut bytes again (the simulator's seed 10777 in leader+sync); the
-        // lowered checkpoint is what recovery starts from.
+        // can claim the cut bytes again; the lowered checkpoint is what recovery starts
+        // from (`a_truncation_whose_sync_fails_stops_the_store`).
         let cut = async {
             let cut = shared.commit_log.truncate_from(from_index).await?;
             assert_eq!(
@@ -452,9 +452,10 @@ impl<D: Disk> MessageStore<D> {
     /// `start.prev` and entries after it, it keeps them — Raft's log matching makes the
     /// entries up to `prev` the leader's — records the start, deletes the segments wholly
     /// below it (openraft purged those entries before handing the snapshot over) and
-    /// makes everything up to the end of `prev` readable. Emptying the log instead made
-    /// the follower refuse the next entry openraft sent: a queue offset it had just
-    /// deleted (simulator seed 1041311389194 in quorum+sync).
+    /// makes everything up to the end of `prev` readable. Emptying the log instead would
+    /// make the follower refuse the next entry openraft sends: a queue offset it has just
+    /// deleted (regression test: store/tests/replicated.rs,
+    /// `a_follower_holding_the_starts_entry_keeps_the_entries_after_it`).
     ///
     /// Otherwise the store is emptied to continue there: every CommitLog segment,
     /// ConsumeQueue and index file goes, the next entry is `start.prev.index + 1` at

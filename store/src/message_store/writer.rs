@@ -1,22 +1,20 @@
 //! The writer task: batches waiting writes into one CommitLog append and dispatches
 //! them to ConsumeQueues and the key index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use proto::message::StoreFields;
-use proto::properties::keys;
 use proto::{MessageId, NewMessage};
 use tokio::sync::{mpsc, oneshot};
 
+use super::dispatch::{DispatchBatch, MessageView, StoredAt};
 use super::{PutResult, Shared, WriteRequest, Written};
 use crate::commit_log::RecordPayload;
-use crate::consume_queue::CqUnit;
 use crate::disk::Disk;
 use crate::error::{Result, StoreError};
-use crate::index::{key_hash, IndexEntry};
 use proto::clock;
 
 /// A message with the fields the writer assigns before knowing its offset.
@@ -220,61 +218,18 @@ async fn dispatch<D: Disk>(
     pending: &[Pending<'_>],
     records: &[crate::commit_log::AppendedRecord],
 ) -> Result<()> {
-    let mut units: BTreeMap<(&str, u32), Vec<CqUnit>> = BTreeMap::new();
-    let mut entries = Vec::new();
+    let mut batch = DispatchBatch::default();
     for (p, record) in pending.iter().zip(records) {
-        let message = p.message;
-        let tag_hash = message.tags().map_or(0, proto::hash::java_string_hash);
-        units
-            .entry((message.topic.as_str(), message.queue_id))
-            .or_default()
-            .push(CqUnit {
-                commitlog_offset: record.payload_offset,
-                size: record.payload_size,
-                tag_hash,
-            });
-        let (keys, uniq) = (
-            message.properties.get(keys::KEYS),
-            message.properties.get(keys::UNIQ_KEY),
-        );
-        let at = (
-            record.payload_offset,
-            record.payload_size,
-            p.store_timestamp_ms,
-        );
-        index_entries(&message.topic, keys, uniq, at, &mut entries);
+        let at = StoredAt {
+            commitlog_offset: record.payload_offset,
+            size: record.payload_size,
+        };
+        batch.add(&MessageView::of_new(p.message, p.store_timestamp_ms), at);
     }
-    for ((topic, queue_id), units) in units {
-        let queue = shared.queue_or_create(topic, queue_id);
-        queue.append(&units).await?;
-    }
-    shared.index.add(&entries).await
-}
-
-/// The index entries of one message: each of its keys and its unique key.
-/// `at` is the message's (CommitLog offset, size, store timestamp).
-pub(super) fn index_entries(
-    topic: &str,
-    keys: Option<&str>,
-    uniq: Option<&str>,
-    at: (u64, u32, i64),
-    out: &mut Vec<IndexEntry>,
-) {
-    let (commitlog_offset, size, store_timestamp_ms) = at;
-    let entry = |key: &str| IndexEntry {
-        key_hash: key_hash(topic, key),
-        commitlog_offset,
-        store_timestamp_ms,
-        size,
-    };
-    if let Some(keys) = keys {
-        out.extend(
-            keys.split(keys::KEY_SEPARATOR)
-                .filter(|k| !k.is_empty())
-                .map(entry),
-        );
-    }
-    if let Some(uniq) = uniq {
-        out.push(entry(uniq));
-    }
+    batch
+        .write(
+            |topic, queue_id| shared.queue_or_create(topic, queue_id),
+            &shared.index,
+        )
+        .await
 }
