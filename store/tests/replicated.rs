@@ -569,10 +569,9 @@ async fn retention_records_where_the_log_starts_raft_purges_and_a_reset_continue
 
 #[tokio::test]
 async fn a_segment_closed_for_an_entry_a_crash_took_is_opened_again() {
-    // The simulator's seed 2259 (leader+async): a power loss kept the end record that
-    // closed a segment but none of the next segment's first record. Recovery leaves
-    // that segment empty; looking up entries older than what recovery scanned must
-    // still find them.
+    // A power loss kept the end record that closed a segment but none of the next
+    // segment's first record. Recovery leaves that segment empty; looking up entries
+    // older than what recovery scanned must still find them.
     let disk = SimDisk::new(SimDiskConfig::reliable(14));
     let store = open(&disk).await;
     let body = "e".repeat(300);
@@ -625,8 +624,8 @@ async fn a_segment_closed_for_an_entry_a_crash_took_is_opened_again() {
     assert_eq!(read[0].index, 1);
 
     // The second segment is open again: the layout is what appending these entries
-    // alone produces (the simulator's seed 801335930113, where a master that kept the
-    // end record placed its next entry one segment later than its followers). A replica
+    // alone produces (a master that kept the end record would otherwise place its next
+    // entry one segment later than its followers). A replica
     // fed the same entries checks every offset, and both put the next entry alike.
     let replica_disk = SimDisk::new(SimDiskConfig::reliable(16));
     let replica = open(&replica_disk).await;
@@ -675,9 +674,8 @@ async fn retention_never_moves_the_start_past_uncommitted_entries() {
 
 #[tokio::test]
 async fn a_follower_holding_the_starts_entry_keeps_the_entries_after_it() {
-    // The simulator's seed 1041311389194 (quorum+sync): a follower killed right after
-    // appending an entry its leader never heard it acknowledge was sent a snapshot
-    // ending just before that entry. openraft keeps such entries (the follower holds
+    // A follower killed right after appending an entry its leader never heard it
+    // acknowledge was sent a snapshot ending just before that entry. openraft keeps such entries (the follower holds
     // the snapshot's last one) and sends only what follows; a store that emptied its
     // log then refused the next entry's queue offset.
     let (leader, all) = leader_of_four_segments(&SimDisk::new(SimDiskConfig::reliable(17))).await;

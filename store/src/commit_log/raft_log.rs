@@ -103,7 +103,8 @@ impl<D: Disk> CommitLog<D> {
             loop {
                 let step = reader.next().await?;
                 // An empty segment (recovery cut a torn first record): look further back
-                // (the simulator's seed 2259 in leader+async, after a power loss).
+                // (store/tests/replicated.rs,
+                // `a_segment_closed_for_an_entry_a_crash_took_is_opened_again`).
                 if std::mem::take(&mut first) && matches!(step, Step::Eof { .. }) {
                     break;
                 }

@@ -8,6 +8,10 @@ impl<D: Disk> CommitLog<D> {
     /// Opens the CommitLog on `disk`, recovering as the module doc describes: records
     /// from the segment holding the checkpoint's `dispatch_offset` on are validated.
     /// The caller re-dispatches them with [`CommitLog::scan`].
+    ///
+    /// Four phases: trust the segments below the checkpoint by their end records, scan
+    /// the rest, truncate a torn tail, and open again a segment closed for an entry the
+    /// crash took.
     pub async fn open(
         disk: D,
         segment_size: u64,
@@ -16,31 +20,7 @@ impl<D: Disk> CommitLog<D> {
         start: Option<&LogStart>,
     ) -> Result<Self> {
         let mut segments = load_segments(&disk, segment_size).await?;
-        // The first record of the log has index 1, or follows the start marker's `prev`
-        // when the log begins there (segments below a marker stay until Raft purges
-        // them); after retention deleted the oldest segments of a plain store, the
-        // first record left starts wherever it starts.
-        let start_base = start.map_or(0, |s| s.base_offset);
-        let prev = start.map(|s| s.prev).unwrap_or_default();
-        let (last_index, term, leader) = match segments.first() {
-            None => (Some(prev.index), prev.term, prev.leader),
-            Some(s) if s.base == start_base => (Some(prev.index), prev.term, prev.leader),
-            Some(s) if s.base == 0 => (Some(0), 0, 0),
-            Some(_) => (None, 0, 0),
-        };
-        let mut recovery = Recovery {
-            last_index,
-            term,
-            leader,
-            end: start_base,
-            closed: false,
-            tail: TailMap::default(),
-            open_entry: None,
-            segment_max_timestamp_ms: i64::MIN,
-        };
-        if let Some(last) = segments.last() {
-            recovery.end = last.base;
-        }
+        let mut recovery = Recovery::at_log_start(&segments, start);
         // Segments wholly before the scan start are trusted; scanning starts with the
         // segment that holds the dispatch offset.
         let scan_from = checkpoint.dispatch_offset;
@@ -48,103 +28,15 @@ impl<D: Disk> CommitLog<D> {
             .iter()
             .rposition(|s| s.base <= scan_from)
             .unwrap_or(0);
-        // Segments before the scanned ones are below the checkpoint: each must end with
-        // a valid end record, which also gives the index and term that the scan continues.
-        for segment in &mut segments[..first_scanned] {
-            let end = read_end_record(segment, segment_size).await?;
-            recovery.last_index = Some(end.index);
-            recovery.term = end.term;
-            recovery.leader = end.leader;
+        trust_closed_segments(&mut segments[..first_scanned], segment_size, &mut recovery).await?;
+        let torn =
+            scan_segments(&mut segments, first_scanned, record_size_max, &mut recovery).await?;
+        if let Some(torn) = torn {
+            truncate_torn_tail(&disk, &mut segments, torn, checkpoint, &mut recovery).await?;
         }
-        let mut truncate_at = None;
-        for i in first_scanned..segments.len() {
-            let is_last = i + 1 == segments.len();
-            let outcome = scan_segment(&segments[i], record_size_max, &mut recovery).await?;
-            match outcome {
-                SegmentEnd::Closed {
-                    max_store_timestamp_ms,
-                } => {
-                    segments[i].max_store_timestamp_ms = Some(max_store_timestamp_ms);
-                    recovery.closed = is_last;
-                }
-                SegmentEnd::Eof { offset } if is_last => recovery.end = offset,
-                SegmentEnd::Eof { offset } => {
-                    truncate_at =
-                        Some((i, offset, "segment ends without an end record".to_string()))
-                }
-                SegmentEnd::Invalid { offset, reason } => truncate_at = Some((i, offset, reason)),
-            }
-            if truncate_at.is_some() {
-                break;
-            }
-        }
-        if let Some((i, offset, reason)) = truncate_at {
-            let name = segment_name(segments[i].base);
-            if offset < checkpoint.commitlog_offset {
-                return Err(StoreError::Corrupt {
-                    file: name,
-                    offset,
-                    reason,
-                });
-            }
-            let dropped: u64 = segments[i..].iter().map(|s| s.file.len()).sum::<u64>()
-                - (offset - segments[i].base);
-            tracing::warn!(file = %name, offset, dropped_bytes = dropped, %reason, "truncating the CommitLog's torn tail");
-            let segment = &segments[i];
-            segment
-                .file
-                .truncate(offset - segment.base)
-                .await
-                .context(|| format!("truncate {name}"))?;
-            for later in segments.drain(i + 1..) {
-                let later_name = segment_name(later.base);
-                disk.remove(&later_name)
-                    .await
-                    .context(|| format!("remove {later_name}"))?;
-            }
-            recovery.end = offset;
-            recovery.closed = false;
-        }
-        // An end record with no record after it (or only an empty segment, its first
-        // record torn away): the entry that rolled the log to the next segment is gone.
-        // Replicas must lay entries out by the entries alone — a replica that never
-        // received that entry has the segment still open — so it is opened again (the
-        // simulator's seed 801335930113: a master whose segment was closed this way put
-        // its next entry in the next segment, its followers in the open one).
-        let mut reopened_max_timestamp_ms = None;
-        if segments.len() > 1 && segments.last().is_some_and(|s| s.file.len() == 0) {
-            let empty = segments.pop().expect("checked above");
-            let name = segment_name(empty.base);
-            disk.remove(&name)
-                .await
-                .context(|| format!("remove {name}"))?;
-            tracing::warn!(file = %name, "removed an empty segment after a closed one");
-            recovery.closed = true;
-        }
-        if recovery.closed {
-            let last = segments.last_mut().expect("a closed segment exists");
-            let len = last.file.len();
-            let open_len = len - END_RECORD_SIZE as u64;
-            let name = segment_name(last.base);
-            // The checkpoint may name the end record durable: it comes down first, so a
-            // crash after the cut never finds the log short of it.
-            if checkpoint.commitlog_offset > last.base + open_len {
-                checkpoint.sequence += 1;
-                checkpoint.commitlog_offset = last.base + open_len;
-                checkpoint.dispatch_offset =
-                    checkpoint.dispatch_offset.min(checkpoint.commitlog_offset);
-                crate::checkpoint::store(&disk, checkpoint).await?;
-            }
-            last.file
-                .truncate(open_len)
-                .await
-                .context(|| format!("truncate {name}"))?;
-            last.file.sync().await.context(|| format!("sync {name}"))?;
-            tracing::warn!(file = %name, "opened again a segment closed for an entry that is gone");
-            reopened_max_timestamp_ms = last.max_store_timestamp_ms.take();
-            recovery.end = last.base + open_len;
-            recovery.closed = false;
-        }
+        let reopened_max_timestamp_ms =
+            reopen_segment_closed_for_lost_entry(&disk, &mut segments, checkpoint, &mut recovery)
+                .await?;
         if recovery.end < checkpoint.commitlog_offset {
             return Err(StoreError::Corrupt {
                 file: DIR.to_string(),
@@ -166,9 +58,9 @@ impl<D: Disk> CommitLog<D> {
         }
         let active_open = !recovery.closed && !segments.is_empty();
         // The active segment's newest message so far: its end record must name it when
-        // the segment closes, or retention would take the segment for empty (and old) —
-        // the simulator's seed 63083: a segment closed by a Raft blank entry right after
-        // a restart was deleted at the next clean, with every message in it.
+        // the segment closes, or retention would take the segment for empty (and old)
+        // and delete its messages (regression test: store/tests/replicated.rs,
+        // `a_segment_closed_right_after_a_restart_keeps_its_messages_from_retention`).
         let active_max_timestamp_ms = match reopened_max_timestamp_ms {
             Some(ms) => ms,
             None if active_open => recovery.segment_max_timestamp_ms,
@@ -194,6 +86,181 @@ impl<D: Disk> CommitLog<D> {
             tail: std::sync::Mutex::new(recovery.tail),
         })
     }
+}
+
+impl Recovery {
+    /// The state before the first segment is read. The first record of the log has
+    /// index 1, or follows the start marker's `prev` when the log begins there
+    /// (segments below a marker stay until Raft purges them); after retention deleted
+    /// the oldest segments of a plain store, the first record left starts wherever it
+    /// starts.
+    fn at_log_start<F>(segments: &[Segment<F>], start: Option<&LogStart>) -> Self {
+        let start_base = start.map_or(0, |s| s.base_offset);
+        let prev = start.map(|s| s.prev).unwrap_or_default();
+        let (last_index, term, leader) = match segments.first() {
+            None => (Some(prev.index), prev.term, prev.leader),
+            Some(s) if s.base == start_base => (Some(prev.index), prev.term, prev.leader),
+            Some(s) if s.base == 0 => (Some(0), 0, 0),
+            Some(_) => (None, 0, 0),
+        };
+        Recovery {
+            last_index,
+            term,
+            leader,
+            end: segments.last().map_or(start_base, |last| last.base),
+            closed: false,
+            tail: TailMap::default(),
+            open_entry: None,
+            segment_max_timestamp_ms: i64::MIN,
+        }
+    }
+}
+
+/// Phase 1: segments below the checkpoint are not scanned. Each must end with a valid
+/// end record, which also gives the index and term the scan continues from.
+async fn trust_closed_segments<F: DiskFile>(
+    segments: &mut [Segment<F>],
+    segment_size: u64,
+    recovery: &mut Recovery,
+) -> Result<()> {
+    for segment in segments {
+        let end = read_end_record(segment, segment_size).await?;
+        recovery.last_index = Some(end.index);
+        recovery.term = end.term;
+        recovery.leader = end.leader;
+    }
+    Ok(())
+}
+
+/// Where the valid log ends before its files do: segment `segment`, at `offset`.
+struct Torn {
+    segment: usize,
+    offset: u64,
+    reason: String,
+}
+
+/// Phase 2: validates every record from segment `first` on. Returns where the log is
+/// torn, if it is.
+async fn scan_segments<F: DiskFile>(
+    segments: &mut [Segment<F>],
+    first: usize,
+    record_size_max: usize,
+    recovery: &mut Recovery,
+) -> Result<Option<Torn>> {
+    for i in first..segments.len() {
+        let is_last = i + 1 == segments.len();
+        let torn = |offset, reason| {
+            Some(Torn {
+                segment: i,
+                offset,
+                reason,
+            })
+        };
+        match scan_segment(&segments[i], record_size_max, recovery).await? {
+            SegmentEnd::Closed {
+                max_store_timestamp_ms,
+            } => {
+                segments[i].max_store_timestamp_ms = Some(max_store_timestamp_ms);
+                recovery.closed = is_last;
+            }
+            SegmentEnd::Eof { offset } if is_last => recovery.end = offset,
+            SegmentEnd::Eof { offset } => {
+                return Ok(torn(offset, "segment ends without an end record".into()))
+            }
+            SegmentEnd::Invalid { offset, reason } => return Ok(torn(offset, reason)),
+        }
+    }
+    Ok(None)
+}
+
+/// Phase 3: cuts the log where it is torn, removing every later segment. A tear below
+/// the checkpoint's durable offset is corruption, not a torn write.
+async fn truncate_torn_tail<D: Disk>(
+    disk: &D,
+    segments: &mut Vec<Segment<D::File>>,
+    torn: Torn,
+    checkpoint: &Checkpoint,
+    recovery: &mut Recovery,
+) -> Result<()> {
+    let Torn {
+        segment: i,
+        offset,
+        reason,
+    } = torn;
+    let name = segment_name(segments[i].base);
+    if offset < checkpoint.commitlog_offset {
+        return Err(StoreError::Corrupt {
+            file: name,
+            offset,
+            reason,
+        });
+    }
+    let dropped: u64 =
+        segments[i..].iter().map(|s| s.file.len()).sum::<u64>() - (offset - segments[i].base);
+    tracing::warn!(file = %name, offset, dropped_bytes = dropped, %reason, "truncating the CommitLog's torn tail");
+    let segment = &segments[i];
+    segment
+        .file
+        .truncate(offset - segment.base)
+        .await
+        .context(|| format!("truncate {name}"))?;
+    for later in segments.drain(i + 1..) {
+        let later_name = segment_name(later.base);
+        disk.remove(&later_name)
+            .await
+            .context(|| format!("remove {later_name}"))?;
+    }
+    recovery.end = offset;
+    recovery.closed = false;
+    Ok(())
+}
+
+/// Phase 4: an end record with no record after it (or only an empty segment, its first
+/// record torn away) means the entry that rolled the log to the next segment is gone.
+/// Replicas must lay entries out by the entries alone — a replica that never received
+/// that entry has the segment still open — so the segment is opened again (regression
+/// test: store/tests/replicated.rs,
+/// `a_segment_closed_for_an_entry_a_crash_took_is_opened_again`). Returns the reopened
+/// segment's newest message timestamp, which its end record named.
+async fn reopen_segment_closed_for_lost_entry<D: Disk>(
+    disk: &D,
+    segments: &mut Vec<Segment<D::File>>,
+    checkpoint: &mut Checkpoint,
+    recovery: &mut Recovery,
+) -> Result<Option<i64>> {
+    if segments.len() > 1 && segments.last().is_some_and(|s| s.file.len() == 0) {
+        let empty = segments.pop().expect("checked above");
+        let name = segment_name(empty.base);
+        disk.remove(&name)
+            .await
+            .context(|| format!("remove {name}"))?;
+        tracing::warn!(file = %name, "removed an empty segment after a closed one");
+        recovery.closed = true;
+    }
+    if !recovery.closed {
+        return Ok(None);
+    }
+    let last = segments.last_mut().expect("a closed segment exists");
+    let len = last.file.len();
+    let open_len = len - END_RECORD_SIZE as u64;
+    let name = segment_name(last.base);
+    // The checkpoint may name the end record durable: it comes down first, so a
+    // crash after the cut never finds the log short of it.
+    if checkpoint.commitlog_offset > last.base + open_len {
+        checkpoint.sequence += 1;
+        checkpoint.commitlog_offset = last.base + open_len;
+        checkpoint.dispatch_offset = checkpoint.dispatch_offset.min(checkpoint.commitlog_offset);
+        crate::checkpoint::store(disk, checkpoint).await?;
+    }
+    last.file
+        .truncate(open_len)
+        .await
+        .context(|| format!("truncate {name}"))?;
+    last.file.sync().await.context(|| format!("sync {name}"))?;
+    tracing::warn!(file = %name, "opened again a segment closed for an entry that is gone");
+    recovery.end = last.base + open_len;
+    recovery.closed = false;
+    Ok(last.max_store_timestamp_ms.take())
 }
 
 async fn load_segments<D: Disk>(disk: &D, segment_size: u64) -> Result<Vec<Segment<D::File>>> {
