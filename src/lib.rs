@@ -7,8 +7,10 @@
 //! - [`dev`]: `raftmq dev`, a name server and a broker in one process.
 //! - [`cli`]: the `raftmq` command line (admin, send, consume, bench).
 //!
-//! The other crates: `proto` (wire format), `store` (CommitLog and friends), `client`,
-//! `namesrv`, and `raft`, `sim`, `jepsen` to come.
+//! The other crates: `proto` (wire format), `store` (CommitLog and friends), `raft` (the
+//! group's Raft replication), `client`, `namesrv`, `history` (the history format and
+//! checkers), `sim` (the deterministic simulator) and `jepsen` (fault runs of the real
+//! binaries).
 
 pub mod broker;
 #[cfg(not(madsim))]

@@ -1,5 +1,5 @@
-//! The wire format of raftmq: RocketMQ's message layout today; remoting frames, request
-//! codes and headers as the vertical-slice issue adds them.
+//! The wire format of raftmq: RocketMQ's message layout, remoting frames, request codes
+//! and headers, and (feature `io`) remoting over TCP.
 //!
 //! `proto` owns the message layout so that the bytes the store appends are the bytes a
 //! pull returns and a RocketMQ client decodes (DESIGN.md §2). It is pure: no I/O, no

@@ -9,10 +9,13 @@
 //! - [`transport`]: openraft's RPCs between replicas over TCP (bincode in remoting
 //!   frames), on the replica port.
 //!
-//! The Raft issue adds log storage over `store`'s CommitLog segments (the CommitLog *is*
-//! the Raft log, as in RocketMQ's DLedger; its record header already carries `term` and
-//! `index`), the state machine that dispatches to ConsumeQueues and offsets, the replica
-//! transport and the election/ack modes.
+//! - [`log_store`]: openraft's log storage on `store`'s CommitLog (the CommitLog *is* the
+//!   Raft log, as in RocketMQ's DLedger: its record header carries `term` and `index`).
+//! - [`state_machine`]: applying committed entries (messages become readable, consumer
+//!   offsets and topic configs change), snapshots.
+//! - `entry_cache`, `background`: the newest entries in memory; writes Raft must not
+//!   wait for.
+//! - [`buggify`]: FoundationDB-style buggify points the simulator turns on.
 
 mod background;
 pub mod buggify;

@@ -6,8 +6,8 @@
 //! checked when a call starts: one already under way is still answered. It is not
 //! answered `Unreachable`, because openraft 0.9 backs off after that with an unbiased
 //! `tokio::select!`, whose RNG tokio seeds from a process-wide counter: two runs of one
-//! seed in one process (madsim's determinism check) then took different branches (seed
-//! 1795819807132521170).
+//! seed in one process (madsim's determinism check) then take different branches
+//! (`raft/tests/election.rs` and `commitlog.rs` under `MADSIM_TEST_CHECK_DETERMINISM`).
 //!
 //! The TCP transport still answers `Unreachable` (a peer it cannot connect to, a closed
 //! connection, a misrouted replica port) and keeps openraft's backoff, which holds a

@@ -3,10 +3,10 @@
 //! (where the leader's host is killed).
 //!
 //! Under madsim the test is also run twice per seed in one process
-//! (`MADSIM_TEST_CHECK_DETERMINISM=1`, in `scripts/test`). That used to diverge in the
-//! teardown on most seeds (seed 4243780393): the servers' shutdown signal was tokio's
-//! watch channel, which wakes its waiters in an order drawn from tokio's RNG, seeded
-//! from a process-wide counter. It is `proto::watch` now. tokio's RNG can still reach
+//! (`MADSIM_TEST_CHECK_DETERMINISM=1`, in `scripts/test`). The servers' shutdown signal
+//! is `proto::watch`, not tokio's watch channel, which wakes its waiters in an order
+//! drawn from tokio's RNG (seeded from a process-wide counter), so the teardown would
+//! differ between the two runs. tokio's RNG can still reach
 //! the run through openraft: its replication backoff after a peer is `Unreachable` (as
 //! the killed leader's is here) waits in an unbiased `select!` (see `raft::router`).
 

@@ -225,8 +225,8 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
         // a slow connect, say) must not land in the middle of the final reads. Nor may
         // one already on the wire: madsim's TCP holds what a partition blocked and
         // delivers it once the link heals, after a retransmission's backoff (doubling,
-        // up to 10 s) — seed 7340000051 of quorum+async had three sends reach their
-        // master 3 s after the replicas converged, between the reads of its replicas.
+        // up to 10 s), so a send could reach its master seconds after the replicas
+        // converged, between the final reads of its replicas.
         // The host goes with the process, its unsent bytes too.
         handle.kill(node.id());
         madsim::net::NetSim::current().clog_node_out(node.id());

@@ -4,8 +4,8 @@
 //! Why: with one request in flight, a round trip on a small VM is dominated by waking
 //! parked threads. A worker that blocks in `epoll_wait` halts its vCPU, and the next
 //! frame has to wake it through the hypervisor (an IPI and a VM entry) — about as much
-//! CPU and latency as the request's own work (docs/benchmarks.md, 2026-12-02 eighth
-//! session). Go's runtime, and so NATS, spins briefly before it parks; Linux offers
+//! CPU and latency as the request's own work (docs/benchmarks.md, busy polling).
+//! Go's runtime, and so NATS, spins briefly before it parks; Linux offers
 //! `SO_BUSY_POLL` for devices with NAPI, which loopback is not. This is the same idea
 //! inside tokio: a spinner task yields in a loop, and every yield makes the worker poll
 //! its I/O driver with a zero timeout, so a frame that arrives is seen without a wake-up.
