@@ -291,8 +291,7 @@ fn check_loss(
             // A survivor proves a loss is not a tail only if it was surely written in
             // the window: acknowledged before the next fault too. A send the client
             // retried for seconds may land with a *later* leadership of the same
-            // master, at an offset a truncated tail had used (the simulator's seed
-            // 40070 in leader+sync).
+            // master, at an offset a truncated tail had used.
             if survived && faults.partition_point(|f| *f < e.index) != window {
                 continue;
             }
