@@ -14,11 +14,13 @@ use std::time::Duration;
 use anyhow::Context;
 use client::instance::ClientInstance;
 use client::ClientConfig;
+use history::mode::{Ack, Flush};
 use proto::remoting::body::{from_json, GroupStatus};
 use proto::remoting::codes::request;
 use proto::remoting::RemotingCommand;
-use raftmq::config::{ReplicaAddrs, ReplicationSettings};
+use raftmq::config::{AckMode, ReplicaAddrs, ReplicationSettings};
 use raftmq::BrokerConfig;
+use store::FlushMode;
 
 use crate::lazyfs::LazyFs;
 use crate::net::Net;
@@ -111,14 +113,20 @@ impl Cluster {
                 listen_port: BROKER_PORT,
                 namesrv_addr: namesrv_addr.clone(),
                 store_path_root_dir: data,
-                flush_disk_type: opts.mode.flush,
+                flush_disk_type: match opts.mode.flush {
+                    Flush::Sync => FlushMode::Sync,
+                    Flush::Async => FlushMode::Async,
+                },
                 register_broker_interval_ms: 5_000,
                 replication: Some(ReplicationSettings {
                     replica_id: i,
                     replica_listen_port: REPLICA_PORT,
                     replicas: replicas.clone(),
                     election: opts.election,
-                    ack: opts.mode.ack,
+                    ack: match opts.mode.ack {
+                        Ack::Quorum => AckMode::Quorum,
+                        Ack::Leader => AckMode::Leader,
+                    },
                     write_timeout_ms: 2_000,
                     ..ReplicationSettings::default()
                 }),

@@ -1,6 +1,6 @@
 //! Jepsen-style testing of the real raftmq binaries: real processes, real faults (kill,
 //! pause, partitions and packet loss in network namespaces), a recorded history judged
-//! by the simulator's checkers, and a report.
+//! by the checkers of the `history` crate (the simulator's too), and a report.
 //!
 //! # Layout
 //! - [`opts`]: what a run tests.

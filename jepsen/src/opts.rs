@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use history::mode::{parse_mode, Mode};
 use raftmq::config::Election;
-pub use sim::mode::{parse_mode, Mode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Workload {

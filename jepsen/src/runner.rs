@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use client::{Admin, Producer};
+use history::checker;
+use history::history::F;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sim::checker;
 use tokio::sync::Mutex;
 
 use crate::cluster::{Cluster, State};
@@ -258,7 +259,7 @@ async fn drive(
         .lock()
         .events()
         .iter()
-        .filter(|e| e.f == sim::history::F::Read)
+        .filter(|e| e.f == F::Read)
         .map(|e| e.value.clone())
         .collect();
     let drain = poll(SETTLE_LIMIT, || {
