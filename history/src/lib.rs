@@ -6,9 +6,9 @@
 //! # Layout
 //! - [`history`]: the JSONL history (Jepsen's invoke/ok/fail/info vocabulary).
 //! - [`mode`]: durability modes as `quorum+sync` etc., and what each may lose.
-//! - [`checker`]: the invariants a history must hold (lost, unexpected, failed but
-//!   read, inconsistent offsets, FIFO, diverged, undelivered), in one
-//!   [`checker::Report`].
+//! - [`checker`]: the invariants a history must hold, one a file (lost, unexpected,
+//!   failed but read, inconsistent offsets, FIFO, diverged, undelivered), composed into
+//!   one [`checker::Report`].
 //! - [`inspect`]: a simulator trace as a readable timeline (`sim inspect`).
 
 pub mod checker;
