@@ -111,7 +111,7 @@ pub async fn run(mut opts: TestOptions, workspace: &Path) -> anyhow::Result<Outc
         "cargo run -p jepsen --release -- test --seed {seed} --workload {:?} --mode {} --election {} --nemesis {} --time-limit {} --replicas {} --rate {} --producers {} --consumers {} --quiet-s {} --fault-s {}{}{}",
         opts.workload,
         opts.mode,
-        if opts.election == raftmq::config::Election::Fixed { "fixed" } else { "raft" },
+        opts.election,
         opts.nemesis.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(","),
         opts.time_limit,
         opts.replicas,
