@@ -17,9 +17,8 @@ use client::ClientConfig;
 use proto::remoting::body::{from_json, GroupStatus};
 use proto::remoting::codes::request;
 use proto::remoting::RemotingCommand;
-use raftmq::config::{ReplicaAddrs, ReplicationSettings};
-use raftmq::BrokerConfig;
 
+use crate::broker_config::Group;
 use crate::lazyfs::LazyFs;
 use crate::net::Net;
 use crate::opts::{NemesisKind, TestOptions};
@@ -84,16 +83,15 @@ fn signal(child: &Child, sig: libc::c_int) {
 impl Cluster {
     pub fn new(net: Net, bins: Binaries, out: &Path, opts: &TestOptions) -> anyhow::Result<Self> {
         let namesrv_addr = format!("{}:{NAMESRV_PORT}", net.host_ip());
-        let replicas: BTreeMap<String, ReplicaAddrs> = (1..=opts.replicas)
-            .map(|i| {
-                let ip = net.node_ip(i);
-                let addrs = ReplicaAddrs {
-                    broker: format!("{ip}:{BROKER_PORT}"),
-                    replica: format!("{ip}:{REPLICA_PORT}"),
-                };
-                (i.to_string(), addrs)
-            })
-            .collect();
+        let group = Group {
+            name: GROUP.into(),
+            replica_ips: (1..=opts.replicas).map(|i| net.node_ip(i)).collect(),
+            broker_port: BROKER_PORT,
+            replica_port: REPLICA_PORT,
+            namesrv_addr: namesrv_addr.clone(),
+            mode: opts.mode,
+            election: opts.election,
+        };
         let mut nodes = BTreeMap::new();
         let lazy = opts.nemesis.contains(&NemesisKind::Power);
         for i in 1..=opts.replicas {
@@ -104,29 +102,8 @@ impl Cluster {
             } else {
                 None
             };
-            let config = BrokerConfig {
-                broker_name: GROUP.into(),
-                broker_ip1: net.node_ip(i),
-                listen_addr: net.node_ip(i),
-                listen_port: BROKER_PORT,
-                namesrv_addr: namesrv_addr.clone(),
-                store_path_root_dir: data,
-                flush_disk_type: opts.mode.flush,
-                register_broker_interval_ms: 5_000,
-                replication: Some(ReplicationSettings {
-                    replica_id: i,
-                    replica_listen_port: REPLICA_PORT,
-                    replicas: replicas.clone(),
-                    election: opts.election,
-                    ack: opts.mode.ack,
-                    write_timeout_ms: 2_000,
-                    ..ReplicationSettings::default()
-                }),
-                ..BrokerConfig::default()
-            };
-            config.validate()?;
             let path = out.join(format!("n{i}.toml"));
-            std::fs::write(&path, toml::to_string(&config)?)?;
+            std::fs::write(&path, group.replica(i, data).to_toml()?)?;
             nodes.insert(
                 i,
                 Node {

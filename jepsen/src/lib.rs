@@ -1,9 +1,10 @@
 //! Jepsen-style testing of the real raftmq binaries: real processes, real faults (kill,
 //! pause, partitions and packet loss in network namespaces), a recorded history judged
-//! by the simulator's checkers, and a report.
+//! by the checkers of the `history` crate (the simulator's too), and a report.
 //!
 //! # Layout
 //! - [`opts`]: what a run tests.
+//! - [`broker_config`]: the config file each broker replica reads.
 //! - [`provision`]: the binaries under test (built by cargo, or given).
 //! - [`net`]: network namespaces and nft partitions, or loopback.
 //! - [`cluster`]: the name server and broker processes; kill, pause, restart, status.
@@ -14,6 +15,7 @@
 //! - [`runner`]: one run, start to end.
 //! - [`report`]: `results.json` and `report.html`.
 
+pub mod broker_config;
 pub mod cluster;
 pub mod lazyfs;
 pub mod nemesis;

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use jepsen::opts::{parse_mode, Mode, TestOptions};
-use sim::history::History;
+use history::history::History;
+use history::mode::{parse_mode, Mode};
+use jepsen::opts::TestOptions;
 
 #[derive(Parser)]
 #[command(
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
             } => {
                 let text = std::fs::read_to_string(&history)?;
                 let h = History::from_jsonl(&text).map_err(anyhow::Error::msg)?;
-                let r = sim::checker::check(&h, mode.allowance(power), ordered);
+                let r = history::checker::check(&h, mode.allowance(power), ordered);
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 Ok(r.valid)
             }

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use raftmq::config::Election;
-pub use sim::mode::{parse_mode, Mode};
+use history::mode::{parse_mode, Mode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -31,6 +30,25 @@ pub enum NemesisKind {
     /// Power loss: kill -9 a random node, a minority, a majority or the master, and drop
     /// every write it had not fsynced (data dirs on the lazy FUSE filesystem; root).
     Power,
+}
+
+/// How the broker group's master is chosen (the broker's `replication.election`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Election {
+    /// Raft elects any replica; a lost master is replaced.
+    Raft,
+    /// Replica 1 is always master; nothing takes over when it is gone.
+    Fixed,
+}
+
+/// As the flag spells it.
+impl std::fmt::Display for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Election::Raft => "raft",
+            Election::Fixed => "fixed",
+        })
+    }
 }
 
 fn parse_election(s: &str) -> Result<Election, String> {

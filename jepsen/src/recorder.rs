@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use sim::history::History;
+use history::history::History;
 
 #[derive(Clone)]
 pub struct Recorder {

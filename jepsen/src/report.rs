@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use history::checker::Report;
+use history::history::{Event, History, Type, F};
 use plotters::prelude::*;
 use serde::Serialize;
-use sim::checker::Report;
-use sim::history::{Event, History, Type, F};
 
 use crate::nemesis::FaultInterval;
 

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use client::{Admin, Producer};
+use history::checker;
+use history::history::F;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sim::checker;
 use tokio::sync::Mutex;
 
 use crate::cluster::{Cluster, State};
@@ -110,7 +111,7 @@ pub async fn run(mut opts: TestOptions, workspace: &Path) -> anyhow::Result<Outc
         "cargo run -p jepsen --release -- test --seed {seed} --workload {:?} --mode {} --election {} --nemesis {} --time-limit {} --replicas {} --rate {} --producers {} --consumers {} --quiet-s {} --fault-s {}{}{}",
         opts.workload,
         opts.mode,
-        if opts.election == raftmq::config::Election::Fixed { "fixed" } else { "raft" },
+        opts.election,
         opts.nemesis.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(","),
         opts.time_limit,
         opts.replicas,
@@ -258,7 +259,7 @@ async fn drive(
         .lock()
         .events()
         .iter()
-        .filter(|e| e.f == sim::history::F::Read)
+        .filter(|e| e.f == F::Read)
         .map(|e| e.value.clone())
         .collect();
     let drain = poll(SETTLE_LIMIT, || {

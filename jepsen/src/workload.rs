@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use client::pull::read_to_end;
 use client::{
-    instance::ClientInstance, ClientConfig, ConsumeResult, MessageModel, Producer, PushConsumer,
-    PushConsumerBuilder,
+    instance::ClientInstance, ClientConfig, ConsumeResult, Message, MessageModel, MessageQueue,
+    Producer, PushConsumer, PushConsumerBuilder, SendResult, SendStatus,
 };
+use history::history::{QueueRef, SendOutcome, Type, F};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sim::history::{record_send, send_value, QueueRef, Type, F};
 
 use crate::opts::Workload;
 use crate::recorder::Recorder;
@@ -43,10 +43,56 @@ pub async fn send_one(
     queue_choice: Option<usize>,
 ) -> bool {
     recorder.record(|h, t| h.send_invoke(t, process, value));
-    let result = send_value(producer, TOPIC, value, queue_choice).await;
+    let result = send_value(producer, value, queue_choice).await;
+    let outcome = send_outcome(&result);
     let mut acked = false;
-    recorder.record(|h, t| acked = record_send(h, t, process, value, &result));
+    recorder.record(|h, t| acked = h.record_send(t, process, value, outcome));
     acked
+}
+
+/// Sends `value` with itself as its key: to queue `k % n` of the route when
+/// `queue_choice` is `Some(k)` (ordered), round-robin otherwise.
+async fn send_value(
+    producer: &Producer,
+    value: &str,
+    queue_choice: Option<usize>,
+) -> client::Result<SendResult> {
+    let message = Message::new(TOPIC, value.to_string()).with_keys([value.to_string()]);
+    match queue_choice {
+        Some(k) => {
+            producer
+                .send_with_selector(message, |qs| k % qs.len())
+                .await
+        }
+        None => producer.send(message).await,
+    }
+}
+
+/// How a send ended, in the history's terms: acknowledged at its queue and offset by the
+/// master that stored it (the store host of its offset msg id), or unknown.
+fn send_outcome(result: &client::Result<SendResult>) -> SendOutcome {
+    match result {
+        Ok(r) if r.status == SendStatus::Ok => SendOutcome::Acked {
+            queue: queue_ref(&r.queue),
+            queue_offset: r.queue_offset,
+            node: r
+                .offset_msg_id
+                .parse::<proto::MessageId>()
+                .ok()
+                .map(|id| id.store_host.to_string()),
+        },
+        Ok(r) => SendOutcome::Unknown(format!("{:?}", r.status)),
+        Err(e) => SendOutcome::Unknown(e.to_string()),
+    }
+}
+
+/// A client's queue as the history names it.
+fn queue_ref(q: &MessageQueue) -> QueueRef {
+    QueueRef {
+        topic: q.topic.clone(),
+        broker: q.broker_name.clone(),
+        queue_id: q.queue_id,
+    }
 }
 
 /// Producer `k` (process `p<k>`): one send in flight, at `rate_per_s`, until `stop`.
@@ -180,7 +226,7 @@ pub async fn read_replica(
     let instance = ClientInstance::new(client_config(namesrv, process), None);
     let mut n = 0;
     for queue_id in 0..QUEUES {
-        let queue = client::MessageQueue {
+        let queue = MessageQueue {
             topic: TOPIC.into(),
             broker_name: crate::cluster::GROUP.into(),
             queue_id,
@@ -190,7 +236,7 @@ pub async fn read_replica(
         let t = recorder.now_ms();
         for m in &messages {
             let value = String::from_utf8_lossy(&m.body).into_owned();
-            h.read(t, process, &value, QueueRef::from(&queue), m.queue_offset);
+            h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
         }
         n += messages.len();
     }

@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use history::mode::{Ack, Flush, Mode};
 use madsim::runtime::{Handle, NodeHandle};
-use raftmq::config::{Election, ReplicaAddrs, ReplicationSettings};
+use raftmq::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
 use raftmq::{BrokerConfig, RunningBroker};
 use store::meta::MemMetaStore;
-use store::{SimDisk, SimDiskConfig};
+use store::{FlushMode, SimDisk, SimDiskConfig};
 
-use crate::mode::Mode;
 use crate::plant::Plant;
 
 pub type Running = RunningBroker<SimDisk, MemMetaStore>;
@@ -134,6 +134,22 @@ fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
     config
 }
 
+/// The broker's `replication.ack` for a mode's acknowledgement.
+fn ack_mode(ack: Ack) -> AckMode {
+    match ack {
+        Ack::Quorum => AckMode::Quorum,
+        Ack::Leader => AckMode::Leader,
+    }
+}
+
+/// The broker's `flush_disk_type` for a mode's flush.
+fn flush_mode(flush: Flush) -> FlushMode {
+    match flush {
+        Flush::Sync => FlushMode::Sync,
+        Flush::Async => FlushMode::Async,
+    }
+}
+
 /// Replica `id` of a Raft group `broker_name` whose replica `i` (1..=`replicas`) lives
 /// at `ip_of(i)`, ports 10911 and 10912: how every simulated scenario configures one.
 pub fn replica_config(
@@ -160,14 +176,14 @@ pub fn replica_config(
         listen_addr: "0.0.0.0".into(),
         listen_port: 10911,
         namesrv_addr,
-        flush_disk_type: mode.flush,
+        flush_disk_type: flush_mode(mode.flush),
         register_broker_interval_ms: 1_000,
         replication: Some(ReplicationSettings {
             replica_id: id,
             replica_listen_port: 10912,
             replicas,
             election: Election::Raft,
-            ack: mode.ack,
+            ack: ack_mode(mode.ack),
             write_timeout_ms: 1_000,
             ..ReplicationSettings::default()
         }),

@@ -10,10 +10,10 @@
 
 use std::collections::BTreeSet;
 
+use history::history::{QueueRef, Type, F};
 use proto::MessageRef;
 use store::{MessageStore, SimDisk};
 
-use crate::history::{QueueRef, Type, F};
 use crate::workload::{Recorder, BROADCAST_GROUP, GROUP, QUEUES, TOPICS};
 
 /// The consumer groups of the workload: each must have received what goes.

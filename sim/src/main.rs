@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `run` plays the whole-cluster scenario (`sim::scenario`) on every seed of the range,
-//! judges each with `sim::checker` and the liveness bounds, prints one line per failing seed
+//! judges each with `history::checker` and the liveness bounds, prints one line per failing seed
 //! with the command that replays it, and a summary (with the lost-tail figures of the
 //! modes that allow one, and seeds per minute). `replay` plays one seed and writes its
 //! history as JSONL. Each seed of `run` is played by a fresh `sim replay` process
@@ -31,7 +31,7 @@ fn inspect(argv: &[String]) {
         eprintln!("sim inspect: {e}\nusage: sim inspect trace.jsonl [--node NAME] [--msg VALUE] [--from MS] [--to MS]");
         std::process::exit(2)
     };
-    let mut filter = sim::inspect::Filter::default();
+    let mut filter = history::inspect::Filter::default();
     let mut path = None;
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -55,7 +55,7 @@ fn inspect(argv: &[String]) {
     }
     let path = path.unwrap_or_else(|| fail("which trace? (sim replay --trace writes one)".into()));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
-    match sim::inspect::render(&text, &filter) {
+    match history::inspect::render(&text, &filter) {
         Ok(out) => print!("{out}"),
         Err(e) => fail(format!("{path}: {e}")),
     }
@@ -80,9 +80,9 @@ mod runner {
     use std::ops::Range;
     use std::time::Instant;
 
+    use history::history::History;
+    use history::mode::{parse_mode, Flush, Mode};
     use sim::cluster::Spec;
-    use sim::history::History;
-    use sim::mode::{parse_mode, Mode};
     use sim::plant::Plant;
     use sim::scenario::{Options, Outcome};
     use sim::swarm::FaultKind;
@@ -185,7 +185,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
     fn faults(args: &Args) -> Vec<FaultKind> {
         match &args.faults {
             Some(faults) => faults.clone(),
-            None if args.mode.flush == store::FlushMode::Async => sim::swarm::ALL
+            None if args.mode.flush == Flush::Async => sim::swarm::ALL
                 .into_iter()
                 .filter(|k| !matches!(k, FaultKind::Power | FaultKind::GroupPower))
                 .collect(),

@@ -1,13 +1,59 @@
 //! Pieces every simulated scenario uses: a name server host, a reader host that reads
-//! every queue of a topic back into the history, and the history's queue references.
+//! every queue of a topic back into the history, and the client's queues and sends in
+//! the history's terms.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use client::{ClientConfig, PullConsumer, PullStatus};
+use history::history::{History, QueueRef, SendOutcome};
 use madsim::runtime::Handle;
 
-use crate::history::{History, QueueRef};
+/// A client's queue as the history names it.
+pub fn queue_ref(q: &client::MessageQueue) -> QueueRef {
+    QueueRef {
+        topic: q.topic.clone(),
+        broker: q.broker_name.clone(),
+        queue_id: q.queue_id,
+    }
+}
+
+/// Sends `value` to `topic` with itself as its key: to queue `k % n` of the route when
+/// `queue_choice` is `Some(k)` (ordered), round-robin otherwise.
+pub(crate) async fn send_value(
+    producer: &client::Producer,
+    topic: &str,
+    value: &str,
+    queue_choice: Option<usize>,
+) -> client::Result<client::SendResult> {
+    let message = client::Message::new(topic, value.to_string()).with_keys([value.to_string()]);
+    match queue_choice {
+        Some(k) => {
+            producer
+                .send_with_selector(message, |qs| k % qs.len())
+                .await
+        }
+        None => producer.send(message).await,
+    }
+}
+
+/// How a send ended, in the history's terms: acknowledged at its queue and offset by the
+/// master that stored it (the store host of its offset msg id), or unknown.
+pub(crate) fn send_outcome(result: &client::Result<client::SendResult>) -> SendOutcome {
+    match result {
+        Ok(r) if r.status == client::SendStatus::Ok => SendOutcome::Acked {
+            queue: queue_ref(&r.queue),
+            queue_offset: r.queue_offset,
+            node: r
+                .offset_msg_id
+                .parse::<proto::MessageId>()
+                .ok()
+                .map(|id| id.store_host.to_string()),
+        },
+        Ok(r) => SendOutcome::Unknown(format!("{:?}", r.status)),
+        Err(e) => SendOutcome::Unknown(e.to_string()),
+    }
+}
 
 /// Starts a name server on its own host at `addr`.
 pub fn start_namesrv(handle: &Handle, addr: SocketAddr) {
@@ -53,7 +99,7 @@ pub async fn read_back(
                     }
                     for m in &r.messages {
                         let body = String::from_utf8(m.body.to_vec()).unwrap();
-                        reads.push((body, QueueRef::from(&q), m.queue_offset));
+                        reads.push((body, queue_ref(&q), m.queue_offset));
                     }
                     offset = r.next_begin_offset;
                 }

@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use client::{ClientConfig, Message, Producer};
+use history::history::History;
+use history::mode::Mode;
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
-use raftmq::config::AckMode;
 use raftmq::{BrokerConfig, RunningBroker};
 use store::meta::MemMetaStore;
-use store::{FlushMode, SimDisk, SimDiskConfig};
+use store::{SimDisk, SimDiskConfig};
 
-use crate::history::{History, QueueRef};
-use crate::nodes::{now_ms, read_back, start_namesrv};
+use crate::nodes::{now_ms, queue_ref, read_back, start_namesrv};
 pub use crate::plant::Plant;
 
 const NAMESRV: &str = "10.0.2.100:9876";
@@ -30,14 +30,14 @@ fn replica_ip(id: u64) -> String {
     format!("10.0.2.{id}")
 }
 
-fn config(id: u64, flush: FlushMode, ack: AckMode) -> BrokerConfig {
+fn config(id: u64, mode: Mode) -> BrokerConfig {
     crate::cluster::replica_config(
         BrokerConfig::default().broker_name,
         3,
         |i| replica_ip(i).parse().expect("a replica address"),
         id,
         NAMESRV.into(),
-        crate::mode::Mode { ack, flush },
+        mode,
     )
 }
 
@@ -56,11 +56,7 @@ fn master(slots: &[Slot]) -> Option<usize> {
 /// power twice (disk crashed, restarted); afterwards the replicas must hold
 /// byte-identical logs, and every queue is read back into the history.
 /// `plant` switches a planted bug on in every replica (`fault-injection` builds only).
-pub async fn master_power_loss(
-    flush_disk_type: FlushMode,
-    ack: AckMode,
-    plant: Plant,
-) -> (u64, History) {
+pub async fn master_power_loss(mode: Mode, plant: Plant) -> (u64, History) {
     // Quiet unless RUST_LOG asks (e.g. RUST_LOG=raftmq=info when replaying a seed).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
@@ -88,7 +84,7 @@ pub async fn master_power_loss(
             .init(move || {
                 let (disk, meta, slot) = (init_disk.clone(), init_meta.clone(), init_slot.clone());
                 async move {
-                    let config = config(id, flush_disk_type, ack);
+                    let config = config(id, mode);
                     let broker = raftmq::start_broker(config, disk, meta)
                         .await
                         .expect("a replica starts after a crash");
@@ -134,7 +130,7 @@ pub async fn master_power_loss(
                             now_ms(),
                             "producer",
                             &body,
-                            QueueRef::from(&r.queue),
+                            queue_ref(&r.queue),
                             r.queue_offset,
                         ),
                         Ok(r) => {

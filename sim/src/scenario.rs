@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::{ClientConfig, MessageModel};
+use history::checker::{check, undelivered, LossAllowance, Report, Undelivered};
+use history::history::{History, F};
 use serde::Serialize;
 
-use crate::checker::{check, undelivered, LossAllowance, Report, Undelivered};
 use crate::cluster::{group_name, namesrv_spec, Cluster, Spec};
-use crate::history::History;
 use crate::nemesis::{churn_consumers, Nemesis};
 use crate::plant::Plant;
 use crate::swarm::{FaultKind, Swarm};
@@ -258,13 +258,9 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     outcome.deliveries = history
         .events()
         .iter()
-        .filter(|e| e.f == crate::history::F::Deliver)
+        .filter(|e| e.f == F::Deliver)
         .count();
-    outcome.faults = history
-        .events()
-        .iter()
-        .filter(|e| e.f == crate::history::F::Fault)
-        .count();
+    outcome.faults = history.events().iter().filter(|e| e.f == F::Fault).count();
     outcome.undelivered = [GROUP, BROADCAST_GROUP]
         .iter()
         .map(|g| (g.to_string(), undelivered(&history, g, &TOPICS)))

@@ -13,10 +13,11 @@ use client::pull::read_to_end;
 use client::{
     ClientConfig, ConsumeFromWhere, ConsumeResult, MessageModel, Producer, PushConsumerBuilder,
 };
+use history::history::{History, QueueRef};
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::history::{record_send, send_value, History, QueueRef};
+use crate::nodes::{queue_ref, send_outcome, send_value};
 
 /// Topic of the plain producers (round-robin over every queue of both groups).
 pub const PLAIN_TOPIC: &str = "SimPlain";
@@ -108,7 +109,8 @@ pub fn spawn_producer(
                     recorder.record(|h, t| h.send_invoke(t, lane, &value));
                     let result = send_value(producer, topic, &value, ordered).await;
                     let mut acked = false;
-                    recorder.record(|h, t| acked = record_send(h, t, lane, &value, &result));
+                    let outcome = send_outcome(&result);
+                    recorder.record(|h, t| acked = h.record_send(t, lane, &value, outcome));
                     acked
                 }
             });
@@ -268,7 +270,7 @@ pub async fn read_replica(
             recorder.record(|h, t| {
                 for m in &messages {
                     let value = String::from_utf8_lossy(&m.body);
-                    h.read(t, process, &value, QueueRef::from(&queue), m.queue_offset);
+                    h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
                 }
             });
             n += messages.len();

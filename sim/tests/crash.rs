@@ -1,8 +1,9 @@
 //! A broker that loses power mid-stream: with `flush_disk_type = sync`, every send the
 //! broker acknowledged is readable after it restarts, and nothing appears that was never
 //! sent; with `async`, at most an acknowledged tail is lost. The run is recorded as a
-//! `sim::history` and judged by `sim::checker`, as the Jepsen harness will be. Real name server, broker and client code on simulated hosts; the broker's disk
-//! is a `SimDisk` that loses unsynced bytes (and may tear the tail) on the crash.
+//! history and judged by `history::checker`, as Jepsen runs are. Real name server,
+//! broker and client code on simulated hosts; the broker's disk is a `SimDisk` that
+//! loses unsynced bytes (and may tear the tail) on the crash.
 //!
 //! `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo test -p sim --test crash`
 //! (`MADSIM_TEST_NUM=200` for more seeds; a failure prints `MADSIM_TEST_SEED` to replay).
@@ -12,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use client::{ClientConfig, Message, Producer};
+use history::checker::{check, LossAllowance};
+use history::history::History;
 use madsim::rand::Rng;
 use madsim::runtime::Handle;
 use raftmq::BrokerConfig;
-use sim::checker::{check, LossAllowance};
-use sim::history::{History, QueueRef};
-use sim::nodes::{now_ms, read_back, start_namesrv};
+use sim::nodes::{now_ms, queue_ref, read_back, start_namesrv};
 use store::meta::MemMetaStore;
 use store::{FlushMode, SimDisk, SimDiskConfig};
 
@@ -122,7 +123,7 @@ async fn run(flush_disk_type: FlushMode) -> (u64, History) {
                         now_ms(),
                         "producer",
                         &body,
-                        QueueRef::from(&r.queue),
+                        queue_ref(&r.queue),
                         r.queue_offset,
                     ),
                     Err(e) => h.send_info(now_ms(), "producer", &body, &e.to_string()),

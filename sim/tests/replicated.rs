@@ -1,5 +1,5 @@
 //! A 3-replica Raft group whose master loses power twice while a producer streams sends
-//! (`sim::replicated::master_power_loss`), judged by `sim::checker`; the replicas must
+//! (`sim::replicated::master_power_loss`), judged by `history::checker`; the replicas must
 //! also converge to byte-identical logs.
 //!
 //! - `quorum + sync`: nothing acknowledged is lost;
@@ -15,14 +15,17 @@
 //! `MADSIM_TEST_SEED=<seed>` replays it).
 #![cfg(madsim)]
 
-use raftmq::config::AckMode;
-use sim::checker::{check, LossAllowance};
+use history::checker::{check, LossAllowance};
+use history::mode::{Ack, Flush, Mode};
 use sim::replicated::{master_power_loss, Plant, MESSAGES};
-use store::FlushMode;
+
+fn mode(ack: Ack, flush: Flush) -> Mode {
+    Mode { ack, flush }
+}
 
 #[madsim::test]
 async fn quorum_sync_loses_nothing_when_the_master_loses_power() {
-    let (seed, history) = master_power_loss(FlushMode::Sync, AckMode::Quorum, Plant::None).await;
+    let (seed, history) = master_power_loss(mode(Ack::Quorum, Flush::Sync), Plant::None).await;
     let report = check(&history, LossAllowance::None, true);
     assert!(report.valid, "seed {seed}: {report:?}");
     assert!(
@@ -38,14 +41,14 @@ async fn quorum_sync_loses_nothing_when_the_master_loses_power() {
 #[madsim::test]
 #[ignore = "async flush gives up Raft's durability on power loss; run it to measure"]
 async fn quorum_async_under_power_loss() {
-    let (seed, history) = master_power_loss(FlushMode::Async, AckMode::Quorum, Plant::None).await;
+    let (seed, history) = master_power_loss(mode(Ack::Quorum, Flush::Async), Plant::None).await;
     let report = check(&history, LossAllowance::Tail, true);
     println!("seed {seed}: {report:?}");
 }
 
 #[madsim::test]
 async fn leader_ack_loses_at_most_an_acknowledged_tail() {
-    let (seed, history) = master_power_loss(FlushMode::Sync, AckMode::Leader, Plant::None).await;
+    let (seed, history) = master_power_loss(mode(Ack::Leader, Flush::Sync), Plant::None).await;
     let report = check(&history, LossAllowance::Tail, true);
     assert!(report.valid, "seed {seed}: {report:?}");
     println!(

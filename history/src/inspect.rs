@@ -38,7 +38,7 @@ fn is_story(target: &str, level: &str, msg: &str) -> bool {
         || msg.contains("departed consumer")
 }
 
-/// A history event (`sim::history`) in one line.
+/// A history event (the simulator's `sim::history` trace target) in one line.
 fn history_line(event: &str) -> Option<String> {
     let e: Value = serde_json::from_str(event).ok()?;
     let get = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");

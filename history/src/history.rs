@@ -24,74 +24,20 @@ pub struct QueueRef {
     pub queue_id: u32,
 }
 
-impl From<&client::MessageQueue> for QueueRef {
-    fn from(q: &client::MessageQueue) -> Self {
-        QueueRef {
-            topic: q.topic.clone(),
-            broker: q.broker_name.clone(),
-            queue_id: q.queue_id,
-        }
-    }
-}
-
-/// Sends `value` to `topic` with itself as its key: to queue `k % n` of the route when
-/// `queue_choice` is `Some(k)` (ordered), round-robin otherwise. The simulator's and the
-/// Jepsen harness's producers share it.
-pub async fn send_value(
-    producer: &client::Producer,
-    topic: &str,
-    value: &str,
-    queue_choice: Option<usize>,
-) -> client::Result<client::SendResult> {
-    let message = client::Message::new(topic, value.to_string()).with_keys([value.to_string()]);
-    match queue_choice {
-        Some(k) => {
-            producer
-                .send_with_selector(message, |qs| k % qs.len())
-                .await
-        }
-        None => producer.send(message).await,
-    }
-}
-
-/// Records how a send ended: `ok` with its queue, offset and the acknowledging master
-/// (the store host of its offset msg id), or `info` (unknown, never failed). Returns
-/// whether it was acknowledged. The simulator's and the Jepsen harness's producers share
-/// it.
-pub fn record_send(
-    h: &mut History,
-    time_ms: i64,
-    process: &str,
-    value: &str,
-    result: &client::Result<client::SendResult>,
-) -> bool {
-    match result {
-        Ok(r) if r.status == client::SendStatus::Ok => {
-            let node = r
-                .offset_msg_id
-                .parse::<proto::MessageId>()
-                .ok()
-                .map(|id| id.store_host.to_string());
-            let queue = QueueRef::from(&r.queue);
-            h.send_ok_by(
-                time_ms,
-                process,
-                value,
-                queue,
-                r.queue_offset,
-                node.as_deref(),
-            );
-            true
-        }
-        Ok(r) => {
-            h.send_info(time_ms, process, value, &format!("{:?}", r.status));
-            false
-        }
-        Err(e) => {
-            h.send_info(time_ms, process, value, &e.to_string());
-            false
-        }
-    }
+/// How a send ended, as its client saw it. A harness records no send as failed (`fail`)
+/// from what a client sees: a refusal such as FLUSH_SLAVE_TIMEOUT, an error or a
+/// timeout may still leave the message stored, so anything short of an acknowledgement
+/// is unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Acknowledged at this position, by this master (its store address) when known.
+    Acked {
+        queue: QueueRef,
+        queue_offset: u64,
+        node: Option<String>,
+    },
+    /// Not acknowledged, and why (a status, an error): it may still appear.
+    Unknown(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +125,39 @@ impl History {
 
     pub fn send_invoke(&mut self, time_ms: i64, process: &str, value: &str) {
         self.push(time_ms, process, Type::Invoke, F::Send, value);
+    }
+
+    /// Records how a send ended: `ok` with its queue, offset and acknowledging master,
+    /// or `info` (unknown, never failed). Returns whether it was acknowledged. The
+    /// simulator's and the Jepsen harness's producers share it.
+    pub fn record_send(
+        &mut self,
+        time_ms: i64,
+        process: &str,
+        value: &str,
+        outcome: SendOutcome,
+    ) -> bool {
+        match outcome {
+            SendOutcome::Acked {
+                queue,
+                queue_offset,
+                node,
+            } => {
+                self.send_ok_by(
+                    time_ms,
+                    process,
+                    value,
+                    queue,
+                    queue_offset,
+                    node.as_deref(),
+                );
+                true
+            }
+            SendOutcome::Unknown(error) => {
+                self.send_info(time_ms, process, value, &error);
+                false
+            }
+        }
     }
 
     pub fn send_ok(
@@ -321,5 +300,31 @@ mod tests {
             .contains(r#""type":"invoke","f":"send""#));
         assert_eq!(History::from_jsonl(&text).unwrap().events(), h.events());
         assert!(History::from_jsonl("{}\n").unwrap_err().contains("line 1"));
+    }
+
+    #[test]
+    fn a_send_is_recorded_as_acknowledged_or_unknown() {
+        let q = QueueRef {
+            topic: "T".into(),
+            broker: "b".into(),
+            queue_id: 1,
+        };
+        let mut h = History::new();
+        let acked = SendOutcome::Acked {
+            queue: q.clone(),
+            queue_offset: 3,
+            node: Some("10.0.0.1:10911".into()),
+        };
+        assert!(h.record_send(1, "p1", "v1", acked));
+        assert!(!h.record_send(2, "p1", "v2", SendOutcome::Unknown("timeout".into())));
+        let [ok, info] = h.events() else {
+            panic!("two events: {:?}", h.events())
+        };
+        assert_eq!((ok.kind, ok.f), (Type::Ok, F::Send));
+        assert_eq!(ok.queue, Some(q));
+        assert_eq!(ok.queue_offset, Some(3));
+        assert_eq!(ok.node.as_deref(), Some("10.0.0.1:10911"));
+        assert_eq!((info.kind, info.f), (Type::Info, F::Send));
+        assert_eq!(info.error.as_deref(), Some("timeout"));
     }
 }

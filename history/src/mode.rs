@@ -1,16 +1,34 @@
 //! A durability mode as the seed runner and the Jepsen harness spell it (`quorum+sync`,
 //! `leader+async`, ...), and what it may lose.
-
-use raftmq::config::AckMode;
-use store::FlushMode;
+//!
+//! These are the harnesses' own names for the broker's `ack` and `flush_disk_type`
+//! settings; each harness maps them onto the broker's configuration where it writes one.
 
 use crate::checker::LossAllowance;
+
+/// When the broker acknowledges a send (the broker's `replication.ack`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// Once a majority of the group holds the message.
+    Quorum,
+    /// Once the master holds it: a failover may lose a tail.
+    Leader,
+}
+
+/// When the broker's store syncs an append (the broker's `flush_disk_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Before the append is acknowledged.
+    Sync,
+    /// Later, in the background: a power loss may lose a tail.
+    Async,
+}
 
 /// `ack+flush`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mode {
-    pub ack: AckMode,
-    pub flush: FlushMode,
+    pub ack: Ack,
+    pub flush: Flush,
 }
 
 impl Mode {
@@ -18,8 +36,8 @@ impl Mode {
     /// any master change; `flush = async` only on a power loss (kill -9 and pauses keep
     /// the page cache); `quorum + sync` nothing.
     pub fn allowance(self, power_loss: bool) -> LossAllowance {
-        let async_loss = self.flush == FlushMode::Async && power_loss;
-        if self.ack == AckMode::Leader || async_loss {
+        let async_loss = self.flush == Flush::Async && power_loss;
+        if self.ack == Ack::Leader || async_loss {
             LossAllowance::Tail
         } else {
             LossAllowance::None
@@ -30,12 +48,12 @@ impl Mode {
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ack = match self.ack {
-            AckMode::Quorum => "quorum",
-            AckMode::Leader => "leader",
+            Ack::Quorum => "quorum",
+            Ack::Leader => "leader",
         };
         let flush = match self.flush {
-            FlushMode::Sync => "sync",
-            FlushMode::Async => "async",
+            Flush::Sync => "sync",
+            Flush::Async => "async",
         };
         write!(f, "{ack}+{flush}")
     }
@@ -46,13 +64,13 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
         .split_once('+')
         .ok_or_else(|| format!("mode {s:?}: expected ack+flush, e.g. quorum+sync"))?;
     let ack = match ack {
-        "quorum" => AckMode::Quorum,
-        "leader" => AckMode::Leader,
+        "quorum" => Ack::Quorum,
+        "leader" => Ack::Leader,
         other => return Err(format!("mode {s:?}: ack {other:?} is not quorum or leader")),
     };
     let flush = match flush {
-        "sync" => FlushMode::Sync,
-        "async" => FlushMode::Async,
+        "sync" => Flush::Sync,
+        "async" => Flush::Async,
         other => return Err(format!("mode {s:?}: flush {other:?} is not sync or async")),
     };
     Ok(Mode { ack, flush })
