@@ -68,7 +68,25 @@ struct VoteState {
 }
 
 /// What happened to a ticketed entry's messages in the proposer's own log.
-pub type TicketResult = Result<Vec<PutResult>, String>;
+pub type TicketResult = Result<Vec<PutResult>, TicketError>;
+
+/// Why a ticketed entry's messages are not in the proposer's own log. Cloned to every
+/// caller whose messages shared the entry, so store and I/O errors are kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    /// The proposer turned out not to be the leader; the entry was never appended.
+    #[error("not the master")]
+    NotMaster,
+    /// The proposal was abandoned before the log answered (the proposer stopped).
+    #[error("the proposal was dropped before the log answered")]
+    Dropped,
+    /// openraft refused the proposal for another reason.
+    #[error("Raft refused the proposal: {0}")]
+    Refused(String),
+    /// Appending or flushing the entry failed.
+    #[error("the log could not store the entry: {0}")]
+    Storage(String),
+}
 
 /// A flush to report once the store is durable up to `end_offset`: openraft's callback
 /// and the tickets of the appended messages.
@@ -82,7 +100,7 @@ impl PendingFlush {
     /// Tells the tickets and openraft how the flush went.
     fn complete(self, result: Result<(), String>) {
         for (tx, puts) in self.tickets {
-            let _ = tx.send(result.clone().map(|()| puts));
+            let _ = tx.send(result.clone().map(|()| puts).map_err(TicketError::Storage));
         }
         self.callback.log_io_completed(result.map_err(io_error));
     }
@@ -223,7 +241,7 @@ impl<D: Disk> LogStore<D> {
     }
 
     /// Ends a ticket whose proposal never reached the log (e.g. not the leader).
-    pub fn cancel_ticket(&self, ticket: u64, reason: String) {
+    pub fn cancel_ticket(&self, ticket: u64, reason: TicketError) {
         let tx = self
             .tickets
             .lock()
@@ -525,7 +543,7 @@ impl<D: Disk> RaftLogStorage<GroupRaft> for LogStore<D> {
             Ok(appended) => appended,
             Err(e) => {
                 for (_, ticket) in ticketed {
-                    self.cancel_ticket(ticket, e.to_string());
+                    self.cancel_ticket(ticket, TicketError::Storage(e.to_string()));
                 }
                 return Err(write_err(io_error(e)));
             }

@@ -22,15 +22,12 @@ use futures::future::{BoxFuture, Shared};
 use futures::FutureExt;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft;
-use raft::log_store::{LogStore, TicketResult};
+use raft::log_store::{LogStore, TicketError, TicketResult};
 use raft::types::{GroupRaft, GroupRequest, GroupResponse};
 use store::Disk;
 use tokio::sync::{mpsc, oneshot};
 
-use super::replica::WriteError;
-
-/// A cancelled ticket's reason when the proposer turned out not to be the master.
-pub(super) const NOT_MASTER: &str = "not master";
+use super::write::WriteError;
 
 /// Bytes of messages the proposer gathers for one entry before proposing it anyway.
 const ENTRY_BYTES_SOFT_MAX: u64 = 1 << 20;
@@ -78,7 +75,9 @@ impl Proposer {
     /// Queues `messages` (stored layout, offsets zero) for the next entry; returns the
     /// entries they went into, in order, once proposed.
     pub(super) async fn propose(&self, messages: Vec<Bytes>) -> Result<Vec<Part>, WriteError> {
-        let stopped = || WriteError::Failed("the proposer stopped".into());
+        let stopped = || WriteError::Stopped {
+            what: "the proposer",
+        };
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Waiting { messages, reply })
@@ -155,14 +154,12 @@ async fn run<D: Disk>(
         for messages in entries {
             let (ticket, landed) = log.ticket();
             let landed: Landed = landed
-                .map(|r| r.unwrap_or_else(|_| Err("the proposal was dropped".into())))
+                .map(|r| r.unwrap_or(Err(TicketError::Dropped)))
                 .boxed()
                 .shared();
             let (tx, committed) = oneshot::channel();
             let committed: Committed = committed
-                .map(|r| {
-                    r.unwrap_or_else(|_| Err(WriteError::Failed("the proposal was dropped".into())))
-                })
+                .map(|r| r.unwrap_or(Err(TicketError::Dropped.into())))
                 .boxed()
                 .shared();
             proposed.push((landed, committed));
@@ -175,12 +172,15 @@ async fn run<D: Disk>(
                 let result = match raft.client_write(request).await {
                     Ok(response) => Ok(response.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                        log.cancel_ticket(ticket, NOT_MASTER.into());
+                        log.cancel_ticket(ticket, TicketError::NotMaster);
                         Err(WriteError::NotMaster { master: None })
                     }
-                    Err(e) => {
-                        log.cancel_ticket(ticket, e.to_string());
-                        Err(WriteError::Failed(e.to_string()))
+                    Err(source) => {
+                        log.cancel_ticket(ticket, TicketError::Refused(source.to_string()));
+                        Err(WriteError::Raft {
+                            what: "Raft refused the write".to_string(),
+                            source: Box::new(source),
+                        })
                     }
                 };
                 let _ = tx.send(result);

@@ -25,7 +25,7 @@ use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use proto::net::server::Shutdown;
 use proto::remoting::body::GroupStatus;
-use raft::log_store::LogStore;
+use raft::log_store::{LogStore, TicketError};
 use raft::state_machine::GroupMachine;
 use raft::transport::{self, ReplicaName, TcpNetwork};
 use raft::types::{GroupRaft, GroupRequest, GroupResponse};
@@ -33,50 +33,9 @@ use store::{Disk, MessageStore, PutResult};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::proposer::{Part, Proposer, NOT_MASTER};
+use super::proposer::{Part, Proposer};
+use super::write::{ProposeError, WriteError};
 use crate::config::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
-
-/// Why a replicated write was not acknowledged.
-#[derive(Debug, Clone)]
-pub enum WriteError {
-    /// This replica is not the master; `master` is the master's broker address if known.
-    NotMaster { master: Option<String> },
-    /// No acknowledgement in time: the write may or may not take effect. `landed` says
-    /// where the master's own log holds the first messages, when it does.
-    Timeout {
-        timeout_ms: u64,
-        landed: Vec<PutResult>,
-    },
-    /// `ack = leader`: the master's log has the messages (`landed`), but by then the
-    /// master had not heard from a quorum within its lease, so another master may
-    /// have been elected without them: the outcome is unknown.
-    LeaseExpired { landed: Vec<PutResult> },
-    /// The write failed and did not take effect.
-    Failed(String),
-}
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteError::NotMaster {
-                master: Some(master),
-            } => write!(f, "not the master; the master is {master}"),
-            WriteError::NotMaster { master: None } => {
-                write!(f, "not the master; no master is elected now")
-            }
-            WriteError::Timeout { timeout_ms, .. } => write!(
-                f,
-                "not acknowledged within {timeout_ms} ms; the write may still take effect"
-            ),
-            WriteError::LeaseExpired { .. } => write!(
-                f,
-                "stored on this master, but its lease expired before the acknowledgement \
-                 (no quorum heard within election_timeout_max_ms); the write may be lost"
-            ),
-            WriteError::Failed(e) => write!(f, "write failed: {e}"),
-        }
-    }
-}
 
 pub struct Replica<D: Disk> {
     pub id: u64,
@@ -347,10 +306,15 @@ impl<D: Disk> Replica<D> {
         }
     }
 
-    fn raft_error(&self, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> WriteError {
+    /// A refused proposal or membership change: "not the master" when mastership
+    /// moved meanwhile (the caller retries at the new master).
+    fn raft_error(&self, what: impl Into<String>, e: ProposeError) -> WriteError {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_master(),
-            e => WriteError::Failed(e.to_string()),
+            source => WriteError::Raft {
+                what: what.into(),
+                source: Box::new(source),
+            },
         }
     }
 
@@ -361,7 +325,7 @@ impl<D: Disk> Replica<D> {
         }
         match tokio::time::timeout(self.timeout(), self.raft.client_write(request)).await {
             Err(_) => Err(self.timed_out()),
-            Ok(Err(e)) => Err(self.raft_error(e)),
+            Ok(Err(e)) => Err(self.raft_error("Raft refused the write", e)),
             Ok(Ok(response)) => Ok(response.data),
         }
     }
@@ -392,7 +356,7 @@ impl<D: Disk> Replica<D> {
         })
         .await;
         match acked {
-            Ok(Err(WriteError::Failed(e))) if !self.is_master() => {
+            Ok(Err(e)) if e.is_failure() && !self.is_master() => {
                 tracing::debug!(error = %e, "write failed while losing mastership");
                 Err(self.not_master())
             }
@@ -458,8 +422,8 @@ impl<D: Disk> Replica<D> {
         for part in parts {
             match part.landed.clone().await {
                 Ok(landed) => puts.extend_from_slice(&landed[part.range.clone()]),
-                Err(e) if e == NOT_MASTER => return Err(self.not_master()),
-                Err(e) => return Err(WriteError::Failed(e)),
+                Err(TicketError::NotMaster) => return Err(self.not_master()),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(puts)
@@ -473,14 +437,15 @@ impl<D: Disk> Replica<D> {
                 Err(WriteError::NotMaster { .. }) => return Err(self.not_master()),
                 other => other?,
             };
-            let stored = response.stored.get(part.range.clone()).ok_or_else(|| {
-                WriteError::Failed(format!(
-                    "entry {} stored {} messages, {:?} were proposed in it",
-                    response.index,
-                    response.stored.len(),
-                    part.range
-                ))
-            })?;
+            let stored =
+                response
+                    .stored
+                    .get(part.range.clone())
+                    .ok_or_else(|| WriteError::Misapplied {
+                        index: response.index,
+                        stored: response.stored.len(),
+                        proposed: part.range.clone(),
+                    })?;
             puts.extend(stored.iter().copied().map(put_result));
             last_index = response.index;
         }
@@ -506,7 +471,7 @@ impl<D: Disk> Replica<D> {
             .wait_for(|m| matched(m) >= majority || m.current_leader != Some(self.id))
             .await;
         match waited {
-            Err(_) => Err(WriteError::Failed("Raft stopped".into())),
+            Err(_) => Err(WriteError::Stopped { what: "Raft" }),
             Ok(m) if matched(&m) >= majority => Ok(()),
             Ok(_) => Err(self.not_master()),
         }
@@ -556,9 +521,7 @@ impl<D: Disk> Replica<D> {
             return Err(self.not_master());
         }
         if !(1..=u64::from(u16::MAX)).contains(&id) {
-            return Err(WriteError::Failed(format!(
-                "replica id {id} is not in 1..=65535"
-            )));
+            return Err(WriteError::InvalidReplicaId(id));
         }
         // A new replica starts empty: it catches up by log from entry 0, or, once
         // retention deleted the first segments, by a snapshot taken where the log
@@ -571,29 +534,16 @@ impl<D: Disk> Replica<D> {
         self.raft
             .add_learner(id, BasicNode::new(&addrs.replica), true)
             .await
-            .map_err(|e| self.membership_error(format!("adding replica {id} as a learner"), e))?;
+            .map_err(|e| self.raft_error(format!("adding replica {id} as a learner"), e))?;
         if self.settings.election == Election::Raft {
             let ids = BTreeSet::from([id]);
             self.raft
                 .change_membership(ChangeMembers::AddVoterIds(ids), false)
                 .await
-                .map_err(|e| self.membership_error(format!("making replica {id} a voter"), e))?;
+                .map_err(|e| self.raft_error(format!("making replica {id} a voter"), e))?;
         }
         tracing::info!(replica = id, broker = %addrs.broker, "replica added to the group");
         Ok(())
-    }
-
-    /// A failed membership change: "not the master" when mastership moved meanwhile
-    /// (the caller retries at the new master; each step is idempotent).
-    fn membership_error(
-        &self,
-        what: String,
-        e: RaftError<u64, ClientWriteError<u64, BasicNode>>,
-    ) -> WriteError {
-        match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_master(),
-            e => WriteError::Failed(format!("{what}: {e}")),
-        }
     }
 
     /// Removes a replica from the group while it serves. Only the master can; removing
@@ -604,14 +554,10 @@ impl<D: Disk> Replica<D> {
         }
         let status = self.status();
         if !status.voters.contains(&id) && !status.learners.contains(&id) {
-            return Err(WriteError::Failed(format!(
-                "replica {id} is not in the group"
-            )));
+            return Err(WriteError::NotInGroup(id));
         }
         if status.voters == [id] {
-            return Err(WriteError::Failed(format!(
-                "replica {id} is the last voter"
-            )));
+            return Err(WriteError::LastVoter(id));
         }
         let ids = BTreeSet::from([id]);
         let what = || format!("removing replica {id}");
@@ -619,13 +565,13 @@ impl<D: Disk> Replica<D> {
             self.raft
                 .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
                 .await
-                .map_err(|e| self.membership_error(what(), e))?;
+                .map_err(|e| self.raft_error(what(), e))?;
         }
         if self.is_master() {
             self.raft
                 .change_membership(ChangeMembers::RemoveNodes(ids), false)
                 .await
-                .map_err(|e| self.membership_error(what(), e))?;
+                .map_err(|e| self.raft_error(what(), e))?;
         }
         tracing::info!(replica = id, "replica removed from the group");
         Ok(())

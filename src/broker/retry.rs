@@ -17,12 +17,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::message::DecodeError;
 use proto::remoting::body::perm;
 use proto::remoting::codes::response;
 use proto::remoting::{ProtoError, RemotingCommand};
 use proto::{MessageRef, NewMessage};
 use store::meta::{MetaStore, TopicConfig};
-use store::{Disk, GetStatus};
+use store::{Disk, GetStatus, StoreError};
 
 use super::write::{put_error, PutError};
 use super::{ok, store_error, Broker};
@@ -60,14 +61,14 @@ mod property {
 /// delivery task moves it to its topic once due. Returns the queue it was sent to when it
 /// was rescheduled. A level above the highest is the highest, as in Java; a level that
 /// is not a number is refused (Java would throw on it).
-pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32>, String> {
+pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32>, BadDelayLevel> {
     let Some(level) = message.properties.get(property::DELAY) else {
         return Ok(None);
     };
     let level: i32 = level
         .trim()
         .parse()
-        .map_err(|_| format!("property DELAY {level:?} is not a delay level (1..=18)"))?;
+        .map_err(|_| BadDelayLevel(level.to_string()))?;
     if level <= 0 || message.topic == SCHEDULE_TOPIC {
         return Ok(None);
     }
@@ -85,6 +86,24 @@ pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32
     message.topic = SCHEDULE_TOPIC.to_string();
     message.queue_id = (level - 1) as u32;
     Ok(Some(real_queue))
+}
+
+/// A producer's `DELAY` property that is not a number.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("property DELAY {0:?} is not a delay level (1..=18)")]
+pub(super) struct BadDelayLevel(String);
+
+/// Why a delay level's delivery round stopped; the task logs it and tries again.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("reading the schedule queue: {0}")]
+    Read(#[from] StoreError),
+    #[error("a scheduled message is malformed: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("moving a due message to its topic: {0}")]
+    Deliver(#[source] PutError),
+    #[error("saving the delivery offset: {0}")]
+    SaveOffset(#[source] PutError),
 }
 
 /// The delay level a sent-back message waits at: the one the consumer asked for, else,
@@ -242,7 +261,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     }
 
     /// Delivers what is due; returns how long to wait before looking again.
-    async fn deliver_due(&self, queue_id: u32, delay_ms: i64) -> anyhow::Result<Duration> {
+    async fn deliver_due(&self, queue_id: u32, delay_ms: i64) -> Result<Duration, DeliveryError> {
         let idle = Duration::from_secs(1);
         if self.replica.as_ref().is_some_and(|r| !r.is_master()) {
             return Ok(idle); // Only a group's master delivers.
@@ -259,7 +278,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             GetStatus::OffsetTooSmall | GetStatus::OffsetOverflowBadly => {
                 self.commit_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id, got.next_offset)
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(DeliveryError::SaveOffset)?;
                 return Ok(Duration::ZERO);
             }
             _ => return Ok(idle),
@@ -288,7 +307,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 message.properties.remove(property::REAL_QUEUE_ID);
                 self.put_messages(vec![message])
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(DeliveryError::Deliver)?;
             } else {
                 tracing::warn!(
                     offset = stored.physical_offset(),
@@ -298,7 +317,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             offset = stored.queue_offset() + 1;
             self.commit_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id, offset)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(DeliveryError::SaveOffset)?;
         }
         Ok(Duration::ZERO)
     }
@@ -334,7 +353,8 @@ mod tests {
         let mut plain = NewMessage::new("Orders", 3, "body");
         assert_eq!(schedule_if_delayed(&mut plain), Ok(None));
         let e = schedule_if_delayed(&mut delayed("soon")).unwrap_err();
-        assert!(e.contains("DELAY \"soon\""), "{e}");
+        assert_eq!(e, BadDelayLevel("soon".into()));
+        assert!(e.to_string().contains("DELAY \"soon\""), "{e}");
     }
 
     #[test]

@@ -11,9 +11,8 @@ use proto::NewMessage;
 use store::meta::{MetaStore, TopicConfig};
 use store::Disk;
 
-use super::replica::WriteError;
 use super::topics::AUTO_CREATE_TOPIC;
-use super::write::{put_error, with_put_fields, PutError};
+use super::write::{put_error, with_put_fields, PutError, WriteError};
 use super::Broker;
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
@@ -99,7 +98,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             let mut message = template;
             match super::retry::schedule_if_delayed(&mut message) {
                 Ok(real_queue) => delayed_to_queue = real_queue,
-                Err(e) => return refuse(response::MESSAGE_ILLEGAL, e),
+                Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
             }
             vec![message]
         };

@@ -3,39 +3,103 @@
 //! `replica`), where only the master accepts them.
 
 use bytes::Bytes;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
 use proto::message::StoreFields;
 use proto::remoting::codes::response;
 use proto::remoting::RemotingCommand;
 use proto::NewMessage;
+use raft::log_store::TicketError;
 use raft::types::{GroupRequest, OffsetUpdate};
+use std::ops::Range;
 use std::sync::Arc;
 
 use store::meta::{MetaStore, TopicConfig};
 use store::{Disk, PutResult, StoreError};
 
-use super::replica::WriteError;
 use super::{store_error, Broker};
 
+/// The openraft error a proposal can fail with.
+pub type ProposeError = RaftError<u64, ClientWriteError<u64, BasicNode>>;
+
+/// Why a replicated write was not acknowledged. Cloned to every caller whose messages
+/// shared one Raft entry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// This replica is not the master; `master` is the master's broker address if known.
+    #[error("not the master; {}", match master {
+        Some(master) => format!("the master is {master}"),
+        None => "no master is elected now".to_string(),
+    })]
+    NotMaster { master: Option<String> },
+    /// No acknowledgement in time: the write may or may not take effect. `landed` says
+    /// where the master's own log holds the first messages, when it does.
+    #[error("not acknowledged within {timeout_ms} ms; the write may still take effect")]
+    Timeout {
+        timeout_ms: u64,
+        landed: Vec<PutResult>,
+    },
+    /// `ack = leader`: the master's log has the messages (`landed`), but by then the
+    /// master had not heard from a quorum within its lease, so another master may
+    /// have been elected without them: the outcome is unknown.
+    #[error(
+        "stored on this master, but its lease expired before the acknowledgement \
+         (no quorum heard within election_timeout_max_ms); the write may be lost"
+    )]
+    LeaseExpired { landed: Vec<PutResult> },
+    /// openraft refused the proposal or the membership change named by `what`.
+    #[error("{what}: {source}")]
+    Raft {
+        what: String,
+        /// Boxed: openraft's error is large, and every `Result` here would carry it.
+        #[source]
+        source: Box<ProposeError>,
+    },
+    /// The master's own log did not store the entry.
+    #[error("write failed: {0}")]
+    Log(#[from] TicketError),
+    /// The replica is shutting down: `what` stopped before the write was answered.
+    #[error("write failed: {what} stopped")]
+    Stopped { what: &'static str },
+    /// The entry applied did not hold the messages proposed in it: a bug, reported
+    /// rather than answered with another caller's offsets.
+    #[error("entry {index} stored {stored} messages, {proposed:?} were proposed in it")]
+    Misapplied {
+        index: u64,
+        stored: usize,
+        proposed: Range<usize>,
+    },
+    /// A replica id outside RocketMQ's broker id range.
+    #[error("replica id {0} is not in 1..=65535")]
+    InvalidReplicaId(u64),
+    /// A replica to remove that is not a member.
+    #[error("replica {0} is not in the group")]
+    NotInGroup(u64),
+    /// Removing the only voter would leave no group.
+    #[error("replica {0} is the last voter")]
+    LastVoter(u64),
+}
+
+impl WriteError {
+    /// Whether the write certainly did not take effect for a reason other than
+    /// mastership or time (which callers answer differently).
+    pub fn is_failure(&self) -> bool {
+        !matches!(
+            self,
+            WriteError::NotMaster { .. }
+                | WriteError::Timeout { .. }
+                | WriteError::LeaseExpired { .. }
+        )
+    }
+}
+
 /// Why a write was not acknowledged.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(super) enum PutError {
-    Store(StoreError),
-    Replica(WriteError),
-}
-
-impl std::fmt::Display for PutError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PutError::Store(e) => e.fmt(f),
-            PutError::Replica(e) => e.fmt(f),
-        }
-    }
-}
-
-impl From<StoreError> for PutError {
-    fn from(e: StoreError) -> Self {
-        PutError::Store(e)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Replica(#[from] WriteError),
 }
 
 /// The response for a failed write.
@@ -73,7 +137,7 @@ pub(super) fn put_error(req: &RemotingCommand, e: &PutError) -> RemotingCommand 
                 None => response,
             }
         }
-        PutError::Replica(WriteError::Failed(_)) => {
+        PutError::Replica(_) => {
             RemotingCommand::response_to(req, response::SYSTEM_ERROR, Some(e.to_string()))
         }
     }
@@ -219,5 +283,43 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             .await
             .map(|_| ())
             .map_err(PutError::Replica)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_not_master_error_names_the_master_when_known() {
+        let known = WriteError::NotMaster {
+            master: Some("10.0.0.2:10911".into()),
+        };
+        assert_eq!(
+            known.to_string(),
+            "not the master; the master is 10.0.0.2:10911"
+        );
+        let unknown = WriteError::NotMaster { master: None };
+        assert_eq!(
+            unknown.to_string(),
+            "not the master; no master is elected now"
+        );
+        assert!(!known.is_failure());
+    }
+
+    #[test]
+    fn a_log_failure_keeps_its_cause() {
+        let e = WriteError::from(TicketError::Storage("disk full".into()));
+        assert!(e.is_failure());
+        assert_eq!(
+            e.to_string(),
+            "write failed: the log could not store the entry: disk full"
+        );
+        let put = PutError::from(e);
+        let source = std::error::Error::source(&put).expect("a source");
+        assert_eq!(
+            source.to_string(),
+            "the log could not store the entry: disk full"
+        );
     }
 }
