@@ -20,6 +20,7 @@
 mod background;
 pub mod buggify;
 mod entry_cache;
+mod entry_codec;
 pub mod log_store;
 pub mod mem;
 pub mod router;

@@ -37,11 +37,13 @@ use openraft::{
 use proto::message::{OFFSET_PHYSICAL_OFFSET, OFFSET_QUEUE_OFFSET};
 use serde::{Deserialize, Serialize};
 use store::slot_file::SlotFile;
+use store::versioned;
 use store::{Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore, PutResult};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::background::BackgroundWrite;
 use crate::entry_cache::EntryCache;
+use crate::entry_codec;
 
 use crate::types::{GroupRaft, GroupRequest};
 
@@ -49,6 +51,9 @@ const VOTE_SLOTS: SlotFile = SlotFile {
     names: ["raft/vote-0", "raft/vote-1"],
     magic: 0x524D_5156, // "RMQV"
 };
+
+/// The layout of the saved vote (see `store::versioned`).
+const VOTE_LAYOUT_VERSION: u8 = 1;
 
 /// How often a moving committed log id is written at most.
 const COMMITTED_SAVE_INTERVAL_MS: i64 = 1_000;
@@ -142,7 +147,8 @@ impl<D: Disk> VoteWriter<D> {
         let _in_order = self.persist_lock.lock().await;
         let (sequence, bytes) = {
             let state = self.state.lock().expect("vote state poisoned");
-            let bytes = bincode::serialize(&state.persisted).map_err(io_error)?;
+            let bytes =
+                versioned::encode(VOTE_LAYOUT_VERSION, &state.persisted).map_err(io_error)?;
             (state.sequence + 1, bytes)
         };
         VOTE_SLOTS
@@ -188,8 +194,9 @@ impl<D: Disk> LogStore<D> {
             .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
         let (sequence, mut persisted) = match loaded {
             Some((sequence, bytes)) => {
-                let persisted: Persisted = bincode::deserialize(&bytes)
-                    .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
+                let persisted: Persisted =
+                    versioned::decode_current("the vote", VOTE_LAYOUT_VERSION, &bytes)
+                        .map_err(|e| StorageIOError::read_vote(&io_error(e)))?;
                 (sequence, persisted)
             }
             None => (0, Persisted::default()),
@@ -306,7 +313,7 @@ fn to_record(entry: &Entry<GroupRaft>) -> Result<LogRecord, io::Error> {
             messages: messages.clone(),
             assigned: true,
         },
-        other => LogPayload::Control(bincode::serialize(other).map_err(io_error)?.into()),
+        other => LogPayload::Control(entry_codec::encode(other)?.into()),
     };
     let node = entry.log_id.leader_id.node_id;
     let leader =
@@ -356,7 +363,7 @@ fn to_entry(record: LogRecord) -> Result<Entry<GroupRaft>, io::Error> {
         LogPayload::Messages { messages, .. } => {
             EntryPayload::Normal(GroupRequest::Stored(messages))
         }
-        LogPayload::Control(bytes) => bincode::deserialize(&bytes).map_err(io_error)?,
+        LogPayload::Control(bytes) => entry_codec::decode(&bytes)?,
     };
     let at = LogPosition {
         term: record.term,

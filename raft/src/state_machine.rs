@@ -55,6 +55,7 @@ use proto::MessageRef;
 use serde::{Deserialize, Serialize};
 use store::meta::{SubscriptionGroupConfig, TopicConfig};
 use store::slot_file::SlotFile;
+use store::versioned::{self, DecodeError, Versioned};
 use store::{Disk, LogStart, MessageStore};
 
 use crate::background::BackgroundWrite;
@@ -99,10 +100,25 @@ struct AppliedV1 {
     groups: BTreeMap<String, SubscriptionGroupConfig>,
 }
 
-/// Decodes a saved applied state, current or of the previous layout.
-fn decode_applied(bytes: &[u8]) -> Result<Applied, bincode::Error> {
-    bincode::deserialize::<Applied>(bytes).or_else(|e| {
-        let old: AppliedV1 = bincode::deserialize(bytes).map_err(|_| e)?;
+/// The layout of the saved applied state and of a snapshot (see `store::versioned`).
+const LAYOUT_VERSION: u8 = 1;
+
+/// Decodes a saved applied state: tagged, or untagged in the current or the previous
+/// layout.
+fn decode_applied(bytes: &[u8]) -> Result<Applied, DecodeError> {
+    const RECORD: &str = "the applied state";
+    let body = match versioned::split(bytes) {
+        Versioned::Tagged { .. } => {
+            return versioned::decode_current(RECORD, LAYOUT_VERSION, bytes)
+        }
+        Versioned::Untagged(body) => body,
+    };
+    bincode::deserialize::<Applied>(body).or_else(|e| {
+        let old: AppliedV1 = bincode::deserialize(body).map_err(|_| DecodeError::Body {
+            record: RECORD,
+            version: 0,
+            source: e,
+        })?;
         Ok(Applied {
             last_applied: old.last_applied,
             membership: old.membership,
@@ -310,7 +326,7 @@ impl<D: Disk> Saver<D> {
                 return Ok(());
             }
             inner.saved_at_ms = now_ms;
-            let bytes = bincode::serialize(&inner.applied).map_err(io_error)?;
+            let bytes = versioned::encode(LAYOUT_VERSION, &inner.applied).map_err(io_error)?;
             (inner.sequence + 1, bytes)
         };
         // Every entry the state names was appended before it was applied, so the sync
@@ -373,10 +389,13 @@ impl<D: Disk> GroupMachine<D> {
                     "no membership known at entry {last_log_id}, where the log starts"
                 ))
             })?;
-        let data = bincode::serialize(&SnapshotData {
-            applied: applied.clone(),
-            log_start,
-        })
+        let data = versioned::encode(
+            LAYOUT_VERSION,
+            &SnapshotData {
+                applied: applied.clone(),
+                log_start,
+            },
+        )
         .map_err(io_error)?;
         let meta = SnapshotMeta {
             last_log_id: Some(last_log_id),
@@ -467,7 +486,6 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
                             .insert(config.topic_name.clone(), config);
                         topics_changed = true;
                     }
-                    EntryPayload::Normal(GroupRequest::Raw(_)) => {}
                     EntryPayload::Normal(GroupRequest::SubscriptionGroup(config)) => {
                         inner
                             .applied
@@ -529,7 +547,7 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
         let SnapshotData {
             mut applied,
             log_start,
-        } = bincode::deserialize(&data)
+        } = versioned::decode_current("a snapshot", LAYOUT_VERSION, &data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
         let last_log_id = meta
             .last_log_id
@@ -596,9 +614,14 @@ mod tests {
         assert_eq!(applied.offsets, old.offsets);
         assert_eq!(applied.readable_offset, 4096);
         assert!(applied.memberships.is_empty() && applied.log_start.is_none());
-        // And the current layout round-trips.
+        // The current layout reads back untagged, as saved before the tag, and tagged.
         let again = decode_applied(&bincode::serialize(&applied).unwrap()).unwrap();
         assert_eq!(again.readable_offset, 4096);
+        let tagged = versioned::encode(LAYOUT_VERSION, &applied).unwrap();
+        assert_eq!(decode_applied(&tagged).unwrap().offsets, old.offsets);
         assert!(decode_applied(b"garbage").is_err());
+        let newer = versioned::encode(LAYOUT_VERSION + 1, &applied).unwrap();
+        let e = decode_applied(&newer).unwrap_err().to_string();
+        assert!(e.contains("layout version 2"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The openraft type configuration of a broker group.
 //!
-//! Entries carry [`GroupRequest`]s: messages, consumer-offset updates (and opaque bytes
-//! for tests). They are stored as CommitLog records whose frame carries the entry's term
+//! Entries carry [`GroupRequest`]s: messages, consumer-offset updates, topic and
+//! subscription group changes. They are stored as CommitLog records whose frame carries the entry's term
 //! and index (see `log_store`).
 
 use std::io::Cursor;
@@ -37,8 +37,6 @@ pub enum GroupRequest {
     ConsumerOffsets(Vec<OffsetUpdate>),
     /// A topic created or changed, so every replica (and a new master) serves it.
     Topic(TopicConfig),
-    /// Opaque bytes, for tests of Raft itself.
-    Raw(Vec<u8>),
     /// A subscription group created or changed, so every replica (and a new master)
     /// enforces it.
     SubscriptionGroup(SubscriptionGroupConfig),

@@ -8,11 +8,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{config, leader_among, wait_applied_index};
+use common::{config, leader_among, request, wait_applied_index};
 use openraft::{BasicNode, Raft};
 use raft::mem::{MemLog, MemMachine};
 use raft::router::{NodeNetwork, Router};
-use raft::types::{GroupRaft, GroupRequest};
+use raft::types::GroupRaft;
 
 fn rafts(nodes: &BTreeMap<u64, Node>) -> BTreeMap<u64, Raft<GroupRaft>> {
     nodes.iter().map(|(id, n)| (*id, n.raft.clone())).collect()
@@ -62,7 +62,7 @@ async fn three_replicas_elect_replicate_and_fail_over() {
     for i in 0..10u8 {
         last = nodes[&first]
             .raft
-            .client_write(GroupRequest::Raw(vec![i]))
+            .client_write(request(i))
             .await
             .unwrap()
             .log_id
@@ -80,7 +80,7 @@ async fn three_replicas_elect_replicate_and_fail_over() {
     for i in 10..20u8 {
         last = nodes[&second]
             .raft
-            .client_write(GroupRequest::Raw(vec![i]))
+            .client_write(request(i))
             .await
             .unwrap()
             .log_id
@@ -89,7 +89,7 @@ async fn three_replicas_elect_replicate_and_fail_over() {
     // The deposed leader cannot commit anything on its own.
     let stale = tokio::time::timeout(
         Duration::from_millis(500),
-        nodes[&first].raft.client_write(GroupRequest::Raw(vec![99])),
+        nodes[&first].raft.client_write(request(99)),
     )
     .await;
     assert!(

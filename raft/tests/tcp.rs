@@ -14,12 +14,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{config, leader_among, wait_applied_index};
+use common::{config, leader_among, request, wait_applied_index};
 use openraft::{BasicNode, Raft};
 use proto::net::server::Shutdown;
 use raft::mem::{MemLog, MemMachine};
 use raft::transport::{self, ReplicaName, TcpNetwork};
-use raft::types::{GroupRaft, GroupRequest};
+use raft::types::GroupRaft;
 
 fn rafts(replicas: &BTreeMap<u64, Replica>) -> BTreeMap<u64, Raft<GroupRaft>> {
     replicas
@@ -116,7 +116,7 @@ async fn replicas_over_tcp_fail_over_and_converge() {
     for i in 0..10u8 {
         replicas[&first]
             .raft
-            .client_write(GroupRequest::Raw(vec![i]))
+            .client_write(request(i))
             .await
             .unwrap();
     }
@@ -135,7 +135,7 @@ async fn replicas_over_tcp_fail_over_and_converge() {
     for i in 10..20u8 {
         last = replicas[&second]
             .raft
-            .client_write(GroupRequest::Raw(vec![i]))
+            .client_write(request(i))
             .await
             .unwrap()
             .log_id

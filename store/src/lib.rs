@@ -20,6 +20,7 @@
 //!   a flusher, a checkpointer and retention.
 //! - [`meta`]: `MetaStore` for topics, subscription groups and consumer offsets (sled in
 //!   the real binary, in memory with sled's crash semantics in simulation).
+//! - [`versioned`]: the version tag of the bincode records kept on disk.
 //! - [`config`], [`error`].
 //!
 //! Messages are stored in RocketMQ's layout, owned by `proto::message`.
@@ -37,6 +38,7 @@ pub mod meta;
 pub mod record;
 pub mod retention;
 pub mod slot_file;
+pub mod versioned;
 
 pub use config::{FlushMode, StoreConfig};
 #[cfg(not(madsim))]

@@ -17,11 +17,15 @@ use crate::disk::Disk;
 use crate::error::{Result, StoreError};
 use crate::record::LogPosition;
 use crate::slot_file::SlotFile;
+use crate::versioned;
 
 const SLOTS: SlotFile = SlotFile {
     names: ["log-start/0", "log-start/1"],
     magic: 0x524D_514C, // "RMQL"
 };
+
+/// The layout of [`LogStart`] (see [`crate::versioned`]).
+const LAYOUT_VERSION: u8 = 1;
 
 /// The start of a replicated log after its oldest entries were deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,16 +52,61 @@ pub(crate) async fn load<D: Disk>(disk: &D) -> Result<Option<(u64, LogStart)>> {
     let Some((sequence, bytes)) = SLOTS.load(disk).await? else {
         return Ok(None);
     };
-    let start = bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
-        file: SLOTS.names[(sequence % 2) as usize].into(),
-        offset: 0,
-        reason: format!("log start: {e}"),
-    })?;
+    let start =
+        versioned::decode_current("the log start", LAYOUT_VERSION, &bytes).map_err(|e| {
+            StoreError::Corrupt {
+                file: SLOTS.names[(sequence % 2) as usize].into(),
+                offset: 0,
+                reason: e.to_string(),
+            }
+        })?;
     Ok(Some((sequence, start)))
 }
 
 /// Writes `start` durably as slot `sequence`.
 pub(crate) async fn store<D: Disk>(disk: &D, sequence: u64, start: &LogStart) -> Result<()> {
-    let bytes = bincode::serialize(start).expect("a log start serializes");
+    let bytes = versioned::encode(LAYOUT_VERSION, start).expect("a log start serializes");
     SLOTS.store(disk, sequence, &bytes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::{SimDisk, SimDiskConfig};
+
+    fn start() -> LogStart {
+        LogStart {
+            base_offset: 1 << 20,
+            prev: LogPosition {
+                term: 3,
+                leader: 2,
+                index: 41,
+            },
+            queues: vec![QueueStart {
+                topic: "Orders".into(),
+                queue_id: 1,
+                offset: 17,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_log_start_reads_back_tagged_and_untagged() {
+        let disk = SimDisk::new(SimDiskConfig::reliable(1));
+        store(&disk, 1, &start()).await.unwrap();
+        assert_eq!(load(&disk).await.unwrap(), Some((1, start())));
+        // As builds before the version tag wrote it.
+        let untagged = bincode::serialize(&start()).unwrap();
+        SLOTS.store(&disk, 2, &untagged).await.unwrap();
+        assert_eq!(load(&disk).await.unwrap(), Some((2, start())));
+    }
+
+    #[tokio::test]
+    async fn a_log_start_of_an_unknown_layout_is_refused() {
+        let disk = SimDisk::new(SimDiskConfig::reliable(1));
+        let newer = versioned::encode(LAYOUT_VERSION + 1, &start()).unwrap();
+        SLOTS.store(&disk, 1, &newer).await.unwrap();
+        let e = load(&disk).await.unwrap_err().to_string();
+        assert!(e.contains("layout version 2"), "{e}");
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{Config, Raft};
-use raft::types::GroupRaft;
+use raft::types::{GroupRaft, GroupRequest, OffsetUpdate};
 
 /// Short timeouts, so elections take a few hundred (simulated) milliseconds.
 pub fn config() -> Arc<Config> {
@@ -50,4 +50,15 @@ pub async fn wait_applied_index(raft: &Raft<GroupRaft>, index: u64) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A small entry for tests of Raft itself: consumer group "G"'s offset `i` in queue 0.
+#[allow(dead_code)] // Not every test file writes such entries.
+pub fn request(i: u8) -> GroupRequest {
+    GroupRequest::ConsumerOffsets(vec![OffsetUpdate {
+        group: "G".into(),
+        topic: "T".into(),
+        queue_id: 0,
+        offset: u64::from(i),
+    }])
 }
