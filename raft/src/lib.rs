@@ -12,11 +12,13 @@
 //! - [`log_store`]: openraft's log storage on `store`'s CommitLog (the CommitLog *is* the
 //!   Raft log, as in RocketMQ's DLedger: its record header carries `term` and `index`).
 //! - [`state_machine`]: applying committed entries (messages become readable, consumer
-//!   offsets and topic configs change), snapshots.
+//!   offsets and topic configs change), saving the applied state, snapshots;
+//!   `applied`: the state and the pure function that applies one entry to it.
 //! - `entry_cache`, `background`: the newest entries in memory; writes Raft must not
 //!   wait for.
 //! - [`buggify`]: FoundationDB-style buggify points the simulator turns on.
 
+mod applied;
 mod background;
 pub mod buggify;
 mod entry_cache;

@@ -47,19 +47,20 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    BasicNode, Entry, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use proto::watch;
-use proto::MessageRef;
 use serde::{Deserialize, Serialize};
 use store::meta::{SubscriptionGroupConfig, TopicConfig};
 use store::slot_file::SlotFile;
-use store::versioned::{self, DecodeError, Versioned};
+use store::versioned;
 use store::{Disk, LogStart, MessageStore};
 
+pub use crate::applied::OffsetKey;
+use crate::applied::{decode_applied, Applied, Effects, LAYOUT_VERSION};
 use crate::background::BackgroundWrite;
-use crate::types::{GroupRaft, GroupRequest, GroupResponse, StoredAt};
+use crate::types::{GroupRaft, GroupResponse};
 
 const MACHINE_SLOTS: SlotFile = SlotFile {
     names: ["raft/machine-0", "raft/machine-1"],
@@ -68,73 +69,6 @@ const MACHINE_SLOTS: SlotFile = SlotFile {
 
 /// How often the applied state is saved at most.
 const SAVE_INTERVAL_MS: i64 = 1_000;
-
-/// (consumer group, topic, queue id).
-pub type OffsetKey = (String, String, u32);
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Applied {
-    last_applied: Option<LogId<u64>>,
-    membership: StoredMembership<u64, BasicNode>,
-    offsets: BTreeMap<OffsetKey, u64>,
-    topics: BTreeMap<String, TopicConfig>,
-    /// CommitLog offset below which every applied message lies.
-    readable_offset: u64,
-    groups: BTreeMap<String, SubscriptionGroupConfig>,
-    /// The latest membership entries applied, oldest first: a snapshot taken at an
-    /// older log id names the membership in effect there.
-    memberships: Vec<StoredMembership<u64, BasicNode>>,
-    /// Set by an installed snapshot: where this replica's log must start.
-    log_start: Option<LogStart>,
-}
-
-/// The applied state as builds before catch-up by snapshot saved it (no membership
-/// history, no log start): still read, so a replica's data survives the upgrade.
-#[derive(Serialize, Deserialize)]
-struct AppliedV1 {
-    last_applied: Option<LogId<u64>>,
-    membership: StoredMembership<u64, BasicNode>,
-    offsets: BTreeMap<OffsetKey, u64>,
-    topics: BTreeMap<String, TopicConfig>,
-    readable_offset: u64,
-    groups: BTreeMap<String, SubscriptionGroupConfig>,
-}
-
-/// The layout of the saved applied state and of a snapshot (see `store::versioned`).
-const LAYOUT_VERSION: u8 = 1;
-
-/// Decodes a saved applied state: tagged, or untagged in the current or the previous
-/// layout.
-fn decode_applied(bytes: &[u8]) -> Result<Applied, DecodeError> {
-    const RECORD: &str = "the applied state";
-    let body = match versioned::split(bytes) {
-        Versioned::Tagged { .. } => {
-            return versioned::decode_current(RECORD, LAYOUT_VERSION, bytes)
-        }
-        Versioned::Untagged(body) => body,
-    };
-    bincode::deserialize::<Applied>(body).or_else(|e| {
-        let old: AppliedV1 = bincode::deserialize(body).map_err(|_| DecodeError::Body {
-            record: RECORD,
-            version: 0,
-            source: e,
-        })?;
-        Ok(Applied {
-            last_applied: old.last_applied,
-            membership: old.membership,
-            offsets: old.offsets,
-            topics: old.topics,
-            readable_offset: old.readable_offset,
-            groups: old.groups,
-            memberships: Vec::new(),
-            log_start: None,
-        })
-    })
-}
-
-/// Membership entries kept in [`Applied::memberships`]: changes are rare, and a
-/// snapshot is taken at most a retention period back.
-const MEMBERSHIPS_KEPT: usize = 16;
 
 /// What a snapshot carries.
 #[derive(Serialize, Deserialize)]
@@ -343,20 +277,6 @@ impl<D: Disk> Saver<D> {
     }
 }
 
-/// Where a message entry's bytes say it was stored, and its topic.
-fn stored_at(bytes: &[u8]) -> Result<(StoredAt, String), io::Error> {
-    let m = MessageRef::parse(bytes).map_err(io_error)?;
-    let at = StoredAt {
-        physical_offset: m.physical_offset(),
-        size: bytes.len() as u32,
-        queue_id: m.queue_id(),
-        queue_offset: m.queue_offset(),
-        store_timestamp_ms: m.store_timestamp_ms(),
-        store_host: m.store_host(),
-    };
-    Ok((at, m.topic().to_string()))
-}
-
 impl<D: Disk> GroupMachine<D> {
     /// A snapshot at the start of the store's log (see the module doc); `None` while
     /// the log holds every entry from the first (no replica needs one).
@@ -445,78 +365,23 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
         self.take_save_error()
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
         let mut responses = Vec::new();
-        let mut committed = Vec::new();
-        let mut readable_offset = 0;
-        let mut topics_changed = false;
+        let mut effects = Effects::default();
         {
             let mut inner = self.inner.lock().expect("machine poisoned");
             for entry in entries {
-                let index = entry.log_id.index;
-                let applied_err =
-                    |e: io::Error| StorageError::from(StorageIOError::apply(entry.log_id, &e));
-                inner.applied.last_applied = Some(entry.log_id);
-                let mut stored = Vec::new();
-                match entry.payload {
-                    EntryPayload::Blank => {}
-                    EntryPayload::Normal(GroupRequest::Stored(messages)) => {
-                        for bytes in &messages {
-                            let (at, topic) = stored_at(bytes).map_err(applied_err)?;
-                            committed.push((topic, at.queue_id, at.queue_offset));
-                            readable_offset = at.physical_offset + u64::from(at.size);
-                            stored.push(at);
-                        }
-                    }
-                    EntryPayload::Normal(GroupRequest::Messages { .. }) => {
-                        return Err(applied_err(io_error(
-                            "a message entry must be applied as the log stored it",
-                        )))
-                    }
-                    EntryPayload::Normal(GroupRequest::ConsumerOffsets(updates)) => {
-                        for u in updates {
-                            inner
-                                .applied
-                                .offsets
-                                .insert((u.group, u.topic, u.queue_id), u.offset);
-                        }
-                    }
-                    EntryPayload::Normal(GroupRequest::Topic(config)) => {
-                        inner
-                            .applied
-                            .topics
-                            .insert(config.topic_name.clone(), config);
-                        topics_changed = true;
-                    }
-                    EntryPayload::Normal(GroupRequest::SubscriptionGroup(config)) => {
-                        inner
-                            .applied
-                            .groups
-                            .insert(config.group_name.clone(), config);
-                    }
-                    EntryPayload::Normal(GroupRequest::DeleteSubscriptionGroup(name)) => {
-                        inner.applied.groups.remove(&name);
-                    }
-                    EntryPayload::Membership(m) => {
-                        let previous = std::mem::replace(
-                            &mut inner.applied.membership,
-                            StoredMembership::new(Some(entry.log_id), m),
-                        );
-                        let history = &mut inner.applied.memberships;
-                        if previous.log_id() < &Some(entry.log_id)
-                            && history.last().map(|h| h.log_id()) < Some(previous.log_id())
-                        {
-                            history.push(previous);
-                        }
-                        if history.len() > MEMBERSHIPS_KEPT {
-                            history.remove(0);
-                        }
-                    }
-                }
-                responses.push(GroupResponse { index, stored });
-            }
-            if readable_offset > inner.applied.readable_offset {
-                inner.applied.readable_offset = readable_offset;
+                let log_id = entry.log_id;
+                let response = inner
+                    .applied
+                    .apply(entry, &mut effects)
+                    .map_err(|e| StorageError::from(StorageIOError::apply(log_id, &e)))?;
+                responses.push(response);
             }
         }
+        let Effects {
+            committed,
+            readable_offset,
+            topics_changed,
+        } = effects;
         self.store.publish_committed(
             committed.iter().map(|(t, q, o)| (t.as_str(), *q, *o)),
             readable_offset,
@@ -592,36 +457,5 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
     ) -> Result<Option<Snapshot<GroupRaft>>, StorageError<u64>> {
         self.snapshot_at_log_start()
             .map_err(|e| StorageIOError::read_state_machine(&e).into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_state_saved_before_snapshots_still_decodes() {
-        let old = AppliedV1 {
-            last_applied: Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 41)),
-            membership: StoredMembership::default(),
-            offsets: BTreeMap::from([(("G".to_string(), "T".to_string(), 2), 17)]),
-            topics: BTreeMap::new(),
-            readable_offset: 4096,
-            groups: BTreeMap::new(),
-        };
-        let applied = decode_applied(&bincode::serialize(&old).unwrap()).unwrap();
-        assert_eq!(applied.last_applied, old.last_applied);
-        assert_eq!(applied.offsets, old.offsets);
-        assert_eq!(applied.readable_offset, 4096);
-        assert!(applied.memberships.is_empty() && applied.log_start.is_none());
-        // The current layout reads back untagged, as saved before the tag, and tagged.
-        let again = decode_applied(&bincode::serialize(&applied).unwrap()).unwrap();
-        assert_eq!(again.readable_offset, 4096);
-        let tagged = versioned::encode(LAYOUT_VERSION, &applied).unwrap();
-        assert_eq!(decode_applied(&tagged).unwrap().offsets, old.offsets);
-        assert!(decode_applied(b"garbage").is_err());
-        let newer = versioned::encode(LAYOUT_VERSION + 1, &applied).unwrap();
-        let e = decode_applied(&newer).unwrap_err().to_string();
-        assert!(e.contains("layout version 2"), "{e}");
     }
 }
