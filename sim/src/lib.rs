@@ -3,7 +3,11 @@
 //! shared with the Jepsen harness.
 //!
 //! # Layout
-//! Simulated build only (the library is empty in the normal build):
+//! In both builds:
+//! - `outcome`: what one seed found, as `sim replay` reports it.
+//! - `campaign`: many seeds per mode, resumable, failures grouped by signature.
+//!
+//! Simulated build only:
 //! - `cluster`: name servers and Raft broker groups on simulated hosts, as a struct.
 //! - `workload`: producers, consumer hosts, the final read of every replica.
 //! - `swarm` and `nemesis`: the faults a seed turns on, and injecting them;
@@ -13,6 +17,9 @@
 //! - `trace`: the event trace `sim replay --trace` writes.
 //! - `nodes`, `replicated`: the smaller scenarios of `tests/crash.rs` and
 //!   `tests/replicated.rs`.
+
+pub mod campaign;
+pub mod outcome;
 
 #[cfg(madsim)]
 pub mod cluster;

@@ -89,6 +89,8 @@ mod runner {
 
     const USAGE: &str = "usage:
   sim run --seeds A..B [--mode quorum+sync|leader+sync|quorum+async|leader+async] [--faults kill,power,...] [--jobs 2] [--stop-on-fail]
+  sim campaign --seeds N [--mode all|MODE,...] [--faults ...] [--all-faults] [--jobs 2] [--base B] [--out DIR]
+  sim campaign --resume DIR
   sim replay --seed N [--mode ...] [--faults ...] [--history out.jsonl] [--trace trace.jsonl]
   sim inspect trace.jsonl [--node NAME] [--msg VALUE] [--from MS] [--to MS]
 faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio, namesrv,
@@ -208,6 +210,10 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
     }
 
     pub fn main() {
+        if std::env::args().nth(1).as_deref() == Some("campaign") {
+            campaign_cli::main();
+            return;
+        }
         let args = match parse_args() {
             Ok(args) => args,
             Err(e) => {
@@ -415,6 +421,204 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         );
         if !outcome.valid {
             std::process::exit(1);
+        }
+    }
+
+    /// `sim campaign`: see `sim::campaign`.
+    mod campaign_cli {
+        use std::io::Read;
+        use std::path::{Path, PathBuf};
+
+        use sim::campaign::{self, Cell, Plan, Player, SeedRecord};
+        use sim::plant::Plant;
+        use sim::scenario::Outcome;
+        use sim::swarm::FaultKind;
+
+        use super::{play_in_child, replay_command, Args, USAGE};
+
+        /// Plays a cell's seeds as `sim run` does, with the campaign's faults.
+        struct Runner {
+            faults: Option<Vec<FaultKind>>,
+        }
+
+        impl Runner {
+            fn args(&self, cell: &Cell) -> Args {
+                Args {
+                    command: "replay".into(),
+                    seeds: 0..1,
+                    mode: cell.mode,
+                    faults: self.faults.clone(),
+                    all_faults: cell.all_faults,
+                    plant: Plant::None,
+                    history: None,
+                    trace: None,
+                    jobs: 1,
+                    stop_on_fail: false,
+                }
+            }
+        }
+
+        impl Player for Runner {
+            fn play(&self, cell: &Cell, seed: u64) -> Result<Outcome, String> {
+                play_in_child(seed, &self.args(cell))
+            }
+
+            fn replay_command(&self, cell: &Cell, seed: u64) -> String {
+                replay_command(seed, &self.args(cell))
+            }
+
+            fn story(&self, cell: &Cell, seed: u64, dir: &Path) -> Result<String, String> {
+                let trace = dir.join(format!(
+                    "{}-{seed}.trace.jsonl",
+                    cell.name().replace(['+', '/'], "_")
+                ));
+                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                std::process::Command::new(exe)
+                    .args(["replay", "--seed", &seed.to_string()])
+                    .args(super::run_flags(&self.args(cell)))
+                    .arg("--trace")
+                    .arg(&trace)
+                    .output()
+                    .map_err(|e| format!("spawning sim replay: {e}"))?;
+                let text = std::fs::read_to_string(&trace)
+                    .map_err(|e| format!("{}: {e}", trace.display()))?;
+                history::inspect::render(&text, &history::inspect::Filter::default())
+            }
+        }
+
+        struct CampaignArgs {
+            seeds: Option<u64>,
+            modes: String,
+            faults: Option<String>,
+            all_faults: bool,
+            jobs: usize,
+            base: Option<u64>,
+            out: Option<PathBuf>,
+            resume: Option<PathBuf>,
+        }
+
+        fn parse() -> Result<CampaignArgs, String> {
+            let mut argv = std::env::args().skip(2);
+            let mut a = CampaignArgs {
+                seeds: None,
+                modes: "all".into(),
+                faults: None,
+                all_faults: false,
+                jobs: 2,
+                base: None,
+                out: None,
+                resume: None,
+            };
+            let number = |flag: &str, v: String| {
+                v.parse::<u64>()
+                    .map_err(|e| format!("{flag} {v:?}: expected a number ({e})"))
+            };
+            while let Some(flag) = argv.next() {
+                let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
+                match flag.as_str() {
+                    "--seeds" => a.seeds = Some(number("--seeds", value()?)?),
+                    "--base" => a.base = Some(number("--base", value()?)?),
+                    "--mode" => a.modes = value()?,
+                    "--faults" => a.faults = Some(value()?),
+                    "--all-faults" => a.all_faults = true,
+                    "--jobs" => {
+                        a.jobs = number("--jobs", value()?)?
+                            .try_into()
+                            .ok()
+                            .filter(|j| *j > 0)
+                            .ok_or("--jobs: expected a positive number")?;
+                    }
+                    "--out" => a.out = Some(value()?.into()),
+                    "--resume" => a.resume = Some(value()?.into()),
+                    other => return Err(format!("unknown flag {other:?}")),
+                }
+            }
+            Ok(a)
+        }
+
+        /// A base nobody chose: from the OS's entropy, kept under 10^12 so it reads.
+        fn random_base() -> u64 {
+            let mut bytes = [0u8; 8];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .expect("reading /dev/urandom");
+            u64::from_le_bytes(bytes) % 1_000_000_000_000
+        }
+
+        fn plan_and_dir(a: &CampaignArgs) -> Result<(Plan, PathBuf), String> {
+            if let Some(dir) = &a.resume {
+                return Ok((campaign::open(dir, None)?, dir.clone()));
+            }
+            let seeds = a.seeds.ok_or("--seeds N is needed (or --resume DIR)")?;
+            let cells = campaign::cells(&a.modes, a.all_faults)?;
+            if let Some(faults) = &a.faults {
+                faults
+                    .split(',')
+                    .map(str::parse::<FaultKind>)
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            let base = a.base.unwrap_or_else(random_base);
+            let plan = Plan {
+                base,
+                seeds,
+                cells: cells.iter().map(Cell::name).collect(),
+                faults: a.faults.clone(),
+            };
+            let dir = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("target/campaign-{base}")));
+            Ok((campaign::open(&dir, Some(plan))?, dir))
+        }
+
+        pub fn main() {
+            let fail = |e: String| -> ! {
+                eprintln!("sim campaign: {e}\n{USAGE}");
+                std::process::exit(2)
+            };
+            let a = parse().unwrap_or_else(|e| fail(e));
+            let (plan, dir) = plan_and_dir(&a).unwrap_or_else(|e| fail(e));
+            let runner = Runner {
+                faults: plan.faults.as_ref().map(|f| {
+                    f.split(',')
+                        .map(|k| k.parse().expect("checked when planned"))
+                        .collect()
+                }),
+            };
+            println!(
+                "campaign in {}: seeds {}..{} in {} ({} seeds), {} jobs; resume with: sim campaign --resume {}",
+                dir.display(),
+                plan.base,
+                plan.base + plan.seeds,
+                plan.cells.join(", "),
+                plan.seeds * plan.cells.len() as u64,
+                a.jobs,
+                dir.display()
+            );
+            let started = std::time::Instant::now();
+            let progress = |r: &SeedRecord, done: usize, total: usize| {
+                if let Some(sig) = campaign::signature(r) {
+                    eprintln!("seed {} ({}) failed: {sig}", r.seed, r.cell);
+                }
+                if done.is_multiple_of(200) || done == total {
+                    let per_min = done as f64 / started.elapsed().as_secs_f64().max(1e-9) * 60.0;
+                    eprintln!("{done}/{total} seeds played this run, {per_min:.0} seeds/min");
+                }
+            };
+            let summary =
+                campaign::run(&dir, &plan, a.jobs, &runner, progress).unwrap_or_else(|e| fail(e));
+            let report = dir.join("report.md");
+            let text = std::fs::read_to_string(&report).unwrap_or_default();
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with('|') || l.starts_with("### "))
+            {
+                println!("{line}");
+            }
+            println!("report: {} (summary.json beside it)", report.display());
+            if summary.failed() > 0 {
+                std::process::exit(1);
+            }
         }
     }
 }

@@ -1,0 +1,55 @@
+//! What one seed found: the verdict `sim replay` prints and `sim run` / `sim campaign`
+//! read back. Plain data, so it builds outside the simulator too.
+
+use history::checker::{Report, Undelivered};
+use serde::Serialize;
+
+/// What one seed found.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub valid: bool,
+    pub swarm: String,
+    pub report: Report,
+    pub undelivered: Vec<(String, Undelivered)>,
+    /// Liveness failures: no master, no convergence, consumers that never caught up.
+    pub liveness: Vec<String>,
+    /// Safety failures the checker does not see in the history (divergent logs).
+    pub safety: Vec<String>,
+    pub deliveries: usize,
+    /// Fault events (injections and heals, consumer churn).
+    pub faults: usize,
+}
+
+impl Outcome {
+    /// One line: what failed.
+    pub fn problems(&self) -> String {
+        let r = &self.report;
+        let mut p = Vec::new();
+        let list = |p: &mut Vec<String>, name: &str, v: &[String]| {
+            if !v.is_empty() {
+                p.push(format!("{name} {:?}", &v[..v.len().min(5)]));
+            }
+        };
+        if r.lost.len() != r.lost_tail || !r.valid {
+            list(&mut p, "lost", &r.lost);
+        }
+        list(&mut p, "unexpected", &r.unexpected);
+        list(&mut p, "failed-but-read", &r.failed_but_read);
+        list(&mut p, "inconsistent", &r.inconsistent_offsets);
+        list(&mut p, "fifo", &r.fifo_violations);
+        list(&mut p, "diverged", &r.diverged);
+        for (group, u) in &self.undelivered {
+            if !u.missing.is_empty() {
+                p.push(format!(
+                    "undelivered to {group}: {} ({} after a loss) {:?}",
+                    u.missing.len(),
+                    u.skipped_after_loss.len(),
+                    &u.missing[..u.missing.len().min(5)]
+                ));
+            }
+        }
+        list(&mut p, "safety", &self.safety);
+        list(&mut p, "liveness", &self.liveness);
+        p.join("; ")
+    }
+}
