@@ -301,6 +301,9 @@ mod tests {
                 |g| EntryPayload::Normal(GroupRequest::DeleteSubscriptionGroup(format!("G{g}")))
             ),
             Just(EntryPayload::Blank),
+            proptest::collection::btree_set(1..5u64, 1..4).prop_map(|voters| {
+                EntryPayload::Membership(openraft::Membership::new(vec![voters], None))
+            }),
         ]
     }
 
@@ -331,6 +334,7 @@ mod tests {
             prop_assert_eq!(&again.topics, &once.topics);
             prop_assert_eq!(&again.groups, &once.groups);
             prop_assert_eq!(again.last_applied, once.last_applied);
+            prop_assert_eq!(&again.membership, &once.membership);
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -56,6 +56,11 @@ impl Cell {
 /// listed, with every fault on when `all_faults`.
 pub fn cells(modes: &str, all_faults: bool) -> Result<Vec<Cell>, String> {
     const MODES: [&str; 4] = ["quorum+sync", "leader+sync", "quorum+async", "leader+async"];
+    if modes == "all" && all_faults {
+        return Err("--mode all already plays the sync modes with every fault; \
+                    --all-faults goes with a list of modes"
+            .into());
+    }
     if modes == "all" {
         let mut cells: Vec<Cell> = MODES
             .iter()
@@ -72,15 +77,18 @@ pub fn cells(modes: &str, all_faults: bool) -> Result<Vec<Cell>, String> {
         cells.extend(sync);
         return Ok(cells);
     }
-    modes
-        .split(',')
-        .map(|m| {
-            Ok(Cell {
-                mode: parse_mode(m)?,
-                all_faults,
-            })
-        })
-        .collect()
+    let mut cells: Vec<Cell> = Vec::new();
+    for m in modes.split(',') {
+        let cell = Cell {
+            mode: parse_mode(m)?,
+            all_faults,
+        };
+        if cells.contains(&cell) {
+            return Err(format!("--mode lists {m} twice"));
+        }
+        cells.push(cell);
+    }
+    Ok(cells)
 }
 
 /// What a campaign plays: seeds `base..base + seeds` in every cell.
@@ -94,6 +102,24 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan whose seeds fit in `u64`.
+    pub fn new(
+        base: u64,
+        seeds: u64,
+        cells: Vec<String>,
+        faults: Option<String>,
+    ) -> Result<Plan, String> {
+        base.checked_add(seeds).ok_or(format!(
+            "--base {base} + --seeds {seeds} is past the last seed"
+        ))?;
+        Ok(Plan {
+            base,
+            seeds,
+            cells,
+            faults,
+        })
+    }
+
     fn all(&self) -> impl Iterator<Item = (String, u64)> + '_ {
         self.cells
             .iter()
@@ -118,10 +144,29 @@ impl SeedRecord {
     }
 }
 
+/// Why a seed has no verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoVerdict {
+    /// The run ended without one (a panic in the cluster's code): a failure, recorded.
+    Failed(String),
+    /// The seed was not played out: the runner could not start it, or it was killed
+    /// from outside. Not recorded; the campaign stops, and resuming plays it again.
+    Interrupted(String),
+}
+
+impl std::fmt::Display for NoVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoVerdict::Failed(e) => write!(f, "{e}"),
+            NoVerdict::Interrupted(e) => write!(f, "interrupted: {e}"),
+        }
+    }
+}
+
 /// Plays seeds and tells how to replay them: the runner's side.
 pub trait Player: Sync {
-    /// Plays one seed in a fresh process; `Err` when it ended without a verdict.
-    fn play(&self, cell: &Cell, seed: u64) -> Result<Outcome, String>;
+    /// Plays one seed in a fresh process.
+    fn play(&self, cell: &Cell, seed: u64) -> Result<Outcome, NoVerdict>;
     /// The command that replays one seed, with its trace.
     fn replay_command(&self, cell: &Cell, seed: u64) -> String;
     /// Replays one seed with a trace under `dir` and renders its `sim inspect` story.
@@ -264,7 +309,7 @@ pub fn summarize(
         tails.sort_unstable();
         let at = |q: f64| {
             tails
-                .get(((tails.len().max(1) - 1) as f64 * q).round() as usize)
+                .get(((tails.len().max(1) - 1) as f64 * q) as usize)
                 .copied()
                 .unwrap_or(0)
         };
@@ -277,7 +322,7 @@ pub fn summarize(
         cells.push(s);
     }
     let mut groups: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    for r in records {
+    for r in records.iter().filter(|r| plan.cells.contains(&r.cell)) {
         if let Some(sig) = signature(r) {
             groups
                 .entry(sig)
@@ -391,20 +436,31 @@ pub fn render(summary: &Summary, stories: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// The records a directory holds; a torn last line (the campaign was killed while
-/// writing it) is skipped, and its seed played again.
-pub fn load_records(dir: &Path) -> io::Result<Vec<SeedRecord>> {
+/// The records a directory holds. A line that does not parse is an error naming it
+/// (a record of another build, or damage), except a torn last line (the campaign was
+/// killed while writing it), which [`run`] cuts off and plays again.
+pub fn load_records(dir: &Path) -> Result<Vec<SeedRecord>, String> {
     let path = dir.join("results.jsonl");
-    let file = match fs::File::open(&path) {
-        Ok(file) => file,
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     let mut records = Vec::new();
-    for line in io::BufReader::new(file).lines() {
-        if let Ok(record) = serde_json::from_str::<SeedRecord>(&line?) {
-            records.push(record);
+    let whole = bytes.len() - bytes.iter().rev().take_while(|b| **b != b'\n').count();
+    for (i, line) in bytes[..whole].split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
         }
+        let record = serde_json::from_slice::<SeedRecord>(line).map_err(|e| {
+            format!(
+                "{} line {}: {e}; was it written by another build? Start a new campaign \
+                 with another --out",
+                path.display(),
+                i + 1
+            )
+        })?;
+        records.push(record);
     }
     Ok(records)
 }
@@ -448,22 +504,22 @@ pub fn run(
     progress: impl Fn(&SeedRecord, usize, usize) + Sync,
 ) -> Result<Summary, String> {
     let io_err = |what: &Path, e: io::Error| format!("{}: {e}", what.display());
-    let records = load_records(dir).map_err(|e| io_err(dir, e))?;
+    let records = load_records(dir)?;
     let done: BTreeSet<(String, u64)> = records.iter().map(|r| (r.cell.clone(), r.seed)).collect();
     let todo: Vec<(String, u64)> = plan.all().filter(|k| !done.contains(k)).collect();
     let results_path = dir.join("results.jsonl");
-    let mut results = fs::OpenOptions::new()
+    let results = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&results_path)
         .map_err(|e| io_err(&results_path, e))?;
-    // A torn last line gets its end, so the next record starts a line of its own.
-    let torn = fs::read(&results_path)
-        .map_err(|e| io_err(&results_path, e))?
-        .last()
-        .is_some_and(|b| *b != b'\n');
-    if torn {
-        writeln!(results).map_err(|e| io_err(&results_path, e))?;
+    // A torn last line is cut off, so the next record starts a line of its own.
+    let bytes = fs::read(&results_path).map_err(|e| io_err(&results_path, e))?;
+    let whole = bytes.len() - bytes.iter().rev().take_while(|b| **b != b'\n').count();
+    if whole < bytes.len() {
+        results
+            .set_len(whole as u64)
+            .map_err(|e| io_err(&results_path, e))?;
     }
     let results = Mutex::new((results, records));
     let next = AtomicUsize::new(0);
@@ -472,7 +528,10 @@ pub fn run(
         .iter()
         .map(|c| Ok((c.clone(), Cell::parse(c)?)))
         .collect::<Result<_, String>>()?;
-    let write_error = Mutex::new(None);
+    // Why the campaign stopped early: a record it could not write, or a seed that was
+    // not played out.
+    let stopped = Mutex::new(None);
+    let finished = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
@@ -481,28 +540,42 @@ pub fn run(
                     return;
                 };
                 let started = Instant::now();
-                let played = player.play(&cells[cell], *seed);
+                let (outcome, error) = match player.play(&cells[cell], *seed) {
+                    Ok(outcome) => (Some(outcome), None),
+                    Err(NoVerdict::Failed(e)) => (None, Some(e)),
+                    Err(NoVerdict::Interrupted(e)) => {
+                        let why = format!("seed {seed} ({cell}) was not played out: {e}");
+                        stopped.lock().unwrap().get_or_insert(why);
+                        next.store(todo.len(), Ordering::Relaxed);
+                        return;
+                    }
+                };
                 let record = SeedRecord {
                     cell: cell.clone(),
                     seed: *seed,
-                    error: played.as_ref().err().cloned(),
-                    outcome: played.ok(),
+                    outcome,
+                    error,
                     elapsed_ms: started.elapsed().as_millis() as u64,
                 };
                 let mut guard = results.lock().unwrap();
                 let (file, records) = &mut *guard;
                 let line = serde_json::to_string(&record).expect("a record serializes");
                 if let Err(e) = writeln!(file, "{line}") {
-                    *write_error.lock().unwrap() = Some(io_err(&results_path, e));
+                    stopped
+                        .lock()
+                        .unwrap()
+                        .get_or_insert(io_err(&results_path, e));
                     next.store(todo.len(), Ordering::Relaxed);
+                    return;
                 }
                 records.push(record);
-                progress(records.last().unwrap(), i + 1, todo.len());
+                let done = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                progress(records.last().unwrap(), done, todo.len());
             });
         }
     });
-    if let Some(e) = write_error.into_inner().unwrap() {
-        return Err(e);
+    if let Some(e) = stopped.into_inner().unwrap() {
+        return Err(format!("the campaign stopped: {e}; resume it to go on"));
     }
     let (_, records) = results.into_inner().unwrap();
     let mut summary = summarize(plan, &records, |c, s| player.replay_command(&cells[c], s));
@@ -516,11 +589,14 @@ pub fn run(
             Ok(story) => story,
             Err(_) => {
                 fs::create_dir_all(&stories_dir).map_err(|e| io_err(&stories_dir, e))?;
-                let story = player
-                    .story(&cells[&cell], seed, &stories_dir)
-                    .unwrap_or_else(|e| format!("(no story: {e})"));
-                fs::write(&path, &story).map_err(|e| io_err(&path, e))?;
-                story
+                match player.story(&cells[&cell], seed, &stories_dir) {
+                    Ok(story) => {
+                        fs::write(&path, &story).map_err(|e| io_err(&path, e))?;
+                        story
+                    }
+                    // Not kept: the next run of the campaign tries again.
+                    Err(e) => format!("(no story: {e})"),
+                }
             }
         };
         group.story = Some(format!("stories/{name}"));
@@ -614,6 +690,11 @@ mod tests {
             assert_eq!(&Cell::parse(name).unwrap().name(), name);
         }
         assert!(cells("quorum+sometimes", false).is_err());
+        assert!(cells("all", true).is_err());
+        assert!(cells("leader+sync,leader+sync", false)
+            .unwrap_err()
+            .contains("twice"));
+        assert!(Plan::new(u64::MAX - 3, 10, vec![], None).is_err());
     }
 
     #[test]
@@ -673,13 +754,17 @@ mod tests {
         assert!(report.contains("— 2 seeds"), "{report}");
     }
 
-    /// Passes every seed but 3; counts plays.
+    /// Passes every seed but 3; counts plays; `interrupt_at` is killed from outside.
     struct Fake {
         plays: AtomicU64,
+        interrupt_at: u64,
     }
 
     impl Player for Fake {
-        fn play(&self, _: &Cell, seed: u64) -> Result<Outcome, String> {
+        fn play(&self, _: &Cell, seed: u64) -> Result<Outcome, NoVerdict> {
+            if seed == self.interrupt_at {
+                return Err(NoVerdict::Interrupted("killed by SIGTERM".into()));
+            }
             self.plays.fetch_add(1, Ordering::Relaxed);
             Ok(if seed == 3 {
                 stuck("broker-b")
@@ -716,11 +801,24 @@ mod tests {
             format!("{}\n{{\"cell\":\"quo", played.join("\n")),
         )
         .unwrap();
+        // Seed 4 is killed from outside: the campaign stops without a record of it.
+        let interrupted = Fake {
+            plays: AtomicU64::new(0),
+            interrupt_at: 4,
+        };
+        let e = run(&dir, &plan, 1, &interrupted, |_, _, _| {}).unwrap_err();
+        assert!(e.contains("seed 4") && e.contains("resume"), "{e}");
+        assert_eq!(
+            interrupted.plays.load(Ordering::Relaxed),
+            2,
+            "seeds 2 and 3"
+        );
         let fake = Fake {
             plays: AtomicU64::new(0),
+            interrupt_at: u64::MAX,
         };
         let summary = run(&dir, &plan, 2, &fake, |_, _, _| {}).unwrap();
-        assert_eq!(fake.plays.load(Ordering::Relaxed), 4, "seeds 2..6 only");
+        assert_eq!(fake.plays.load(Ordering::Relaxed), 2, "seeds 4 and 5 only");
         assert_eq!(summary.cells[0].played, 6);
         assert_eq!(summary.failed(), 1);
         let report = fs::read_to_string(dir.join("report.md")).unwrap();
@@ -728,8 +826,14 @@ mod tests {
         assert!(report.contains("story of 3"), "{report}");
         // Nothing is left: running again plays nothing, and every record reads back.
         let again = run(&dir, &plan, 2, &fake, |_, _, _| {}).unwrap();
-        assert_eq!(fake.plays.load(Ordering::Relaxed), 4);
+        assert_eq!(fake.plays.load(Ordering::Relaxed), 2);
         assert_eq!(again, summary);
+        // A damaged line that is not the last is an error that names it.
+        let mut text = fs::read_to_string(dir.join("results.jsonl")).unwrap();
+        text.insert_str(0, "{\"cell\": 7}\n");
+        fs::write(dir.join("results.jsonl"), text).unwrap();
+        let e = load_records(&dir).unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
         // Another plan in the same directory is refused.
         let other = Plan { seeds: 7, ..plan };
         assert!(open(&dir, Some(other))

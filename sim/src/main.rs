@@ -82,6 +82,7 @@ mod runner {
 
     use history::history::History;
     use history::mode::{parse_mode, Flush, Mode};
+    use sim::campaign::NoVerdict;
     use sim::cluster::Spec;
     use sim::plant::Plant;
     use sim::scenario::{Options, Outcome};
@@ -261,18 +262,28 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         )
     }
 
-    /// Plays one seed in a fresh `sim replay` process and reads its verdict; `Err` is a
-    /// run that ended without one (a panic in the cluster's code).
-    fn play_in_child(seed: u64, args: &Args) -> Result<Outcome, String> {
-        let exe = std::env::current_exe().expect("the runner's own path");
+    /// Plays one seed in a fresh `sim replay` process and reads its verdict. A run that
+    /// ended without one failed (a panic in the cluster's code), unless it never started
+    /// or was killed from outside (SIGINT, SIGTERM, SIGKILL, SIGHUP).
+    fn play_in_child(seed: u64, args: &Args) -> Result<Outcome, NoVerdict> {
+        use std::os::unix::process::ExitStatusExt;
+        let exe = std::env::current_exe()
+            .map_err(|e| NoVerdict::Interrupted(format!("the runner's own path: {e}")))?;
         let output = std::process::Command::new(exe)
             .args(["replay", "--seed", &seed.to_string()])
             .args(run_flags(args))
             .output()
-            .map_err(|e| format!("spawning sim replay: {e}"))?;
+            .map_err(|e| NoVerdict::Interrupted(format!("spawning sim replay: {e}")))?;
+        const KILLED_FROM_OUTSIDE: [i32; 4] = [1, 2, 9, 15];
+        if let Some(signal) = output.status.signal() {
+            if KILLED_FROM_OUTSIDE.contains(&signal) {
+                return Err(NoVerdict::Interrupted(format!("killed by signal {signal}")));
+            }
+        }
         let stdout = String::from_utf8_lossy(&output.stdout);
         match stdout.lines().find_map(|l| l.strip_prefix(REPORT_PREFIX)) {
-            Some(line) => serde_json::from_str(line).map_err(|e| format!("report line: {e}")),
+            Some(line) => serde_json::from_str(line)
+                .map_err(|e| NoVerdict::Failed(format!("report line: {e}"))),
             None => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 let panic = stderr
@@ -281,7 +292,10 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
                     .take(2)
                     .collect::<Vec<_>>()
                     .join(" ");
-                Err(format!("no verdict ({}): {panic}", output.status))
+                Err(NoVerdict::Failed(format!(
+                    "no verdict ({}): {panic}",
+                    output.status
+                )))
             }
         }
     }
@@ -300,7 +314,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
                     if seed >= args.seeds.end || stop {
                         return;
                     }
-                    let outcome = play_in_child(seed, args);
+                    let outcome = play_in_child(seed, args).map_err(|e| e.to_string());
                     if !outcome.as_ref().is_ok_and(|o| o.valid) {
                         failed_one.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -429,7 +443,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         use std::io::Read;
         use std::path::{Path, PathBuf};
 
-        use sim::campaign::{self, Cell, Plan, Player, SeedRecord};
+        use sim::campaign::{self, Cell, NoVerdict, Plan, Player, SeedRecord};
         use sim::plant::Plant;
         use sim::scenario::Outcome;
         use sim::swarm::FaultKind;
@@ -459,7 +473,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         }
 
         impl Player for Runner {
-            fn play(&self, cell: &Cell, seed: u64) -> Result<Outcome, String> {
+            fn play(&self, cell: &Cell, seed: u64) -> Result<Outcome, NoVerdict> {
                 play_in_child(seed, &self.args(cell))
             }
 
@@ -488,7 +502,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
 
         struct CampaignArgs {
             seeds: Option<u64>,
-            modes: String,
+            modes: Option<String>,
             faults: Option<String>,
             all_faults: bool,
             jobs: usize,
@@ -501,7 +515,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
             let mut argv = std::env::args().skip(2);
             let mut a = CampaignArgs {
                 seeds: None,
-                modes: "all".into(),
+                modes: None,
                 faults: None,
                 all_faults: false,
                 jobs: 2,
@@ -518,7 +532,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
                 match flag.as_str() {
                     "--seeds" => a.seeds = Some(number("--seeds", value()?)?),
                     "--base" => a.base = Some(number("--base", value()?)?),
-                    "--mode" => a.modes = value()?,
+                    "--mode" => a.modes = Some(value()?),
                     "--faults" => a.faults = Some(value()?),
                     "--all-faults" => a.all_faults = true,
                     "--jobs" => {
@@ -547,10 +561,22 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
 
         fn plan_and_dir(a: &CampaignArgs) -> Result<(Plan, PathBuf), String> {
             if let Some(dir) = &a.resume {
+                let planned = a.seeds.is_some()
+                    || a.modes.is_some()
+                    || a.faults.is_some()
+                    || a.all_faults
+                    || a.base.is_some()
+                    || a.out.is_some();
+                if planned {
+                    return Err(format!(
+                        "--resume takes the plan from {}/plan.json; only --jobs goes with it",
+                        dir.display()
+                    ));
+                }
                 return Ok((campaign::open(dir, None)?, dir.clone()));
             }
             let seeds = a.seeds.ok_or("--seeds N is needed (or --resume DIR)")?;
-            let cells = campaign::cells(&a.modes, a.all_faults)?;
+            let cells = campaign::cells(a.modes.as_deref().unwrap_or("all"), a.all_faults)?;
             if let Some(faults) = &a.faults {
                 faults
                     .split(',')
@@ -558,12 +584,12 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
                     .collect::<Result<Vec<_>, _>>()?;
             }
             let base = a.base.unwrap_or_else(random_base);
-            let plan = Plan {
+            let plan = Plan::new(
                 base,
                 seeds,
-                cells: cells.iter().map(Cell::name).collect(),
-                faults: a.faults.clone(),
-            };
+                cells.iter().map(Cell::name).collect(),
+                a.faults.clone(),
+            )?;
             let dir = a
                 .out
                 .clone()
@@ -578,13 +604,13 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
             };
             let a = parse().unwrap_or_else(|e| fail(e));
             let (plan, dir) = plan_and_dir(&a).unwrap_or_else(|e| fail(e));
-            let runner = Runner {
-                faults: plan.faults.as_ref().map(|f| {
-                    f.split(',')
-                        .map(|k| k.parse().expect("checked when planned"))
-                        .collect()
-                }),
-            };
+            let faults = plan
+                .faults
+                .as_ref()
+                .map(|f| f.split(',').map(str::parse).collect::<Result<Vec<_>, _>>())
+                .transpose()
+                .unwrap_or_else(|e: String| fail(format!("the plan's faults: {e}")));
+            let runner = Runner { faults };
             println!(
                 "campaign in {}: seeds {}..{} in {} ({} seeds), {} jobs; resume with: sim campaign --resume {}",
                 dir.display(),

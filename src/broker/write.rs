@@ -81,8 +81,9 @@ pub enum WriteError {
 }
 
 impl WriteError {
-    /// Whether the write certainly did not take effect for a reason other than
-    /// mastership or time (which callers answer differently).
+    /// Whether the write failed for a reason other than mastership or time, which
+    /// callers answer differently (the client re-routes, or hears that the outcome is
+    /// unknown). A failure is answered as SYSTEM_ERROR.
     pub fn is_failure(&self) -> bool {
         !matches!(
             self,
