@@ -27,6 +27,13 @@ pub struct ClientInstance {
     routes: Mutex<BTreeMap<String, TopicRouteData>>,
     /// Writable queues per topic, derived from `routes` (every send needs them).
     write_queue_cache: Mutex<BTreeMap<String, Arc<Vec<MessageQueue>>>>,
+    /// The newest word on each broker group, from whichever topic's route brought it,
+    /// with the number of the fetch that did. Every topic's route names the same
+    /// groups, but a route fetched before a failover names the old master: lookups by
+    /// group go here, so a route refreshed after a failed send counts at once.
+    groups: Mutex<BTreeMap<String, (u64, BrokerData)>>,
+    /// Numbers route fetches in the order they were asked for.
+    fetches: AtomicU64,
 }
 
 impl ClientInstance {
@@ -46,6 +53,8 @@ impl ClientInstance {
             pool: RpcPool::new(on_request),
             routes: Mutex::default(),
             write_queue_cache: Mutex::default(),
+            groups: Mutex::default(),
+            fetches: AtomicU64::new(0),
         });
         // Refresh cached routes every `route_refresh_interval` while the instance lives.
         let weak = Arc::downgrade(&instance);
@@ -103,6 +112,7 @@ impl ClientInstance {
     pub async fn refresh_route(&self, topic: &str) -> Result<TopicRouteData> {
         let request =
             RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext("topic", topic);
+        let fetch = self.fetches.fetch_add(1, Ordering::Relaxed) + 1;
         let response = self.invoke_namesrv(request).await?;
         if response.code == response::TOPIC_NOT_EXIST {
             self.routes.lock().expect("routes poisoned").remove(topic);
@@ -120,6 +130,18 @@ impl ClientInstance {
             });
         }
         let route: TopicRouteData = from_json(&response.body)?;
+        {
+            // A fetch asked for earlier but answered later knows less.
+            let mut groups = self.groups.lock().expect("groups poisoned");
+            for data in &route.broker_datas {
+                let newest = groups
+                    .get(&data.broker_name)
+                    .is_none_or(|(known, _)| *known <= fetch);
+                if newest {
+                    groups.insert(data.broker_name.clone(), (fetch, data.clone()));
+                }
+            }
+        }
         self.routes
             .lock()
             .expect("routes poisoned")
@@ -177,24 +199,20 @@ impl ClientInstance {
         }
     }
 
-    /// The master address of a broker group, from any cached route.
+    /// The newest word on a broker group (see `groups`).
+    fn group(&self, broker_name: &str) -> Option<BrokerData> {
+        let groups = self.groups.lock().expect("groups poisoned");
+        groups.get(broker_name).map(|(_, data)| data.clone())
+    }
+
+    /// The master address of a broker group, as the newest route names it.
     pub fn master_addr(&self, broker_name: &str) -> Option<String> {
-        let routes = self.routes.lock().expect("routes poisoned");
-        routes
-            .values()
-            .flat_map(|r| &r.broker_datas)
-            .find(|b| b.broker_name == broker_name)
-            .and_then(BrokerData::master_addr)
-            .map(str::to_string)
+        self.group(broker_name)?.master_addr().map(str::to_string)
     }
 
     /// Any address of a broker group: the master, else a slave (for reads).
     pub fn any_addr(&self, broker_name: &str) -> Option<String> {
-        let routes = self.routes.lock().expect("routes poisoned");
-        let data = routes
-            .values()
-            .flat_map(|r| &r.broker_datas)
-            .find(|b| b.broker_name == broker_name)?;
+        let data = self.group(broker_name)?;
         data.master_addr()
             .or_else(|| data.broker_addrs.values().next().map(String::as_str))
             .map(str::to_string)
@@ -202,16 +220,10 @@ impl ClientInstance {
 
     /// Every address of a broker group for reads: the master first, then the slaves.
     pub fn read_addrs(&self, broker_name: &str) -> Vec<String> {
-        let routes = self.routes.lock().expect("routes poisoned");
-        let Some(data) = routes
-            .values()
-            .flat_map(|r| &r.broker_datas)
-            .find(|b| b.broker_name == broker_name)
-        else {
-            return Vec::new();
-        };
         // Broker ids sort the master (0) first.
-        data.broker_addrs.values().cloned().collect()
+        self.group(broker_name)
+            .map(|data| data.broker_addrs.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Every broker master address in cached routes.

@@ -184,7 +184,15 @@ impl Producer {
                     }
                     last = Some(e);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if let ClientError::Rpc(RpcError::Timeout { .. }) = e {
+                        // Not retried (the send may yet take effect), but the master
+                        // may be paused or gone: the next send should go by a fresh
+                        // route, not wait out another timeout.
+                        let _ = self.instance.refresh_route(&message.topic).await;
+                    }
+                    return Err(e);
+                }
             }
         }
         Err(last.expect("at least one attempt"))

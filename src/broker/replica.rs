@@ -246,13 +246,18 @@ impl<D: Disk> Replica<D> {
     }
 
     /// Re-checks the role when the local view changed: leadership counts only once a
-    /// quorum answers a heartbeat. Returns whether the confirmed role changed.
+    /// quorum answers a heartbeat. Returns whether what the name servers should hear
+    /// changed: the confirmed role, or the term of a confirmed leadership.
     pub async fn confirm_role(&self) -> bool {
         let claims = self.is_master();
-        if claims == self.confirmed_master() {
+        let term = self.term();
+        let confirmed_as = (
+            self.confirmed_master(),
+            self.confirmed_term.load(Ordering::Acquire),
+        );
+        if !needs_confirmation(claims, term, confirmed_as) {
             return false;
         }
-        let term = self.term();
         let confirmed = claims && {
             let wait = Duration::from_millis(self.settings.election_timeout_max_ms);
             matches!(
@@ -263,7 +268,7 @@ impl<D: Disk> Replica<D> {
         if confirmed {
             self.confirmed_term.store(term, Ordering::Release);
         }
-        self.confirmed_master.swap(confirmed, Ordering::AcqRel) != confirmed
+        self.confirmed_master.swap(confirmed, Ordering::AcqRel) != confirmed || confirmed
     }
 
     /// What to register as: `(true, term confirmed in)` for the master, else `(false,
@@ -584,6 +589,19 @@ impl<D: Disk> Replica<D> {
     }
 }
 
+/// Whether the role a replica claims now (`claims` master, in `term`) differs from
+/// the one a quorum last confirmed (`confirmed_as`: master or not, and the term of that
+/// leadership). A master that lost leadership and won it back in a later term while no
+/// one looked (its role watch busy registering, or the replica paused) claims the same
+/// role but not the same leadership: the name servers must hear its new term, since
+/// they refuse a master registration whose term is older than one they saw.
+fn needs_confirmation(claims: bool, term: u64, confirmed_as: (bool, u64)) -> bool {
+    match confirmed_as {
+        (true, confirmed_term) => !claims || term != confirmed_term,
+        (false, _) => claims,
+    }
+}
+
 /// How often the log's upkeep runs (retention floor, snapshot at the log start).
 const LOG_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -673,5 +691,22 @@ fn put_result(stored: raft::types::StoredAt) -> PutResult {
         queue_id: stored.queue_id,
         queue_offset: stored.queue_offset,
         store_timestamp_ms: stored.store_timestamp_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_confirmation;
+
+    #[test]
+    fn a_master_that_won_a_later_term_is_confirmed_again() {
+        // Confirmed master of term 3, deposed and re-elected in term 5 unseen.
+        assert!(needs_confirmation(true, 5, (true, 3)));
+        // Nothing changed.
+        assert!(!needs_confirmation(true, 3, (true, 3)));
+        assert!(!needs_confirmation(false, 7, (false, 3)));
+        // The role changed.
+        assert!(needs_confirmation(false, 4, (true, 3)));
+        assert!(needs_confirmation(true, 4, (false, 3)));
     }
 }
