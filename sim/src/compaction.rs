@@ -62,6 +62,15 @@ pub async fn compact(
                     .await
                     .map_err(err)?;
                 if got.messages.is_empty() {
+                    // Nothing readable here, but the queue may go on: its oldest units
+                    // can point below a log start an earlier compaction moved. Stopping
+                    // here would let what follows be deleted without being recorded.
+                    if got.next_offset > offset {
+                        tracing::info!(%replica, %topic, queue_id, offset, next = got.next_offset,
+                            status = ?got.status, "compaction: nothing readable; going on");
+                        offset = got.next_offset;
+                        continue;
+                    }
                     break;
                 }
                 for bytes in &got.messages {
