@@ -333,7 +333,7 @@ impl<D: Disk> CommitLog<D> {
             return Ok(None);
         };
         let base = self.segment_base(offset);
-        let doomed: Vec<u64> = {
+        let (doomed, reopened_max_timestamp_ms): (Vec<u64>, Option<i64>) = {
             let mut segments = self.segments.write().expect("segments lock poisoned");
             let doomed = segments
                 .iter()
@@ -341,10 +341,10 @@ impl<D: Disk> CommitLog<D> {
                 .map(|s| s.base)
                 .collect();
             segments.retain(|s| s.base <= base);
-            if let Some(last) = segments.last_mut() {
-                last.max_store_timestamp_ms = None;
-            }
-            doomed
+            let reopened = segments
+                .last_mut()
+                .and_then(|last| last.max_store_timestamp_ms.take());
+            (doomed, reopened)
         };
         self.remove_segments(doomed).await?;
         let segment = self.segment_at(offset).expect("truncated segment exists");
@@ -364,6 +364,13 @@ impl<D: Disk> CommitLog<D> {
         writer.term = prev.term;
         writer.leader = prev.leader;
         writer.active_open = true;
+        // A cut into a segment that was closed reopens it: its next END record must
+        // still carry the newest message it held, or retention would take it for as old
+        // as no message at all (`retention_keeps_a_segment_a_truncation_reopened`). The
+        // messages cut may have been newer: an upper bound only keeps it longer.
+        if let Some(max) = reopened_max_timestamp_ms {
+            writer.active_max_timestamp_ms = writer.active_max_timestamp_ms.max(max);
+        }
         // The truncation freed the blocks reserved past `offset`.
         writer.reserved_to = offset;
         self.tail
