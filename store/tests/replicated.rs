@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
-use proto::message::StoreFields;
 use proto::{MessageRef, NewMessage};
 use store::{
     FlushMode, GetStatus, LogPayload, LogPosition, LogRecord, MessageStore, QueueStart, SimDisk,
@@ -17,10 +14,6 @@ use store::{
 /// The scenario tests' small files, with sync flush.
 fn config() -> StoreConfig {
     common::config(FlushMode::Sync)
-}
-
-fn leader_host() -> SocketAddr {
-    "10.0.0.1:10911".parse().unwrap()
 }
 
 /// A new message entry as a leader proposes it: offsets not yet assigned.
@@ -37,37 +30,7 @@ fn run_of(term: u64, indexes: std::ops::RangeInclusive<u64>, prefix: &str) -> Ve
 
 /// A new entry carrying several messages.
 fn messages(term: u64, index: u64, queue_id: u32, bodies: &[&str]) -> LogRecord {
-    messages_at(term, index, queue_id, bodies, 1_000 + index as i64)
-}
-
-fn messages_at(
-    term: u64,
-    index: u64,
-    queue_id: u32,
-    bodies: &[&str],
-    store_timestamp_ms: i64,
-) -> LogRecord {
-    let encode = |body: &&str| {
-        let m = NewMessage::new("T", queue_id, body.as_bytes().to_vec());
-        let mut bytes = Vec::new();
-        let fields = StoreFields {
-            queue_offset: 0,
-            physical_offset: 0,
-            store_timestamp_ms,
-            store_host: leader_host(),
-        };
-        m.encode_into(&fields, &mut bytes).unwrap();
-        Bytes::from(bytes)
-    };
-    LogRecord {
-        term,
-        leader: 1,
-        index,
-        payload: LogPayload::Messages {
-            messages: bodies.iter().map(encode).collect(),
-            assigned: false,
-        },
-    }
+    common::entry_at(term, index, queue_id, bodies, 1_000 + index as i64)
 }
 
 fn at(term: u64, index: u64) -> LogPosition {
@@ -422,7 +385,7 @@ async fn a_segment_closed_right_after_a_restart_keeps_its_messages_from_retentio
     // Messages stamped now, so retention (72 h) must keep them.
     let now_ms = proto::clock::now_ms();
     let body = "n".repeat(300);
-    let fresh = |index: u64| messages_at(1, index, 0, &[body.as_str()], now_ms);
+    let fresh = |index: u64| common::entry_at(1, index, 0, &[body.as_str()], now_ms);
     let disk = SimDisk::new(SimDiskConfig::reliable(11));
     let store = open(&disk).await;
     let mut index = 1;

@@ -5,34 +5,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
-use proto::message::StoreFields;
-use proto::NewMessage;
 use store::{Disk, FlushMode, LogPayload, LogRecord, MessageStore, SimDisk, SimDiskConfig};
 
+/// A message entry stored now: its segment is seconds old.
 fn message(index: u64) -> LogRecord {
-    let host: SocketAddr = "10.0.0.1:10911".parse().unwrap();
-    let mut bytes = Vec::new();
-    let fields = StoreFields {
-        queue_offset: 0,
-        physical_offset: 0,
-        store_timestamp_ms: proto::clock::now_ms(),
-        store_host: host,
-    };
-    NewMessage::new("T", 0, format!("m{index}").into_bytes())
-        .encode_into(&fields, &mut bytes)
-        .unwrap();
-    LogRecord {
-        term: 1,
-        leader: 1,
-        index,
-        payload: LogPayload::Messages {
-            messages: vec![Bytes::from(bytes)],
-            assigned: false,
-        },
-    }
+    common::entry_at(1, index, 0, &[&format!("m{index}")], proto::clock::now_ms())
 }
 
 /// An entry without messages (a blank or membership entry), 200 bytes of payload.

@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use proto::message::StoreFields;
-use proto::{MessageRef, NewMessage};
+use proto::MessageRef;
 use store::disk::DiskFile;
 use store::{
     Disk, FlushMode, LogPayload, LogPosition, LogRecord, MessageStore, SimDisk, SimDiskConfig,
@@ -119,25 +116,7 @@ impl DiskFile for FaultFile {
 }
 
 fn entry(index: u64) -> LogRecord {
-    let host: SocketAddr = "10.0.0.1:10911".parse().unwrap();
-    let message = NewMessage::new("T", 0, format!("m{index}").into_bytes());
-    let mut bytes = Vec::new();
-    let fields = StoreFields {
-        queue_offset: 0,
-        physical_offset: 0,
-        store_timestamp_ms: 1,
-        store_host: host,
-    };
-    message.encode_into(&fields, &mut bytes).unwrap();
-    LogRecord {
-        term: 1,
-        leader: 1,
-        index,
-        payload: LogPayload::Messages {
-            messages: vec![Bytes::from(bytes)],
-            assigned: false,
-        },
-    }
+    common::entry_at(1, index, 0, &[&format!("m{index}")], 1)
 }
 
 async fn open(disk: &FaultDisk) -> MessageStore<FaultDisk> {

@@ -2,9 +2,11 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+use bytes::Bytes;
+use proto::message::StoreFields;
 use proto::properties::keys;
 use proto::{MessageRef, NewMessage};
-use store::{Disk, FlushMode, GetStatus, MessageStore, StoreConfig};
+use store::{Disk, FlushMode, GetStatus, LogPayload, LogRecord, MessageStore, StoreConfig};
 
 /// Small files, so that tests cross segment and file boundaries after a few messages.
 pub fn config(flush: FlushMode) -> StoreConfig {
@@ -45,5 +47,37 @@ pub async fn bodies<D: Disk>(store: &MessageStore<D>, topic: &str, queue_id: u32
             out.push(String::from_utf8(m.body().to_vec()).unwrap());
         }
         offset = got.next_offset;
+    }
+}
+
+/// A new Raft entry of `term` at `index`, as a leader (replica 1) proposes it: messages
+/// to `T:queue_id` with `bodies`, in the stored layout with offsets not yet assigned.
+pub fn entry_at(
+    term: u64,
+    index: u64,
+    queue_id: u32,
+    bodies: &[&str],
+    store_timestamp_ms: i64,
+) -> LogRecord {
+    let encode = |body: &&str| {
+        let m = NewMessage::new("T", queue_id, body.as_bytes().to_vec());
+        let mut bytes = Vec::new();
+        let fields = StoreFields {
+            queue_offset: 0,
+            physical_offset: 0,
+            store_timestamp_ms,
+            store_host: "10.0.0.1:10911".parse().unwrap(),
+        };
+        m.encode_into(&fields, &mut bytes).unwrap();
+        Bytes::from(bytes)
+    };
+    LogRecord {
+        term,
+        leader: 1,
+        index,
+        payload: LogPayload::Messages {
+            messages: bodies.iter().map(encode).collect(),
+            assigned: false,
+        },
     }
 }
