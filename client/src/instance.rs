@@ -199,31 +199,34 @@ impl ClientInstance {
         }
     }
 
-    /// The newest word on a broker group (see `groups`).
-    fn group(&self, broker_name: &str) -> Option<BrokerData> {
+    /// `f` of the newest word on a broker group (see `groups`), borrowed: sends look up
+    /// their master here, so nothing is cloned but what `f` returns.
+    fn with_group<R>(&self, broker_name: &str, f: impl FnOnce(&BrokerData) -> R) -> Option<R> {
         let groups = self.groups.lock().expect("groups poisoned");
-        groups.get(broker_name).map(|(_, data)| data.clone())
+        groups.get(broker_name).map(|(_, data)| f(data))
     }
 
     /// The master address of a broker group, as the newest route names it.
     pub fn master_addr(&self, broker_name: &str) -> Option<String> {
-        self.group(broker_name)?.master_addr().map(str::to_string)
+        self.with_group(broker_name, |data| data.master_addr().map(str::to_string))?
     }
 
     /// Any address of a broker group: the master, else a slave (for reads).
     pub fn any_addr(&self, broker_name: &str) -> Option<String> {
-        let data = self.group(broker_name)?;
-        data.master_addr()
-            .or_else(|| data.broker_addrs.values().next().map(String::as_str))
-            .map(str::to_string)
+        self.with_group(broker_name, |data| {
+            data.master_addr()
+                .or_else(|| data.broker_addrs.values().next().map(String::as_str))
+                .map(str::to_string)
+        })?
     }
 
     /// Every address of a broker group for reads: the master first, then the slaves.
     pub fn read_addrs(&self, broker_name: &str) -> Vec<String> {
         // Broker ids sort the master (0) first.
-        self.group(broker_name)
-            .map(|data| data.broker_addrs.values().cloned().collect())
-            .unwrap_or_default()
+        self.with_group(broker_name, |data| {
+            data.broker_addrs.values().cloned().collect()
+        })
+        .unwrap_or_default()
     }
 
     /// Every broker master address in cached routes.
