@@ -63,24 +63,28 @@ impl Group {
             namesrv_tasks,
             _dir: dir,
         };
-        group.wait_master(Duration::from_secs(15)).await;
         group.wait_master_registered(Duration::from_secs(15)).await;
         group
     }
 
-    /// Waits until the name server routes to a master, as clients see the group: a
-    /// replica registers its new role just after it is elected, not at once.
-    async fn wait_master_registered(&self, within: Duration) {
+    /// Waits until a replica is master and the name server routes to it, as clients see
+    /// the group: a replica registers its new role just after it is elected, not at
+    /// once, and until then the route may still name a replica that lost the mastership
+    /// (stopping that one as a "follower" would leave the route without a master).
+    /// Returns the master's index.
+    async fn wait_master_registered(&self, within: Duration) -> usize {
         let admin = client::Admin::new(self.client_config());
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(info) = admin.cluster_info().await {
-                if info
+            if let (Some(master), Ok(info)) = (self.master(), admin.cluster_info().await) {
+                let addr = self.brokers[master].as_ref().unwrap().local_addr;
+                let registered = info
                     .broker_addr_table
                     .values()
-                    .any(|data| data.master_addr().is_some())
-                {
-                    return;
+                    .filter_map(|data| data.master_addr())
+                    .any(|registered| registered.ends_with(&format!(":{}", addr.port())));
+                if registered {
+                    return master;
                 }
             }
             assert!(
@@ -122,7 +126,7 @@ impl Group {
     /// Returns (master, follower).
     async fn stop_follower(&mut self) -> (usize, usize) {
         // Not `master()`: on a loaded machine a just-started group can be between masters.
-        let master = self.wait_master(Duration::from_secs(10)).await;
+        let master = self.wait_master_registered(Duration::from_secs(10)).await;
         let follower = (0..3).find(|i| *i != master).unwrap();
         self.brokers[follower]
             .take()
