@@ -2,21 +2,23 @@
 //! sends to one queue get increasing offsets in send order, and a group's *first*
 //! deliveries of a queue's messages come in increasing offset order. Re-deliveries from
 //! an earlier offset (after a rebalance, a restart, an offset reset) are at-least-once
-//! replays, allowed. Only survivors count: a lost message's position may be reused.
+//! replays, allowed. Only survivors count: a lost message's position may be reused, and
+//! where a tail may be lost, only the positions survivors were found at.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{position, Observed, Report};
-use crate::history::{QueueRef, Type, F};
+use super::{position, LossAllowance, Observed, Report};
+use crate::history::{Event, QueueRef, Type, F};
 
-pub(super) fn check(o: &Observed, r: &mut Report) {
-    producers(o, r);
-    consumers(o, r);
+pub(super) fn check(o: &Observed, allowance: LossAllowance, r: &mut Report) {
+    let counts = |e: &Event| o.survivors.contains(e.value.as_str()) && o.durable(e, allowance);
+    producers(o, &counts, r);
+    consumers(o, &counts, r);
 }
 
 /// Acknowledged sends of one process to one queue, in invoke order, get increasing
 /// offsets.
-fn producers(o: &Observed, r: &mut Report) {
+fn producers(o: &Observed, counts: &dyn Fn(&Event) -> bool, r: &mut Report) {
     let mut invoked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for e in o
         .events
@@ -31,7 +33,7 @@ fn producers(o: &Observed, r: &mut Report) {
     for e in o
         .events
         .iter()
-        .filter(|e| e.f == F::Send && e.kind == Type::Ok && o.survivors.contains(e.value.as_str()))
+        .filter(|e| e.f == F::Send && e.kind == Type::Ok && counts(e))
     {
         if let (Some((queue, offset)), Some(order)) = (
             position(e),
@@ -58,12 +60,14 @@ fn producers(o: &Observed, r: &mut Report) {
 
 /// Per group and queue, first deliveries come in offset order; going back to an offset
 /// the group already received is a replay.
-fn consumers(o: &Observed, r: &mut Report) {
+fn consumers(o: &Observed, counts: &dyn Fn(&Event) -> bool, r: &mut Report) {
     let mut delivered: BTreeSet<(&str, QueueRef, u64)> = BTreeSet::new();
     let mut newest: BTreeMap<(&str, QueueRef), (u64, &str)> = BTreeMap::new();
-    for e in o.events.iter().filter(|e| {
-        e.f == F::Deliver && e.kind == Type::Ok && o.survivors.contains(e.value.as_str())
-    }) {
+    for e in o
+        .events
+        .iter()
+        .filter(|e| e.f == F::Deliver && e.kind == Type::Ok && counts(e))
+    {
         let Some((queue, offset)) = position(e) else {
             continue;
         };

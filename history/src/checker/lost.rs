@@ -13,15 +13,17 @@
 //! from its group may go on acknowledging while a new one is elected, and loses
 //! everything it acknowledged from then on, interleaved in time with the new master's
 //! surviving acknowledgements. A loss with no fault after it is an anomaly. The tail's
-//! size is reported as `lost_tail`.
+//! size is reported as `lost_tail`. What survived, for the tail, is the acknowledged
+//! position: a message whose acknowledged copy is gone but which a failed attempt
+//! stored elsewhere is not lost, and does not make the losses before it a hole.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{position, LossAllowance, Observed, Report};
-use crate::history::{Event, QueueRef, Type, F};
+use crate::history::{QueueRef, Type, F};
 
 pub(super) fn check(o: &Observed, allowance: LossAllowance, r: &mut Report) {
-    acknowledged(o.events, &o.acked, &o.survivors, allowance, r);
+    acknowledged(o, allowance, r);
     if allowance == LossAllowance::None {
         // Delivered means committed: it must still be there, acknowledged or not.
         let gone: BTreeSet<&str> = o
@@ -37,15 +39,11 @@ pub(super) fn check(o: &Observed, allowance: LossAllowance, r: &mut Report) {
 
 /// Acknowledged and never seen. With a tail allowance, the lost acknowledgements of each
 /// queue must be a suffix of their fault window.
-fn acknowledged(
-    events: &[Event],
-    acked: &BTreeMap<&str, &Event>,
-    seen: &BTreeSet<&str>,
-    allowance: LossAllowance,
-    r: &mut Report,
-) {
+fn acknowledged(o: &Observed, allowance: LossAllowance, r: &mut Report) {
+    let events = o.events;
     type Window<'a> = (QueueRef, usize, Option<&'a str>);
-    let mut windows: BTreeMap<Window, Vec<(u64, bool)>> = BTreeMap::new();
+    // Per window: (offset, survived there, survived anywhere) of each acknowledgement.
+    let mut windows: BTreeMap<Window, Vec<(u64, bool, bool)>> = BTreeMap::new();
     let faults: Vec<u64> = events
         .iter()
         .filter(|e| e.f == F::Fault)
@@ -58,8 +56,8 @@ fn acknowledged(
         .filter(|e| e.f == F::Send && e.kind == Type::Invoke)
         .map(|e| (e.value.as_str(), e.index))
         .collect();
-    for (value, e) in acked {
-        let survived = seen.contains(value);
+    for (value, e) in &o.acked {
+        let survived = o.survivors.contains(value);
         if !survived {
             r.lost.push(value.to_string());
         }
@@ -71,7 +69,8 @@ fn acknowledged(
             // retried for seconds may land with a *later* leadership of the same
             // master, at an offset a truncated tail had used
             // (`a_survivor_acknowledged_after_later_faults_does_not_void_a_tail`).
-            if survived && faults.partition_point(|f| *f < e.index) != window {
+            let survived_here = o.survived_at(e);
+            if survived_here && faults.partition_point(|f| *f < e.index) != window {
                 continue;
             }
             // A tail of the master's log: ordered by where the sends landed, which for
@@ -79,7 +78,7 @@ fn acknowledged(
             windows
                 .entry((queue, window, e.node.as_deref()))
                 .or_default()
-                .push((offset, survived));
+                .push((offset, survived_here, survived));
         }
     }
     if allowance == LossAllowance::None {
@@ -90,9 +89,12 @@ fn acknowledged(
             continue; // No fault after these acks: any loss here is not a tail.
         }
         acks.sort();
-        let last_survivor = acks.iter().rposition(|(_, survived)| *survived);
+        let last_survivor = acks.iter().rposition(|(_, here, _)| *here);
         let tail_from = last_survivor.map_or(0, |i| i + 1);
-        r.lost_tail += acks[tail_from..].len();
+        r.lost_tail += acks[tail_from..]
+            .iter()
+            .filter(|(_, _, anywhere)| !anywhere)
+            .count();
     }
 }
 

@@ -17,7 +17,10 @@
 //! everything healed) and what compaction deleted right after reading it (`compact`
 //! events: committed on the replica until then, and every consumer had it); a history
 //! without reads falls back to its deliveries. A delivery before a fault proves nothing
-//! about durability.
+//! about durability. Where a tail may be lost, survival is also judged per position: a
+//! send that failed on one master and was retried on another may be stored twice, and
+//! its acknowledged copy lost while the other survives; the acknowledged position was
+//! then not durable, and may be reused.
 
 mod counted;
 mod diverged;
@@ -84,6 +87,8 @@ struct Observed<'a> {
     seen_values: BTreeSet<&'a str>,
     /// Values that survived (see the module doc).
     survivors: BTreeSet<&'a str>,
+    /// Where the survivors were found: (value, queue, offset).
+    surviving_at: BTreeSet<(&'a str, QueueRef, u64)>,
 }
 
 impl<'a> Observed<'a> {
@@ -98,16 +103,17 @@ impl<'a> Observed<'a> {
             .filter(|e| matches!(e.f, F::Deliver | F::Read | F::Compact) && e.kind == Type::Ok)
             .collect();
         let seen_values: BTreeSet<&str> = seen.iter().map(|e| e.value.as_str()).collect();
-        let read_values: BTreeSet<&str> = seen
+        let reads: Vec<&Event> = seen
             .iter()
+            .copied()
             .filter(|e| matches!(e.f, F::Read | F::Compact))
-            .map(|e| e.value.as_str())
             .collect();
-        let survivors = if read_values.is_empty() {
-            seen_values.clone()
-        } else {
-            read_values
-        };
+        let found = if reads.is_empty() { &seen } else { &reads };
+        let survivors: BTreeSet<&str> = found.iter().map(|e| e.value.as_str()).collect();
+        let surviving_at = found
+            .iter()
+            .filter_map(|e| position(e).map(|(queue, offset)| (e.value.as_str(), queue, offset)))
+            .collect();
         Observed {
             events,
             attempted: sends(Type::Invoke).map(|e| e.value.as_str()).collect(),
@@ -117,6 +123,26 @@ impl<'a> Observed<'a> {
             seen,
             seen_values,
             survivors,
+            surviving_at,
+        }
+    }
+
+    /// Whether `e`'s message survived at `e`'s position (an event without one: anywhere).
+    fn survived_at(&self, e: &Event) -> bool {
+        match position(e) {
+            Some((queue, offset)) => self
+                .surviving_at
+                .contains(&(e.value.as_str(), queue, offset)),
+            None => self.survivors.contains(e.value.as_str()),
+        }
+    }
+
+    /// Whether `e`'s position counts as durable: where nothing may be lost every
+    /// position does; where a tail may be, only those its message survived at.
+    fn durable(&self, e: &Event, allowance: LossAllowance) -> bool {
+        match allowance {
+            LossAllowance::None => true,
+            LossAllowance::Tail => self.survived_at(e),
         }
     }
 }
@@ -135,7 +161,7 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
     lost::check(&o, allowance, &mut r);
     offsets::check(&o, allowance, &mut r);
     if ordered {
-        fifo::check(&o, &mut r);
+        fifo::check(&o, allowance, &mut r);
     }
     diverged::check(&o, &mut r);
     let loss_allowed = match allowance {
