@@ -136,10 +136,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 continue;
             }
             for queue_id in 0..topic.read_queue_nums {
-                let committed = match self
-                    .meta
-                    .consumer_offset(&group, &topic.topic_name, queue_id)
-                {
+                let committed = match self.consumer_offset(&group, &topic.topic_name, queue_id) {
                     Ok(Some(offset)) => offset,
                     Ok(None) if !self.consumers.subscribes(&group, &topic.topic_name) => continue,
                     Ok(None) => 0,
