@@ -6,6 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use proto::{MessageRef, NewMessage};
+use store::disk::HeldSyncDisk;
 use store::{
     FlushMode, GetStatus, LogPayload, LogPosition, LogRecord, MessageStore, QueueStart, SimDisk,
     SimDiskConfig, StoreConfig, StoreError,
@@ -741,4 +742,41 @@ async fn a_follower_holding_the_starts_entry_keeps_the_entries_after_it() {
     other.install_log_start(start.clone()).await.unwrap();
     assert_eq!(other.last_log_id().await, start.prev);
     assert_eq!(other.commitlog_max_offset(), start.base_offset);
+}
+
+/// A Raft log append is reported durable when its sync completes, however long that
+/// takes: a sync slower than `sync_flush_timeout_ms` (a stalled disk, or the process
+/// paused and resumed) is no storage error, which would stop the replica's Raft for
+/// good. A send to a single broker still gets FLUSH_DISK_TIMEOUT after it.
+#[tokio::test]
+async fn a_log_sync_slower_than_the_flush_timeout_is_waited_out() {
+    let config = StoreConfig {
+        sync_flush_timeout_ms: 20,
+        ..config()
+    };
+    let disk = HeldSyncDisk::new(SimDisk::new(SimDiskConfig::reliable(9)));
+    let store = MessageStore::open_replicated(disk.clone(), config.clone())
+        .await
+        .unwrap();
+    disk.hold();
+    let appended = store.append_log(run_of(1, 1..=3, "m")).await.unwrap();
+    let release = async {
+        disk.until_a_sync_waits().await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        disk.release();
+    };
+    let (durable, ()) = tokio::join!(store.wait_durable(appended.end_offset), release);
+    durable.unwrap();
+    // A single broker's sync-flush send still gets its timeout.
+    let disk = HeldSyncDisk::new(SimDisk::new(SimDiskConfig::reliable(10)));
+    let single = MessageStore::open(disk.clone(), config).await.unwrap();
+    disk.hold();
+    let refused = single
+        .put_message(NewMessage::new("T", 0, Bytes::from_static(b"late")))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::FlushTimeout { timeout_ms: 20 })),
+        "{refused:?}"
+    );
+    disk.release();
 }

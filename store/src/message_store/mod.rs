@@ -338,23 +338,37 @@ impl<D: Disk> MessageStore<D> {
         self.shared.ack_before_fsync.store(true, Ordering::Relaxed);
     }
 
+    /// Waits until every byte below `end_offset` is synced, for at most
+    /// `sync_flush_timeout_ms`: a send's FLUSH_DISK_TIMEOUT.
     async fn wait_flushed(&self, end_offset: u64) -> Result<()> {
+        let timeout_ms = self.shared.config.sync_flush_timeout_ms;
+        match tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            self.wait_synced(end_offset),
+        )
+        .await
+        {
+            Err(_) => Err(StoreError::FlushTimeout { timeout_ms }),
+            Ok(result) => result,
+        }
+    }
+
+    /// Waits until every byte below `end_offset` is synced, however long that takes, or
+    /// the flusher fails.
+    async fn wait_synced(&self, end_offset: u64) -> Result<()> {
         self.shared.flush_wakeup.notify_one();
         let mut rx = self.shared.flushed.subscribe();
-        let timeout_ms = self.shared.config.sync_flush_timeout_ms;
-        let waited = tokio::time::timeout(
-            Duration::from_millis(timeout_ms),
-            rx.wait_for(|s| s.flushed_offset >= end_offset || s.failed.is_some()),
-        )
-        .await;
-        match waited {
-            Err(_) => Err(StoreError::FlushTimeout { timeout_ms }),
-            Ok(Err(_)) => Err(StoreError::Unavailable("the flusher has stopped".into())),
-            Ok(Ok(state)) if state.flushed_offset >= end_offset => Ok(()),
-            Ok(Ok(state)) => Err(StoreError::Unavailable(
+        let result = match rx
+            .wait_for(|s| s.flushed_offset >= end_offset || s.failed.is_some())
+            .await
+        {
+            Err(_) => Err(StoreError::Unavailable("the flusher has stopped".into())),
+            Ok(state) if state.flushed_offset >= end_offset => Ok(()),
+            Ok(state) => Err(StoreError::Unavailable(
                 state.failed.clone().unwrap_or_default(),
             )),
-        }
+        };
+        result
     }
 
     /// Reads up to `max_count` messages of a queue from `offset` whose tag hash passes
@@ -635,6 +649,21 @@ impl<D: Disk> MessageStore<D> {
 
     pub fn commitlog_min_offset(&self) -> u64 {
         self.shared.commit_log.min_offset()
+    }
+
+    /// Bytes of CommitLog on disk: every segment's file.
+    pub fn commitlog_disk_bytes(&self) -> u64 {
+        self.shared
+            .commit_log
+            .segment_infos()
+            .iter()
+            .map(|s| s.size)
+            .sum()
+    }
+
+    /// What the store measured (fsync latency, group-commit size, retention deletes).
+    pub fn metrics(&self) -> &crate::metrics::StoreMetrics {
+        self.shared.commit_log.metrics()
     }
 
     /// Changes whenever new messages become readable in queue (`topic`, `queue_id`):

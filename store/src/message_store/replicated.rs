@@ -317,9 +317,25 @@ impl<D: Disk> MessageStore<D> {
         self.shared.commit_log.record_offset(index).await
     }
 
-    /// Waits until every CommitLog byte below `end_offset` is durable.
+    /// Waits until every CommitLog byte below `end_offset` is durable, with no time
+    /// limit: Raft's log may not report an append durable before it is, and a timeout
+    /// is a storage error that stops the replica's Raft for good. A sync that takes
+    /// longer than `sync_flush_timeout_ms` (a stalled disk, a process paused and
+    /// resumed) is logged and waited out (`a_log_sync_slower_than_the_flush_timeout_is_waited_out`).
     pub async fn wait_durable(&self, end_offset: u64) -> Result<()> {
-        self.wait_flushed(end_offset).await
+        let warn_after = std::time::Duration::from_millis(self.shared.config.sync_flush_timeout_ms);
+        let started = tokio::time::Instant::now();
+        let mut synced = std::pin::pin!(self.wait_synced(end_offset));
+        loop {
+            match tokio::time::timeout(warn_after, &mut synced).await {
+                Ok(result) => return result,
+                Err(_) => tracing::warn!(
+                    end_offset,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "the CommitLog sync is slow; Raft waits for it"
+                ),
+            }
+        }
     }
 
     /// Removes the entry `from_index` and every later one, with their ConsumeQueue
