@@ -16,6 +16,7 @@ use crate::config::{AckMode, BrokerConfig, Election, ReplicaAddrs, ReplicationSe
 
 pub struct DevCluster {
     pub namesrv_addr: SocketAddr,
+    pub namesrv: std::sync::Arc<namesrv::NameServer>,
     /// One broker, or the replicas of a replicated group.
     pub brokers: Vec<RunningBroker<StdDisk, SledMetaStore>>,
     namesrv_tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -39,14 +40,15 @@ pub struct DevOptions {
 
 /// Starts the name server and the broker group, storing under `data_dir`.
 pub async fn start(options: DevOptions) -> anyhow::Result<DevCluster> {
-    let (namesrv_addr, namesrv_tasks) =
-        namesrv::start(SocketAddr::from(([127, 0, 0, 1], options.namesrv_port))).await?;
+    let (namesrv_addr, namesrv, namesrv_tasks) =
+        namesrv::start_server(SocketAddr::from(([127, 0, 0, 1], options.namesrv_port))).await?;
     let mut brokers = Vec::new();
     for config in group_configs(&options, namesrv_addr)? {
         brokers.push(start_broker_on_disk(config).await?);
     }
     Ok(DevCluster {
         namesrv_addr,
+        namesrv,
         brokers,
         namesrv_tasks,
     })
@@ -145,6 +147,21 @@ pub async fn start_broker_on_disk(
 }
 
 impl DevCluster {
+    /// Renders the metrics of the name server and every broker, for one endpoint.
+    pub fn metrics_renderer(&self) -> std::sync::Arc<dyn Fn() -> String + Send + Sync> {
+        let namesrv = self.namesrv.clone();
+        let node_id = self.namesrv_addr.to_string();
+        let brokers: Vec<_> = self.brokers.iter().map(|b| b.broker.clone()).collect();
+        std::sync::Arc::new(move || {
+            let mut out = crate::metrics::exposition::Exposition::default();
+            crate::metrics::collect_namesrv(&namesrv, &node_id, &mut out);
+            for broker in &brokers {
+                broker.collect_metrics(&mut out);
+            }
+            out.render()
+        })
+    }
+
     pub async fn shutdown(self) -> anyhow::Result<()> {
         for broker in self.brokers {
             broker.shutdown().await?;

@@ -6,6 +6,7 @@
 //! - [`config`]: the broker's TOML configuration.
 //! - [`dev`]: `raftmq dev`, a name server and a broker in one process.
 //! - [`cli`]: the `raftmq` command line (admin, send, consume, bench).
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //!
 //! The other crates: `proto` (wire format), `store` (CommitLog and friends), `raft` (the
 //! group's Raft replication), `client`, `namesrv`, `history` (the history format and
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod dev;
+pub mod metrics;
 
 pub use broker::{start as start_broker, Broker, RunningBroker};
 pub use config::BrokerConfig;

@@ -11,5 +11,5 @@
 pub mod route_table;
 pub mod server;
 
-pub use route_table::RouteTable;
-pub use server::{start, NameServer};
+pub use route_table::{RouteStats, RouteTable};
+pub use server::{start, start_server, NameServer};

@@ -30,6 +30,18 @@ pub struct Registration {
     pub topics: TopicConfigSerializeWrapper,
 }
 
+/// What a [`RouteTable`] holds, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    pub clusters: usize,
+    pub broker_groups: usize,
+    /// Live broker addresses: every registered replica.
+    pub broker_addrs: usize,
+    pub topics: usize,
+    /// Broker groups whose route names a master (the others take no writes).
+    pub groups_with_master: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct RouteTable {
     brokers: BTreeMap<String, BrokerData>,
@@ -181,6 +193,21 @@ impl RouteTable {
             broker_datas,
             filter_server_table: BTreeMap::new(),
         })
+    }
+
+    /// How much the table holds, for operators' metrics.
+    pub fn stats(&self) -> RouteStats {
+        RouteStats {
+            clusters: self.clusters.len(),
+            broker_groups: self.brokers.len(),
+            broker_addrs: self.live.len(),
+            topics: self.topics.len(),
+            groups_with_master: self
+                .brokers
+                .values()
+                .filter(|b| b.master_addr().is_some())
+                .count(),
+        }
     }
 
     pub fn cluster_info(&self) -> ClusterInfo {

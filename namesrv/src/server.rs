@@ -11,7 +11,7 @@ use proto::remoting::{ProtoError, RemotingCommand};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::route_table::{Registration, RouteTable};
+use crate::route_table::{Registration, RouteStats, RouteTable};
 
 /// How often expired brokers are swept (RocketMQ: every 10 s).
 const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_secs(10);
@@ -29,6 +29,11 @@ impl NameServer {
 
     fn table(&self) -> std::sync::MutexGuard<'_, RouteTable> {
         self.table.lock().expect("route table poisoned")
+    }
+
+    /// What the route table holds, counted (operators' metrics).
+    pub fn stats(&self) -> RouteStats {
+        self.table().stats()
     }
 
     fn handle(&self, req: &RemotingCommand) -> Result<RemotingCommand, ProtoError> {
@@ -113,6 +118,14 @@ impl Service for NameServer {
 /// Binds `addr` and serves until the returned tasks are aborted. Returns the bound
 /// address (useful with port 0) and the tasks.
 pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+    let (local, _, tasks) = start_server(addr).await?;
+    Ok((local, tasks))
+}
+
+/// [`start`], also returning the server (to read its [`NameServer::stats`]).
+pub async fn start_server(
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, Arc<NameServer>, Vec<JoinHandle<()>>)> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("name server: listen on {addr}: {e}"))
     })?;
@@ -133,6 +146,7 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Vec<JoinHan
     // The name server lives as long as its process (or test): no shutdown signal.
     Ok((
         local,
+        server.clone(),
         vec![
             tokio::spawn(serve(listener, server, Shutdown::new())),
             expiry,

@@ -43,6 +43,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -99,6 +100,8 @@ pub struct GroupMachine<D: Disk> {
     save_lock: Arc<tokio::sync::Mutex<()>>,
     /// The periodic save.
     periodic_save: Arc<BackgroundWrite>,
+    /// Snapshots installed since the replica started (operators' metrics).
+    snapshot_installs: Arc<AtomicU64>,
 }
 
 /// What a save needs, without the handle whose drop aborts it.
@@ -159,7 +162,14 @@ impl<D: Disk> GroupMachine<D> {
             })),
             save_lock: Arc::default(),
             periodic_save: Arc::default(),
+            snapshot_installs: Arc::default(),
         })
+    }
+
+    /// Snapshots this replica installed since it started: each one a leader that no
+    /// longer had the entries this replica lacked.
+    pub fn snapshot_installs(&self) -> u64 {
+        self.snapshot_installs.load(Ordering::Relaxed)
     }
 
     /// The committed offset of `group` in a queue.
@@ -447,7 +457,9 @@ impl<D: Disk> RaftStateMachine<GroupRaft> for GroupMachine<D> {
         self.store
             .install_log_start(log_start)
             .await
-            .map_err(|e| write_err(io_error(e)))
+            .map_err(|e| write_err(io_error(e)))?;
+        self.snapshot_installs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Always the snapshot at the store's current log start, so a follower that needs

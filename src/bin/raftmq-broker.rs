@@ -39,6 +39,9 @@ struct Args {
     /// Busy-poll window in µs (overrides busy_poll_us; 0: off; needs one worker).
     #[arg(long)]
     busy_poll_us: Option<u64>,
+    /// Serve Prometheus metrics on this port at /metrics (overrides metrics_port; 0: off).
+    #[arg(long)]
+    metrics_port: Option<u16>,
     /// Print the effective config and exit.
     #[arg(long)]
     print_config: bool,
@@ -76,6 +79,9 @@ fn config(args: &Args) -> anyhow::Result<BrokerConfig> {
     if let Some(v) = args.busy_poll_us {
         c.busy_poll_us = v;
     }
+    if let Some(v) = args.metrics_port {
+        c.metrics_port = v;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -109,6 +115,29 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         broker.broker.addr(),
         config.namesrv_addr
     );
-    tokio::signal::ctrl_c().await?;
+    if let Some(addr) = config.metrics_socket()? {
+        let served = broker.broker.clone();
+        let render = std::sync::Arc::new(move || {
+            let mut out = raftmq::metrics::exposition::Exposition::default();
+            served.collect_metrics(&mut out);
+            out.render()
+        });
+        let (local, _task) = raftmq::metrics::http::serve(addr, render).await?;
+        println!("metrics at http://{local}/metrics");
+    }
+    let fatal = async {
+        match broker.broker.replica() {
+            Some(replica) => replica.fatal().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal?,
+        error = fatal => {
+            eprintln!("raftmq-broker: the replica's Raft stopped: {error}; exiting");
+            broker.abort();
+            std::process::exit(1);
+        }
+    }
     broker.shutdown().await
 }

@@ -14,6 +14,9 @@ struct Args {
     /// Address to listen on (RocketMQ's default port is 9876).
     #[arg(long, short = 'l', default_value = "0.0.0.0:9876")]
     listen: SocketAddr,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off unless given).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[global_allocator]
@@ -23,8 +26,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     raftmq::cli::init_logging();
     let args = Args::parse();
-    let (addr, _tasks) = namesrv::start(args.listen).await?;
+    let (addr, server, _tasks) = namesrv::start_server(args.listen).await?;
     println!("raftmq-namesrv listening on {addr}");
+    if let Some(listen) = args.metrics_listen {
+        let node_id = addr.to_string();
+        let render = std::sync::Arc::new(move || {
+            let mut out = raftmq::metrics::exposition::Exposition::default();
+            raftmq::metrics::collect_namesrv(&server, &node_id, &mut out);
+            out.render()
+        });
+        let (local, _task) = raftmq::metrics::http::serve(listen, render).await?;
+        println!("metrics at http://{local}/metrics");
+    }
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

@@ -141,6 +141,16 @@ impl Consumers {
         }
     }
 
+    /// Every group with members online, and how many, by group name.
+    pub fn group_sizes(&self) -> Vec<(String, usize)> {
+        let groups = self.groups.lock().expect("consumers poisoned");
+        groups
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(g, m)| (g.clone(), m.len()))
+            .collect()
+    }
+
     /// Client ids of `group`, sorted.
     pub fn members(&self, group: &str) -> Vec<String> {
         let groups = self.groups.lock().expect("consumers poisoned");

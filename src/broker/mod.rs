@@ -7,6 +7,7 @@
 //!   request codes;
 //! - [`topics`], [`consumers`], [`locks`]: the broker's state besides the store;
 //! - [`register`]: registration with every name server;
+//! - [`metrics`]: what the broker exports to Prometheus, gathered at scrape time;
 //! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery;
 //! - [`replica`]: Raft replication of the group (`[replication]` in the config), and
 //!   [`write`]: the write path through it or straight to the store.
@@ -17,6 +18,7 @@ pub mod consumers;
 mod groups;
 pub mod locks;
 mod membership;
+mod metrics;
 mod offsets;
 mod proposer;
 mod pull;
@@ -41,6 +43,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
+use crate::metrics::rpc::RpcLatency;
+use crate::metrics::traffic::Traffic;
 use consumers::Consumers;
 use locks::QueueLocks;
 use topics::Topics;
@@ -60,6 +64,10 @@ pub struct Broker<D: Disk, M: MetaStore> {
     /// Bumped when this broker schedules a delayed message: wakes the delivery tasks
     /// (see `retry`), which otherwise look again at most every second.
     scheduled: proto::watch::Sender<u64>,
+    /// Messages in and out, for metrics.
+    traffic: Traffic,
+    /// Request latency, for metrics.
+    rpc: RpcLatency,
 }
 
 /// A running broker: its address and tasks. Dropping it does not stop the tasks; call
@@ -159,6 +167,8 @@ pub async fn start<D: Disk, M: MetaStore>(
         locks: QueueLocks::default(),
         namesrv: RpcPool::new(None),
         scheduled: proto::watch::Sender::new(0),
+        traffic: Traffic::default(),
+        rpc: RpcLatency::default(),
         config,
     });
     broker.register_all().await;
@@ -278,6 +288,7 @@ fn ok(req: &RemotingCommand) -> RemotingCommand {
 
 impl<D: Disk, M: MetaStore> Service for Broker<D, M> {
     async fn call(&self, req: RemotingCommand, channel: Channel) -> Option<RemotingCommand> {
+        let started = tokio::time::Instant::now();
         let response = match self.dispatch(&req, &channel).await {
             Ok(response) => response,
             // A bad header is the client's error: say which field, keep serving.
@@ -285,6 +296,8 @@ impl<D: Disk, M: MetaStore> Service for Broker<D, M> {
                 RemotingCommand::response_to(&req, response::SYSTEM_ERROR, Some(e.to_string()))
             }
         };
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.rpc.observe(req.code, response.code, ms);
         Some(response)
     }
 

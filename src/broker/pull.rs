@@ -150,6 +150,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         for message in &got.messages {
             body.extend_from_slice(message);
         }
+        if !got.messages.is_empty() {
+            self.traffic
+                .record_out(&h.topic, &h.consumer_group, got.messages.len(), body.len());
+        }
         RemotingCommand::response_to(req, code, None)
             .with_ext("nextBeginOffset", got.next_offset)
             .with_ext("minOffset", got.min_offset)

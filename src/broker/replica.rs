@@ -52,6 +52,8 @@ pub struct Replica<D: Disk> {
     /// The term that leadership was confirmed in: what a master registration carries, so
     /// a deposed master whose flag is not yet cleared still sends its old term.
     confirmed_term: AtomicU64,
+    /// Leaderships a quorum confirmed (a new term, or a return to mastership).
+    masterships: AtomicU64,
     /// PLANTED BUG (`fault-injection` builds): `ack = quorum` answers once the
     /// master's own log has a message.
     #[cfg(feature = "fault-injection")]
@@ -133,6 +135,7 @@ impl<D: Disk> Replica<D> {
             proposer,
             confirmed_master: AtomicBool::new(false),
             confirmed_term: AtomicU64::new(0),
+            masterships: AtomicU64::new(0),
             // The Jepsen harness plants the bug in real broker processes this way.
             #[cfg(feature = "fault-injection")]
             ack_before_quorum: AtomicBool::new(
@@ -219,6 +222,22 @@ impl<D: Disk> Replica<D> {
         self.raft.metrics().borrow().clone()
     }
 
+    /// Waits until this replica's Raft stops on a fatal error (a storage error it
+    /// cannot go on from, such as a failed fsync) and returns the error. It never
+    /// serves again: `raftmq-broker` exits, for its supervisor to restart it, rather
+    /// than linger as a replica that neither replicates nor votes.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "Raft stopped".to_string();
+            }
+        }
+    }
+
     /// Role changes, for re-registering with the name servers at once. openraft's
     /// server metrics change only with the vote, state, leader or membership; its full
     /// metrics are sent after every batch of log I/O, and watching them woke the
@@ -266,7 +285,13 @@ impl<D: Disk> Replica<D> {
             )
         };
         if confirmed {
-            self.confirmed_term.store(term, Ordering::Release);
+            let was = (
+                self.confirmed_master(),
+                self.confirmed_term.swap(term, Ordering::AcqRel),
+            );
+            if was != (true, term) {
+                self.masterships.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.confirmed_master.swap(confirmed, Ordering::AcqRel) != confirmed || confirmed
     }
@@ -495,12 +520,38 @@ impl<D: Disk> Replica<D> {
             .collect()
     }
 
-    /// The group as this replica sees it.
+    /// Leaderships of this replica that a quorum confirmed, since it started.
+    pub fn masterships(&self) -> u64 {
+        self.masterships.load(Ordering::Relaxed)
+    }
+
+    /// On the master, the highest log index a majority of the voters holds: what it
+    /// can commit. (openraft 0.9 does not publish its commit index; the applied index
+    /// follows it.)
+    pub fn quorum_matched_index(&self) -> Option<u64> {
+        let m = self.metrics();
+        let replication = m.replication.as_ref()?;
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let mut matched: Vec<u64> = voters
+            .iter()
+            .map(|id| match id {
+                id if *id == self.id => m.last_log_index.unwrap_or(0),
+                id => replication
+                    .get(id)
+                    .and_then(|l| l.as_ref())
+                    .map_or(0, |l| l.index),
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        matched.get(voters.len() / 2).copied()
+    }
+
     /// The Raft term this replica is in: the fencing token of its master registrations.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
     }
 
+    /// The group as this replica sees it.
     pub fn status(&self) -> GroupStatus {
         let m = self.metrics();
         let membership = m.membership_config.membership();

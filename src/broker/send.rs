@@ -14,6 +14,7 @@ use store::Disk;
 use super::topics::AUTO_CREATE_TOPIC;
 use super::write::{put_error, with_put_fields, PutError, WriteError};
 use super::Broker;
+use crate::metrics::traffic::MessageType;
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
     pub(super) async fn send(
@@ -102,8 +103,19 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
             vec![message]
         };
+        let message_type = if template_is_transaction(&messages) {
+            MessageType::Transaction
+        } else if delayed_to_queue.is_some() {
+            MessageType::Delay
+        } else if topic.order {
+            MessageType::Fifo
+        } else {
+            MessageType::Normal
+        };
+        let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
         match self.put_messages(messages).await {
             Ok(results) => {
+                self.traffic.record_in(header.topic, message_type, &sizes);
                 let mut first = *results.first().expect("one result per message");
                 if let Some(queue_id) = delayed_to_queue {
                     // The client names the queue it sent to, as Java's broker answers;
@@ -157,4 +169,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         self.register_all().await;
         Ok(config)
     }
+}
+
+/// Whether the sends are transactional half messages (`TRAN_MSG`), for metrics. raftmq
+/// stores them as plain messages (no check-back yet).
+fn template_is_transaction(messages: &[NewMessage]) -> bool {
+    messages
+        .first()
+        .is_some_and(|m| m.properties.get("TRAN_MSG") == Some("true"))
 }

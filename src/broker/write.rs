@@ -256,6 +256,19 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
     }
 
+    /// Every committed offset: (group, topic, queue id, offset).
+    pub(super) fn all_consumer_offsets(&self) -> store::Result<Vec<(String, String, u32, u64)>> {
+        match &self.replica {
+            Some(replica) => Ok(replica
+                .machine()
+                .consumer_offsets()
+                .into_iter()
+                .map(|((group, topic, queue_id), offset)| (group, topic, queue_id, offset))
+                .collect()),
+            None => self.meta.all_consumer_offsets(),
+        }
+    }
+
     /// Commits a consumer group's offset: in a replicated group through the log, so it
     /// fails over with the messages and never moves back after a failover.
     pub(super) async fn commit_offset(

@@ -35,6 +35,10 @@ pub struct DevArgs {
     /// always master, classic master/slave).
     #[arg(long, default_value = "raft", value_parser = parse_election)]
     election: Election,
+    /// Serve Prometheus metrics of the name server and every broker at
+    /// http://ADDR/metrics (off unless given; e.g. 127.0.0.1:5557).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn parse_ack(s: &str) -> Result<AckMode, String> {
@@ -104,6 +108,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     println!("  data         {}", args.data_dir.display());
+    if let Some(listen) = args.metrics_listen {
+        let (local, _task) =
+            crate::metrics::http::serve(listen, cluster.metrics_renderer()).await?;
+        println!("  metrics      http://{local}/metrics");
+    }
     round_trip(&namesrv).await?;
     if args.check_only {
         return cluster.shutdown().await;

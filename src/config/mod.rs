@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     /// where waking a parked thread costs as much as the request; it spends CPU
     /// spinning in gaps between frames shorter than the window (docs/benchmarks.md).
     pub busy_poll_us: u64,
+    /// Serve Prometheus metrics at `http://listen_addr:metrics_port/metrics` (0: off,
+    /// the default; RocketMQ 5's exporter uses 5557). Served by `raftmq-broker`.
+    pub metrics_port: u16,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
     /// Present for a replicated broker group (see `replication`); absent for a single
@@ -114,6 +117,7 @@ impl Default for BrokerConfig {
             client_channel_expired_ms: 120_000,
             worker_threads: 0,
             busy_poll_us: 0,
+            metrics_port: 0,
             store: StoreSettings::default(),
             replication: None,
         }
@@ -193,6 +197,15 @@ impl BrokerConfig {
                     self.listen_addr
                 )
             })
+    }
+
+    /// Where metrics are served, if they are (`metrics_port` not 0).
+    pub fn metrics_socket(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.metrics_port == 0 {
+            return Ok(None);
+        }
+        let ip = self.listen_socket()?.ip();
+        Ok(Some(SocketAddr::new(ip, self.metrics_port)))
     }
 
     pub fn namesrv_addrs(&self) -> Vec<String> {

@@ -21,6 +21,7 @@
 //! - [`meta`]: `MetaStore` for topics, subscription groups and consumer offsets (sled in
 //!   the real binary, in memory with sled's crash semantics in simulation).
 //! - [`versioned`]: the version tag of the bincode records kept on disk.
+//! - [`metrics`]: what the store measures for operators (fsync latency, ...).
 //! - [`config`], [`error`].
 //!
 //! Messages are stored in RocketMQ's layout, owned by `proto::message`.
@@ -35,6 +36,7 @@ pub mod index;
 pub mod log_start;
 pub mod message_store;
 pub mod meta;
+pub mod metrics;
 pub mod record;
 pub mod retention;
 pub mod slot_file;

@@ -10,6 +10,7 @@ mod footprint;
 mod groups;
 mod layout;
 mod logs;
+mod metrics;
 mod name_servers;
 mod replication;
 mod retry;

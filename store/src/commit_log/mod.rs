@@ -24,6 +24,7 @@ use bytes::Bytes;
 use crate::checkpoint::Checkpoint;
 use crate::disk::{read_exact_at, Disk, DiskFile};
 use crate::error::{IoContext, Result, StoreError};
+use crate::metrics::StoreMetrics;
 use crate::record::{
     self, Decoded, LogPosition, RecordHeader, RecordKind, END_RECORD_SIZE, RECORD_HEADER_SIZE,
 };
@@ -133,12 +134,18 @@ pub struct CommitLog<D: Disk> {
     sync_lock: tokio::sync::Mutex<()>,
     /// Where the most recent records start, by index (see `tail_map`).
     tail: std::sync::Mutex<TailMap>,
+    metrics: StoreMetrics,
 }
 
 impl<D: Disk> CommitLog<D> {
     /// End of the written log: readers may read below it.
     pub fn write_offset(&self) -> u64 {
         self.write_offset.load(Ordering::Acquire)
+    }
+
+    /// What this log measured (see [`StoreMetrics`]).
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
     }
 
     /// Every byte below it is durable.
@@ -458,11 +465,18 @@ impl<D: Disk> CommitLog<D> {
                 .map(|s| (s.base, s.file.clone()))
                 .collect()
         };
+        let started = tokio::time::Instant::now();
         for (base, file) in files {
             file.sync()
                 .await
                 .context(|| format!("sync {}", segment_name(base)))?;
         }
+        self.metrics
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .group_commit_bytes
+            .observe((target - from) as f64);
         self.flushed_offset.fetch_max(target, Ordering::AcqRel);
         Ok(target)
     }
@@ -488,12 +502,15 @@ impl<D: Disk> CommitLog<D> {
 
     /// Deletes the `count` oldest segments, never the last one. Returns the new min offset.
     pub async fn delete_oldest_segments(&self, count: usize) -> Result<u64> {
-        let doomed: Vec<u64> = {
+        let doomed: Vec<(u64, u64)> = {
             let segments = self.segments.read().expect("segments lock poisoned");
             let count = count.min(segments.len().saturating_sub(1));
-            segments[..count].iter().map(|s| s.base).collect()
+            segments[..count]
+                .iter()
+                .map(|s| (s.base, s.file.len()))
+                .collect()
         };
-        for base in doomed {
+        for (base, bytes) in doomed {
             // Unlink from the list first, so no reader picks a file that is going away.
             self.segments
                 .write()
@@ -505,6 +522,8 @@ impl<D: Disk> CommitLog<D> {
                 .await
                 .context(|| format!("remove {name}"))?;
             tracing::info!(file = %name, "retention deleted a CommitLog segment");
+            self.metrics.retention_deleted_segments.inc();
+            self.metrics.retention_deleted_bytes.inc_by(bytes);
         }
         Ok(self.min_offset())
     }

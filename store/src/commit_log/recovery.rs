@@ -84,6 +84,7 @@ impl<D: Disk> CommitLog<D> {
             }),
             sync_lock: tokio::sync::Mutex::new(()),
             tail: std::sync::Mutex::new(recovery.tail),
+            metrics: StoreMetrics::default(),
         })
     }
 }

@@ -203,22 +203,32 @@ impl<M: MetaStore> Meta<M> {
 
     /// Every committed offset of `group`: (topic, queue id, offset).
     pub fn consumer_offsets(&self, group: &str) -> Result<Vec<(String, u32, u64)>> {
-        let prefix = format!("{group}@");
+        Ok(self
+            .all_consumer_offsets()?
+            .into_iter()
+            .filter(|(g, ..)| g == group)
+            .map(|(_, topic, queue_id, offset)| (topic, queue_id, offset))
+            .collect())
+    }
+
+    /// Every committed offset: (group, topic, queue id, offset).
+    pub fn all_consumer_offsets(&self) -> Result<Vec<(String, String, u32, u64)>> {
         let mut out = Vec::new();
         for (key, value) in self.store.scan(MetaTree::ConsumerOffsets)? {
-            let Some(rest) = key.strip_prefix(&prefix) else {
-                continue;
-            };
-            let Some((topic, queue)) = rest.rsplit_once('@') else {
-                continue;
-            };
+            let damaged = || StoreError::Meta(format!("consumer_offsets/{key} is damaged"));
+            // Neither group nor topic names may hold '@' (`proto::names`).
+            let (group, rest) = key.split_once('@').ok_or_else(damaged)?;
+            let (topic, queue) = rest.rsplit_once('@').ok_or_else(damaged)?;
             let (Ok(queue_id), Ok(bytes)) = (queue.parse::<u32>(), <[u8; 8]>::try_from(value))
             else {
-                return Err(StoreError::Meta(format!(
-                    "consumer_offsets/{key} is damaged"
-                )));
+                return Err(damaged());
             };
-            out.push((topic.to_string(), queue_id, u64::from_be_bytes(bytes)));
+            out.push((
+                group.to_string(),
+                topic.to_string(),
+                queue_id,
+                u64::from_be_bytes(bytes),
+            ));
         }
         Ok(out)
     }
