@@ -10,6 +10,7 @@ use proto::remoting::{ProtoError, RemotingCommand};
 use store::meta::MetaStore;
 use store::Disk;
 
+use super::write::{PutError, WriteError};
 use super::{ok, Broker};
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
@@ -29,15 +30,21 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
             // Clustering consumers read their retry topic too; it must exist for them to
             // find its route (RocketMQ creates it here as well).
+            // A slave cannot create it (the master does, through the log, when the
+            // same client's heartbeat reaches it), but records the member all the same:
+            // if it becomes master it already knows the group.
             if consumer.message_model != "BROADCASTING" {
                 let retry_topic = format!("{}{}", super::retry::RETRY_PREFIX, consumer.group_name);
-                if let Err(e) = self.ensure_group_topic(&retry_topic).await {
-                    let remark = Some(e.to_string());
-                    return Ok(RemotingCommand::response_to(
-                        req,
-                        response::SYSTEM_ERROR,
-                        remark,
-                    ));
+                match self.ensure_group_topic(&retry_topic).await {
+                    Ok(()) | Err(PutError::Replica(WriteError::NotMaster { .. })) => {}
+                    Err(e) => {
+                        let remark = Some(e.to_string());
+                        return Ok(RemotingCommand::response_to(
+                            req,
+                            response::SYSTEM_ERROR,
+                            remark,
+                        ));
+                    }
                 }
             }
             // Its subscription group, created with the defaults if new (RocketMQ does

@@ -772,3 +772,42 @@ async fn assert_same_store(group: &Group, a: usize, b: usize, topic: &str, queue
         "{topic} queues (min, max) on brokers {a} and {b}"
     );
 }
+
+/// A consumer heartbeats every replica of a group, as RocketMQ's clients do. A slave
+/// cannot create a new group's retry topic (only the master writes the log) but records
+/// the member all the same, so that if it becomes master it knows the group at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_records_a_new_groups_member_it_cannot_create_the_retry_topic_for() {
+    use proto::net::rpc::RpcClient;
+    use proto::remoting::body::{from_json, ConsumerListBody};
+    use proto::remoting::codes::{request, response};
+    use proto::remoting::RemotingCommand;
+
+    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
+    let master = group.wait_master_registered(Duration::from_secs(10)).await;
+    let slave = (0..3).find(|i| *i != master).unwrap();
+    let addr = group.brokers[slave].as_ref().unwrap().local_addr;
+    let rpc = RpcClient::connect(&addr.to_string(), None).await.unwrap();
+    let timeout = Duration::from_secs(5);
+    let body = br#"{"clientID":"slave-test@1","consumerDataSet":[{"consumeFromWhere":"CONSUME_FROM_LAST_OFFSET","consumeType":"CONSUME_PASSIVELY","groupName":"fresh-group","messageModel":"CLUSTERING","subscriptionDataSet":[{"classFilterMode":false,"codeSet":[],"expressionType":"TAG","subString":"*","subVersion":1,"tagsSet":[],"topic":"Fresh"}],"unitMode":false}],"producerDataSet":[]}"#;
+    let reply = rpc
+        .invoke(
+            RemotingCommand::request(request::HEART_BEAT).with_body(body.to_vec()),
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, response::SUCCESS, "{:?}", reply.remark);
+    let list = rpc
+        .invoke(
+            RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP)
+                .with_ext("consumerGroup", "fresh-group"),
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert_eq!(list.code, response::SUCCESS, "{:?}", list.remark);
+    let members: ConsumerListBody = from_json(&list.body).unwrap();
+    assert_eq!(members.consumer_id_list, vec!["slave-test@1".to_string()]);
+    group.shutdown().await;
+}
