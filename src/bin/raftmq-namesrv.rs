@@ -12,10 +12,15 @@ use clap::Parser;
 )]
 struct Args {
     /// Address to listen on (RocketMQ's default port is 9876).
-    #[arg(long, short = 'l', default_value = "0.0.0.0:9876")]
+    #[arg(
+        long,
+        short = 'l',
+        env = "RAFTMQ_NAMESRV_LISTEN",
+        default_value = "0.0.0.0:9876"
+    )]
     listen: SocketAddr,
     /// Serve Prometheus metrics at http://ADDR/metrics (off unless given).
-    #[arg(long)]
+    #[arg(long, env = "RAFTMQ_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
 }
 
@@ -38,6 +43,6 @@ async fn main() -> anyhow::Result<()> {
         let (local, _task) = raftmq::metrics::http::serve(listen, render).await?;
         println!("metrics at http://{local}/metrics");
     }
-    tokio::signal::ctrl_c().await?;
+    raftmq::cli::stop_signal().await?;
     Ok(())
 }

@@ -125,7 +125,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  cargo run --release --bin raftmq -- topic route -t TopicTest");
     println!("RocketMQ clients connect the same way: name server {namesrv}.");
     println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c().await?;
+    crate::cli::stop_signal().await?;
     println!("stopping");
     cluster.shutdown().await
 }

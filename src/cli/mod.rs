@@ -118,6 +118,17 @@ pub fn runtime(
     Ok(runtime)
 }
 
+/// Waits for SIGINT (Ctrl-C) or SIGTERM: `docker stop` and `podman stop` send SIGTERM,
+/// which a process that is PID 1 in its container would otherwise ignore until killed.
+pub async fn stop_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
 /// Logs to stderr, filtered by RUST_LOG (default: info for raftmq's crates), with colours
 /// only when stderr is a terminal: a log redirected to a file gets plain text.
 pub fn init_logging() {
