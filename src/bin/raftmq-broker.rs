@@ -11,27 +11,28 @@ use store::FlushMode;
     name = "raftmq-broker",
     version,
     about = "raftmq broker: stores and serves messages",
-    long_about = "raftmq broker: stores and serves messages.\n\nReads a TOML config (RocketMQ's names in snake case: broker_cluster_name, broker_name, broker_id, broker_ip1, listen_port, namesrv_addr, store_path_root_dir, flush_disk_type, auto_create_topic_enable, ...; see examples/). Flags override the file."
+    long_about = "raftmq broker: stores and serves messages.\n\nReads a TOML config (RocketMQ's names in snake case: broker_cluster_name, broker_name, broker_id, broker_ip1, listen_port, namesrv_addr, store_path_root_dir, flush_disk_type, auto_create_topic_enable, ...; see examples/). Flags, or the environment variables named beside them, override the file."
 )]
 struct Args {
     /// Config file (TOML). Without one, defaults apply.
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "RAFTMQ_CONFIG")]
     config: Option<PathBuf>,
     /// Name servers, `;`-separated (overrides namesrv_addr; also NAMESRV_ADDR).
     #[arg(long, short = 'n', env = "NAMESRV_ADDR")]
     namesrv_addr: Option<String>,
-    #[arg(long)]
+    #[arg(long, env = "RAFTMQ_BROKER_NAME")]
     broker_name: Option<String>,
-    #[arg(long)]
+    #[arg(long, env = "RAFTMQ_BROKER_ID")]
     broker_id: Option<u64>,
-    #[arg(long)]
+    #[arg(long, env = "RAFTMQ_LISTEN_PORT")]
     listen_port: Option<u16>,
-    #[arg(long)]
+    /// The IP address the broker advertises (to name servers and in msg ids).
+    #[arg(long, env = "RAFTMQ_BROKER_IP1")]
     broker_ip1: Option<String>,
-    #[arg(long)]
+    #[arg(long, env = "RAFTMQ_STORE_PATH_ROOT_DIR")]
     store_path_root_dir: Option<PathBuf>,
     /// `sync` or `async`.
-    #[arg(long, value_parser = raftmq::cli::dev::parse_flush)]
+    #[arg(long, env = "RAFTMQ_FLUSH_DISK_TYPE", value_parser = raftmq::cli::dev::parse_flush)]
     flush_disk_type: Option<FlushMode>,
     /// Runtime worker threads (overrides worker_threads; 0: one per CPU core).
     #[arg(long)]
@@ -40,7 +41,7 @@ struct Args {
     #[arg(long)]
     busy_poll_us: Option<u64>,
     /// Serve Prometheus metrics on this port at /metrics (overrides metrics_port; 0: off).
-    #[arg(long)]
+    #[arg(long, env = "RAFTMQ_METRICS_PORT")]
     metrics_port: Option<u16>,
     /// Print the effective config and exit.
     #[arg(long)]
@@ -132,7 +133,7 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal?,
+        signal = raftmq::cli::stop_signal() => signal?,
         error = fatal => {
             eprintln!("raftmq-broker: the replica's Raft stopped: {error}; exiting");
             broker.abort();
