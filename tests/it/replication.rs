@@ -783,7 +783,7 @@ async fn a_slave_records_a_new_groups_member_it_cannot_create_the_retry_topic_fo
     use proto::remoting::codes::{request, response};
     use proto::remoting::RemotingCommand;
 
-    let mut group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
+    let group = Group::start(FlushMode::Async, Election::Raft, AckMode::Quorum).await;
     let master = group.wait_master_registered(Duration::from_secs(10)).await;
     let slave = (0..3).find(|i| *i != master).unwrap();
     let addr = group.brokers[slave].as_ref().unwrap().local_addr;
