@@ -6,7 +6,8 @@
 //! - [`config`]: the broker's TOML configuration.
 //! - [`dev`]: `raftmq dev`, a name server and a broker in one process.
 //! - [`cli`]: the `raftmq` command line (admin, send, consume, bench).
-//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`metrics`]: Prometheus metrics; [`http`]: their endpoint and the name-server
+//!   address server.
 //!
 //! The other crates: `proto` (wire format), `store` (CommitLog and friends), `raft` (the
 //! group's Raft replication), `client`, `namesrv`, `history` (the history format and
@@ -19,6 +20,8 @@ pub mod cli;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod dev;
+#[cfg(not(madsim))]
+pub mod http;
 pub mod metrics;
 
 pub use broker::{start as start_broker, Broker, RunningBroker};

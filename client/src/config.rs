@@ -6,8 +6,12 @@ use crate::error::{ClientError, Result};
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Name server addresses (`host:port`). Empty means "read NAMESRV_ADDR".
+    /// Name server addresses (`host:port`). Empty means: ask `namesrv_domain`'s
+    /// address server if one is set, else read NAMESRV_ADDR.
     pub namesrv_addrs: Vec<String>,
+    /// An address server to discover the name servers from (RocketMQ's
+    /// `rocketmq.namesrv.domain`: `host[:port]`, or an `http://` URL); see `nsaddr`.
+    pub namesrv_domain: Option<String>,
     /// Per-request timeout (RocketMQ `sendMsgTimeout` is 3 s).
     pub request_timeout: Duration,
     /// How often routes are refreshed from the name servers (RocketMQ: 30 s).
@@ -20,6 +24,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             namesrv_addrs: Vec::new(),
+            namesrv_domain: None,
             request_timeout: Duration::from_secs(3),
             route_refresh_interval: Duration::from_secs(30),
             instance_name: "DEFAULT".into(),
@@ -32,6 +37,14 @@ impl ClientConfig {
     pub fn with_namesrv(spec: &str) -> Self {
         ClientConfig {
             namesrv_addrs: parse_addrs(spec),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Name servers discovered through the address server at `domain` (see `nsaddr`).
+    pub fn with_namesrv_domain(domain: &str) -> Self {
+        ClientConfig {
+            namesrv_domain: Some(domain.to_string()),
             ..ClientConfig::default()
         }
     }

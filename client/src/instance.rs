@@ -34,6 +34,8 @@ pub struct ClientInstance {
     groups: Mutex<BTreeMap<String, (u64, BrokerData)>>,
     /// Numbers route fetches in the order they were asked for.
     fetches: AtomicU64,
+    /// Name servers the address server named, and when (see `namesrv_addrs`).
+    discovered: Mutex<Option<(Vec<String>, tokio::time::Instant)>>,
 }
 
 impl ClientInstance {
@@ -55,6 +57,7 @@ impl ClientInstance {
             write_queue_cache: Mutex::default(),
             groups: Mutex::default(),
             fetches: AtomicU64::new(0),
+            discovered: Mutex::default(),
         });
         // Refresh cached routes every `route_refresh_interval` while the instance lives.
         let weak = Arc::downgrade(&instance);
@@ -96,10 +99,43 @@ impl ClientInstance {
         Ok(response)
     }
 
+    /// The name servers: configured, else from the address server at `namesrv_domain`
+    /// (asked again every 2 minutes; a failed ask keeps the last answer, as
+    /// RocketMQ's clients do), else from `NAMESRV_ADDR`.
+    pub async fn namesrv_addrs(&self) -> Result<Vec<String>> {
+        let Some(domain) = self
+            .config
+            .namesrv_domain
+            .as_deref()
+            .filter(|_| self.config.namesrv_addrs.is_empty())
+        else {
+            return self.config.resolved_namesrv_addrs();
+        };
+        let now = tokio::time::Instant::now();
+        if let Some((addrs, at)) = &*self.discovered.lock().expect("discovered poisoned") {
+            if now.duration_since(*at) < crate::nsaddr::REFRESH_INTERVAL {
+                return Ok(addrs.clone());
+            }
+        }
+        match crate::nsaddr::fetch(domain, self.config.request_timeout).await {
+            Ok(addrs) => {
+                *self.discovered.lock().expect("discovered poisoned") = Some((addrs.clone(), now));
+                Ok(addrs)
+            }
+            Err(e) => match &*self.discovered.lock().expect("discovered poisoned") {
+                Some((addrs, _)) => {
+                    tracing::warn!(error = %e, "name server discovery failed; keeping the last answer");
+                    Ok(addrs.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
     /// Asks the name servers, in turn, until one answers.
     pub async fn invoke_namesrv(&self, request: RemotingCommand) -> Result<RemotingCommand> {
         let mut last = ClientError::NoNameServer;
-        for addr in self.config.resolved_namesrv_addrs()? {
+        for addr in self.namesrv_addrs().await? {
             match self.invoke(&addr, request.clone()).await {
                 Ok(response) => return Ok(response),
                 Err(e) => last = e,

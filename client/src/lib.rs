@@ -17,6 +17,7 @@ pub mod error;
 pub mod filter;
 pub mod instance;
 pub mod message;
+pub mod nsaddr;
 #[cfg(feature = "fault-injection")]
 pub mod plant;
 pub mod producer;

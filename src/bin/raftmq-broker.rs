@@ -123,7 +123,8 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
             served.collect_metrics(&mut out);
             out.render()
         });
-        let (local, _task) = raftmq::metrics::http::serve(addr, render).await?;
+        let (local, _task) =
+            raftmq::http::serve("metrics", addr, raftmq::http::metrics(render)).await?;
         println!("metrics at http://{local}/metrics");
     }
     let fatal = async {

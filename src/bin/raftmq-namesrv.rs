@@ -22,6 +22,14 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (off unless given).
     #[arg(long, env = "RAFTMQ_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Also serve RocketMQ's name-server address lookup at
+    /// http://ADDR/rocketmq/nsaddr (clients given a name server domain ask port 8080).
+    #[arg(long, env = "RAFTMQ_NSADDR_LISTEN")]
+    nsaddr_listen: Option<SocketAddr>,
+    /// The name servers that lookup answers, `;`-separated (default: this one's
+    /// --listen address, which must then name an IP other than 0.0.0.0).
+    #[arg(long, env = "RAFTMQ_NSADDR")]
+    nsaddr: Option<String>,
 }
 
 #[global_allocator]
@@ -40,8 +48,23 @@ async fn main() -> anyhow::Result<()> {
             raftmq::metrics::collect_namesrv(&server, &node_id, &mut out);
             out.render()
         });
-        let (local, _task) = raftmq::metrics::http::serve(listen, render).await?;
+        let (local, _task) =
+            raftmq::http::serve("metrics", listen, raftmq::http::metrics(render)).await?;
         println!("metrics at http://{local}/metrics");
+    }
+    if let Some(listen) = args.nsaddr_listen {
+        let addrs = match args.nsaddr {
+            Some(addrs) => addrs,
+            None if !addr.ip().is_unspecified() => addr.to_string(),
+            None => anyhow::bail!(
+                "--nsaddr-listen: the name server listens on {addr}, which clients cannot \
+                 dial: pass --nsaddr with the addresses to answer"
+            ),
+        };
+        let router = raftmq::http::nsaddr(addrs);
+        let (local, _task) =
+            raftmq::http::serve("name-server address server", listen, router).await?;
+        println!("name-server address lookup at http://{local}/rocketmq/nsaddr");
     }
     raftmq::cli::stop_signal().await?;
     Ok(())

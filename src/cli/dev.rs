@@ -39,6 +39,10 @@ pub struct DevArgs {
     /// http://ADDR/metrics (off unless given; e.g. 127.0.0.1:5557).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the name server's address at http://ADDR/rocketmq/nsaddr, where RocketMQ
+    /// clients given a name server domain look (they use port 8080 unless told).
+    #[arg(long)]
+    nsaddr_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn parse_ack(s: &str) -> Result<AckMode, String> {
@@ -109,9 +113,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  data         {}", args.data_dir.display());
     if let Some(listen) = args.metrics_listen {
-        let (local, _task) =
-            crate::metrics::http::serve(listen, cluster.metrics_renderer()).await?;
+        let router = crate::http::metrics(cluster.metrics_renderer());
+        let (local, _task) = crate::http::serve("metrics", listen, router).await?;
         println!("  metrics      http://{local}/metrics");
+    }
+    if let Some(listen) = args.nsaddr_listen {
+        let router = crate::http::nsaddr(namesrv.clone());
+        let (local, _task) =
+            crate::http::serve("name-server address server", listen, router).await?;
+        println!("  nsaddr       http://{local}/rocketmq/nsaddr");
     }
     round_trip(&namesrv).await?;
     if args.check_only {

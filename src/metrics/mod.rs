@@ -3,14 +3,13 @@
 //! - [`exposition`]: one scrape's samples, rendered as OpenMetrics text (pure);
 //! - [`traffic`]: messages in and out, counted on the send and pull paths;
 //! - [`rpc`]: request latency by request and response code;
-//! - [`http`]: the `/metrics` endpoint (real sockets only: never in simulation).
+//!
+//! `crate::http` serves them at `/metrics`.
 //!
 //! What each process exports is gathered at scrape time: `Broker::collect_metrics`,
 //! [`collect_namesrv`].
 
 pub mod exposition;
-#[cfg(not(madsim))]
-pub mod http;
 pub mod rpc;
 pub mod traffic;
 

@@ -12,6 +12,7 @@ mod layout;
 mod logs;
 mod metrics;
 mod name_servers;
+mod nsaddr;
 mod replication;
 mod retry;
 mod roundtrip;

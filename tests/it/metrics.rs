@@ -113,10 +113,10 @@ async fn a_replicated_dev_cluster_serves_metrics_that_match_the_admin_api() {
     })
     .await
     .unwrap();
-    let (addr, _task) =
-        raftmq::metrics::http::serve("127.0.0.1:0".parse().unwrap(), cluster.metrics_renderer())
-            .await
-            .unwrap();
+    let router = raftmq::http::metrics(cluster.metrics_renderer());
+    let (addr, _task) = raftmq::http::serve("metrics", "127.0.0.1:0".parse().unwrap(), router)
+        .await
+        .unwrap();
     let config = ClientConfig {
         request_timeout: Duration::from_secs(10),
         ..ClientConfig::with_namesrv(&cluster.namesrv_addr.to_string())
