@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use proto::net::rpc::RpcError;
 use proto::remoting::body::{
-    from_json, perm, to_json, ClusterInfo, ConsumeStats, GroupStatus, MessageQueue,
-    SubscriptionGroupBody, SubscriptionGroupWrapper, TopicList, TopicRouteData,
+    from_json, perm, to_json, ClusterInfo, ConsumeStats, ConsumerConnection, GroupStatus, KvTable,
+    MessageQueue, SubscriptionGroupBody, SubscriptionGroupWrapper, TopicList, TopicOffset,
+    TopicRouteData, TopicStatsTable,
 };
 use proto::remoting::codes::{request, response};
 use proto::remoting::RemotingCommand;
@@ -308,6 +309,89 @@ impl Admin {
         }
         rows.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(rows)
+    }
+
+    /// Every queue of `topic` with its min and max offsets, from each broker group's
+    /// master (`mqadmin topicStatus`).
+    pub async fn topic_stats(&self, topic: &str) -> Result<Vec<(MessageQueue, TopicOffset)>> {
+        let route = self.instance.refresh_route(topic).await?;
+        let mut rows = Vec::new();
+        for broker in &route.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let request =
+                RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_ext("topic", topic);
+            let response = self.instance.invoke_ok(addr, request).await?;
+            let stats: TopicStatsTable = from_json(&response.body)?;
+            rows.extend(stats.offset_table);
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(rows)
+    }
+
+    /// `group`'s clients and subscriptions, from every broker master of the cluster
+    /// that has a member online (`mqadmin consumerConnection`). Clients heartbeat every
+    /// broker, so the answers overlap; each client is listed once.
+    pub async fn consumer_connection(&self, group: &str) -> Result<ConsumerConnection> {
+        let info = self.cluster_info().await?;
+        let mut merged: Option<ConsumerConnection> = None;
+        for data in info.broker_addr_table.values() {
+            let Some(addr) = data.master_addr() else {
+                continue;
+            };
+            let request = RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST)
+                .with_ext("consumerGroup", group);
+            let response = self.instance.invoke(addr, request).await?;
+            if response.code == response::CONSUMER_NOT_ONLINE {
+                continue;
+            }
+            if response.code != response::SUCCESS {
+                return Err(ClientError::Broker {
+                    addr: addr.to_string(),
+                    code: response.code,
+                    remark: response.remark.unwrap_or_default(),
+                });
+            }
+            let found: ConsumerConnection = from_json(&response.body)?;
+            match &mut merged {
+                None => merged = Some(found),
+                Some(all) => {
+                    for c in found.connection_set {
+                        if !all
+                            .connection_set
+                            .iter()
+                            .any(|k| k.client_id == c.client_id)
+                        {
+                            all.connection_set.push(c);
+                        }
+                    }
+                    for (topic, sub) in found.subscription_table {
+                        all.subscription_table.entry(topic).or_insert(sub);
+                    }
+                }
+            }
+        }
+        let mut connection = merged.ok_or_else(|| {
+            ClientError::NotFound(format!("consumer group {group}: no client online"))
+        })?;
+        connection
+            .connection_set
+            .sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(connection)
+    }
+
+    /// A broker's runtime figures (`mqadmin brokerStatus`), by name.
+    pub async fn broker_runtime_info(&self, addr: &str) -> Result<BTreeMap<String, String>> {
+        let response = self
+            .instance
+            .invoke_ok(
+                addr,
+                RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO),
+            )
+            .await?;
+        let table: KvTable = from_json(&response.body)?;
+        Ok(table.table)
     }
 
     /// Messages of `topic` with key (or unique id) `key`, from every broker group.

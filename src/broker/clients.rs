@@ -50,9 +50,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             // Its subscription group, created with the defaults if new (RocketMQ does
             // the same on a heartbeat).
             self.ensure_subscription_group(&consumer.group_name).await;
+            let client = super::consumers::ClientKind {
+                language: req.language,
+                version: req.version,
+            };
             self.consumers.heartbeat(
                 &data.client_id,
                 consumer,
+                client,
                 channel.clone(),
                 proto::clock::now_ms(),
             );

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use proto::net::server::Channel;
-use proto::remoting::body::ConsumerData;
+use proto::remoting::body::{Connection, ConsumerConnection, ConsumerData};
 use proto::remoting::codes::request;
 use proto::remoting::RemotingCommand;
 
@@ -26,6 +26,15 @@ struct Member {
     channel: Channel,
     last_heartbeat_ms: i64,
     data: ConsumerData,
+    /// The client's language and version, from its heartbeat's header.
+    client: ClientKind,
+}
+
+/// What a client said it is in its requests' headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientKind {
+    pub language: u8,
+    pub version: i32,
 }
 
 /// (group, client id) → the connection it unregistered on, and when.
@@ -61,7 +70,14 @@ pub struct Consumers {
 impl Consumers {
     /// Records a heartbeat; notifies the group when the client is new to it. A
     /// heartbeat from a client that already unregistered from the group is ignored.
-    pub fn heartbeat(&self, client_id: &str, data: ConsumerData, channel: Channel, now_ms: i64) {
+    pub fn heartbeat(
+        &self,
+        client_id: &str,
+        data: ConsumerData,
+        client: ClientKind,
+        channel: Channel,
+        now_ms: i64,
+    ) {
         let group = data.group_name.clone();
         if self.departed.lock().expect("departed poisoned").contains(
             &group,
@@ -81,6 +97,7 @@ impl Consumers {
                     channel,
                     last_heartbeat_ms: now_ms,
                     data,
+                    client,
                 },
             );
             joined
@@ -139,6 +156,31 @@ impl Consumers {
             tracing::info!(%group, "consumers left (connection closed or expired)");
             self.notify(&group);
         }
+    }
+
+    /// `group`'s clients and what they subscribe to (GET_CONSUMER_CONNECTION_LIST);
+    /// `None` when no member is online.
+    pub fn connection(&self, group: &str) -> Option<ConsumerConnection> {
+        let groups = self.groups.lock().expect("consumers poisoned");
+        let members = groups.get(group).filter(|m| !m.is_empty())?;
+        let mut out = ConsumerConnection::default();
+        for (client_id, m) in members {
+            out.connection_set.push(Connection {
+                client_id: client_id.clone(),
+                client_addr: m.channel.peer.to_string(),
+                language: proto::remoting::codes::language::name(m.client.language).into(),
+                version: m.client.version,
+            });
+            for sub in &m.data.subscription_data_set {
+                out.subscription_table
+                    .entry(sub.topic.clone())
+                    .or_insert_with(|| sub.clone());
+            }
+            out.consume_type = m.data.consume_type.clone();
+            out.message_model = m.data.message_model.clone();
+            out.consume_from_where = m.data.consume_from_where.clone();
+        }
+        Some(out)
     }
 
     /// Every group with members online, and how many, by group name.

@@ -108,7 +108,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             );
             out.counter("rocketmq_throughput_out", "Stored bytes pulled.", l, bytes);
         });
-        self.rpc.each(|request_code, response_code, h| {
+        self.rpc.each(|request_code, response_code, reading| {
             let l = labels(
                 node,
                 &[
@@ -117,12 +117,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     ("response_code", &response_code),
                 ],
             );
-            out.histogram(
+            out.buckets(
                 "rocketmq_rpc_latency",
                 "Time from a request's arrival to its response.",
                 Some("milliseconds"),
                 l,
-                h,
+                reading,
             );
         });
     }

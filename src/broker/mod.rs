@@ -5,6 +5,7 @@
 //! - this file: `Broker`, `start`, and the request dispatch;
 //! - [`send`], [`pull`], [`offsets`], [`admin`], [`clients`]: one file per family of
 //!   request codes;
+//! - [`stats`]: topic stats, consumer connections and runtime figures for admin tools;
 //! - [`topics`], [`consumers`], [`locks`]: the broker's state besides the store;
 //! - [`register`]: registration with every name server;
 //! - [`metrics`]: what the broker exports to Prometheus, gathered at scrape time;
@@ -26,6 +27,7 @@ mod register;
 pub mod replica;
 pub mod retry;
 mod send;
+pub mod stats;
 pub mod topics;
 mod write;
 
@@ -251,6 +253,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
             request::GET_BROKER_CONFIG => Ok(self.broker_config(req)),
             request::GET_CONSUME_STATS => self.consume_stats(req).await,
+            request::GET_TOPIC_STATS_INFO => Box::pin(self.topic_stats(req)).await,
+            request::GET_CONSUMER_CONNECTION_LIST => self.consumer_connections(req),
+            request::GET_BROKER_RUNTIME_INFO => self.runtime_info(req),
             request::QUERY_MESSAGE => Box::pin(self.query_message(req)).await,
             request::VIEW_MESSAGE_BY_ID => Box::pin(self.view_message(req)).await,
             request::HEART_BEAT => Box::pin(self.heartbeat(req, channel)).await,

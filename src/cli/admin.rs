@@ -26,12 +26,19 @@ pub enum TopicCommand {
         #[arg(long, short = 't')]
         topic: String,
     },
+    /// Every queue of a topic with its min and max offsets (like `mqadmin topicStatus`).
+    Status {
+        #[arg(long, short = 't')]
+        topic: String,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
     /// List clusters, broker groups and their replicas.
     List,
+    /// Each broker's runtime figures (like `mqadmin brokerStatus`).
+    Status,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -73,6 +80,12 @@ pub enum GroupCommand {
         group: String,
         #[arg(long, short = 't')]
         topic: String,
+    },
+    /// A group's clients online and their subscriptions (like `mqadmin
+    /// consumerConnection`).
+    Clients {
+        #[arg(long, short = 'g')]
+        group: String,
     },
     /// A replicated broker group's replicas: master, voters, learners and lag.
     Replicas {
@@ -149,6 +162,18 @@ pub async fn topic(cmd: TopicCommand, config: ClientConfig) -> anyhow::Result<()
                 println!("{topic}");
             }
         }
+        TopicCommand::Status { topic } => {
+            println!(
+                "{:<16} {:>5} {:>12} {:>12}",
+                "broker", "queue", "min offset", "max offset"
+            );
+            for (q, o) in admin.topic_stats(&topic).await? {
+                println!(
+                    "{:<16} {:>5} {:>12} {:>12}",
+                    q.broker_name, q.queue_id, o.min_offset, o.max_offset
+                );
+            }
+        }
         TopicCommand::Route { topic } => {
             let route = admin.topic_route(&topic).await?;
             println!(
@@ -179,8 +204,24 @@ pub async fn topic(cmd: TopicCommand, config: ClientConfig) -> anyhow::Result<()
 }
 
 pub async fn cluster(cmd: ClusterCommand, config: ClientConfig) -> anyhow::Result<()> {
-    let ClusterCommand::List = cmd;
-    let info = Admin::new(config).cluster_info().await?;
+    let admin = Admin::new(config);
+    let info = admin.cluster_info().await?;
+    if let ClusterCommand::Status = cmd {
+        for (name, data) in &info.broker_addr_table {
+            for (id, addr) in &data.broker_addrs {
+                println!("{name} id {id} at {addr}");
+                match admin.broker_runtime_info(addr).await {
+                    Ok(table) => {
+                        for (key, value) in table {
+                            println!("  {key:<28} {value}");
+                        }
+                    }
+                    Err(e) => println!("  unreachable: {e}"),
+                }
+            }
+        }
+        return Ok(());
+    }
     println!("{:<20} {:<16} {:>4}  address", "cluster", "broker", "id");
     for (cluster, names) in &info.cluster_addr_table {
         for name in names {
@@ -219,6 +260,27 @@ pub async fn group(cmd: GroupCommand, config: ClientConfig) -> anyhow::Result<()
                 "subscription group {group} created or updated on {}",
                 masters.join(", ")
             );
+            return Ok(());
+        }
+        GroupCommand::Clients { group } => {
+            let c = Admin::new(config).consumer_connection(&group).await?;
+            println!(
+                "group {group}: {} {} {}",
+                c.message_model, c.consume_type, c.consume_from_where
+            );
+            println!(
+                "{:<48} {:<22} {:<6} version",
+                "client id", "address", "lang"
+            );
+            for k in &c.connection_set {
+                println!(
+                    "{:<48} {:<22} {:<6} {}",
+                    k.client_id, k.client_addr, k.language, k.version
+                );
+            }
+            for (topic, sub) in &c.subscription_table {
+                println!("subscribes {topic}: {}", sub.sub_string);
+            }
             return Ok(());
         }
         GroupCommand::List { cluster } => {

@@ -10,12 +10,14 @@
 use std::collections::BTreeMap;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
+
+use super::buckets::Snapshot;
 
 /// A sample's labels, in order.
 pub type Labels = Vec<(&'static str, String)>;
@@ -25,6 +27,7 @@ enum Value {
     Counter(u64),
     Gauge(i64),
     Histogram(Histogram),
+    Buckets(Snapshot),
 }
 
 #[derive(Debug)]
@@ -84,6 +87,19 @@ impl Exposition {
         self.add(name, help, unit, MetricType::Histogram, labels, v);
     }
 
+    /// A histogram from a [`Snapshot`] of [`super::buckets::Buckets`].
+    pub fn buckets(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        unit: Option<&'static str>,
+        labels: Labels,
+        s: Snapshot,
+    ) {
+        let v = Value::Buckets(s);
+        self.add(name, help, unit, MetricType::Histogram, labels, v);
+    }
+
     fn add(
         &mut self,
         name: &'static str,
@@ -134,6 +150,10 @@ impl Collector for Exposition {
                     Value::Counter(v) => ConstCounter::new(*v).encode(sample)?,
                     Value::Gauge(v) => ConstGauge::new(*v).encode(sample)?,
                     Value::Histogram(h) => h.encode(sample)?,
+                    Value::Buckets(s) => {
+                        let mut sample = sample;
+                        sample.encode_histogram::<NoLabelSet>(s.sum, s.count(), &s.buckets, None)?
+                    }
                 }
             }
         }

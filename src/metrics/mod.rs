@@ -2,13 +2,15 @@
 //!
 //! - [`exposition`]: one scrape's samples, rendered as OpenMetrics text (pure);
 //! - [`traffic`]: messages in and out, counted on the send and pull paths;
-//! - [`rpc`]: request latency by request and response code;
+//! - [`rpc`]: request latency by request and response code, in [`buckets`] that can be
+//!   read back;
 //!
 //! `crate::http` serves them at `/metrics`.
 //!
 //! What each process exports is gathered at scrape time: `Broker::collect_metrics`,
 //! [`collect_namesrv`].
 
+pub mod buckets;
 pub mod exposition;
 pub mod rpc;
 pub mod traffic;

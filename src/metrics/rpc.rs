@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use prometheus_client::metrics::histogram::Histogram;
 use proto::remoting::codes::{request, response};
 
+use super::buckets::{Buckets, Snapshot};
+
 /// Milliseconds, from 0.1 ms to 30 s: long-polling pulls are held up to 30 s.
-const LATENCY_MS_BUCKETS: [f64; 16] = [
+static LATENCY_MS_BUCKETS: [f64; 16] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 3000.0, 10_000.0,
     30_000.0,
 ];
@@ -17,7 +18,7 @@ const LATENCY_MS_BUCKETS: [f64; 16] = [
 #[derive(Debug, Default)]
 pub struct RpcLatency {
     /// (request code, response code) → latency in ms.
-    by_code: RwLock<HashMap<(i32, i32), Histogram>>,
+    by_code: RwLock<HashMap<(i32, i32), Buckets>>,
 }
 
 impl RpcLatency {
@@ -31,18 +32,38 @@ impl RpcLatency {
             .write()
             .expect("rpc latency poisoned")
             .entry(key)
-            .or_insert_with(|| Histogram::new(LATENCY_MS_BUCKETS))
+            .or_insert_with(|| Buckets::new(&LATENCY_MS_BUCKETS))
             .observe(ms);
     }
 
-    /// Calls `f(request_code, response_code, histogram)` in code order.
-    pub fn each(&self, mut f: impl FnMut(String, String, &Histogram)) {
+    /// Calls `f(request_code, response_code, reading)` in code order.
+    pub fn each(&self, mut f: impl FnMut(String, String, Snapshot)) {
         let by_code = self.by_code.read().expect("rpc latency poisoned");
         let mut keys: Vec<&(i32, i32)> = by_code.keys().collect();
         keys.sort();
         for key in keys {
-            f(request_name(key.0), response_name(key.1), &by_code[key]);
+            f(
+                request_name(key.0),
+                response_name(key.1),
+                by_code[key].snapshot(),
+            );
         }
+    }
+
+    /// Latency of the sends answered SUCCESS, all send codes together.
+    pub fn successful_sends(&self) -> Snapshot {
+        let by_code = self.by_code.read().expect("rpc latency poisoned");
+        let mut total = Snapshot::default();
+        for code in [
+            request::SEND_MESSAGE,
+            request::SEND_MESSAGE_V2,
+            request::SEND_BATCH_MESSAGE,
+        ] {
+            if let Some(b) = by_code.get(&(code, response::SUCCESS)) {
+                total.add(&b.snapshot());
+            }
+        }
+        total
     }
 }
 
@@ -75,6 +96,9 @@ pub fn request_name(code: i32) -> String {
         request::GET_CONSUME_STATS => "get_consume_stats",
         request::SEND_MESSAGE_V2 => "send_message_v2",
         request::SEND_BATCH_MESSAGE => "send_batch_message",
+        request::GET_TOPIC_STATS_INFO => "get_topic_stats_info",
+        request::GET_CONSUMER_CONNECTION_LIST => "get_consumer_connection_list",
+        request::GET_BROKER_RUNTIME_INFO => "get_broker_runtime_info",
         request::RAFTMQ_GROUP_STATUS => "raftmq_group_status",
         request::RAFTMQ_ADD_REPLICA => "raftmq_add_replica",
         request::RAFTMQ_REMOVE_REPLICA => "raftmq_remove_replica",

@@ -116,6 +116,23 @@ impl Traffic {
         stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Messages taken in and pulled out, every topic and group together.
+    pub fn totals(&self) -> (u64, u64) {
+        let topics = self.topics.read().expect("traffic poisoned");
+        let messages_in = topics
+            .values()
+            .flat_map(|t| &t.messages)
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum();
+        let out = self.out.read().expect("traffic poisoned");
+        let messages_out = out
+            .values()
+            .flat_map(|groups| groups.values())
+            .map(|g| g.messages.load(Ordering::Relaxed))
+            .sum();
+        (messages_in, messages_out)
+    }
+
     fn topic(&self, topic: &str) -> Arc<TopicIn> {
         if let Some(stats) = self.topics.read().expect("traffic poisoned").get(topic) {
             return stats.clone();

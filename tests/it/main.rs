@@ -16,4 +16,5 @@ mod nsaddr;
 mod replication;
 mod retry;
 mod roundtrip;
+mod stats;
 mod visibility;

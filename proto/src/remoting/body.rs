@@ -308,6 +308,75 @@ impl ConsumeStats {
     }
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicOffset {
+    pub min_offset: u64,
+    pub max_offset: u64,
+    /// Store time of the newest message (0: none).
+    #[serde(default)]
+    pub last_update_timestamp: i64,
+}
+
+/// `GET_TOPIC_STATS_INFO` body: each queue of the topic on one broker. Keyed by
+/// `MessageQueue` objects as [`ConsumeStats`] is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicStatsTable {
+    #[serde(deserialize_with = "pairs_or_empty_map")]
+    pub offset_table: Vec<(MessageQueue, TopicOffset)>,
+}
+
+impl TopicStatsTable {
+    /// The body as Java's broker writes it, object keys and all.
+    pub fn to_fastjson(&self) -> Vec<u8> {
+        let mut out = String::from("{\"offsetTable\":{");
+        for (i, (queue, offsets)) in self.offset_table.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(queue).expect("a queue serializes"));
+            out.push(':');
+            out.push_str(&serde_json::to_string(offsets).expect("offsets serialize"));
+        }
+        out.push_str("}}");
+        out.into_bytes()
+    }
+}
+
+/// `GET_BROKER_RUNTIME_INFO` body: named figures, every value a string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvTable {
+    pub table: BTreeMap<String, String>,
+}
+
+/// One client connection of a consumer group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    #[serde(rename = "clientId")]
+    pub client_id: String,
+    pub client_addr: String,
+    /// `LanguageCode` name (JAVA, CPP, GO, RUST, ...).
+    pub language: String,
+    pub version: i32,
+}
+
+/// `GET_CONSUMER_CONNECTION_LIST` body: a group's clients and what they subscribe to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerConnection {
+    pub connection_set: Vec<Connection>,
+    /// topic → subscription.
+    pub subscription_table: BTreeMap<String, SubscriptionData>,
+    #[serde(default)]
+    pub consume_type: String,
+    #[serde(default)]
+    pub message_model: String,
+    #[serde(default)]
+    pub consume_from_where: String,
+}
+
 /// A map keyed by objects arrives as a list of pairs ([`from_json`] rewrote it), or as
 /// `{}` when it is empty.
 fn pairs_or_empty_map<'de, D, K, V>(d: D) -> Result<Vec<(K, V)>, D::Error>

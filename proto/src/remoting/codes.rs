@@ -15,6 +15,8 @@ pub mod request {
     /// One topic's config (5.x admin tools ask it before GET_CONSUME_STATS).
     pub const GET_TOPIC_CONFIG: i32 = 351;
     pub const GET_BROKER_CONFIG: i32 = 26;
+    /// A broker's runtime figures as a `KVTable` (`mqadmin brokerStatus`).
+    pub const GET_BROKER_RUNTIME_INFO: i32 = 28;
     pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
     pub const GET_MAX_OFFSET: i32 = 30;
     pub const GET_MIN_OFFSET: i32 = 31;
@@ -32,6 +34,10 @@ pub mod request {
     pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
     pub const UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: i32 = 200;
     pub const GET_ALL_SUBSCRIPTIONGROUP_CONFIG: i32 = 201;
+    /// A topic's queues with their min and max offsets (`mqadmin topicStatus`).
+    pub const GET_TOPIC_STATS_INFO: i32 = 202;
+    /// A consumer group's clients and subscriptions (`mqadmin consumerConnection`).
+    pub const GET_CONSUMER_CONNECTION_LIST: i32 = 203;
     pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
     pub const DELETE_SUBSCRIPTIONGROUP: i32 = 207;
     pub const GET_CONSUME_STATS: i32 = 208;
