@@ -177,14 +177,29 @@ impl Service for ReplicaService {
 pub struct TcpNetwork {
     group: Arc<str>,
     pool: RpcPool,
+    unreachable_retry: Duration,
 }
+
+/// How long the leader waits before contacting an unreachable replica again, unless
+/// told otherwise (openraft's own default is 500 ms).
+const UNREACHABLE_RETRY_DEFAULT: Duration = Duration::from_millis(100);
 
 impl TcpNetwork {
     pub fn new(group: &str) -> Self {
         TcpNetwork {
             group: group.into(),
             pool: RpcPool::default(),
+            unreachable_retry: UNREACHABLE_RETRY_DEFAULT,
         }
+    }
+
+    /// Waits `retry` before contacting a replica that could not be connected to again.
+    /// It must be well under the election timeout: a replica that starts (or comes
+    /// back) just after the leader found it down would otherwise hear nothing for
+    /// openraft's 500 ms, time out, and depose the leader with a higher term.
+    pub fn with_unreachable_retry(mut self, retry: Duration) -> Self {
+        self.unreachable_retry = retry;
+        self
     }
 }
 
@@ -193,6 +208,7 @@ pub struct TcpConnection {
     target: u64,
     addr: String,
     pool: RpcPool,
+    unreachable_retry: Duration,
     /// How many entry bytes one AppendEntries to this follower may carry now.
     budget: AppendBudget,
 }
@@ -207,6 +223,7 @@ impl RaftNetworkFactory<GroupRaft> for TcpNetwork {
             addr: node.addr.clone(),
             pool: self.pool.clone(),
             budget: AppendBudget::default(),
+            unreachable_retry: self.unreachable_retry,
         }
     }
 }
@@ -392,6 +409,10 @@ fn entries_within(entries: &[openraft::Entry<GroupRaft>], budget: u64) -> usize 
 }
 
 impl RaftNetwork<GroupRaft> for TcpConnection {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(self.unreachable_retry))
+    }
+
     async fn append_entries(
         &mut self,
         mut rpc: AppendEntriesRequest<GroupRaft>,

@@ -104,7 +104,11 @@ impl<D: Disk> Replica<D> {
         let raft = Raft::new(
             settings.replica_id,
             Arc::new(config),
-            TcpNetwork::new(group),
+            // Half a heartbeat: a replica back from being unreachable hears from the
+            // master long before its election timeout.
+            TcpNetwork::new(group).with_unreachable_retry(Duration::from_millis(
+                (settings.heartbeat_interval_ms / 2).max(10),
+            )),
             log.clone(),
             machine.clone(),
         )
