@@ -6,6 +6,7 @@
 //! - [`config`]: the broker's TOML configuration.
 //! - [`dev`]: `raftmq dev`, a name server and a broker in one process.
 //! - [`cli`]: the `raftmq` command line (admin, send, consume, bench).
+//! - [`dashboard`]: `raftmq dashboard`, web pages over a cluster's admin API.
 //! - [`metrics`]: Prometheus metrics; [`http`]: their endpoint and the name-server
 //!   address server.
 //!
@@ -18,6 +19,8 @@ pub mod broker;
 #[cfg(not(madsim))]
 pub mod cli;
 pub mod config;
+#[cfg(not(madsim))]
+pub mod dashboard;
 #[cfg(not(madsim))]
 pub mod dev;
 #[cfg(not(madsim))]

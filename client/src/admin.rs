@@ -311,6 +311,44 @@ impl Admin {
         Ok(rows)
     }
 
+    /// Broker and consumer offsets of `group` on every queue it has committed on or
+    /// subscribes to, every topic, from every broker master of the cluster.
+    pub async fn consumer_progress_all(&self, group: &str) -> Result<Vec<QueueProgress>> {
+        let info = self.cluster_info().await?;
+        let mut rows = Vec::new();
+        for data in info.broker_addr_table.values() {
+            let Some(addr) = data.master_addr() else {
+                continue;
+            };
+            let request = RemotingCommand::request(request::GET_CONSUME_STATS)
+                .with_ext("consumerGroup", group);
+            let response = self.instance.invoke(addr, request).await?;
+            if response.code == response::CONSUMER_NOT_ONLINE {
+                continue; // No offsets there.
+            }
+            if response.code != response::SUCCESS {
+                return Err(ClientError::Broker {
+                    addr: addr.to_string(),
+                    code: response.code,
+                    remark: response.remark.unwrap_or_default(),
+                });
+            }
+            let stats: ConsumeStats = from_json(&response.body)?;
+            rows.extend(
+                stats
+                    .offset_table
+                    .into_iter()
+                    .map(|(queue, o)| QueueProgress {
+                        queue,
+                        broker_offset: o.broker_offset,
+                        consumer_offset: o.consumer_offset,
+                    }),
+            );
+        }
+        rows.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(rows)
+    }
+
     /// Every queue of `topic` with its min and max offsets, from each broker group's
     /// master (`mqadmin topicStatus`).
     pub async fn topic_stats(&self, topic: &str) -> Result<Vec<(MessageQueue, TopicOffset)>> {

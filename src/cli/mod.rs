@@ -1,5 +1,5 @@
 //! The `raftmq` command line: `dev`, admin commands (like RocketMQ's `mqadmin`), `send`,
-//! `consume` and `bench`. Each subcommand lives in its own file.
+//! `consume`, `bench` and `dashboard`. Each subcommand lives in its own file.
 
 mod admin;
 pub mod bench;
@@ -78,6 +78,27 @@ pub enum Command {
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve a web dashboard of the cluster the name servers route to: cluster, topics,
+    /// consumer groups, messages, dead letters and charts.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DashboardArgs {
+    /// Where to serve it (rocketmq-dashboard's port is 8082).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    listen: std::net::SocketAddr,
+    /// How often the charts sample the cluster, in ms.
+    #[arg(long, default_value_t = 5_000)]
+    sample_interval_ms: u64,
+}
+
+async fn dashboard(args: DashboardArgs, config: client::ClientConfig) -> anyhow::Result<()> {
+    let interval = std::time::Duration::from_millis(args.sample_interval_ms.max(100));
+    let (local, _tasks) = crate::dashboard::serve(config, args.listen, interval).await?;
+    println!("raftmq dashboard at http://{local}/ (Ctrl-C stops it)");
+    stop_signal().await?;
+    Ok(())
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -91,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(cmd) => admin::group(cmd, config).await,
         Command::Query(cmd) => admin::query(cmd, config).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,
+        Command::Dashboard(args) => dashboard(args, config).await,
     }
 }
 

@@ -6,6 +6,7 @@ mod bench;
 mod client_dialects;
 mod cluster;
 mod config;
+mod dashboard;
 mod footprint;
 mod groups;
 mod layout;
