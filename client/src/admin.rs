@@ -295,17 +295,7 @@ impl Admin {
                 .with_ext("consumerGroup", group)
                 .with_ext("topic", topic);
             let response = self.instance.invoke_ok(addr, request).await?;
-            let stats: ConsumeStats = from_json(&response.body)?;
-            rows.extend(
-                stats
-                    .offset_table
-                    .into_iter()
-                    .map(|(queue, o)| QueueProgress {
-                        queue,
-                        broker_offset: o.broker_offset,
-                        consumer_offset: o.consumer_offset,
-                    }),
-            );
+            rows.extend(progress_rows(&response)?);
         }
         rows.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(rows)
@@ -314,39 +304,43 @@ impl Admin {
     /// Broker and consumer offsets of `group` on every queue it has committed on or
     /// subscribes to, every topic, from every broker master of the cluster.
     pub async fn consumer_progress_all(&self, group: &str) -> Result<Vec<QueueProgress>> {
-        let info = self.cluster_info().await?;
+        let make = || {
+            RemotingCommand::request(request::GET_CONSUME_STATS).with_ext("consumerGroup", group)
+        };
         let mut rows = Vec::new();
+        for response in self.ask_masters_about_group(make).await? {
+            rows.extend(progress_rows(&response)?);
+        }
+        rows.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(rows)
+    }
+
+    /// The answers of every broker master of the cluster to a request about a consumer
+    /// group, leaving out those where the group is unknown (CONSUMER_NOT_ONLINE).
+    async fn ask_masters_about_group(
+        &self,
+        make: impl Fn() -> RemotingCommand,
+    ) -> Result<Vec<RemotingCommand>> {
+        let info = self.cluster_info().await?;
+        let mut answers = Vec::new();
         for data in info.broker_addr_table.values() {
             let Some(addr) = data.master_addr() else {
                 continue;
             };
-            let request = RemotingCommand::request(request::GET_CONSUME_STATS)
-                .with_ext("consumerGroup", group);
-            let response = self.instance.invoke(addr, request).await?;
-            if response.code == response::CONSUMER_NOT_ONLINE {
-                continue; // No offsets there.
+            let response = self.instance.invoke(addr, make()).await?;
+            match response.code {
+                response::CONSUMER_NOT_ONLINE => {}
+                response::SUCCESS => answers.push(response),
+                code => {
+                    return Err(ClientError::Broker {
+                        addr: addr.to_string(),
+                        code,
+                        remark: response.remark.unwrap_or_default(),
+                    })
+                }
             }
-            if response.code != response::SUCCESS {
-                return Err(ClientError::Broker {
-                    addr: addr.to_string(),
-                    code: response.code,
-                    remark: response.remark.unwrap_or_default(),
-                });
-            }
-            let stats: ConsumeStats = from_json(&response.body)?;
-            rows.extend(
-                stats
-                    .offset_table
-                    .into_iter()
-                    .map(|(queue, o)| QueueProgress {
-                        queue,
-                        broker_offset: o.broker_offset,
-                        consumer_offset: o.consumer_offset,
-                    }),
-            );
         }
-        rows.sort_by(|a, b| a.queue.cmp(&b.queue));
-        Ok(rows)
+        Ok(answers)
     }
 
     /// Every queue of `topic` with its min and max offsets, from each broker group's
@@ -372,25 +366,12 @@ impl Admin {
     /// that has a member online (`mqadmin consumerConnection`). Clients heartbeat every
     /// broker, so the answers overlap; each client is listed once.
     pub async fn consumer_connection(&self, group: &str) -> Result<ConsumerConnection> {
-        let info = self.cluster_info().await?;
+        let make = || {
+            RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST)
+                .with_ext("consumerGroup", group)
+        };
         let mut merged: Option<ConsumerConnection> = None;
-        for data in info.broker_addr_table.values() {
-            let Some(addr) = data.master_addr() else {
-                continue;
-            };
-            let request = RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST)
-                .with_ext("consumerGroup", group);
-            let response = self.instance.invoke(addr, request).await?;
-            if response.code == response::CONSUMER_NOT_ONLINE {
-                continue;
-            }
-            if response.code != response::SUCCESS {
-                return Err(ClientError::Broker {
-                    addr: addr.to_string(),
-                    code: response.code,
-                    remark: response.remark.unwrap_or_default(),
-                });
-            }
+        for response in self.ask_masters_about_group(make).await? {
             let found: ConsumerConnection = from_json(&response.body)?;
             match &mut merged {
                 None => merged = Some(found),
@@ -520,4 +501,18 @@ impl Admin {
                 ClientError::Invalid(format!("broker {addr} returned no message for {id}"))
             })
     }
+}
+
+/// The rows of a GET_CONSUME_STATS answer.
+fn progress_rows(response: &RemotingCommand) -> Result<Vec<QueueProgress>> {
+    let stats: ConsumeStats = from_json(&response.body)?;
+    Ok(stats
+        .offset_table
+        .into_iter()
+        .map(|(queue, o)| QueueProgress {
+            queue,
+            broker_offset: o.broker_offset,
+            consumer_offset: o.consumer_offset,
+        })
+        .collect())
 }

@@ -185,13 +185,7 @@ pub async fn topic(cmd: TopicCommand, config: ClientConfig) -> anyhow::Result<()
                     .broker_datas
                     .iter()
                     .find(|b| b.broker_name == q.broker_name)
-                    .map(|b| {
-                        b.broker_addrs
-                            .iter()
-                            .map(|(id, a)| format!("{id}={a}"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
+                    .map(|b| b.addrs_by_id())
                     .unwrap_or_default();
                 println!(
                     "{:<16} {:>6} {:>6} {:>5}  {addrs}",

@@ -97,13 +97,7 @@ pub async fn one(State(d): Shared, Query(q): Params) -> Html<String> {
                         .broker_datas
                         .iter()
                         .find(|b| b.broker_name == qd.broker_name)
-                        .map(|b| {
-                            b.broker_addrs
-                                .iter()
-                                .map(|(id, a)| format!("{id}={a}"))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        })
+                        .map(|b| b.addrs_by_id())
                         .unwrap_or_default();
                     vec![
                         esc(&qd.broker_name),

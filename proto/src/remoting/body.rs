@@ -59,6 +59,15 @@ impl BrokerData {
     pub fn master_addr(&self) -> Option<&str> {
         self.broker_addrs.get(&MASTER_ID).map(String::as_str)
     }
+
+    /// The group's addresses as `id=addr id=addr`, the master (id 0) first.
+    pub fn addrs_by_id(&self) -> String {
+        self.broker_addrs
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,18 +301,10 @@ pub struct ConsumeStats {
 impl ConsumeStats {
     /// The body as Java's broker writes it, object keys and all.
     pub fn to_fastjson(&self) -> Vec<u8> {
-        let mut out = String::from("{\"consumeTps\":");
-        out.push_str(&serde_json::to_string(&self.consume_tps).expect("a number"));
-        out.push_str(",\"offsetTable\":{");
-        for (i, (queue, offsets)) in self.offset_table.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::to_string(queue).expect("a queue serializes"));
-            out.push(':');
-            out.push_str(&serde_json::to_string(offsets).expect("offsets serialize"));
-        }
-        out.push_str("}}");
+        let tps = serde_json::to_string(&self.consume_tps).expect("a number");
+        let mut out = format!("{{\"consumeTps\":{tps},\"offsetTable\":");
+        push_object_keyed(&mut out, &self.offset_table);
+        out.push('}');
         out.into_bytes()
     }
 }
@@ -330,16 +331,9 @@ pub struct TopicStatsTable {
 impl TopicStatsTable {
     /// The body as Java's broker writes it, object keys and all.
     pub fn to_fastjson(&self) -> Vec<u8> {
-        let mut out = String::from("{\"offsetTable\":{");
-        for (i, (queue, offsets)) in self.offset_table.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::to_string(queue).expect("a queue serializes"));
-            out.push(':');
-            out.push_str(&serde_json::to_string(offsets).expect("offsets serialize"));
-        }
-        out.push_str("}}");
+        let mut out = String::from("{\"offsetTable\":");
+        push_object_keyed(&mut out, &self.offset_table);
+        out.push('}');
         out.into_bytes()
     }
 }
@@ -375,6 +369,20 @@ pub struct ConsumerConnection {
     pub message_model: String,
     #[serde(default)]
     pub consume_from_where: String,
+}
+
+/// Writes `pairs` as fastjson writes a map keyed by objects: `{{..}:{..},..}`.
+fn push_object_keyed<K: Serialize, V: Serialize>(out: &mut String, pairs: &[(K, V)]) {
+    out.push('{');
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).expect("a key serializes"));
+        out.push(':');
+        out.push_str(&serde_json::to_string(value).expect("a value serializes"));
+    }
+    out.push('}');
 }
 
 /// A map keyed by objects arrives as a list of pairs ([`from_json`] rewrote it), or as
