@@ -10,8 +10,10 @@
 //!   failed but read, inconsistent offsets, FIFO, diverged, undelivered), composed into
 //!   one [`checker::Report`].
 //! - [`inspect`]: a simulator trace as a readable timeline (`sim inspect`).
+//! - [`stall`]: how long writes stopped around each fault.
 
 pub mod checker;
 pub mod history;
 pub mod inspect;
 pub mod mode;
+pub mod stall;

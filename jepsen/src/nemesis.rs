@@ -20,10 +20,51 @@ use crate::recorder::Recorder;
 pub struct FaultInterval {
     pub kind: String,
     pub description: String,
+    /// Whom it hit: the group's master, only followers, a majority, or the network.
+    pub scope: Scope,
     pub start_ms: i64,
     pub end_ms: i64,
     /// From the heal to the next acknowledged send, if one came (filled in later).
     pub recovery_ms: Option<i64>,
+    /// From the fault's start to the first acknowledged send invoked after it: how long
+    /// writes stopped (`history::stall`; filled in later).
+    pub write_stall_ms: Option<i64>,
+}
+
+/// Whom a fault hit, for telling a master's loss from a follower's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The master (alone, or with a minority of followers).
+    Master,
+    /// A minority of followers; the master untouched.
+    Followers,
+    /// A majority of the group's processes.
+    Majority,
+    /// Links rather than processes (loss, partitions that are not the master's).
+    Network,
+}
+
+impl Scope {
+    /// The scope of a process fault on `victims`.
+    fn of(victims: &[u64], n: usize, master: Option<u64>) -> Scope {
+        if victims.len() > n / 2 {
+            Scope::Majority
+        } else if master.is_some_and(|m| victims.contains(&m)) {
+            Scope::Master
+        } else {
+            Scope::Followers
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Master => "master",
+            Scope::Followers => "followers",
+            Scope::Majority => "majority",
+            Scope::Network => "network",
+        }
+    }
 }
 
 /// Which processes a process fault hits.
@@ -58,20 +99,22 @@ fn names(ids: &[u64]) -> String {
         .join(",")
 }
 
-/// Applies one fault of `kind`; returns its description.
+/// Applies one fault of `kind`; returns its description and whom it hit.
 async fn inject(
     kind: NemesisKind,
     cluster: &Mutex<Cluster>,
     rng: &mut StdRng,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Scope)> {
     let mut c = cluster.lock().await;
     let ids = c.ids();
     let master = c.master().await;
+    let network = |d: String| Ok((d, Scope::Network));
     match kind {
         NemesisKind::Kill => {
             let (victims, who) = targets(rng, &ids, master, true);
             victims.iter().for_each(|i| c.kill(*i));
-            Ok(format!("kill -9 {} ({who})", names(&victims)))
+            let scope = Scope::of(&victims, ids.len(), master);
+            Ok((format!("kill -9 {} ({who})", names(&victims)), scope))
         }
         NemesisKind::Power => {
             let (victims, who) = targets(rng, &ids, master, true);
@@ -79,42 +122,46 @@ async fn inject(
             for i in &victims {
                 lost += c.power_loss(*i)?;
             }
-            Ok(format!(
+            let scope = Scope::of(&victims, ids.len(), master);
+            let d = format!(
                 "power loss on {} ({who}): {lost} unsynced bytes dropped",
                 names(&victims)
-            ))
+            );
+            Ok((d, scope))
         }
         NemesisKind::Pause => {
             let (victims, who) = targets(rng, &ids, master, true);
             victims.iter().for_each(|i| c.pause(*i));
-            Ok(format!("SIGSTOP {} ({who})", names(&victims)))
+            let scope = Scope::of(&victims, ids.len(), master);
+            Ok((format!("SIGSTOP {} ({who})", names(&victims)), scope))
         }
         NemesisKind::Leader => {
             let Some(m) = master else {
-                return Ok("leader: no master to hit".into());
+                return network("leader: no master to hit".into());
             };
             let options = if c.net.can_partition() { 3 } else { 2 };
-            match rng.gen_range(0..options) {
+            let d = match rng.gen_range(0..options) {
                 0 => {
                     c.kill(m);
-                    Ok(format!("kill -9 n{m} (the master)"))
+                    format!("kill -9 n{m} (the master)")
                 }
                 1 => {
                     c.pause(m);
-                    Ok(format!("SIGSTOP n{m} (the master)"))
+                    format!("SIGSTOP n{m} (the master)")
                 }
                 _ => {
                     let others: Vec<u64> = ids.iter().copied().filter(|i| *i != m).collect();
                     c.net.cut(&[m], &others)?;
-                    Ok(format!("isolate n{m} (the master) from {}", names(&others)))
+                    format!("isolate n{m} (the master) from {}", names(&others))
                 }
-            }
+            };
+            Ok((d, Scope::Master))
         }
         NemesisKind::Partition => {
             let mut ring = ids.clone();
             ring.shuffle(rng);
             if ring.len() < 2 {
-                return Ok("partition: a single node, nothing to cut".into());
+                return network("partition: a single node, nothing to cut".into());
             }
             // A majority ring needs five nodes: with fewer, one of the other shapes.
             let shapes = if ring.len() >= 5 { 4 } else { 3 };
@@ -122,7 +169,7 @@ async fn inject(
                 0 => {
                     let (a, b) = ring.split_at(ring.len() / 2);
                     c.net.cut(a, b)?;
-                    Ok(format!("partition {} | {}", names(a), names(b)))
+                    network(format!("partition {} | {}", names(a), names(b)))
                 }
                 3 => {
                     // Each node hears its k nearest ring neighbours on either side
@@ -131,13 +178,21 @@ async fn inject(
                     for (node, deaf) in majority_ring(&ring) {
                         c.net.drop_inbound(node, &deaf, None)?;
                     }
-                    Ok(format!("majority ring {}", names(&ring)))
+                    network(format!("majority ring {}", names(&ring)))
                 }
                 1 => {
                     let m = master.unwrap_or(ring[0]);
                     let others: Vec<u64> = ids.iter().copied().filter(|i| *i != m).collect();
                     c.net.cut(&[m], &others)?;
-                    Ok(format!("isolate n{m} (master: {})", master.is_some()))
+                    let scope = if master.is_some() {
+                        Scope::Master
+                    } else {
+                        Scope::Network
+                    };
+                    Ok((
+                        format!("isolate n{m} (master: {})", master.is_some()),
+                        scope,
+                    ))
                 }
                 _ => {
                     // One way: the source's packets never reach the sink; the sink's
@@ -149,7 +204,7 @@ async fn inject(
                     };
                     let to = *ring.iter().find(|x| **x != from).expect("two nodes");
                     c.net.drop_inbound(to, &[from], None)?;
-                    Ok(format!("one-way drop n{from} -> n{to}"))
+                    network(format!("one-way drop n{from} -> n{to}"))
                 }
             }
         }
@@ -158,7 +213,7 @@ async fn inject(
             for &i in &ids {
                 c.net.drop_inbound(i, &ids, Some(pct))?;
             }
-            Ok(format!("{pct}% packet loss between {}", names(&ids)))
+            network(format!("{pct}% packet loss between {}", names(&ids)))
         }
     }
 }
@@ -209,7 +264,7 @@ pub async fn run(
         // The window boundary comes first: sends invoked from here on are after it.
         let start_ms = recorder.now_ms();
         recorder.record(|h, t| h.fault(t, &format!("start {kind:?}").to_lowercase()));
-        let description = inject(kind, cluster, &mut rng).await?;
+        let (description, scope) = inject(kind, cluster, &mut rng).await?;
         recorder.record(|h, t| h.fault(t, &format!("started {description}")));
         eprintln!("jepsen: {:>7.1} s  {description}", start_ms as f64 / 1000.0);
         let hold_ms =
@@ -225,9 +280,11 @@ pub async fn run(
         faults.push(FaultInterval {
             kind: format!("{kind:?}").to_lowercase(),
             description,
+            scope,
             start_ms,
             end_ms,
             recovery_ms: None,
+            write_stall_ms: None,
         });
     }
     Ok(faults)
@@ -236,6 +293,15 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fault_is_scoped_by_whom_it_hit() {
+        assert_eq!(Scope::of(&[2], 3, Some(2)), Scope::Master);
+        assert_eq!(Scope::of(&[1], 3, Some(2)), Scope::Followers);
+        assert_eq!(Scope::of(&[1], 3, None), Scope::Followers);
+        assert_eq!(Scope::of(&[1, 2], 3, Some(3)), Scope::Majority);
+        assert_eq!(Scope::of(&[1, 2], 5, Some(2)), Scope::Master);
+    }
 
     #[test]
     fn a_majority_ring_is_symmetric_and_leaves_each_node_a_majority() {

@@ -44,8 +44,12 @@ pub fn ops(history: &History) -> Vec<Op> {
     out
 }
 
-/// Fills each fault's recovery time: from its heal to the next acknowledged send.
+/// Fills each fault's recovery time (from its heal to the next acknowledged send) and
+/// its write stall (from its start to the first acknowledged send invoked after it).
 pub fn recovery_times(history: &History, faults: &mut [FaultInterval]) {
+    for f in faults.iter_mut() {
+        f.write_stall_ms = history::stall::write_stall_ms(history.events(), f.start_ms);
+    }
     let oks: Vec<i64> = history
         .events()
         .iter()
@@ -56,6 +60,43 @@ pub fn recovery_times(history: &History, faults: &mut [FaultInterval]) {
         let i = oks.partition_point(|t| *t < f.end_ms);
         f.recovery_ms = oks.get(i).map(|t| t - f.end_ms);
     }
+}
+
+/// Write stalls of the faults of one scope (`nemesis::Scope`).
+#[derive(Debug, Serialize)]
+pub struct StallSummary {
+    pub faults: usize,
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub max_ms: Option<i64>,
+    /// Faults after whose start no send was ever acknowledged.
+    pub never_resumed: usize,
+}
+
+/// Write stalls by the scope of the fault (master, followers, majority, network).
+pub fn stall_summaries(faults: &[FaultInterval]) -> BTreeMap<String, StallSummary> {
+    let mut by_scope: BTreeMap<String, Vec<&FaultInterval>> = BTreeMap::new();
+    for f in faults {
+        by_scope
+            .entry(f.scope.name().to_string())
+            .or_default()
+            .push(f);
+    }
+    by_scope
+        .into_iter()
+        .map(|(scope, faults)| {
+            let stalls: Vec<i64> = faults.iter().filter_map(|f| f.write_stall_ms).collect();
+            let p = |q| history::stall::percentile(&stalls, q);
+            let summary = StallSummary {
+                faults: faults.len(),
+                p50_ms: p(50.0),
+                p99_ms: p(99.0),
+                max_ms: p(100.0),
+                never_resumed: faults.len() - stalls.len(),
+            };
+            (scope, summary)
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -103,6 +144,8 @@ pub struct Results {
     /// the drain (at-least-once per group).
     pub undelivered: Vec<String>,
     pub faults: Vec<FaultInterval>,
+    /// How long writes stopped, by whom the fault hit.
+    pub write_stalls: BTreeMap<String, StallSummary>,
     /// From the final heal to the first acknowledged send and to converged replicas.
     pub final_recovery_ms: Option<i64>,
     pub convergence_ms: Option<i64>,
@@ -315,15 +358,31 @@ pub fn write(dir: &Path, results: &Results, history: &History) -> anyhow::Result
     html.push_str(&throughput_svg(&ops, &results.faults, t_max_s)?);
     html.push_str("<br>");
     html.push_str(&latency_svg(&ops, &results.faults, t_max_s)?);
-    html.push_str("<h2>Faults</h2><table><tr><th>start (s)</th><th>end (s)</th><th>fault</th><th>heal → next ack (ms)</th></tr>");
+    let ms = |v: Option<i64>| v.map_or("-".to_string(), |r| r.to_string());
+    html.push_str("<h2>Write stalls</h2><p class=\"k\">From a fault's start to the first acknowledged send invoked after it, by whom the fault hit.</p>\
+        <table><tr><th>scope</th><th>faults</th><th>p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th><th>never resumed</th></tr>");
+    for (scope, s) in &results.write_stalls {
+        write!(
+            html,
+            "<tr><td>{scope}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            s.faults,
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.max_ms),
+            s.never_resumed
+        )?;
+    }
+    html.push_str("</table><h2>Faults</h2><table><tr><th>start (s)</th><th>end (s)</th><th>fault</th><th>scope</th><th>writes stopped (ms)</th><th>heal → next ack (ms)</th></tr>");
     for f in &results.faults {
         write!(
             html,
-            "<tr><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             f.start_ms as f64 / 1e3,
             f.end_ms as f64 / 1e3,
             escape(&f.description),
-            f.recovery_ms.map_or("-".into(), |r| r.to_string())
+            f.scope.name(),
+            ms(f.write_stall_ms),
+            ms(f.recovery_ms)
         )?;
     }
     html.push_str("</table><p class=\"k\">Files: history.jsonl, results.json, n*.log, namesrv.log.</p></body></html>\n");

@@ -341,6 +341,7 @@ async fn drive(
         anomalies,
         checker: r,
         undelivered,
+        write_stalls: report::stall_summaries(&faults),
         faults,
         final_recovery_ms: final_recovery,
         convergence_ms: convergence,
@@ -364,6 +365,21 @@ fn print_summary(r: &Results) {
         c.read,
         r.faults.len()
     );
+    for (scope, s) in &r.write_stalls {
+        let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+        println!(
+            "writes stopped after {} {scope} faults: p50 {}, p99 {}, max {}{}",
+            s.faults,
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.max_ms),
+            if s.never_resumed > 0 {
+                format!(", {} never resumed", s.never_resumed)
+            } else {
+                String::new()
+            }
+        );
+    }
     let nonzero: Vec<String> = r
         .anomalies
         .iter()
