@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use crate::history::{Event, Type, F};
 
 /// Milliseconds from `start_ms` to the first acknowledgement of a send invoked at or
-/// after `start_ms`; `None` if no such send was ever acknowledged.
-pub fn write_stall_ms(events: &[Event], start_ms: i64) -> Option<i64> {
+/// after `start_ms` (by broker group `broker`, when given: a fault on one group's master
+/// stops only that group's writes); `None` if no such send was ever acknowledged.
+pub fn write_stall_ms(events: &[Event], start_ms: i64, broker: Option<&str>) -> Option<i64> {
     let mut invoked: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     let mut first: Option<i64> = None;
     for e in events.iter().filter(|e| e.f == F::Send) {
@@ -20,7 +21,8 @@ pub fn write_stall_ms(events: &[Event], start_ms: i64) -> Option<i64> {
             }
             Type::Ok => {
                 let after = invoked.get(&key).is_some_and(|t| *t >= start_ms);
-                if after && e.time_ms >= start_ms {
+                let there = broker.is_none_or(|b| e.queue.as_ref().is_some_and(|q| q.broker == b));
+                if after && there && e.time_ms >= start_ms {
                     first = Some(first.map_or(e.time_ms, |f| f.min(e.time_ms)));
                 }
             }
@@ -66,8 +68,10 @@ mod tests {
         h.send_ok(1_250, "p2", "late", q(), 1);
         h.send_invoke(1_260, "p1", "later");
         h.send_ok(1_270, "p1", "later", q(), 2);
-        assert_eq!(write_stall_ms(h.events(), 100), Some(1_150));
-        assert_eq!(write_stall_ms(h.events(), 2_000), None);
+        assert_eq!(write_stall_ms(h.events(), 100, None), Some(1_150));
+        assert_eq!(write_stall_ms(h.events(), 100, Some("b")), Some(1_150));
+        assert_eq!(write_stall_ms(h.events(), 100, Some("other")), None);
+        assert_eq!(write_stall_ms(h.events(), 2_000, None), None);
     }
 
     #[test]

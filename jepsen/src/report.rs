@@ -48,7 +48,7 @@ pub fn ops(history: &History) -> Vec<Op> {
 /// its write stall (from its start to the first acknowledged send invoked after it).
 pub fn recovery_times(history: &History, faults: &mut [FaultInterval]) {
     for f in faults.iter_mut() {
-        f.write_stall_ms = history::stall::write_stall_ms(history.events(), f.start_ms);
+        f.write_stall_ms = history::stall::write_stall_ms(history.events(), f.start_ms, None);
     }
     let oks: Vec<i64> = history
         .events()

@@ -245,6 +245,18 @@ pub struct CellSummary {
     pub lost_tail_p50: u64,
     pub lost_tail_p99: u64,
     pub lost_tail_max: u64,
+    /// Faults aimed at a group's master, over passing seeds, and how long that group
+    /// took no write after each (ms; `never` counts those it took none after).
+    #[serde(default)]
+    pub master_faults: u64,
+    #[serde(default)]
+    pub master_stall_p50_ms: i64,
+    #[serde(default)]
+    pub master_stall_p99_ms: i64,
+    #[serde(default)]
+    pub master_stall_max_ms: i64,
+    #[serde(default)]
+    pub master_stall_never: u64,
     /// Seeds a minute for one job.
     pub seeds_per_min_per_job: f64,
 }
@@ -290,6 +302,7 @@ pub fn summarize(
             ..CellSummary::default()
         };
         let mut tails = Vec::new();
+        let mut stalls = Vec::new();
         for r in &mine {
             match (r.passed(), &r.outcome) {
                 (true, Some(o)) => {
@@ -297,6 +310,10 @@ pub fn summarize(
                     s.acknowledged += o.report.acknowledged as u64;
                     s.faults += o.faults as u64;
                     tails.push(o.report.lost_tail as u64);
+                    s.master_faults += o.master_stalls_ms.len() as u64;
+                    stalls.extend(o.master_stalls_ms.iter().flatten().copied());
+                    s.master_stall_never +=
+                        o.master_stalls_ms.iter().filter(|m| m.is_none()).count() as u64;
                 }
                 _ => {
                     s.failed += 1;
@@ -317,6 +334,10 @@ pub fn summarize(
         s.lost_tail_p50 = at(0.5);
         s.lost_tail_p99 = at(0.99);
         s.lost_tail_max = tails.last().copied().unwrap_or(0);
+        let stall = |p| history::stall::percentile(&stalls, p).unwrap_or(0);
+        s.master_stall_p50_ms = stall(50.0);
+        s.master_stall_p99_ms = stall(99.0);
+        s.master_stall_max_ms = stall(100.0);
         let ms: u64 = mine.iter().map(|r| r.elapsed_ms).sum();
         s.seeds_per_min_per_job = s.played as f64 * 60_000.0 / ms.max(1) as f64;
         cells.push(s);
@@ -368,9 +389,9 @@ pub fn render(summary: &Summary, stories: &BTreeMap<String, String>) -> String {
     }
     let _ = writeln!(
         out,
-        "| cell | played | passed | failed | by class | acknowledged | faults | lost tail: seeds, p50, p99, max | seeds/min/job |"
+        "| cell | played | passed | failed | by class | acknowledged | faults | lost tail: seeds, p50, p99, max | master faults: writes stopped p50, p99, max (ms), never resumed | seeds/min/job |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---|---|---:|");
     for c in &summary.cells {
         let classes: Vec<String> = c
             .failed_by_class
@@ -379,7 +400,7 @@ pub fn render(summary: &Summary, stories: &BTreeMap<String, String>) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {}, {}, {}, {} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {}, {}, {}, {} | {}: {}, {}, {}, {} | {:.0} |",
             c.cell,
             c.played,
             c.passed,
@@ -395,6 +416,11 @@ pub fn render(summary: &Summary, stories: &BTreeMap<String, String>) -> String {
             c.lost_tail_p50,
             c.lost_tail_p99,
             c.lost_tail_max,
+            c.master_faults,
+            c.master_stall_p50_ms,
+            c.master_stall_p99_ms,
+            c.master_stall_max_ms,
+            c.master_stall_never,
             c.seeds_per_min_per_job,
         );
     }

@@ -333,6 +333,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         let n = results.len() as u64;
         let (mut failed, mut tails) = (Vec::new(), Vec::new());
         let (mut acked, mut delivered, mut injected) = (0, 0, 0);
+        let (mut master_faults, mut stalls) = (0, Vec::new());
         for (seed, outcome) in results {
             let replay = replay_command(seed, args);
             match outcome {
@@ -350,6 +351,8 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
                 }
                 Ok(o) => {
                     tails.push(o.report.lost_tail);
+                    master_faults += o.master_stalls_ms.len();
+                    stalls.extend(o.master_stalls_ms.iter().flatten().copied());
                     acked += o.report.acknowledged;
                     delivered += o.deliveries;
                     injected += o.faults;
@@ -378,6 +381,17 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
             tails.last().copied().unwrap_or(0),
             n as f64 / minutes.max(1e-9)
         );
+        if master_faults > 0 {
+            let p =
+                |q| history::stall::percentile(&stalls, q).map_or("-".into(), |v| v.to_string());
+            println!(
+                "{master_faults} faults at a group's master: writes to that group stopped p50 {} ms, p99 {} ms, max {} ms; {} never resumed",
+                p(50.0),
+                p(99.0),
+                p(100.0),
+                master_faults - stalls.len()
+            );
+        }
         if !failed.is_empty() {
             std::process::exit(1);
         }
@@ -416,8 +430,16 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         if let Some(path) = &args.trace {
             println!("trace of seed {seed} in {path}; read it with: sim inspect {path}");
         }
+        let stalls: Vec<i64> = outcome.master_stalls_ms.iter().flatten().copied().collect();
+        let stalled = match history::stall::percentile(&stalls, 100.0) {
+            Some(max) => format!(
+                ", writes stopped after {} master faults up to {max} ms",
+                outcome.master_stalls_ms.len()
+            ),
+            None => String::new(),
+        };
         println!(
-            "seed {seed} ({}, {}): {} acknowledged of {} sent, {} deliveries; {}",
+            "seed {seed} ({}, {}): {} acknowledged of {} sent, {} deliveries{stalled}; {}",
             args.mode,
             outcome.swarm,
             outcome.report.acknowledged,

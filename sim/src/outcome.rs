@@ -18,6 +18,10 @@ pub struct Outcome {
     pub deliveries: usize,
     /// Fault events (injections and heals, consumer churn).
     pub faults: usize,
+    /// For each fault aimed at a group's master: how long that group took no write
+    /// (`history::stall`), in ms; `None` when it took none for the rest of the run.
+    #[serde(default)]
+    pub master_stalls_ms: Vec<Option<i64>>,
 }
 
 impl Outcome {
@@ -51,5 +55,44 @@ impl Outcome {
         list(&mut p, "safety", &self.safety);
         list(&mut p, "liveness", &self.liveness);
         p.join("; ")
+    }
+}
+
+/// The broker group whose master a fault description names (`kill broker-a-r2 (master)`).
+fn master_group(description: &str) -> Option<&str> {
+    let at = description.find(" (master)")?;
+    let node = description[..at].rsplit(' ').next()?;
+    let (group, replica) = node.rsplit_once('-')?;
+    replica.strip_prefix('r')?.parse::<u32>().ok()?;
+    Some(group)
+}
+
+/// Each master fault's write stall in `events` (see [`Outcome::master_stalls_ms`]).
+pub fn master_stalls_ms(events: &[history::history::Event]) -> Vec<Option<i64>> {
+    use history::history::F;
+    events
+        .iter()
+        .filter(|e| e.f == F::Fault)
+        .filter_map(|e| Some((e.time_ms, master_group(&e.value)?)))
+        .map(|(at, group)| history::stall::write_stall_ms(events, at, Some(group)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_faults_name_their_group() {
+        assert_eq!(master_group("kill broker-a-r2 (master)"), Some("broker-a"));
+        assert_eq!(
+            master_group("isolate broker-b-r1 (master) from everyone"),
+            Some("broker-b")
+        );
+        assert_eq!(master_group("pause broker-a-r3"), None);
+        assert_eq!(
+            master_group("power loss on every replica of broker-a"),
+            None
+        );
     }
 }

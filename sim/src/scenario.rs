@@ -211,6 +211,7 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
         .filter(|e| e.f == F::Deliver)
         .count();
     outcome.faults = history.events().iter().filter(|e| e.f == F::Fault).count();
+    outcome.master_stalls_ms = crate::outcome::master_stalls_ms(history.events());
     outcome.undelivered = [GROUP, BROADCAST_GROUP]
         .iter()
         .map(|g| (g.to_string(), undelivered(&history, g, &TOPICS)))
