@@ -30,6 +30,15 @@ pub enum ClientError {
     NotFound(String),
     #[error("client is shut down")]
     Shutdown,
+    /// While a request to a broker group's master waited for its answer, the name
+    /// servers named another master: the request's outcome is unknown, and the old
+    /// master (paused, cut off, or dead) may never answer.
+    #[error("broker group {broker}'s master moved from {from} to {to} while a request to it waited; its outcome is unknown")]
+    MasterMoved {
+        broker: String,
+        from: String,
+        to: String,
+    },
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

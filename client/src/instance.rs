@@ -36,7 +36,16 @@ pub struct ClientInstance {
     fetches: AtomicU64,
     /// Name servers the address server named, and when (see `namesrv_addrs`).
     discovered: Mutex<Option<(Vec<String>, tokio::time::Instant)>>,
+    /// When each topic's route was last fetched by [`ClientInstance::master_moved`],
+    /// so that many waiting requests share one fetch.
+    route_checks: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
+
+/// How long a request to a master waits before its client asks whether the master
+/// moved, and how often after that: a request to a master that stopped answering is
+/// abandoned within about an election and these checks, not at its timeout.
+pub const MASTER_CHECK_FIRST: std::time::Duration = std::time::Duration::from_millis(300);
+pub const MASTER_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl ClientInstance {
     /// A new instance; `on_request` receives requests brokers push to this client.
@@ -58,6 +67,7 @@ impl ClientInstance {
             groups: Mutex::default(),
             fetches: AtomicU64::new(0),
             discovered: Mutex::default(),
+            route_checks: Mutex::default(),
         });
         // Refresh cached routes every `route_refresh_interval` while the instance lives.
         let weak = Arc::downgrade(&instance);
@@ -232,6 +242,37 @@ impl ClientInstance {
             if let Err(e) = self.refresh_route(&topic).await {
                 tracing::debug!(%topic, error = %e, "route refresh failed");
             }
+        }
+    }
+
+    /// Resolves once the name servers name a master of `broker` other than `addr` (the
+    /// address of a request still waiting), with the new master's address; never if
+    /// they go on naming `addr`. Asks for `topic`'s route (the auto-create topic's for a
+    /// topic not created yet) after [`MASTER_CHECK_FIRST`], then every
+    /// [`MASTER_CHECK_EVERY`], one fetch per topic for all waiting requests.
+    pub async fn master_moved(&self, topic: &str, broker: &str, addr: &str) -> String {
+        tokio::time::sleep(MASTER_CHECK_FIRST).await;
+        loop {
+            let now = tokio::time::Instant::now();
+            let due = {
+                let mut checks = self.route_checks.lock().expect("route checks poisoned");
+                let due = checks
+                    .get(topic)
+                    .is_none_or(|at| now.duration_since(*at) >= MASTER_CHECK_EVERY);
+                if due {
+                    checks.insert(topic.to_string(), now);
+                }
+                due
+            };
+            if due {
+                if let Err(ClientError::NoRoute(_)) = self.refresh_route(topic).await {
+                    let _ = self.refresh_route(AUTO_CREATE_TOPIC).await;
+                }
+            }
+            if let Some(master) = self.master_addr(broker).filter(|m| m != addr) {
+                return master;
+            }
+            tokio::time::sleep(MASTER_CHECK_EVERY).await;
         }
     }
 

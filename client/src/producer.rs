@@ -4,7 +4,8 @@
 //! groups that failed in the last `broker_backoff` (RocketMQ's latency fault tolerance).
 //! A sync send that fails fast (connection error, broker busy) is retried on another
 //! group up to `retries` times; a timeout is not retried, since the first attempt may
-//! have been stored. Ordered sends pick their queue with a selector and never move.
+//! have been stored. A send whose master was replaced while it waited is retried at
+//! once at the new master (at least once: the first attempt may still be stored). Ordered sends pick their queue with a selector and never move.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -168,6 +169,12 @@ impl Producer {
             let mq = self.pick(&queues, avoid.as_deref());
             match self.send_to(&message, mq).await {
                 Ok(result) => return Ok(result),
+                // The group has a new master: at it again, with no backoff.
+                Err(e @ ClientError::MasterMoved { .. }) => {
+                    tracing::debug!(error = %e, "send abandoned; retrying at the new master");
+                    avoid = None;
+                    last = Some(e);
+                }
                 Err(e) if retryable(&e) => {
                     tracing::debug!(broker = %mq.broker_name, error = %e, "send failed; trying another broker");
                     self.failed
@@ -311,10 +318,24 @@ impl Producer {
         Ok((self.addr(mq).await?, request, id))
     }
 
-    /// Sends to one queue, once.
+    /// Sends to one queue, once. A send whose master stops answering while the name
+    /// servers come to name another is given up as [`ClientError::MasterMoved`] (its
+    /// outcome unknown, retried by [`Producer::send`]) rather than left to time out.
     pub async fn send_to(&self, message: &Message, mq: &MessageQueue) -> Result<SendResult> {
         let (addr, request, msg_id) = self.request(message, mq).await?;
-        let response = self.instance.invoke(&addr, request).await?;
+        let moved = self
+            .instance
+            .master_moved(&message.topic, &mq.broker_name, &addr);
+        let response = tokio::select! {
+            response = self.instance.invoke(&addr, request) => response?,
+            to = moved => {
+                return Err(ClientError::MasterMoved {
+                    broker: mq.broker_name.clone(),
+                    from: addr,
+                    to,
+                })
+            }
+        };
         let mut result = send_result(&addr, mq, response)?;
         result.msg_id = msg_id;
         Ok(result)
@@ -325,6 +346,8 @@ fn retryable(e: &ClientError) -> bool {
     match e {
         ClientError::Rpc(RpcError::Timeout { .. }) => false,
         ClientError::Rpc(_) => true,
+        // Unknown outcome, like a timeout, but the group has a new master to try now.
+        ClientError::MasterMoved { .. } => true,
         ClientError::Broker { code, .. } => {
             matches!(
                 *code,

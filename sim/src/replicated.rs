@@ -52,11 +52,25 @@ fn master(slots: &[Slot]) -> Option<usize> {
     })
 }
 
-/// One run: a producer streams `MESSAGES` sends while whichever replica is master loses
-/// power twice (disk crashed, restarted); afterwards the replicas must hold
-/// byte-identical logs, and every queue is read back into the history.
-/// `plant` switches a planted bug on in every replica (`fault-injection` builds only).
+/// What happens to the master, twice, in [`master_faults`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterFault {
+    /// Its host loses power (unsynced bytes gone) and restarts after 0.2–1 s.
+    PowerLoss,
+    /// Its process stops (SIGSTOP) for 2–3 s, longer than a send's timeout, then goes on.
+    Pause,
+}
+
+/// [`master_faults`] with power losses.
 pub async fn master_power_loss(mode: Mode, plant: Plant) -> (u64, History) {
+    master_faults(mode, plant, MasterFault::PowerLoss).await
+}
+
+/// One run: a producer streams `MESSAGES` sends while whichever replica is master meets
+/// `fault` twice; afterwards the replicas must hold byte-identical logs, and every queue
+/// is read back into the history. `plant` switches a planted bug on in every replica
+/// (`fault-injection` builds only).
+pub async fn master_faults(mode: Mode, plant: Plant, fault: MasterFault) -> (u64, History) {
     // Quiet unless RUST_LOG asks (e.g. RUST_LOG=raftmq=info when replaying a seed).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
@@ -145,7 +159,7 @@ pub async fn master_power_loss(mode: Mode, plant: Plant) -> (u64, History) {
             }
         });
 
-    // Two power losses of whichever replica is master then, at times the seed picks.
+    // Two faults of whichever replica is master then, at times the seed picks.
     let mut rng = madsim::rand::thread_rng();
     for round in 0..2 {
         let wait_ms = rng.gen_range(1_000..2_500);
@@ -153,19 +167,33 @@ pub async fn master_power_loss(mode: Mode, plant: Plant) -> (u64, History) {
         let Some(victim) = master(&slots) else {
             continue;
         };
-        handle.kill(nodes[victim].id());
-        slots[victim].lock().unwrap().take();
-        history.lock().unwrap().fault(
-            now_ms(),
-            &format!(
-                "power loss on replica-{} (master), round {round}",
-                victim + 1
-            ),
-        );
-        disks[victim].0.crash();
-        disks[victim].1.crash();
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_000))).await;
-        handle.restart(nodes[victim].id());
+        let node = nodes[victim].id();
+        match fault {
+            MasterFault::PowerLoss => {
+                handle.kill(node);
+                slots[victim].lock().unwrap().take();
+                history.lock().unwrap().fault(
+                    now_ms(),
+                    &format!(
+                        "power loss on replica-{} (master), round {round}",
+                        victim + 1
+                    ),
+                );
+                disks[victim].0.crash();
+                disks[victim].1.crash();
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_000))).await;
+                handle.restart(node);
+            }
+            MasterFault::Pause => {
+                handle.pause(node);
+                history.lock().unwrap().fault(
+                    now_ms(),
+                    &format!("pause replica-{} (master), round {round}", victim + 1),
+                );
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(2_000..3_000))).await;
+                handle.resume(node);
+            }
+        }
     }
     producing.await.unwrap();
 
