@@ -230,15 +230,15 @@ impl<D: Disk> Replica<D> {
     /// cannot go on from, such as a failed fsync) and returns the error. It never
     /// serves again: `raftmq-broker` exits, for its supervisor to restart it, rather
     /// than linger as a replica that neither replicates nor votes.
+    ///
+    /// Looked at every second rather than watched: openraft sends its full metrics after
+    /// every batch of log I/O, and a watcher would wake with every write.
     pub async fn fatal(&self) -> String {
-        let mut metrics = self.raft.metrics();
         loop {
-            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            if let Err(fatal) = &self.raft.metrics().borrow().running_state {
                 return fatal.to_string();
             }
-            if metrics.changed().await.is_err() {
-                return "Raft stopped".to_string();
-            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

@@ -112,10 +112,21 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         } else {
             MessageType::Normal
         };
-        let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+        // Body sizes for metrics, kept before the messages move into the store; a single
+        // message's body is the request's, so only a batch needs a list.
+        let batch_sizes: Vec<usize> = match header.batch {
+            true => messages.iter().map(|m| m.body.len()).collect(),
+            false => Vec::new(),
+        };
+        let single_size = [req.body.len()];
+        let sizes = if header.batch {
+            &batch_sizes[..]
+        } else {
+            &single_size[..]
+        };
         match self.put_messages(messages).await {
             Ok(results) => {
-                self.traffic.record_in(header.topic, message_type, &sizes);
+                self.traffic.record_in(header.topic, message_type, sizes);
                 let mut first = *results.first().expect("one result per message");
                 if let Some(queue_id) = delayed_to_queue {
                     // The client names the queue it sent to, as Java's broker answers;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -80,40 +80,53 @@ pub struct InSample<'a> {
 
 #[derive(Debug, Default)]
 pub struct Traffic {
-    topics: RwLock<HashMap<String, Arc<TopicIn>>>,
+    topics: RwLock<HashMap<String, TopicIn>>,
     /// topic → consumer group → what it pulled.
-    out: RwLock<HashMap<String, HashMap<String, Arc<GroupOut>>>>,
+    out: RwLock<HashMap<String, HashMap<String, GroupOut>>>,
 }
 
 impl Traffic {
     /// Counts messages stored in `topic`, given their body sizes.
     pub fn record_in(&self, topic: &str, message_type: MessageType, body_sizes: &[usize]) {
-        let stats = self.topic(topic);
-        let i = message_type as usize;
-        stats.messages[i].fetch_add(body_sizes.len() as u64, Ordering::Relaxed);
-        let total: usize = body_sizes.iter().sum();
-        stats.bytes[i].fetch_add(total as u64, Ordering::Relaxed);
-        for size in body_sizes {
-            stats.sizes[i].observe(*size as f64);
+        let record = |stats: &TopicIn| {
+            let i = message_type as usize;
+            stats.messages[i].fetch_add(body_sizes.len() as u64, Ordering::Relaxed);
+            let total: usize = body_sizes.iter().sum();
+            stats.bytes[i].fetch_add(total as u64, Ordering::Relaxed);
+            for size in body_sizes {
+                stats.sizes[i].observe(*size as f64);
+            }
+        };
+        // Counted under the read lock: the write lock only for a topic's first message.
+        if let Some(stats) = self.topics.read().expect("traffic poisoned").get(topic) {
+            return record(stats);
         }
+        let mut topics = self.topics.write().expect("traffic poisoned");
+        record(topics.entry(topic.to_string()).or_default());
     }
 
     /// Counts messages a pull of `group` returned from `topic` (stored bytes).
     pub fn record_out(&self, topic: &str, group: &str, messages: usize, bytes: usize) {
-        let found = {
-            let out = self.out.read().expect("traffic poisoned");
-            out.get(topic).and_then(|g| g.get(group)).cloned()
+        let record = |stats: &GroupOut| {
+            stats.messages.fetch_add(messages as u64, Ordering::Relaxed);
+            stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         };
-        let stats = found.unwrap_or_else(|| {
-            let mut out = self.out.write().expect("traffic poisoned");
+        if let Some(stats) = self
+            .out
+            .read()
+            .expect("traffic poisoned")
+            .get(topic)
+            .and_then(|g| g.get(group))
+        {
+            return record(stats);
+        }
+        let mut out = self.out.write().expect("traffic poisoned");
+        record(
             out.entry(topic.to_string())
                 .or_default()
                 .entry(group.to_string())
-                .or_default()
-                .clone()
-        });
-        stats.messages.fetch_add(messages as u64, Ordering::Relaxed);
-        stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                .or_default(),
+        );
     }
 
     /// Messages taken in and pulled out, every topic and group together.
@@ -131,14 +144,6 @@ impl Traffic {
             .map(|g| g.messages.load(Ordering::Relaxed))
             .sum();
         (messages_in, messages_out)
-    }
-
-    fn topic(&self, topic: &str) -> Arc<TopicIn> {
-        if let Some(stats) = self.topics.read().expect("traffic poisoned").get(topic) {
-            return stats.clone();
-        }
-        let mut topics = self.topics.write().expect("traffic poisoned");
-        topics.entry(topic.to_string()).or_default().clone()
     }
 
     /// Calls `f` with each (topic, message type) that took in messages.
@@ -167,7 +172,7 @@ impl Traffic {
     /// Calls `f(topic, group, messages, bytes)` for each pair that pulled messages.
     pub fn each_out(&self, mut f: impl FnMut(&str, &str, u64, u64)) {
         let out = self.out.read().expect("traffic poisoned");
-        let mut pairs: Vec<(&String, &String, &Arc<GroupOut>)> = out
+        let mut pairs: Vec<(&String, &String, &GroupOut)> = out
             .iter()
             .flat_map(|(t, groups)| groups.iter().map(move |(g, s)| (t, g, s)))
             .collect();
