@@ -74,3 +74,44 @@ impl TestCluster {
         }
     }
 }
+
+/// `raftmq dev --replicas 3` (Raft election, quorum ack) on ephemeral ports in a fresh
+/// directory, and a client config for it with a generous timeout.
+pub async fn dev_group(
+    flush: store::FlushMode,
+) -> (raftmq::dev::DevCluster, ClientConfig, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = raftmq::dev::start(raftmq::dev::DevOptions {
+        data_dir: dir.path().to_path_buf(),
+        namesrv_port: 0,
+        broker_port: 0,
+        flush_disk_type: flush,
+        replicas: 3,
+        election: raftmq::config::Election::Raft,
+        ack: raftmq::config::AckMode::Quorum,
+    })
+    .await
+    .unwrap();
+    let config = ClientConfig {
+        request_timeout: Duration::from_secs(10),
+        ..ClientConfig::with_namesrv(&cluster.namesrv_addr.to_string())
+    };
+    (cluster, config, dir)
+}
+
+/// Sends each message until it is acknowledged (a new group may be electing its master).
+pub async fn send_acked(
+    producer: &client::Producer,
+    messages: impl Iterator<Item = client::Message>,
+) -> Vec<client::SendResult> {
+    let mut sent = Vec::new();
+    for message in messages {
+        loop {
+            match producer.send(message.clone()).await {
+                Ok(r) if r.status == client::SendStatus::Ok => break sent.push(r),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    sent
+}

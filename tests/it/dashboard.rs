@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use client::{
-    Admin, ClientConfig, ConsumeFromWhere, ConsumeResult, Message, Producer, PullConsumer,
-    PullStatus, PushConsumerBuilder,
+    Admin, ConsumeFromWhere, ConsumeResult, Message, Producer, PullConsumer, PullStatus,
+    PushConsumerBuilder,
 };
 use proto::net::rpc::RpcClient;
 use proto::remoting::codes::{request, response};
 use proto::remoting::RemotingCommand;
-use raftmq::config::{AckMode, Election};
-use raftmq::dev::DevOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cluster::{dev_group, send_acked};
 
 /// How pages are loaded: plain HTTP, or a real browser.
 enum Loader {
@@ -114,41 +114,9 @@ fn by_id(html: &str, id: &str) -> String {
     html[start..end].to_string()
 }
 
-/// Sends each message until it is acknowledged (a new group may be electing its master).
-async fn send_acked(
-    producer: &Producer,
-    messages: impl Iterator<Item = Message>,
-) -> Vec<client::SendResult> {
-    let mut sent = Vec::new();
-    for message in messages {
-        loop {
-            match producer.send(message.clone()).await {
-                Ok(r) if r.status == client::SendStatus::Ok => break sent.push(r),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-    sent
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboards_pages_show_what_the_admin_api_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = raftmq::dev::start(DevOptions {
-        data_dir: dir.path().to_path_buf(),
-        namesrv_port: 0,
-        broker_port: 0,
-        flush_disk_type: store::FlushMode::Async,
-        replicas: 3,
-        election: Election::Raft,
-        ack: AckMode::Quorum,
-    })
-    .await
-    .unwrap();
-    let config = ClientConfig {
-        request_timeout: Duration::from_secs(10),
-        ..ClientConfig::with_namesrv(&cluster.namesrv_addr.to_string())
-    };
+    let (cluster, config, _dir) = dev_group(store::FlushMode::Async).await;
     let admin = Admin::new(config.clone());
     let producer = Producer::new("dash-producer", config.clone());
     let orders = (0..40).map(|i| {

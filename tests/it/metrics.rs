@@ -3,12 +3,11 @@
 //! the admin API says.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use client::{Admin, ClientConfig, Message, Producer, PullConsumer, PullStatus};
-use raftmq::config::{AckMode, Election};
-use raftmq::dev::DevOptions;
+use client::{Admin, Message, Producer, PullConsumer, PullStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cluster::{dev_group, send_acked};
 
 /// One sample: name, labels, value.
 #[derive(Debug)]
@@ -101,38 +100,19 @@ fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicated_dev_cluster_serves_metrics_that_match_the_admin_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = raftmq::dev::start(DevOptions {
-        data_dir: dir.path().to_path_buf(),
-        namesrv_port: 0,
-        broker_port: 0,
-        flush_disk_type: store::FlushMode::Sync,
-        replicas: 3,
-        election: Election::Raft,
-        ack: AckMode::Quorum,
-    })
-    .await
-    .unwrap();
+    let (cluster, config, _dir) = dev_group(store::FlushMode::Sync).await;
     let router = raftmq::http::metrics(cluster.metrics_renderer());
     let (addr, _task) = raftmq::http::serve("metrics", "127.0.0.1:0".parse().unwrap(), router)
         .await
         .unwrap();
-    let config = ClientConfig {
-        request_timeout: Duration::from_secs(10),
-        ..ClientConfig::with_namesrv(&cluster.namesrv_addr.to_string())
-    };
     let producer = Producer::new("metrics-producer", config.clone());
-    let mut sent = 0;
-    while sent < 30 {
-        // A new group elects its master first: retry until the sends go through.
-        match producer
-            .send(Message::new("MetricsTopic", vec![b'x'; 100]))
-            .await
-        {
-            Ok(r) if r.status == client::SendStatus::Ok => sent += 1,
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    // A new group elects its master first: retry until the sends go through.
+    let body = vec![b'x'; 100];
+    send_acked(
+        &producer,
+        (0..30).map(|_| Message::new("MetricsTopic", body.clone())),
+    )
+    .await;
     // Consume 3 messages of one queue and commit, leaving the rest as lag.
     let consumer = PullConsumer::new("metrics-group", config.clone());
     let queues = consumer.fetch_queues("MetricsTopic").await.unwrap();
