@@ -5,6 +5,8 @@
 //! - [`producer`]: `Producer` (sync, oneway, batch, ordered with a selector).
 //! - [`push`]: `PushConsumer` (clustering or broadcasting, concurrent or orderly).
 //! - [`pull`]: `PullConsumer` (explicit queue and offset) and the pull call itself.
+//! - [`transaction`]: `TransactionProducer` (half messages, local transactions,
+//!   check-back).
 //! - [`admin`]: topics, routes, clusters, consumer progress, queries.
 //! - [`instance`]: what clients of one process share (connections, route cache).
 //! - [`rebalance`], [`filter`], [`message`], [`config`], [`error`].
@@ -24,6 +26,7 @@ pub mod producer;
 pub mod pull;
 pub mod push;
 pub mod rebalance;
+pub mod transaction;
 
 pub use admin::Admin;
 pub use config::ClientConfig;
@@ -33,3 +36,6 @@ pub use producer::{Producer, SendResult, SendStatus};
 pub use proto::remoting::body::MessageQueue;
 pub use pull::{PullConsumer, PullResult, PullStatus};
 pub use push::{ConsumeFromWhere, ConsumeResult, MessageModel, PushConsumer, PushConsumerBuilder};
+pub use transaction::{
+    LocalTransactionState, TransactionChecker, TransactionProducer, TransactionSendResult,
+};

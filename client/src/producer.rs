@@ -24,6 +24,11 @@ use crate::instance::{write_queues, ClientInstance, AUTO_CREATE_TOPIC};
 use crate::message::Message;
 use proto::net::rpc::RpcError;
 
+/// The property that makes a send a transaction's half message.
+pub(crate) const TRAN_MSG: &str = "TRAN_MSG";
+/// `MessageSysFlag.TRANSACTION_PREPARED_TYPE`, set on a half message's send.
+const TRANSACTION_PREPARED_TYPE: i32 = 0x4;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendStatus {
     Ok,
@@ -43,6 +48,8 @@ pub struct SendResult {
     pub offset_msg_id: String,
     pub queue: MessageQueue,
     pub queue_offset: u64,
+    /// A half message's transaction id, as the broker answered it.
+    pub transaction_id: Option<String>,
 }
 
 pub struct Producer {
@@ -76,6 +83,10 @@ impl Producer {
 
     pub fn instance(&self) -> &Arc<ClientInstance> {
         &self.instance
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
     /// A unique message id: this client, a start time and a counter, as 32 hex digits
@@ -311,10 +322,15 @@ impl Producer {
     ) -> Result<(String, RemotingCommand, String)> {
         let id = self.unique_id();
         let properties = message.encoded_properties(&id)?;
-        let request = self
-            .header(&message.topic, mq, &properties, message.flag, false)
-            .to_command()
-            .with_body(message.body.clone());
+        let mut header = self.header(&message.topic, mq, &properties, message.flag, false);
+        if message
+            .properties
+            .get(TRAN_MSG)
+            .is_some_and(|v| v == "true")
+        {
+            header.sys_flag = TRANSACTION_PREPARED_TYPE;
+        }
+        let request = header.to_command().with_body(message.body.clone());
         Ok((self.addr(mq).await?, request, id))
     }
 
@@ -382,5 +398,6 @@ fn send_result(addr: &str, mq: &MessageQueue, response: RemotingCommand) -> Resu
             ..mq.clone()
         },
         queue_offset: response.ext_parse("queueOffset")?,
+        transaction_id: response.ext("transactionId").map(str::to_string),
     })
 }

@@ -155,11 +155,12 @@ impl PushConsumerBuilder {
         proto::names::validate_name("consumer group", &self.group).map_err(ClientError::Invalid)?;
         let rebalance_now = Arc::new(Notify::new());
         let notify = rebalance_now.clone();
-        let on_request: proto::net::rpc::OnRequest = Arc::new(move |command: RemotingCommand| {
-            if command.code == request::NOTIFY_CONSUMER_IDS_CHANGED {
-                notify.notify_one();
-            }
-        });
+        let on_request: proto::net::rpc::OnRequest =
+            Arc::new(move |command: RemotingCommand, _broker: &str| {
+                if command.code == request::NOTIFY_CONSUMER_IDS_CHANGED {
+                    notify.notify_one();
+                }
+            });
         let instance = ClientInstance::new(self.config.clone(), Some(on_request));
         let inner = Arc::new(Inner {
             settings: self,

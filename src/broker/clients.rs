@@ -20,6 +20,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         channel: &Channel,
     ) -> Result<RemotingCommand, ProtoError> {
         let data: HeartbeatData = from_json(&req.body)?;
+        for producer in &data.producer_data_set {
+            self.producers.heartbeat(
+                &producer.group_name,
+                &data.client_id,
+                channel.clone(),
+                proto::clock::now_ms(),
+            );
+        }
         for consumer in data.consumer_data_set {
             if let Err(e) = proto::names::validate_name("consumer group", &consumer.group_name) {
                 return Ok(RemotingCommand::response_to(
@@ -71,6 +79,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         channel: &Channel,
     ) -> Result<RemotingCommand, ProtoError> {
         let client_id: String = req.ext_parse("clientID")?;
+        if let Some(group) = req.ext("producerGroup") {
+            self.producers.unregister(group, &client_id);
+        }
         if let Some(group) = req.ext("consumerGroup") {
             self.consumers
                 .unregister(&client_id, group, channel.peer, proto::clock::now_ms());

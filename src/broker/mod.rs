@@ -10,6 +10,8 @@
 //! - [`register`]: registration with every name server;
 //! - [`metrics`]: what the broker exports to Prometheus, gathered at scrape time;
 //! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery;
+//! - [`transaction`]: half messages, END_TRANSACTION and the check-back, with
+//!   [`producers`], the producer connections checks go to;
 //! - [`replica`]: Raft replication of the group (`[replication]` in the config), and
 //!   [`write`]: the write path through it or straight to the store.
 
@@ -21,6 +23,7 @@ pub mod locks;
 mod membership;
 mod metrics;
 mod offsets;
+mod producers;
 mod proposer;
 mod pull;
 mod register;
@@ -29,6 +32,7 @@ pub mod retry;
 mod send;
 pub mod stats;
 pub mod topics;
+pub mod transaction;
 mod write;
 
 use std::net::SocketAddr;
@@ -61,6 +65,8 @@ pub struct Broker<D: Disk, M: MetaStore> {
     meta: Meta<Arc<M>>,
     topics: Topics<Arc<M>>,
     consumers: Consumers,
+    producers: producers::Producers,
+    transactions: transaction::Transactions,
     locks: QueueLocks,
     namesrv: RpcPool,
     /// Bumped when this broker schedules a delayed message: wakes the delivery tasks
@@ -166,6 +172,8 @@ pub async fn start<D: Disk, M: MetaStore>(
         meta: Meta::new(meta),
         topics,
         consumers: Consumers::default(),
+        producers: producers::Producers::default(),
+        transactions: transaction::Transactions::new(config.transaction.clone()),
         locks: QueueLocks::default(),
         namesrv: RpcPool::new(None),
         scheduled: proto::watch::Sender::new(0),
@@ -183,6 +191,7 @@ pub async fn start<D: Disk, M: MetaStore>(
         tasks.push(tokio::spawn(broker.clone().run_role_watch()));
         tasks.push(tokio::spawn(broker.clone().run_topic_sync()));
     }
+    tasks.push(tokio::spawn(broker.clone().run_transaction_check()));
     for level in 0..retry::DELAY_LEVELS_MS.len() {
         tasks.push(tokio::spawn(broker.clone().run_delivery(level)));
     }
@@ -260,6 +269,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             request::VIEW_MESSAGE_BY_ID => Box::pin(self.view_message(req)).await,
             request::HEART_BEAT => Box::pin(self.heartbeat(req, channel)).await,
             request::CONSUMER_SEND_MSG_BACK => Box::pin(self.send_back(req)).await,
+            request::END_TRANSACTION => Box::pin(self.end_transaction(req)).await,
             request::UNREGISTER_CLIENT => self.unregister_client(req, channel),
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
             request::LOCK_BATCH_MQ => self.lock_batch(req),

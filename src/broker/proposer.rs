@@ -102,6 +102,17 @@ fn pack(round: &[&[Bytes]], hard_max: u64) -> (Vec<Vec<Bytes>>, Vec<Placement>) 
     let mut parts = Vec::with_capacity(round.len());
     for messages in round {
         let mut mine: Placement = Vec::new();
+        // A caller's messages that fit in one entry go in one entry: they commit (or
+        // are lost in a failover) together. A transaction's commit and its op record
+        // rely on that.
+        let total: u64 = messages.iter().map(record_bytes).sum();
+        if total <= hard_max
+            && entries.last().is_some_and(|e| !e.is_empty())
+            && entry_bytes + total > hard_max
+        {
+            entries.push(Vec::new());
+            entry_bytes = 0;
+        }
         for message in messages.iter() {
             let size = record_bytes(message);
             let full = entries
@@ -236,6 +247,12 @@ mod tests {
             parts,
             vec![vec![(0, 0..2)], vec![(0, 2..3)], vec![(1, 0..3)]]
         );
+        // A caller that fits in an entry is not split to fill the one before.
+        let owned = [messages(&[100, 100]), messages(&[100, 100])];
+        let round: Vec<&[Bytes]> = owned.iter().map(Vec::as_slice).collect();
+        let (entries, parts) = pack(&round, 3 * (100 + h) as u64);
+        assert_eq!(entries.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2]);
+        assert_eq!(parts, vec![vec![(0, 0..2)], vec![(1, 0..2)]]);
         // A message alone over the limit still gets an entry (the store rejects it).
         let (entries, _) = pack(&[&messages(&[500, 500])], 10);
         assert_eq!(entries.len(), 2);

@@ -300,6 +300,17 @@ impl<D: Disk> Replica<D> {
         self.confirmed_master.swap(confirmed, Ordering::AcqRel) != confirmed || confirmed
     }
 
+    /// Waits until this master has applied every entry committed before its term
+    /// began (openraft's read barrier), so what it reads from its state is what the
+    /// group committed. False when it is not master or no quorum answered in time.
+    pub async fn linearize(&self) -> bool {
+        let wait = Duration::from_millis(self.settings.write_timeout_ms);
+        matches!(
+            tokio::time::timeout(wait, self.raft.ensure_linearizable()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// What to register as: `(true, term confirmed in)` for the master, else `(false,
     /// current term)`.
     pub fn registration_role(&self) -> (bool, u64) {

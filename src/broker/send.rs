@@ -12,6 +12,7 @@ use store::meta::{MetaStore, TopicConfig};
 use store::Disk;
 
 use super::topics::AUTO_CREATE_TOPIC;
+use super::transaction;
 use super::write::{put_error, with_put_fields, PutError, WriteError};
 use super::Broker;
 use crate::metrics::traffic::MessageType;
@@ -27,6 +28,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             |code, remark: String| Ok(RemotingCommand::response_to(req, code, Some(remark)));
         if let Err(e) = proto::names::validate_name("topic", header.topic) {
             return refuse(response::MESSAGE_ILLEGAL, e);
+        }
+        if is_system_topic(header.topic) {
+            return refuse(
+                response::NO_PERMISSION,
+                format!(
+                    "Sending message to topic[{}] is forbidden: the broker writes it",
+                    header.topic
+                ),
+            );
         }
         if header.topic == AUTO_CREATE_TOPIC {
             return refuse(
@@ -80,8 +90,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             reconsume_times: header.reconsume_times,
             prepared_transaction_offset: 0,
         };
-        let mut delayed_to_queue = None;
-        let messages = if header.batch {
+        // Where a delayed or half message was really sent, which the response names.
+        let mut rerouted_from_queue = None;
+        let mut transaction_id = None;
+        let messages: Vec<NewMessage> = if header.batch {
             match batch::decode(&req.body) {
                 Ok(entries) if !entries.is_empty() => entries
                     .into_iter()
@@ -97,15 +109,33 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
         } else {
             let mut message = template;
-            match super::retry::schedule_if_delayed(&mut message) {
-                Ok(real_queue) => delayed_to_queue = real_queue,
-                Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
+            let real_queue = message.queue_id;
+            if transaction::prepare_half(&mut message) {
+                rerouted_from_queue = Some(real_queue);
+                transaction_id = message
+                    .properties
+                    .get(transaction::property::TRANSACTION_ID)
+                    .map(str::to_string);
+            } else {
+                match super::retry::schedule_if_delayed(&mut message) {
+                    Ok(real_queue) => rerouted_from_queue = real_queue,
+                    Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
+                }
             }
             vec![message]
         };
-        let message_type = if template_is_transaction(&messages) {
+        if header.batch && messages.iter().any(is_transactional) {
+            return refuse(
+                response::MESSAGE_ILLEGAL,
+                "a batch cannot hold transactional messages (TRAN_MSG)".into(),
+            );
+        }
+        let message_type = if messages
+            .first()
+            .is_some_and(|m| m.topic == transaction::HALF_TOPIC)
+        {
             MessageType::Transaction
-        } else if delayed_to_queue.is_some() {
+        } else if rerouted_from_queue.is_some() {
             MessageType::Delay
         } else if topic.order {
             MessageType::Fifo
@@ -128,14 +158,21 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             Ok(results) => {
                 self.traffic.record_in(header.topic, message_type, sizes);
                 let mut first = *results.first().expect("one result per message");
-                if let Some(queue_id) = delayed_to_queue {
+                if let Some(queue_id) = rerouted_from_queue {
                     // The client names the queue it sent to, as Java's broker answers;
-                    // the offset is the message's place in the schedule queue.
+                    // the offset is the message's place in the schedule or half queue
+                    // (a transaction's END_TRANSACTION names it back).
                     first.queue_id = queue_id;
-                    self.scheduled.send_modify(|v| *v += 1);
+                    if transaction_id.is_none() && message_type == MessageType::Delay {
+                        self.scheduled.send_modify(|v| *v += 1);
+                    }
                 }
                 let response = RemotingCommand::response_to(req, response::SUCCESS, None);
-                Ok(with_put_fields(response, &results, &first))
+                let response = with_put_fields(response, &results, &first);
+                Ok(match transaction_id {
+                    Some(id) => response.with_ext("transactionId", id),
+                    None => response,
+                })
             }
             Err(e) => Ok(put_error(req, &e)),
         }
@@ -182,10 +219,21 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     }
 }
 
-/// Whether the sends are transactional half messages (`TRAN_MSG`), for metrics. raftmq
-/// stores them as plain messages (no check-back yet).
-fn template_is_transaction(messages: &[NewMessage]) -> bool {
-    messages
-        .first()
-        .is_some_and(|m| m.properties.get("TRAN_MSG") == Some("true"))
+fn is_transactional(message: &NewMessage) -> bool {
+    message
+        .properties
+        .get(transaction::property::TRAN_MSG)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Topics the broker writes itself: a producer may not send to them (Java's
+/// `TopicValidator.isNotAllowedSendTopic`).
+fn is_system_topic(topic: &str) -> bool {
+    [
+        super::retry::SCHEDULE_TOPIC,
+        transaction::HALF_TOPIC,
+        transaction::OP_TOPIC,
+        transaction::CHECK_MAX_TOPIC,
+    ]
+    .contains(&topic)
 }

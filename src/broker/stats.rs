@@ -19,6 +19,15 @@ pub mod keys {
     /// `master`, `slave`, or `single` outside a replicated group.
     pub const ROLE: &str = "raftmqRole";
     pub const TERM: &str = "raftmqTerm";
+    /// Transactions this broker ended since it started, by outcome, and checks sent.
+    pub const TX_COMMITTED: &str = "raftmqTransactionsCommitted";
+    pub const TX_ROLLED_BACK: &str = "raftmqTransactionsRolledBack";
+    pub const TX_DISCARDED: &str = "raftmqTransactionsDiscarded";
+    pub const TX_CHECKS: &str = "raftmqTransactionChecks";
+    /// Transactions waiting for a decision, as the master last counted them.
+    pub const TX_PENDING: &str = "raftmqTransactionsPending";
+    /// Producers connected, over all producer groups.
+    pub const PRODUCERS: &str = "raftmqProducers";
 }
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
@@ -88,6 +97,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             Some(r) => ("slave", r.term()),
             None => ("single", 0),
         };
+        let load = |n: &std::sync::atomic::AtomicU64| {
+            n.load(std::sync::atomic::Ordering::Relaxed).to_string()
+        };
         let mut table = KvTable::default();
         for (key, value) in [
             (
@@ -111,6 +123,12 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             (keys::ROLE, role.to_string()),
             (keys::TERM, term.to_string()),
             (keys::SEND_LATENCY_MS, self.rpc.successful_sends().encode()),
+            (keys::TX_COMMITTED, load(&self.transactions.committed)),
+            (keys::TX_ROLLED_BACK, load(&self.transactions.rolled_back)),
+            (keys::TX_DISCARDED, load(&self.transactions.discarded)),
+            (keys::TX_CHECKS, load(&self.transactions.checks_sent)),
+            (keys::TX_PENDING, self.transactions.pending().to_string()),
+            (keys::PRODUCERS, self.producers.count().to_string()),
         ] {
             table.table.insert(key.to_string(), value);
         }

@@ -63,6 +63,9 @@ pub struct BrokerConfig {
     pub metrics_port: u16,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
+    /// Transactional messages: when and how often the broker asks producers about
+    /// undecided ones (a `[transaction]` table).
+    pub transaction: TransactionSettings,
     /// Present for a replicated broker group (see `replication`); absent for a single
     /// replica.
     pub replication: Option<ReplicationSettings>,
@@ -96,6 +99,31 @@ impl Default for StoreSettings {
     }
 }
 
+/// RocketMQ's `transactionTimeOut`, `transactionCheckInterval` and
+/// `transactionCheckMax`, as a `[transaction]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionSettings {
+    /// A half message is first checked this long after it was stored, unless it carries
+    /// its own `CHECK_IMMUNITY_TIME_IN_SECONDS`.
+    pub timeout_ms: u64,
+    /// How often the master looks for half messages to check.
+    pub check_interval_ms: u64,
+    /// Checks a transaction gets before it is discarded (to
+    /// `TRANS_CHECK_MAX_TIME_TOPIC`, never delivered).
+    pub check_max: u32,
+}
+
+impl Default for TransactionSettings {
+    fn default() -> Self {
+        TransactionSettings {
+            timeout_ms: 6_000,
+            check_interval_ms: 30_000,
+            check_max: 15,
+        }
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
@@ -119,6 +147,7 @@ impl Default for BrokerConfig {
             busy_poll_us: 0,
             metrics_port: 0,
             store: StoreSettings::default(),
+            transaction: TransactionSettings::default(),
             replication: None,
         }
     }
@@ -169,6 +198,9 @@ impl BrokerConfig {
             }
         }
         self.advertised_addr()?;
+        if self.transaction.check_interval_ms == 0 {
+            anyhow::bail!("transaction.check_interval_ms: must be more than 0");
+        }
         self.store_config()?.validate()?;
         if let Some(replication) = &self.replication {
             replication.validate()?;

@@ -23,8 +23,9 @@ pub enum RpcError {
     Timeout { addr: String, timeout_ms: u64 },
 }
 
-/// Called with requests the server sends us (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
-pub type OnRequest = Arc<dyn Fn(RemotingCommand) + Send + Sync>;
+/// Called with requests the server sends us (e.g. NOTIFY_CONSUMER_IDS_CHANGED) and the
+/// server's address (where CHECK_TRANSACTION_STATE is answered).
+pub type OnRequest = Arc<dyn Fn(RemotingCommand, &str) + Send + Sync>;
 
 /// Ordered, so that failing every waiter at once (a closed connection) wakes them in the
 /// same order on every run: the simulator needs that to replay a seed.
@@ -70,6 +71,7 @@ impl RpcClient {
         });
         let reader_pending = pending.clone();
         let reader_closed = closed.clone();
+        let server = addr.to_string();
         tokio::spawn(async move {
             let mut reader = CommandReader::new(read_half);
             while let Ok(Some(command)) = reader.read().await {
@@ -82,7 +84,7 @@ impl RpcClient {
                         let _ = waiter.send(command);
                     }
                 } else if let Some(on_request) = &on_request {
-                    on_request(command);
+                    on_request(command, &server);
                 }
             }
             // Closed: stop taking requests and fail everything waiting.

@@ -34,6 +34,13 @@ impl Channel {
         Channel { peer, tx }
     }
 
+    /// A channel whose commands go to the returned receiver instead of a socket: for
+    /// tests and tools that stand in for a client.
+    pub fn detached(peer: SocketAddr, depth: usize) -> (Self, mpsc::Receiver<RemotingCommand>) {
+        let (tx, rx) = mpsc::channel(depth);
+        (Channel { peer, tx }, rx)
+    }
+
     /// Queues `command`; false when the connection is gone or its queue is full.
     pub fn send(&self, command: RemotingCommand) -> bool {
         self.tx.try_send(command).is_ok()
