@@ -24,8 +24,6 @@ from rocketmq.client import (
 import capi
 from conftest import CTL, NAMESRV, TOPOLOGY, create_topic, unique, wait_until
 
-ISSUE_24 = "issue 24 (RocketMQ's message kinds): raftmq does not have it yet"
-
 
 def message(topic, body, tags="", keys="", **props):
     m = Message(topic)
@@ -360,7 +358,6 @@ def test_dead_letters_after_the_groups_retry_max_times(delivered):
     assert [i["reconsume_times"] for i in delivered.snapshot()] == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_24 + ": transactions (END_TRANSACTION, check-back)")
 def test_transactions_commit_rollback_and_check_back(delivered):
     topic = unique("Tx")
     create_topic(topic)

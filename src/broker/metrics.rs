@@ -50,6 +50,39 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         self.collect_consumers(&node, out);
         self.collect_store(&node, out);
         self.collect_raft(&node, out);
+        self.collect_transactions(&node, out);
+    }
+
+    /// RocketMQ 5's transaction metrics, and raftmq's discards and checks.
+    fn collect_transactions(&self, node: &Labels, out: &mut Exposition) {
+        use super::transaction::Outcome;
+        for ((topic, outcome), n) in self.transactions.ended() {
+            let (name, help) = match outcome {
+                Outcome::Commit => ("rocketmq_commit_messages", "Transactions committed."),
+                Outcome::Rollback => ("rocketmq_rollback_messages", "Transactions rolled back."),
+                Outcome::Discard => (
+                    "raftmq_transaction_discarded_messages",
+                    "Transactions discarded after transaction.check_max checks.",
+                ),
+            };
+            out.counter(name, help, labels(node, &[("topic", &topic)]), n);
+        }
+        for (topic, n) in self.transactions.pending_by_topic() {
+            out.gauge(
+                "rocketmq_half_messages",
+                "Half messages waiting for their producer's decision (on the master).",
+                labels(node, &[("topic", &topic)]),
+                count(n),
+            );
+        }
+        out.counter(
+            "raftmq_transaction_checks",
+            "CHECK_TRANSACTION_STATE requests sent to producers.",
+            node.clone(),
+            self.transactions
+                .checks_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
     }
 
     fn collect_traffic(&self, node: &Labels, out: &mut Exposition) {

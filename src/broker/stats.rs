@@ -9,6 +9,7 @@ use proto::remoting::{ProtoError, RemotingCommand};
 use store::meta::MetaStore;
 use store::Disk;
 
+use super::transaction::Outcome;
 use super::{store_error, Broker};
 
 /// `GET_BROKER_RUNTIME_INFO` keys raftmq adds to RocketMQ's.
@@ -100,6 +101,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let load = |n: &std::sync::atomic::AtomicU64| {
             n.load(std::sync::atomic::Ordering::Relaxed).to_string()
         };
+        let ended = |o| self.transactions.ended_total(o).to_string();
         let mut table = KvTable::default();
         for (key, value) in [
             (
@@ -123,9 +125,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             (keys::ROLE, role.to_string()),
             (keys::TERM, term.to_string()),
             (keys::SEND_LATENCY_MS, self.rpc.successful_sends().encode()),
-            (keys::TX_COMMITTED, load(&self.transactions.committed)),
-            (keys::TX_ROLLED_BACK, load(&self.transactions.rolled_back)),
-            (keys::TX_DISCARDED, load(&self.transactions.discarded)),
+            (keys::TX_COMMITTED, ended(Outcome::Commit)),
+            (keys::TX_ROLLED_BACK, ended(Outcome::Rollback)),
+            (keys::TX_DISCARDED, ended(Outcome::Discard)),
             (keys::TX_CHECKS, load(&self.transactions.checks_sent)),
             (keys::TX_PENDING, self.transactions.pending().to_string()),
             (keys::PRODUCERS, self.producers.count().to_string()),

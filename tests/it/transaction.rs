@@ -206,6 +206,29 @@ async fn commit_is_delivered_rollback_never_and_unknown_by_check_back() {
         runtime(config.clone(), &addr, keys::TX_ROLLED_BACK).await,
         1
     );
+    let mut metrics = raftmq::metrics::exposition::Exposition::default();
+    cluster
+        .broker
+        .as_ref()
+        .unwrap()
+        .broker
+        .collect_metrics(&mut metrics);
+    let metrics = metrics.render();
+    for line in [
+        "rocketmq_commit_messages_total{",
+        "rocketmq_rollback_messages_total{",
+        "raftmq_transaction_checks_total{",
+    ] {
+        let sample = metrics
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("no {line} in\n{metrics}"));
+        let value: f64 = sample.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value >= 1.0, "{sample}");
+        if !line.starts_with("raftmq_transaction_checks") {
+            assert!(sample.contains("topic=\"Orders\""), "{sample}");
+        }
+    }
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         bodies(config.clone(), "Orders").await.len(),

@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HalfCopy {
     pub txid: String,
+    /// The topic it is for (`REAL_TOPIC`).
+    pub topic: String,
     /// Its offset in the half queue.
     pub queue_offset: u64,
     /// Its CommitLog offset, where the broker reads it back.
@@ -96,6 +98,15 @@ impl TxBook {
     /// Pending transactions.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Pending transactions per topic.
+    pub fn pending_by_topic(&self) -> BTreeMap<String, usize> {
+        let mut by_topic = BTreeMap::new();
+        for copy in self.pending.values() {
+            *by_topic.entry(copy.topic.clone()).or_default() += 1;
+        }
+        by_topic
     }
 
     /// Skips unreadable half-queue offsets (removed by retention, or never there).
@@ -224,6 +235,7 @@ mod tests {
     fn copy(txid: &str, queue_offset: u64, stored_ms: i64) -> HalfCopy {
         HalfCopy {
             txid: txid.into(),
+            topic: "Orders".into(),
             queue_offset,
             physical_offset: 1000 + queue_offset,
             stored_ms,

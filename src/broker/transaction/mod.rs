@@ -22,6 +22,7 @@
 
 pub mod book;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,7 +78,7 @@ pub mod property {
 }
 
 /// How a transaction ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     Commit,
     Rollback,
@@ -86,7 +87,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Outcome::Commit => "commit",
             Outcome::Rollback => "rollback",
@@ -105,9 +106,8 @@ pub struct Transactions {
     reading: tokio::sync::Mutex<()>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     next_opaque: AtomicI32,
-    pub committed: AtomicU64,
-    pub rolled_back: AtomicU64,
-    pub discarded: AtomicU64,
+    /// Transactions ended by this broker since it started, per topic and outcome.
+    ended: Mutex<BTreeMap<(String, Outcome), u64>>,
     pub checks_sent: AtomicU64,
 }
 
@@ -119,9 +119,7 @@ impl Transactions {
             reading: tokio::sync::Mutex::new(()),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             next_opaque: AtomicI32::new(1),
-            committed: AtomicU64::new(0),
-            rolled_back: AtomicU64::new(0),
-            discarded: AtomicU64::new(0),
+            ended: Mutex::default(),
             checks_sent: AtomicU64::new(0),
         }
     }
@@ -138,6 +136,29 @@ impl Transactions {
     /// Transactions waiting for a decision, as the master's book last saw them.
     pub fn pending(&self) -> usize {
         self.with_book(|b| b.pending_count()).unwrap_or(0)
+    }
+
+    /// The same, per topic.
+    pub fn pending_by_topic(&self) -> BTreeMap<String, usize> {
+        self.with_book(|b| b.pending_by_topic()).unwrap_or_default()
+    }
+
+    /// Transactions this broker ended since it started, per (topic, outcome).
+    pub fn ended(&self) -> BTreeMap<(String, Outcome), u64> {
+        self.ended
+            .lock()
+            .expect("transaction counts poisoned")
+            .clone()
+    }
+
+    /// The same, summed over topics.
+    pub fn ended_total(&self, outcome: Outcome) -> u64 {
+        let ended = self.ended.lock().expect("transaction counts poisoned");
+        ended
+            .iter()
+            .filter(|((_, o), _)| *o == outcome)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -221,6 +242,10 @@ fn half_copy(half: &MessageRef<'_>, settings: &TransactionSettings) -> HalfCopy 
         .map_or(settings.timeout_ms, |s| (s as u64).saturating_mul(1000));
     HalfCopy {
         txid: transaction_id(half),
+        topic: half
+            .property(property::REAL_TOPIC)
+            .unwrap_or_default()
+            .to_string(),
         queue_offset: half.queue_offset(),
         physical_offset: half.physical_offset(),
         stored_ms: half.store_timestamp_ms(),
@@ -415,12 +440,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         if delayed {
             self.scheduled.send_modify(|v| *v += 1);
         }
-        let counter = match outcome {
-            Outcome::Commit => &self.transactions.committed,
-            Outcome::Rollback => &self.transactions.rolled_back,
-            Outcome::Discard => &self.transactions.discarded,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let topic = half.property(property::REAL_TOPIC).unwrap_or_default();
+        *self
+            .transactions
+            .ended
+            .lock()
+            .expect("transaction counts poisoned")
+            .entry((topic.to_string(), outcome))
+            .or_default() += 1;
         Ok(true)
     }
 

@@ -17,13 +17,12 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Message kinds raftmq does not have yet (raftmq issue 24 "RocketMQ's message kinds"):
- * transactions. Real tests under an expected-failure marker.
- * Each fails fast on the first wrong observation (a rolled-back or
- * undecided message delivered), and waits long only for what the Java broker does slowly.
+ * Transactional messages: commit, rollback, and an undecided transaction resolved by the
+ * broker's check-back. Each test fails fast on the first wrong observation (a rolled-back
+ * or undecided message delivered), and waits long only for what a broker does slowly
+ * (a check comes after transactionTimeOut, at the next transactionCheckInterval).
  */
-class Issue24XfailTest extends WithProducer {
-    static final String ISSUE = "issue 24";
+class TransactionTest extends WithProducer {
 
     /** Commit is delivered (only after the local transaction committed); rollback never is. */
     @Test
@@ -54,26 +53,24 @@ class Issue24XfailTest extends WithProducer {
         });
         tp.start();
         try (Collector c = Collector.start(Env.name("cg"), topic, "*")) {
-            Xfail.expect(ISSUE, "transactions: commit delivered, rollback not", () -> {
-                TransactionSendResult rc = tp.sendMessageInTransaction(new Message(topic, Env.utf8("commit-1")), null);
-                TransactionSendResult rr = tp.sendMessageInTransaction(new Message(topic, Env.utf8("rollback-1")), null);
-                assertEquals(SendStatus.SEND_OK, rc.getSendStatus());
-                assertEquals(LocalTransactionState.COMMIT_MESSAGE, rc.getLocalTransactionState());
-                assertEquals(LocalTransactionState.ROLLBACK_MESSAGE, rr.getLocalTransactionState());
-                long deadline = System.currentTimeMillis() + 15_000;
-                while (!c.bodies().contains("commit-1") && System.currentTimeMillis() < deadline) {
-                    assertFalse(c.bodies().contains("rollback-1"), "rolled-back message delivered");
-                    Thread.sleep(20);
-                }
-                assertTrue(c.bodies().contains("commit-1"), "committed message not delivered in 15 s");
-                int i = c.snapshot().stream().map(m -> Env.str(m.getBody())).toList().indexOf("commit-1");
-                assertTrue(c.arrivals.get(i) >= decidedAt.get("commit-1"),
-                        "half message delivered before the local transaction committed");
-                Thread.sleep(2000);
+            TransactionSendResult rc = tp.sendMessageInTransaction(new Message(topic, Env.utf8("commit-1")), null);
+            TransactionSendResult rr = tp.sendMessageInTransaction(new Message(topic, Env.utf8("rollback-1")), null);
+            assertEquals(SendStatus.SEND_OK, rc.getSendStatus());
+            assertEquals(LocalTransactionState.COMMIT_MESSAGE, rc.getLocalTransactionState());
+            assertEquals(LocalTransactionState.ROLLBACK_MESSAGE, rr.getLocalTransactionState());
+            long deadline = System.currentTimeMillis() + 15_000;
+            while (!c.bodies().contains("commit-1") && System.currentTimeMillis() < deadline) {
                 assertFalse(c.bodies().contains("rollback-1"), "rolled-back message delivered");
-                MessageExt m = c.snapshot().get(i);
-                assertEquals(rc.getMsgId(), m.getMsgId());
-            });
+                Thread.sleep(20);
+            }
+            assertTrue(c.bodies().contains("commit-1"), "committed message not delivered in 15 s");
+            int i = c.snapshot().stream().map(m -> Env.str(m.getBody())).toList().indexOf("commit-1");
+            assertTrue(c.arrivals.get(i) >= decidedAt.get("commit-1"),
+                    "half message delivered before the local transaction committed");
+            Thread.sleep(2000);
+            assertFalse(c.bodies().contains("rollback-1"), "rolled-back message delivered");
+            MessageExt m = c.snapshot().get(i);
+            assertEquals(rc.getMsgId(), m.getMsgId());
         } finally {
             Env.shutdown(tp);
         }
@@ -103,27 +100,25 @@ class Issue24XfailTest extends WithProducer {
         });
         tp.start();
         try (Collector c = Collector.start(Env.name("cg"), topic, "*")) {
-            Xfail.expect(ISSUE, "transactions: UNKNOW resolved by check-back", () -> {
-                Message msg = new Message(topic, Env.utf8("unknown-1"));
-                // first check after 1 s instead of the broker's transactionTimeOut (6 s)
-                msg.putUserProperty("CHECK_IMMUNITY_TIME_IN_SECONDS", "1");
-                TransactionSendResult r = tp.sendMessageInTransaction(msg, null);
-                assertEquals(SendStatus.SEND_OK, r.getSendStatus());
-                assertEquals(LocalTransactionState.UNKNOW, r.getLocalTransactionState());
-                // the Java broker checks every transactionCheckInterval (60 s in 4.9, 30 s in 5.x)
-                long deadline = System.currentTimeMillis() + 75_000;
-                while (System.currentTimeMillis() < deadline) {
-                    if (c.bodies().contains("unknown-1")) {
-                        assertTrue(checked.contains("unknown-1"), "undecided message delivered before any check-back");
-                        break;
-                    }
-                    Thread.sleep(20);
+            Message msg = new Message(topic, Env.utf8("unknown-1"));
+            // first check after 1 s instead of the broker's transactionTimeOut (6 s)
+            msg.putUserProperty("CHECK_IMMUNITY_TIME_IN_SECONDS", "1");
+            TransactionSendResult r = tp.sendMessageInTransaction(msg, null);
+            assertEquals(SendStatus.SEND_OK, r.getSendStatus());
+            assertEquals(LocalTransactionState.UNKNOW, r.getLocalTransactionState());
+            // the Java broker checks every transactionCheckInterval (60 s in 4.9, 30 s in 5.x)
+            long deadline = System.currentTimeMillis() + 75_000;
+            while (System.currentTimeMillis() < deadline) {
+                if (c.bodies().contains("unknown-1")) {
+                    assertTrue(checked.contains("unknown-1"), "undecided message delivered before any check-back");
+                    break;
                 }
-                assertTrue(checked.contains("unknown-1"), "no CHECK_TRANSACTION_STATE within 75 s");
-                assertTrue(c.bodies().contains("unknown-1"), "message committed by check-back not delivered");
-                int i = c.snapshot().stream().map(m -> Env.str(m.getBody())).toList().indexOf("unknown-1");
-                assertTrue(c.arrivals.get(i) >= checkedAt.get("unknown-1"), "delivered before the check-back");
-            });
+                Thread.sleep(20);
+            }
+            assertTrue(checked.contains("unknown-1"), "no CHECK_TRANSACTION_STATE within 75 s");
+            assertTrue(c.bodies().contains("unknown-1"), "message committed by check-back not delivered");
+            int i = c.snapshot().stream().map(m -> Env.str(m.getBody())).toList().indexOf("unknown-1");
+            assertTrue(c.arrivals.get(i) >= checkedAt.get("unknown-1"), "delivered before the check-back");
         } finally {
             Env.shutdown(tp);
         }
