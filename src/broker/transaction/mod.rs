@@ -30,7 +30,7 @@ use std::time::Duration;
 use proto::message::DecodeError;
 use proto::net::server::Channel;
 use proto::remoting::codes::{request, response};
-use proto::remoting::command::FLAG_ONEWAY;
+use proto::remoting::command::{SerializeType, FLAG_ONEWAY};
 use proto::remoting::{ProtoError, RemotingCommand};
 use proto::{MessageRef, NewMessage};
 use store::meta::MetaStore;
@@ -301,10 +301,18 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             tracing::debug!(remark, "END_TRANSACTION refused");
             Ok(RemotingCommand::response_to(req, code, Some(remark)))
         };
-        let group: String = req.ext_parse("producerGroup")?;
-        let queue_offset: u64 = req.ext_parse("tranStateTableOffset")?;
-        let commit_log_offset: u64 = req.ext_parse("commitLogOffset")?;
-        let state: i32 = req.ext_parse("commitOrRollback")?;
+        let header = || -> Result<(String, u64, u64, i32), ProtoError> {
+            Ok((
+                req.ext_parse("producerGroup")?,
+                req.ext_parse("tranStateTableOffset")?,
+                req.ext_parse("commitLogOffset")?,
+                req.ext_parse("commitOrRollback")?,
+            ))
+        };
+        // Oneway: a malformed request gets no answer, so it is logged.
+        let (group, queue_offset, commit_log_offset, state) = header().inspect_err(|e| {
+            tracing::warn!(error = %e, fields = ?req.ext_fields, "END_TRANSACTION malformed");
+        })?;
         let from_check = req.ext_bool("fromTransactionCheck").unwrap_or(false);
         let outcome = match state {
             COMMIT => Outcome::Commit,
@@ -720,11 +728,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             .with_ext("bname", &self.config.broker_name)
             .with_body(body);
         check.flag |= FLAG_ONEWAY;
+        // JSON, as Java's broker sends its own requests: the C++ client reads no other.
+        check.serialize_type = SerializeType::Json;
         check.opaque = self
             .transactions
             .next_opaque
             .fetch_add(1, Ordering::Relaxed);
         if channel.send(check) {
+            tracing::debug!(peer = %channel.peer, txid, "transaction check sent");
             self.transactions
                 .checks_sent
                 .fetch_add(1, Ordering::Relaxed);
