@@ -57,6 +57,8 @@ pub struct Producer {
     instance: Arc<ClientInstance>,
     next_queue: AtomicUsize,
     unique: AtomicU64,
+    /// The client id, hashed: the first part of every unique id.
+    client_hash: u32,
     /// Broker group → when it last failed.
     failed: Mutex<BTreeMap<String, Instant>>,
     /// Sends that fail fast are retried this many times on another group.
@@ -70,11 +72,13 @@ impl Producer {
     }
 
     pub fn with_instance(group: impl Into<String>, instance: Arc<ClientInstance>) -> Self {
+        let client_hash = proto::hash::java_string_hash(&instance.client_id) as u32;
         Producer {
             group: group.into(),
             instance,
             next_queue: AtomicUsize::new(0),
             unique: AtomicU64::new(0),
+            client_hash,
             failed: Mutex::default(),
             retries: 2,
             broker_backoff: Duration::from_secs(30),
@@ -89,8 +93,11 @@ impl Producer {
         &self.group
     }
 
-    /// A unique message id: this client, a start time and a counter, as 32 hex digits
-    /// (the shape of RocketMQ's `MessageClientIDSetter`).
+    /// A unique message id: this producer, the time and a counter, as 32 hex digits
+    /// (the shape of RocketMQ's `MessageClientIDSetter`). The first 8 digits hash the
+    /// client id (its pid, instance name and instance number), the next 4 are the pid:
+    /// two producers of one process, or the simulator's hosts (all in one process),
+    /// never share ids. Brokers key transactions by this id.
     fn unique_id(&self) -> String {
         use std::fmt::Write;
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
@@ -103,11 +110,12 @@ impl Producer {
             static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
             *PID.get_or_init(std::process::id)
         };
+        let client = self.client_hash;
         let start = proto::clock::now_ms();
         let mut id = String::with_capacity(32);
         let _ = write!(
             id,
-            "7F000001{:04X}{:012X}{:08X}",
+            "{client:08X}{:04X}{:012X}{:08X}",
             pid & 0xFFFF,
             start as u64 & 0xFFFF_FFFF_FFFF,
             n as u32

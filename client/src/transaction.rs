@@ -70,7 +70,7 @@ pub struct TransactionProducer {
     heartbeated: Mutex<BTreeSet<String>>,
     stopped: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    heartbeat_interval: Duration,
+    heartbeat_interval: Mutex<Duration>,
 }
 
 /// A CHECK_TRANSACTION_STATE and the broker it came from.
@@ -98,7 +98,7 @@ impl TransactionProducer {
             heartbeated: Mutex::default(),
             stopped: AtomicBool::new(false),
             tasks: Mutex::default(),
-            heartbeat_interval: Duration::from_secs(30),
+            heartbeat_interval: Mutex::new(Duration::from_secs(30)),
         });
         let checker: Arc<dyn TransactionChecker> = Arc::new(checker);
         let tasks = [
@@ -115,6 +115,16 @@ impl TransactionProducer {
 
     pub fn producer(&self) -> &Producer {
         &self.producer
+    }
+
+    /// How often it heartbeats to every broker it knows (RocketMQ: 30 s). A broker
+    /// that restarted learns of the producer only then, and its checks of this
+    /// group's transactions before that reach no one (and count).
+    pub fn set_heartbeat_interval(&self, interval: Duration) {
+        *self
+            .heartbeat_interval
+            .lock()
+            .expect("heartbeat interval poisoned") = interval;
     }
 
     /// Sends `message` as a half message, runs `local` (the local transaction) once the
@@ -233,7 +243,9 @@ impl TransactionProducer {
                     addrs.sort();
                     addrs.dedup();
                     me.heartbeat(&addrs).await;
-                    me.heartbeat_interval
+                    *me.heartbeat_interval
+                        .lock()
+                        .expect("heartbeat interval poisoned")
                 }
                 _ => return,
             };

@@ -12,7 +12,7 @@
 //! `info` (unknown, e.g. a timeout: it may still appear). A delivery is one `ok` event
 //! with `f = "deliver"`; a final drain of every replica uses `f = "read"` with the
 //! replica in `process`. A fault is an `info` event with `f = "fault"` from process
-//! `nemesis`.
+//! `nemesis`. A transaction's half message is `f = "tx"` (see [`F::Tx`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,13 @@ pub enum F {
     Compact,
     /// A fault the nemesis injected (process "nemesis", value describes it).
     Fault,
+    /// A transaction's half message: `invoke`, then `ok` (stored, at its half-queue
+    /// position) or `info` (unknown). Its value names its decision
+    /// ([`crate::transaction::TxKind`]); a committed one appears as a message.
+    Tx,
+    /// A delayed send: `invoke`, then `ok` (stored, at its schedule-queue position) or
+    /// `info`. Its value names its delay ([`crate::delayed`]).
+    Delayed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +192,59 @@ impl History {
         e.queue = Some(queue);
         e.queue_offset = Some(queue_offset);
         e.node = node.map(str::to_string);
+    }
+
+    /// A delayed message sent.
+    pub fn delayed_invoke(&mut self, time_ms: i64, process: &str, value: &str) {
+        self.push(time_ms, process, Type::Invoke, F::Delayed, value);
+    }
+
+    /// How a delayed send ended: `ok` at its schedule-queue position, or `info`.
+    pub fn record_delayed(
+        &mut self,
+        time_ms: i64,
+        process: &str,
+        value: &str,
+        outcome: SendOutcome,
+    ) {
+        self.record_staged(F::Delayed, time_ms, process, value, outcome);
+    }
+
+    /// A transaction's half message sent.
+    pub fn tx_invoke(&mut self, time_ms: i64, process: &str, value: &str) {
+        self.push(time_ms, process, Type::Invoke, F::Tx, value);
+    }
+
+    /// How a half message's send ended: `ok` at its half-queue position, or `info`.
+    pub fn record_tx(&mut self, time_ms: i64, process: &str, value: &str, outcome: SendOutcome) {
+        self.record_staged(F::Tx, time_ms, process, value, outcome);
+    }
+
+    /// A send stored first elsewhere (a half or schedule queue): `ok` at that position,
+    /// or `info`.
+    fn record_staged(
+        &mut self,
+        f: F,
+        time_ms: i64,
+        process: &str,
+        value: &str,
+        outcome: SendOutcome,
+    ) {
+        match outcome {
+            SendOutcome::Acked {
+                queue,
+                queue_offset,
+                node,
+            } => {
+                let e = self.push(time_ms, process, Type::Ok, f, value);
+                e.queue = Some(queue);
+                e.queue_offset = Some(queue_offset);
+                e.node = node;
+            }
+            SendOutcome::Unknown(error) => {
+                self.push(time_ms, process, Type::Info, f, value).error = Some(error);
+            }
+        }
     }
 
     /// Definitely not stored (the broker refused it).

@@ -11,9 +11,13 @@
 //!   one [`checker::Report`].
 //! - [`inspect`]: a simulator trace as a readable timeline (`sim inspect`).
 //! - [`stall`]: how long writes stopped around each fault.
+//! - [`transaction`]: the transactional workload's values, which name their decision;
+//!   [`delayed`]: the delayed sends' values, which name their delay.
 
 pub mod checker;
+pub mod delayed;
 pub mod history;
 pub mod inspect;
 pub mod mode;
 pub mod stall;
+pub mod transaction;

@@ -199,6 +199,14 @@ pub fn signature(record: &SeedRecord) -> Option<String> {
         "checker: inconsistent offsets".to_string()
     } else if !r.fifo_violations.is_empty() {
         "checker: FIFO violated".to_string()
+    } else if !r.tx_uncommitted_delivered.is_empty() {
+        "checker: uncommitted transaction delivered".to_string()
+    } else if !r.tx_committed_lost.is_empty() {
+        "checker: committed transaction lost".to_string()
+    } else if !r.delayed_early.is_empty() {
+        "checker: delayed message early".to_string()
+    } else if !r.delayed_lost.is_empty() {
+        "checker: delayed message lost".to_string()
     } else if o.undelivered.iter().any(|(_, u)| !u.missing.is_empty()) {
         "checker: undelivered".to_string()
     } else if !o.liveness.is_empty() {

@@ -131,8 +131,18 @@ fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
         // The largest message must still fit a segment; the workload's are small.
         config.store.message_size_max = config.store.message_size_max.min(bytes as usize / 4);
     }
+    // Checks within a run's seconds; enough of them that a transaction outlives the
+    // safety phase's partitions before it is discarded.
+    config.transaction = raftmq::config::TransactionSettings {
+        timeout_ms: 1_000,
+        check_interval_ms: TX_CHECK_INTERVAL.as_millis() as u64,
+        check_max: 15,
+    };
     config
 }
+
+/// How often the simulated masters check undecided transactions.
+pub const TX_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The broker's `replication.ack` for a mode's acknowledgement.
 fn ack_mode(ack: Ack) -> AckMode {

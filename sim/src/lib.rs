@@ -9,7 +9,9 @@
 //!
 //! Simulated build only:
 //! - `cluster`: name servers and Raft broker groups on simulated hosts, as a struct.
-//! - `workload`: producers, consumer hosts, the final read of every replica.
+//! - `workload`: producers, consumer hosts, the final read of every replica;
+//!   `transactions`: the transactional producers; `settle`: waiting, before the final
+//!   reads, for what the brokers move by themselves (transactions, delayed messages).
 //! - `swarm` and `nemesis`: the faults a seed turns on, and injecting them;
 //!   `compaction`: deleting the oldest log on demand, so followers need snapshots.
 //! - `scenario`: one seed start to end (safety phase, liveness phase, verdict).
@@ -36,8 +38,12 @@ pub mod replicated;
 #[cfg(madsim)]
 pub mod scenario;
 #[cfg(madsim)]
+pub mod settle;
+#[cfg(madsim)]
 pub mod swarm;
 #[cfg(madsim)]
 pub mod trace;
+#[cfg(madsim)]
+pub mod transactions;
 #[cfg(madsim)]
 pub mod workload;

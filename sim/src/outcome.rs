@@ -42,6 +42,14 @@ impl Outcome {
         list(&mut p, "inconsistent", &r.inconsistent_offsets);
         list(&mut p, "fifo", &r.fifo_violations);
         list(&mut p, "diverged", &r.diverged);
+        list(
+            &mut p,
+            "tx-uncommitted-delivered",
+            &r.tx_uncommitted_delivered,
+        );
+        list(&mut p, "tx-committed-lost", &r.tx_committed_lost);
+        list(&mut p, "delayed-early", &r.delayed_early);
+        list(&mut p, "delayed-lost", &r.delayed_lost);
         for (group, u) in &self.undelivered {
             if !u.missing.is_empty() {
                 p.push(format!(

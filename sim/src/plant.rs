@@ -18,6 +18,10 @@ pub enum Plant {
     OutOfOrderDelivery,
     /// A replica installing a snapshot restarts every queue at offset 0.
     SnapshotQueuesAtZero,
+    /// A transactional send is stored in its topic at once, visible before it commits.
+    DeliverHalfMessage,
+    /// Delayed messages are delivered to their topic at once.
+    DeliverDelayedEarly,
 }
 
 impl FromStr for Plant {
@@ -30,10 +34,13 @@ impl FromStr for Plant {
             "early-offset-commit" => Plant::EarlyOffsetCommit,
             "out-of-order-delivery" => Plant::OutOfOrderDelivery,
             "snapshot-queues-at-zero" => Plant::SnapshotQueuesAtZero,
+            "deliver-half-message" => Plant::DeliverHalfMessage,
+            "deliver-delayed-early" => Plant::DeliverDelayedEarly,
             other => {
                 return Err(format!(
                     "plant {other:?}: expected none, ack-before-quorum, skip-fsync, \
-                     early-offset-commit, out-of-order-delivery or snapshot-queues-at-zero"
+                     early-offset-commit, out-of-order-delivery, snapshot-queues-at-zero, \
+                     deliver-half-message or deliver-delayed-early"
                 ))
             }
         })
@@ -49,6 +56,8 @@ impl std::fmt::Display for Plant {
             Plant::EarlyOffsetCommit => "early-offset-commit",
             Plant::OutOfOrderDelivery => "out-of-order-delivery",
             Plant::SnapshotQueuesAtZero => "snapshot-queues-at-zero",
+            Plant::DeliverHalfMessage => "deliver-half-message",
+            Plant::DeliverDelayedEarly => "deliver-delayed-early",
         })
     }
 }
@@ -66,6 +75,10 @@ impl Plant {
             Plant::SnapshotQueuesAtZero => {
                 store::message_store::plant::plant_reset_queues_at_zero()
             }
+            #[cfg(feature = "fault-injection")]
+            Plant::DeliverHalfMessage => raftmq::broker::transaction::plant_deliver_half_messages(),
+            #[cfg(feature = "fault-injection")]
+            Plant::DeliverDelayedEarly => raftmq::broker::retry::plant_deliver_delayed_early(),
             #[cfg(not(feature = "fault-injection"))]
             _ => panic!("planted bugs need the fault-injection feature"),
         }

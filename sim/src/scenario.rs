@@ -10,14 +10,18 @@ use client::{ClientConfig, MessageModel};
 use history::checker::{check, undelivered, LossAllowance};
 use history::history::{History, F};
 
-use crate::cluster::{group_name, namesrv_spec, Cluster, Spec};
+use crate::cluster::{group_name, namesrv_spec, Cluster, Spec, TX_CHECK_INTERVAL};
 use crate::nemesis::{churn_consumers, Nemesis};
 pub use crate::outcome::Outcome;
 use crate::plant::Plant;
+use crate::settle::{await_zero, DELAYED_PENDING, TRANSACTIONS_PENDING};
 use crate::swarm::{FaultKind, Swarm};
+use crate::transactions::spawn_tx_producer;
 use crate::workload::{
     read_replica, spawn_producer, ConsumerHost, Recorder, BROADCAST_GROUP, GROUP, QUEUES, TOPICS,
 };
+use madsim::rand::Rng;
+use madsim::runtime::NodeHandle;
 
 /// How a run is shaped, beyond the cluster.
 #[derive(Clone, Debug)]
@@ -30,6 +34,9 @@ pub struct Options {
     pub all_faults: bool,
     pub producers: usize,
     pub ordered_producers: usize,
+    /// Transactional producers (one producer group); with two or more, one dies
+    /// mid-run and the others answer the broker's checks of its transactions.
+    pub tx_producers: usize,
     pub consumers: usize,
     pub safety: Duration,
     /// Everything must have caught up this long after the heal: more than the 60 s a
@@ -47,6 +54,7 @@ impl Options {
             all_faults: false,
             producers: 2,
             ordered_producers: 2,
+            tx_producers: 2,
             consumers: 3,
             safety: Duration::from_secs(8),
             liveness_bound: Duration::from_secs(75),
@@ -111,6 +119,13 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
         let (node, task) = spawn_producer(&handle, ip, process, ns, key, rec, stop);
         producing.push((name, node, task));
     }
+    let tx_producers: Vec<NodeHandle> = (0..options.tx_producers)
+        .map(|k| {
+            let ip = format!("10.1.13.{}", k + 1).parse().unwrap();
+            let (ns, rec, stop) = (namesrv.clone(), recorder.clone(), stop.clone());
+            spawn_tx_producer(&handle, ip, format!("t{}", k + 1), ns, rec, stop)
+        })
+        .collect();
     let mut consumers: Vec<ConsumerHost> = (0..options.consumers)
         .map(|k| {
             let ip = format!("10.1.10.{}", k + 1).parse().unwrap();
@@ -154,7 +169,18 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
             .await;
         }
     };
-    tokio::join!(nemesis.run(options.safety), churn);
+    // The last transactional producer dies at a random moment, likely between a half
+    // message and its decision.
+    let tx_death = async {
+        if let [_, .., dies] = tx_producers.as_slice() {
+            let at_ms =
+                madsim::rand::thread_rng().gen_range(500..options.safety.as_millis() as u64);
+            tokio::time::sleep(Duration::from_millis(at_ms)).await;
+            recorder.record(|h, t| h.fault(t, "transactional producer killed"));
+            handle.kill(dies.id());
+        }
+    };
+    tokio::join!(nemesis.run(options.safety), churn, tx_death);
 
     // Liveness phase: everything healed (the nemesis undid its last fault); departed
     // consumers come back; the producers stop.
@@ -191,6 +217,42 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
             "a group had no master {} s after the heal",
             bound.as_secs()
         ));
+    }
+    // Every transaction decided (or discarded) and every delayed message moved to its
+    // topic before the final reads; then the transactional producers leave like the
+    // others.
+    for (key, what, ip) in [
+        (
+            TRANSACTIONS_PENDING,
+            "transactions still undecided",
+            "10.1.12.4",
+        ),
+        (
+            DELAYED_PENDING,
+            "delayed messages still undelivered",
+            "10.1.12.5",
+        ),
+    ] {
+        let settle_ns = namesrv.clone();
+        let pending = on_host(&handle, key, ip, async move {
+            await_zero(&settle_ns, key, bound, TX_CHECK_INTERVAL).await
+        })
+        .await
+        .unwrap_or(usize::MAX);
+        if pending > 0 {
+            let count = match pending {
+                usize::MAX => "a master did not say how many".to_string(),
+                n => n.to_string(),
+            };
+            outcome.liveness.push(format!(
+                "{what} {} s after the heal ({count})",
+                bound.as_secs()
+            ));
+        }
+    }
+    for node in &tx_producers {
+        handle.kill(node.id());
+        madsim::net::NetSim::current().clog_node_out(node.id());
     }
     match cluster.await_converged(bound).await {
         Ok(None) => tracing::info!(target: "sim::scenario", "replicas converged"),

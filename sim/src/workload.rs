@@ -13,7 +13,7 @@ use client::pull::read_to_end;
 use client::{
     ClientConfig, ConsumeFromWhere, ConsumeResult, MessageModel, Producer, PushConsumerBuilder,
 };
-use history::history::{History, QueueRef};
+use history::history::{History, QueueRef, SendOutcome};
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
@@ -23,7 +23,9 @@ use crate::nodes::{queue_ref, send_outcome, send_value};
 pub const PLAIN_TOPIC: &str = "SimPlain";
 /// Topic of the ordered producers (`send_with_selector`, one queue per producer).
 pub const ORDERED_TOPIC: &str = "SimOrdered";
-pub const TOPICS: [&str; 2] = [PLAIN_TOPIC, ORDERED_TOPIC];
+/// Every topic the consumers subscribe to and the final reads drain (the transactional
+/// producers' too: see `transactions`).
+pub const TOPICS: [&str; 3] = [PLAIN_TOPIC, ORDERED_TOPIC, crate::transactions::TX_TOPIC];
 pub const QUEUES: u32 = 4;
 /// The clustering group (orderly listener: FIFO per queue).
 pub const GROUP: &str = "SimGroup";
@@ -60,7 +62,7 @@ impl Recorder {
     }
 }
 
-fn client_config(namesrv: &str, instance: &str) -> ClientConfig {
+pub(crate) fn client_config(namesrv: &str, instance: &str) -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_secs(2),
         route_refresh_interval: Duration::from_secs(2),
@@ -105,6 +107,15 @@ pub fn spawn_producer(
             let sends = lane_names.iter().map(|lane| {
                 let (producer, recorder) = (&producer, &recorder);
                 async move {
+                    // Now and then a plain lane sends a delayed message (1 s or 5 s).
+                    let delay_level = match madsim::rand::thread_rng().gen_range(0..12) {
+                        0 if ordered.is_none() => Some(1),
+                        1 if ordered.is_none() => Some(2),
+                        _ => None,
+                    };
+                    if let Some(level) = delay_level {
+                        return send_delayed(producer, recorder, lane, seq, level).await;
+                    }
                     let value = format!("{lane}-{seq}");
                     recorder.record(|h, t| h.send_invoke(t, lane, &value));
                     let result = send_value(producer, topic, &value, ordered).await;
@@ -124,6 +135,46 @@ pub fn spawn_producer(
         }
     });
     (node, task)
+}
+
+/// Sends a message of delay `level` to the plain topic, recorded as a delayed send
+/// (its value names the delay); returns whether it was acknowledged.
+async fn send_delayed(
+    producer: &Producer,
+    recorder: &Recorder,
+    lane: &str,
+    seq: u64,
+    level: usize,
+) -> bool {
+    let delay_ms = raftmq::broker::retry::DELAY_LEVELS_MS[level - 1];
+    let value = history::delayed::value(lane, seq, delay_ms);
+    recorder.record(|h, t| h.delayed_invoke(t, lane, &value));
+    let message =
+        client::Message::new(PLAIN_TOPIC, value.clone()).with_property("DELAY", level.to_string());
+    let result = producer.send(message).await;
+    let outcome = match send_outcome(&result) {
+        // The position is the schedule queue's.
+        SendOutcome::Acked {
+            queue,
+            queue_offset,
+            node,
+        } => SendOutcome::Acked {
+            queue: QueueRef {
+                topic: raftmq::broker::retry::SCHEDULE_TOPIC.into(),
+                queue_id: level as u32 - 1,
+                ..queue
+            },
+            queue_offset,
+            node,
+        },
+        unknown => unknown,
+    };
+    let mut acked = false;
+    recorder.record(|h, t| {
+        acked = matches!(outcome, SendOutcome::Acked { .. });
+        h.record_delayed(t, lane, &value, outcome)
+    });
+    acked
 }
 
 /// Concurrent sends per burst of a plain producer.

@@ -80,3 +80,15 @@ fn restarting_queues_at_zero_after_a_snapshot_is_caught_within_100_seeds() {
         "{out}"
     );
 }
+
+#[test]
+fn delivering_a_half_message_is_caught_within_100_seeds() {
+    let out = caught("deliver-half-message").expect("a delivered half message went unnoticed");
+    assert!(out.contains("tx-uncommitted-delivered"), "{out}");
+}
+
+#[test]
+fn delivering_a_delayed_message_early_is_caught_within_100_seeds() {
+    let out = caught("deliver-delayed-early").expect("an early delayed message went unnoticed");
+    assert!(out.contains("delayed-early"), "{out}");
+}

@@ -3,7 +3,6 @@
 //! `ProducerManager`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use proto::net::server::Channel;
@@ -20,7 +19,6 @@ struct Connection {
 pub struct Producers {
     /// Group → client id → its connection. Ordered, so picks replay in simulation.
     groups: Mutex<BTreeMap<String, BTreeMap<String, Connection>>>,
-    next: AtomicUsize,
 }
 
 impl Producers {
@@ -48,9 +46,12 @@ impl Producers {
         }
     }
 
-    /// A live connection of `group`, round robin over its producers: open, and heard
-    /// from within `expired_ms`. Expired and closed ones are forgotten.
-    pub fn pick(&self, group: &str, now_ms: i64, expired_ms: u64) -> Option<Channel> {
+    /// A live connection of `group`: open, and heard from within `expired_ms` (expired
+    /// and closed ones are forgotten). `turn` picks among them (`turn % n`): a caller
+    /// asking about one transaction again passes the next turn, so its checks go to
+    /// every producer in rotation and a producer that died with its connection still
+    /// open (no reset seen yet) cannot take all of them.
+    pub fn pick(&self, group: &str, turn: u64, now_ms: i64, expired_ms: u64) -> Option<Channel> {
         let mut groups = self.groups.lock().expect("producers poisoned");
         let clients = groups.get_mut(group)?;
         clients.retain(|_, c| {
@@ -60,7 +61,7 @@ impl Producers {
             groups.remove(group);
             return None;
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed) % clients.len();
+        let n = (turn % clients.len() as u64) as usize;
         clients.values().nth(n).map(|c| c.channel.clone())
     }
 
@@ -84,30 +85,39 @@ mod tests {
         let producers = Producers::default();
         producers.heartbeat(CLIENT_INNER_PRODUCER, "c1", channel(1), 0);
         assert_eq!(producers.count(), 0, "the inner group is every client's");
-        assert!(producers.pick("pg", 0, 120_000).is_none());
+        assert!(producers.pick("pg", 0, 0, 120_000).is_none());
         // A closed channel (the producer left) is forgotten.
         producers.heartbeat("pg", "c1", channel(1), 0);
         assert_eq!(producers.count(), 1);
-        assert!(producers.pick("pg", 0, 120_000).is_none());
+        assert!(producers.pick("pg", 0, 0, 120_000).is_none());
         assert_eq!(producers.count(), 0);
         // One not heard from within the expiry is forgotten too.
         let (live, _rx) = Channel::detached(([127, 0, 0, 1], 2).into(), 1);
         producers.heartbeat("pg", "c2", live, 0);
-        assert!(producers.pick("pg", 120_001, 120_000).is_none());
+        assert!(producers.pick("pg", 0, 120_001, 120_000).is_none());
     }
 
     #[test]
-    fn checks_go_round_robin_over_a_groups_live_producers() {
+    fn turns_go_round_over_a_groups_live_producers() {
         let producers = Producers::default();
         let (a, _ra) = Channel::detached(([127, 0, 0, 1], 1).into(), 1);
         let (b, _rb) = Channel::detached(([127, 0, 0, 1], 2).into(), 1);
         producers.heartbeat("pg", "a", a, 0);
         producers.heartbeat("pg", "b", b, 0);
-        let picked: Vec<u16> = (0..4)
-            .map(|_| producers.pick("pg", 10, 120_000).expect("live").peer.port())
+        let picked: Vec<u16> = (7..11)
+            .map(|turn| {
+                producers
+                    .pick("pg", turn, 10, 120_000)
+                    .expect("live")
+                    .peer
+                    .port()
+            })
             .collect();
-        assert_eq!(picked, vec![1, 2, 1, 2]);
+        assert_eq!(picked, vec![2, 1, 2, 1]);
         producers.unregister("pg", "a");
-        assert_eq!(producers.pick("pg", 10, 120_000).expect("b").peer.port(), 2);
+        assert_eq!(
+            producers.pick("pg", 0, 10, 120_000).expect("b").peer.port(),
+            2
+        );
     }
 }

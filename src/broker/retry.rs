@@ -32,7 +32,7 @@ pub const RETRY_PREFIX: &str = "%RETRY%";
 pub const DLQ_PREFIX: &str = "%DLQ%";
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 /// The offsets of the delivery tasks are kept as this group's consumer offsets.
-const SCHEDULE_GROUP: &str = "%SCHEDULE%";
+pub(super) const SCHEDULE_GROUP: &str = "%SCHEDULE%";
 
 /// RocketMQ's `messageDelayLevel`: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
 pub const DELAY_LEVELS_MS: [u64; 18] = [
@@ -87,6 +87,16 @@ pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32
     message.queue_id = (level - 1) as u32;
     Ok(Some(real_queue))
 }
+
+/// PLANTED BUG (`fault-injection` builds only), which the simulator's checkers must
+/// catch: scheduled messages are delivered at once, whatever their delay.
+#[cfg(feature = "fault-injection")]
+pub fn plant_deliver_delayed_early() {
+    DELIVER_EARLY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(feature = "fault-injection")]
+static DELIVER_EARLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A producer's `DELAY` property that is not a number.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -260,8 +270,29 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         }
     }
 
+    /// Scheduled messages not yet moved to their topic, over every delay level.
+    pub(super) fn delayed_pending(&self) -> u64 {
+        (0..DELAY_LEVELS_MS.len() as u32)
+            .map(|queue_id| {
+                let end = self.store.max_offset(SCHEDULE_TOPIC, queue_id);
+                let delivered = self
+                    .consumer_offset(SCHEDULE_GROUP, SCHEDULE_TOPIC, queue_id)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                end.saturating_sub(delivered)
+            })
+            .sum()
+    }
+
     /// Delivers what is due; returns how long to wait before looking again.
     async fn deliver_due(&self, queue_id: u32, delay_ms: i64) -> Result<Duration, DeliveryError> {
+        #[cfg(feature = "fault-injection")]
+        let delay_ms = if DELIVER_EARLY.load(std::sync::atomic::Ordering::Relaxed) {
+            0
+        } else {
+            delay_ms
+        };
         let idle = Duration::from_secs(1);
         if self.replica.as_ref().is_some_and(|r| !r.is_master()) {
             return Ok(idle); // Only a group's master delivers.

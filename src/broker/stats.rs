@@ -25,8 +25,12 @@ pub mod keys {
     pub const TX_ROLLED_BACK: &str = "raftmqTransactionsRolledBack";
     pub const TX_DISCARDED: &str = "raftmqTransactionsDiscarded";
     pub const TX_CHECKS: &str = "raftmqTransactionChecks";
-    /// Transactions waiting for a decision, as the master last counted them.
+    /// Transactions waiting for a decision, as this master last counted them (its check
+    /// round reads new half messages every `transaction.check_interval_ms`); -1 on a
+    /// slave, or a master that has not counted yet.
     pub const TX_PENDING: &str = "raftmqTransactionsPending";
+    /// Delayed messages (and sent-back retries) not yet moved to their topic.
+    pub const DELAYED_PENDING: &str = "raftmqDelayedPending";
     /// Producers connected, over all producer groups.
     pub const PRODUCERS: &str = "raftmqProducers";
 }
@@ -102,6 +106,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             n.load(std::sync::atomic::Ordering::Relaxed).to_string()
         };
         let ended = |o| self.transactions.ended_total(o).to_string();
+        // -1 until this replica, as master, has counted them in its current term.
+        let tx_pending = match &self.replica {
+            Some(r) if !r.is_master() => None,
+            Some(r) => self.transactions.pending_in(r.term()),
+            None => self.transactions.pending_in(0),
+        }
+        .map_or_else(|| "-1".to_string(), |n| n.to_string());
         let mut table = KvTable::default();
         for (key, value) in [
             (
@@ -129,8 +140,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             (keys::TX_ROLLED_BACK, ended(Outcome::Rollback)),
             (keys::TX_DISCARDED, ended(Outcome::Discard)),
             (keys::TX_CHECKS, load(&self.transactions.checks_sent)),
-            (keys::TX_PENDING, self.transactions.pending().to_string()),
+            (keys::TX_PENDING, tx_pending),
             (keys::PRODUCERS, self.producers.count().to_string()),
+            (keys::DELAYED_PENDING, self.delayed_pending().to_string()),
         ] {
             table.table.insert(key.to_string(), value);
         }

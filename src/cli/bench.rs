@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use client::{
     Admin, ClientConfig, ConsumeFromWhere, ConsumeResult, Message, Producer, PushConsumerBuilder,
+    TransactionProducer,
 };
 use hdrhistogram::Histogram;
 use proto::remoting::codes::request;
@@ -49,6 +50,34 @@ pub struct ProduceArgs {
     /// failover) rather than only that it came.
     #[arg(long)]
     pub interval_secs: Option<f64>,
+    /// Send delayed messages of this RocketMQ delay level (1 = 1 s ... 18 = 2 h): what a
+    /// delayed send costs next to a plain one.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=18), conflicts_with = "tx")]
+    pub delay_level: Option<u8>,
+    /// Send each message as a transaction that commits at once (a half message, then
+    /// END_TRANSACTION): the latency is the half message's send, the commit goes oneway.
+    #[arg(long)]
+    pub tx: bool,
+}
+
+/// What the bench sends with: a plain producer, or a transactional one.
+enum Sender {
+    Plain(Producer),
+    Transactional(Arc<TransactionProducer>),
+}
+
+impl Sender {
+    async fn send(&self, message: Message) -> client::Result<()> {
+        match self {
+            Sender::Plain(p) => p.send(message).await.map(|_| ()),
+            Sender::Transactional(p) => p
+                .send_in_transaction(message, |_, _| async {
+                    client::LocalTransactionState::Commit
+                })
+                .await
+                .map(|_| ()),
+        }
+    }
 }
 
 /// Acknowledgement latencies: of the whole run and of the current interval.
@@ -200,12 +229,26 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
             .await?;
     }
     let mode = broker_mode(&admin, &config, &args.topic).await;
-    let producer = Arc::new(Producer::new("raftmq-bench-producer", config));
+    let producer = Arc::new(if args.tx {
+        Sender::Transactional(TransactionProducer::start(
+            "raftmq-bench-producer",
+            config,
+            |_: &client::MessageExt| client::LocalTransactionState::Commit,
+        )?)
+    } else {
+        Sender::Plain(Producer::new("raftmq-bench-producer", config))
+    });
     let body = Bytes::from(vec![b'x'; args.size]);
+    let delay_level = args.delay_level;
+    let message = move |topic: &str, body: &Bytes| {
+        let m = Message::new(topic.to_string(), body.clone());
+        match delay_level {
+            Some(level) => m.with_property("DELAY", level.to_string()),
+            None => m,
+        }
+    };
     // Warm the route and connections.
-    producer
-        .send(Message::new(args.topic.clone(), body.clone()))
-        .await?;
+    producer.send(message(&args.topic, &body)).await?;
     let duration = args.duration_secs.or(if args.count.is_some() {
         None
     } else {
@@ -247,9 +290,7 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
                     break;
                 }
                 let sent = now;
-                let result = producer
-                    .send(Message::new(topic.clone(), body.clone()))
-                    .await;
+                let result = producer.send(message(&topic, &body)).await;
                 now = Instant::now();
                 match result {
                     Ok(_) => latency

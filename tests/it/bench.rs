@@ -15,7 +15,29 @@ fn counted(topic: &str, concurrency: usize, count: u64) -> ProduceArgs {
         duration_secs: None,
         queues: 4,
         interval_secs: None,
+        delay_level: None,
+        tx: false,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_and_delayed_runs_report_every_send() {
+    let cluster = TestCluster::start().await;
+    for args in [
+        ProduceArgs {
+            tx: true,
+            ..counted("BenchTx", 4, 100)
+        },
+        ProduceArgs {
+            delay_level: Some(1),
+            ..counted("BenchDelay", 4, 100)
+        },
+    ] {
+        let what = format!("tx {} delay {:?}", args.tx, args.delay_level);
+        let report = produce(args, cluster.client_config()).await.unwrap();
+        assert_eq!((report.sent, report.failed), (100, 0), "{what}");
+    }
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,8 @@
 //! | One (queue, offset) holds one message | `inconsistent_offsets` | `offsets` |
 //! | Offsets follow send order; first deliveries follow offsets | `fifo_violations` | `fifo` |
 //! | The replicas hold the same positions | `diverged` | `diverged` |
+//! | A transaction rolled back or never decided is never seen; a committed one is found | `tx_uncommitted_delivered`, `tx_committed_lost` | `transactions` |
+//! | A delayed message is never delivered early; an acknowledged one is found | `delayed_early`, `delayed_lost` | `delays` |
 //! | Every stored message reaches every group ([`undelivered()`], a separate call) | [`Undelivered`] | `undelivered` |
 //! | Allowed, counted: unknown sends that appear, re-deliveries | `recovered`, `duplicated` | `counted` |
 //!
@@ -23,11 +25,13 @@
 //! then not durable, and may be reused.
 
 mod counted;
+mod delays;
 mod diverged;
 mod failed_but_read;
 mod fifo;
 mod lost;
 mod offsets;
+mod transactions;
 mod undelivered;
 mod unexpected;
 
@@ -65,6 +69,18 @@ pub struct Report {
     /// Positions the final drain found on some replicas and not on others.
     #[serde(default)]
     pub diverged: Vec<String>,
+    /// Transactions delivered or read though they rolled back or were never decided.
+    #[serde(default)]
+    pub tx_uncommitted_delivered: Vec<String>,
+    /// Committed transactions whose half message was stored, missing from the reads.
+    #[serde(default)]
+    pub tx_committed_lost: Vec<String>,
+    /// Delayed messages delivered before their delay had passed since their send.
+    #[serde(default)]
+    pub delayed_early: Vec<String>,
+    /// Acknowledged delayed messages missing from the reads.
+    #[serde(default)]
+    pub delayed_lost: Vec<String>,
 }
 
 fn position(e: &Event) -> Option<(QueueRef, u64)> {
@@ -74,8 +90,12 @@ fn position(e: &Event) -> Option<(QueueRef, u64)> {
 /// A history's sends and sightings, indexed once for every invariant.
 struct Observed<'a> {
     events: &'a [Event],
-    /// Values of invoked sends.
+    /// Values of invoked sends, transactions and delayed sends.
     attempted: BTreeSet<&'a str>,
+    /// Values of transactions (a subset of `attempted`).
+    transactions: BTreeSet<&'a str>,
+    /// Whether the history has final reads (else deliveries stand for survival).
+    has_reads: bool,
     /// Acknowledged sends by value.
     acked: BTreeMap<&'a str, &'a Event>,
     /// Values of sends reported as definitely failed.
@@ -114,9 +134,24 @@ impl<'a> Observed<'a> {
             .iter()
             .filter_map(|e| position(e).map(|(queue, offset)| (e.value.as_str(), queue, offset)))
             .collect();
+        let transactions: BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e.f == F::Tx && e.kind == Type::Invoke)
+            .map(|e| e.value.as_str())
+            .collect();
+        let delayed = events
+            .iter()
+            .filter(|e| e.f == F::Delayed && e.kind == Type::Invoke)
+            .map(|e| e.value.as_str());
         Observed {
             events,
-            attempted: sends(Type::Invoke).map(|e| e.value.as_str()).collect(),
+            attempted: sends(Type::Invoke)
+                .map(|e| e.value.as_str())
+                .chain(transactions.iter().copied())
+                .chain(delayed)
+                .collect(),
+            transactions,
+            has_reads: !reads.is_empty(),
             acked: sends(Type::Ok).map(|e| (e.value.as_str(), e)).collect(),
             failed: sends(Type::Fail).map(|e| e.value.as_str()).collect(),
             unknown: sends(Type::Info).map(|e| e.value.as_str()).collect(),
@@ -164,6 +199,8 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
         fifo::check(&o, allowance, &mut r);
     }
     diverged::check(&o, &mut r);
+    transactions::check(&o, allowance, &mut r);
+    delays::check(&o, allowance, &mut r);
     let loss_allowed = match allowance {
         LossAllowance::None => r.lost.is_empty(),
         LossAllowance::Tail => r.lost.len() == r.lost_tail,
@@ -173,7 +210,11 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
         && r.failed_but_read.is_empty()
         && r.inconsistent_offsets.is_empty()
         && r.fifo_violations.is_empty()
-        && r.diverged.is_empty();
+        && r.diverged.is_empty()
+        && r.tx_uncommitted_delivered.is_empty()
+        && r.tx_committed_lost.is_empty()
+        && r.delayed_early.is_empty()
+        && r.delayed_lost.is_empty();
     r
 }
 
@@ -249,7 +290,7 @@ mod tests {
         let json = serde_json::to_string(&Report::default()).unwrap();
         assert_eq!(
             json,
-            r#"{"valid":false,"attempted":0,"acknowledged":0,"lost":[],"lost_tail":0,"unexpected":[],"failed_but_read":[],"recovered":0,"duplicated":0,"inconsistent_offsets":[],"fifo_violations":[],"diverged":[]}"#
+            r#"{"valid":false,"attempted":0,"acknowledged":0,"lost":[],"lost_tail":0,"unexpected":[],"failed_but_read":[],"recovered":0,"duplicated":0,"inconsistent_offsets":[],"fifo_violations":[],"diverged":[],"tx_uncommitted_delivered":[],"tx_committed_lost":[],"delayed_early":[],"delayed_lost":[]}"#
         );
     }
 }

@@ -22,6 +22,9 @@ use super::{
 use crate::broker::write::{PutError, WriteError};
 use crate::broker::Broker;
 
+/// Half messages a check round appends in one write.
+const CHECK_BATCH: usize = 64;
+
 /// What one message read from the half or op queue is to the book.
 enum Read {
     Half(HalfCopy),
@@ -189,8 +192,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             .transactions
             .with_book(|b| b.due(proto::clock::now_ms()))
             .unwrap_or_default();
-        for copy in due {
-            self.check_one(&copy).await?;
+        for batch in due.chunks(CHECK_BATCH) {
+            self.check_batch(batch).await?;
         }
         let floors = self.transactions.with_book(|b| b.advance_floors());
         if let Some((half_floor, op_floor)) = floors {
@@ -203,66 +206,91 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         Ok(())
     }
 
-    /// Checks one pending copy: a new copy and a CHECK_TRANSACTION_STATE, or a discard.
-    async fn check_one(&self, copy: &HalfCopy) -> Result<(), CheckError> {
-        let _one_at_a_time = self.transactions.stripe(&copy.txid).lock().await;
-        let still_pending = self
-            .transactions
-            .with_book(|b| b.is_latest_pending(&copy.txid, copy.queue_offset));
-        if still_pending != Some(true) {
+    /// Checks pending copies: a new copy of each (appended in one write) and a
+    /// CHECK_TRANSACTION_STATE for it, or, after `check_max` checks, a discard.
+    async fn check_batch(&self, batch: &[HalfCopy]) -> Result<(), CheckError> {
+        // Every transaction of the batch held at once, stripes in ascending order (the
+        // only place that holds more than one, so no cycle).
+        let mut stripes: Vec<usize> = batch
+            .iter()
+            .map(|c| self.transactions.stripe_index(&c.txid))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut _held = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            _held.push(self.transactions.stripes[i].lock().await);
+        }
+        let mut copies = Vec::new();
+        for copy in batch {
+            let still_pending = self
+                .transactions
+                .with_book(|b| b.is_latest_pending(&copy.txid, copy.queue_offset));
+            if still_pending != Some(true) {
+                continue;
+            }
+            let Some(bytes) = self
+                .store
+                .message_at(copy.physical_offset)
+                .await
+                .map_err(|e| CheckError::Read(HALF_TOPIC, e))?
+            else {
+                tracing::warn!(txid = copy.txid, "half message gone from the CommitLog");
+                self.end_lost(copy).await?;
+                continue;
+            };
+            let half = MessageRef::parse(&bytes)?;
+            if copy.check_times >= self.transactions.settings.check_max {
+                tracing::warn!(
+                    txid = copy.txid,
+                    checks = copy.check_times,
+                    "transaction never decided; discarded to {CHECK_MAX_TOPIC}"
+                );
+                self.end_locked(&half, &copy.txid, Outcome::Discard).await?;
+                continue;
+            }
+            let mut next = half.to_new_message();
+            next.properties
+                .insert(property::CHECK_TIMES, (copy.check_times + 1).to_string());
+            let group = half
+                .property(property::PRODUCER_GROUP)
+                .unwrap_or_default()
+                .to_string();
+            copies.push((copy, next, group));
+        }
+        if copies.is_empty() {
             return Ok(());
         }
-        let Some(bytes) = self
-            .store
-            .message_at(copy.physical_offset)
-            .await
-            .map_err(|e| CheckError::Read(HALF_TOPIC, e))?
-        else {
-            tracing::warn!(
-                txid = copy.txid,
-                "half message gone from the CommitLog; discarded"
+        let messages = copies.iter().map(|(_, next, _)| next.clone()).collect();
+        let results = self.put_messages(messages).await?;
+        for ((copy, next, group), stored) in copies.into_iter().zip(results) {
+            let next_copy = HalfCopy {
+                queue_offset: stored.queue_offset,
+                physical_offset: stored.physical_offset,
+                stored_ms: stored.store_timestamp_ms,
+                check_times: copy.check_times + 1,
+                ..copy.clone()
+            };
+            self.transactions
+                .with_book(|b| b.observe_half(next_copy, false));
+            // Each check of one transaction goes to the group's next producer.
+            let turn = proto::hash::java_string_hash(&copy.txid).unsigned_abs()
+                + u64::from(copy.check_times);
+            let channel = self.producers.pick(
+                &group,
+                turn,
+                proto::clock::now_ms(),
+                self.config.client_channel_expired_ms,
             );
-            return Ok(());
-        };
-        let half = MessageRef::parse(&bytes)?;
-        if copy.check_times >= self.transactions.settings.check_max {
-            tracing::warn!(
-                txid = copy.txid,
-                checks = copy.check_times,
-                "transaction never decided; discarded to {CHECK_MAX_TOPIC}"
-            );
-            self.end_locked(&half, &copy.txid, Outcome::Discard).await?;
-            return Ok(());
+            match channel {
+                Some(channel) => self.send_check(&channel, next, &stored),
+                None => tracing::warn!(
+                    txid = copy.txid,
+                    group,
+                    "no producer of the group to ask; checked again later"
+                ),
+            }
         }
-        let mut next = half.to_new_message();
-        next.properties
-            .insert(property::CHECK_TIMES, (copy.check_times + 1).to_string());
-        let results = self.put_messages(vec![next.clone()]).await?;
-        let stored = results[0];
-        let next_copy = HalfCopy {
-            queue_offset: stored.queue_offset,
-            physical_offset: stored.physical_offset,
-            stored_ms: stored.store_timestamp_ms,
-            check_times: copy.check_times + 1,
-            ..copy.clone()
-        };
-        self.transactions
-            .with_book(|b| b.observe_half(next_copy, false));
-        let group = half.property(property::PRODUCER_GROUP).unwrap_or_default();
-        let channel = self.producers.pick(
-            group,
-            proto::clock::now_ms(),
-            self.config.client_channel_expired_ms,
-        );
-        let Some(channel) = channel else {
-            tracing::warn!(
-                txid = copy.txid,
-                group,
-                "no producer of the group to ask; checked again later"
-            );
-            return Ok(());
-        };
-        self.send_check(&channel, next, &stored);
         Ok(())
     }
 

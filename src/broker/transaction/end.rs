@@ -3,17 +3,28 @@
 
 use proto::remoting::codes::response;
 use proto::remoting::{ProtoError, RemotingCommand};
-use proto::MessageRef;
+use proto::{MessageRef, NewMessage};
 use store::meta::MetaStore;
 use store::{Disk, StoreError};
 
-use super::book::Op;
+use super::book::{HalfCopy, Op};
 use super::{
     committed_message, op_message, property, transaction_id, Outcome, CHECK_MAX_TOPIC, COMMIT,
     HALF_TOPIC, ROLLBACK, UNKNOWN,
 };
 use crate::broker::write::{put_error, PutError};
 use crate::broker::{ok, store_error, Broker};
+
+/// A transaction's end, as its op records it.
+struct Ending<'a> {
+    txid: &'a str,
+    /// The copy the decision named.
+    copy_offset: u64,
+    last_half: u64,
+    /// The topic it was for, for the counts.
+    topic: &'a str,
+    outcome: Outcome,
+}
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// END_TRANSACTION: oneway from clients, so the answer is only seen by callers
@@ -157,30 +168,71 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 messages.push(copy);
             }
         }
-        messages.push(op_message(txid, copy_offset, last_half, outcome));
+        let topic = half.property(property::REAL_TOPIC).unwrap_or_default();
+        let end = Ending {
+            txid,
+            copy_offset,
+            last_half,
+            topic,
+            outcome,
+        };
+        self.write_end(end, messages).await?;
+        if delayed {
+            self.scheduled.send_modify(|v| *v += 1);
+        }
+        Ok(true)
+    }
+
+    /// Ends the transaction of a pending copy whose half message is gone from the
+    /// CommitLog (retention deleted it): discarded, with nothing to keep. The caller
+    /// holds its stripe.
+    pub(super) async fn end_lost(&self, copy: &HalfCopy) -> Result<(), PutError> {
+        let last_half = self
+            .transactions
+            .with_book(|b| b.last_half(&copy.txid, copy.queue_offset))
+            .unwrap_or(copy.queue_offset);
+        let end = Ending {
+            txid: &copy.txid,
+            copy_offset: copy.queue_offset,
+            last_half,
+            topic: &copy.topic,
+            outcome: Outcome::Discard,
+        };
+        self.write_end(end, Vec::new()).await
+    }
+
+    /// Writes `messages` (what the transaction's end stores) and its op in one write,
+    /// then books and counts it.
+    async fn write_end(
+        &self,
+        end: Ending<'_>,
+        mut messages: Vec<NewMessage>,
+    ) -> Result<(), PutError> {
+        messages.push(op_message(
+            end.txid,
+            end.copy_offset,
+            end.last_half,
+            end.outcome,
+        ));
         let results = self.put_messages(messages).await?;
         let op = results.last().expect("one result per message");
         self.transactions.with_book(|book| {
             book.observe_op(
                 Op {
-                    txid: txid.to_string(),
+                    txid: end.txid.to_string(),
                     queue_offset: op.queue_offset,
-                    last_half,
+                    last_half: end.last_half,
                 },
                 false,
             )
         });
-        if delayed {
-            self.scheduled.send_modify(|v| *v += 1);
-        }
-        let topic = half.property(property::REAL_TOPIC).unwrap_or_default();
         *self
             .transactions
             .ended
             .lock()
             .expect("transaction counts poisoned")
-            .entry((topic.to_string(), outcome))
+            .entry((end.topic.to_string(), end.outcome))
             .or_default() += 1;
-        Ok(true)
+        Ok(())
     }
 }

@@ -116,8 +116,12 @@ impl Transactions {
         }
     }
 
+    fn stripe_index(&self, txid: &str) -> usize {
+        proto::hash::java_string_hash(txid).unsigned_abs() as usize % STRIPES
+    }
+
     fn stripe(&self, txid: &str) -> &tokio::sync::Mutex<()> {
-        &self.stripes[proto::hash::java_string_hash(txid).unsigned_abs() as usize % STRIPES]
+        &self.stripes[self.stripe_index(txid)]
     }
 
     fn with_book<R>(&self, f: impl FnOnce(&mut TxBook) -> R) -> Option<R> {
@@ -128,6 +132,16 @@ impl Transactions {
     /// Transactions waiting for a decision, as the master's book last saw them.
     pub fn pending(&self) -> usize {
         self.with_book(|b| b.pending_count()).unwrap_or(0)
+    }
+
+    /// The same, if the book was built in `term` (a master's current book); `None` for
+    /// a book of an earlier term, or none.
+    pub fn pending_in(&self, term: u64) -> Option<usize> {
+        let book = self.book.lock().expect("transaction book poisoned");
+        match &*book {
+            Some((built_in, book)) if *built_in == term => Some(book.pending_count()),
+            _ => None,
+        }
     }
 
     /// The same, per topic.
@@ -154,8 +168,24 @@ impl Transactions {
     }
 }
 
+/// PLANTED BUG (`fault-injection` builds only), which the simulator's checkers must
+/// catch: a transactional send is stored in its topic at once, as a plain message, so
+/// consumers see it before (and whether or not) it commits.
+#[cfg(feature = "fault-injection")]
+pub fn plant_deliver_half_messages() {
+    DELIVER_HALF_MESSAGES.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(feature = "fault-injection")]
+static DELIVER_HALF_MESSAGES: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// A send with `TRAN_MSG=true` becomes a half message: returns whether it did.
 pub(super) fn prepare_half(message: &mut NewMessage) -> bool {
+    #[cfg(feature = "fault-injection")]
+    if DELIVER_HALF_MESSAGES.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
     let is_transaction = message
         .properties
         .get(property::TRAN_MSG)

@@ -1,0 +1,46 @@
+//! Before the final reads, what the brokers still move by themselves must have moved:
+//! undecided transactions decided or discarded, due delayed messages delivered to their
+//! topics. Each master says how many it holds (GET_BROKER_RUNTIME_INFO).
+
+use std::time::Duration;
+
+use crate::workload::client_config;
+
+/// Runtime keys of what a master still holds.
+pub const TRANSACTIONS_PENDING: &str = "raftmqTransactionsPending";
+pub const DELAYED_PENDING: &str = "raftmqDelayedPending";
+
+/// Waits until every group's master reports zero for `key`, for at most `bound`. A
+/// master counts what its last round read, so zero must be seen twice, a round
+/// (`interval`) apart. Returns what is still pending (`usize::MAX`: a master did not
+/// say).
+pub async fn await_zero(namesrv: &str, key: &str, bound: Duration, interval: Duration) -> usize {
+    let admin = client::Admin::new(client_config(namesrv, "settle"));
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut zero_seen = 0;
+    loop {
+        let pending = pending(&admin, key).await;
+        zero_seen = if pending == Some(0) { zero_seen + 1 } else { 0 };
+        if zero_seen >= 2 {
+            return 0;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return pending.unwrap_or(usize::MAX);
+        }
+        tokio::time::sleep(interval + Duration::from_millis(100)).await;
+    }
+}
+
+/// `key` summed over every group's master; `None` if a master did not say (-1: it has
+/// not counted yet).
+async fn pending(admin: &client::Admin, key: &str) -> Option<usize> {
+    let masters = admin.cluster_info().await.ok()?;
+    let mut total = 0;
+    for data in masters.broker_addr_table.values() {
+        let addr = data.master_addr()?;
+        let info = admin.broker_runtime_info(addr).await.ok()?;
+        let n: i64 = info.get(key)?.parse().ok()?;
+        total += usize::try_from(n).ok()?;
+    }
+    Some(total)
+}
