@@ -197,12 +197,15 @@ impl TxBook {
 
     /// Moves both floors as far as the invariants allow; returns them.
     pub fn advance_floors(&mut self) -> (u64, u64) {
+        // Never past what was read: copies and ops this broker wrote itself are booked
+        // before they are read, and may lie above half messages not read yet.
         let half_floor = self
             .pending
             .keys()
             .next()
             .copied()
-            .unwrap_or(self.half_read);
+            .unwrap_or(self.half_read)
+            .min(self.half_read);
         debug_assert!(
             half_floor >= self.half_floor,
             "the half floor never moves back"
@@ -223,6 +226,7 @@ impl TxBook {
             .next()
             .copied()
             .unwrap_or(self.op_read)
+            .min(self.op_read)
             .max(self.op_floor);
         (self.half_floor, self.op_floor)
     }
@@ -336,6 +340,21 @@ mod tests {
             assert_eq!(new.may_end(txid, at), old.may_end(txid, at), "{txid}@{at}");
         }
         assert_eq!(new.pending_count(), 1);
+    }
+
+    #[test]
+    fn the_floors_never_pass_what_was_not_read() {
+        // Copy 0 read; this broker appends its check copy at 2 and an op at 3 while a
+        // half message at 1 and ops below 3 are not read yet.
+        let mut book = TxBook::new(0, 0);
+        book.observe_half(copy("t1", 0, 0), true);
+        book.observe_half(copy("t1", 2, 7_000), false);
+        book.observe_op(op("t3", 3, 2), false);
+        assert_eq!(book.advance_floors(), (1, 0));
+        // The unread half message at 1 is still in the window when read.
+        book.observe_half(copy("t2", 1, 0), true);
+        assert!(book.may_end("t2", 1));
+        assert_eq!(book.pending_count(), 2);
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     .get_messages(topic, 0, from, 32, |_| true)
                     .await
                     .map_err(|e| CheckError::Read(topic, e))?;
+                tracing::trace!(topic, from, status = ?got.status, n = got.messages.len(), next = got.next_offset, "read transaction queue");
                 match got.status {
                     GetStatus::Found => {}
                     GetStatus::OffsetTooSmall => {
@@ -147,8 +148,23 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 self.transactions.with_book(|book| {
                     for item in parsed {
                         match item {
-                            Read::Half(copy) => book.observe_half(copy, true),
-                            Read::Op(op) => book.observe_op(op, true),
+                            Read::Half(copy) => {
+                                tracing::trace!(
+                                    txid = copy.txid,
+                                    at = copy.queue_offset,
+                                    "half copy read"
+                                );
+                                book.observe_half(copy, true)
+                            }
+                            Read::Op(op) => {
+                                tracing::trace!(
+                                    txid = op.txid,
+                                    at = op.queue_offset,
+                                    last_half = op.last_half,
+                                    "op read"
+                                );
+                                book.observe_op(op, true)
+                            }
                             Read::BadOp(at) => {
                                 tracing::warn!(
                                     offset = at,
