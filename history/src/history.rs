@@ -144,27 +144,9 @@ impl History {
         value: &str,
         outcome: SendOutcome,
     ) -> bool {
-        match outcome {
-            SendOutcome::Acked {
-                queue,
-                queue_offset,
-                node,
-            } => {
-                self.send_ok_by(
-                    time_ms,
-                    process,
-                    value,
-                    queue,
-                    queue_offset,
-                    node.as_deref(),
-                );
-                true
-            }
-            SendOutcome::Unknown(error) => {
-                self.send_info(time_ms, process, value, &error);
-                false
-            }
-        }
+        let acked = matches!(outcome, SendOutcome::Acked { .. });
+        self.record_outcome(F::Send, time_ms, process, value, outcome);
+        acked
     }
 
     pub fn send_ok(
@@ -207,7 +189,7 @@ impl History {
         value: &str,
         outcome: SendOutcome,
     ) {
-        self.record_staged(F::Delayed, time_ms, process, value, outcome);
+        self.record_outcome(F::Delayed, time_ms, process, value, outcome);
     }
 
     /// A transaction's half message sent.
@@ -217,12 +199,12 @@ impl History {
 
     /// How a half message's send ended: `ok` at its half-queue position, or `info`.
     pub fn record_tx(&mut self, time_ms: i64, process: &str, value: &str, outcome: SendOutcome) {
-        self.record_staged(F::Tx, time_ms, process, value, outcome);
+        self.record_outcome(F::Tx, time_ms, process, value, outcome);
     }
 
-    /// A send stored first elsewhere (a half or schedule queue): `ok` at that position,
-    /// or `info`.
-    fn record_staged(
+    /// How a send of kind `f` ended: `ok` at its position (for a transaction or a
+    /// delayed send, the half or schedule queue's) by its master, or `info`.
+    fn record_outcome(
         &mut self,
         f: F,
         time_ms: i64,

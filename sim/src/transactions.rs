@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::{LocalTransactionState, Message, MessageExt, TransactionProducer};
-use history::history::{QueueRef, SendOutcome};
 use history::transaction::{Decision, TxKind};
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::nodes::send_outcome;
+use crate::nodes::{send_outcome, staged_in};
 use crate::workload::{client_config, Recorder};
+use raftmq::broker::transaction::HALF_TOPIC;
 
 /// The transactional producers' topic.
 pub const TX_TOPIC: &str = "SimTx";
@@ -72,23 +72,7 @@ pub fn spawn_tx_producer(
                     local
                 })
                 .await;
-            let outcome = match send_outcome(&result.map(|r| r.send)) {
-                SendOutcome::Acked {
-                    queue,
-                    queue_offset,
-                    node,
-                } => SendOutcome::Acked {
-                    // The position is the half message's.
-                    queue: QueueRef {
-                        topic: "RMQ_SYS_TRANS_HALF_TOPIC".into(),
-                        queue_id: 0,
-                        ..queue
-                    },
-                    queue_offset,
-                    node,
-                },
-                unknown => unknown,
-            };
+            let outcome = staged_in(send_outcome(&result.map(|r| r.send)), HALF_TOPIC, 0);
             recorder.record(|h, t| h.record_tx(t, &process, &value, outcome));
             let pause_ms = madsim::rand::thread_rng().gen_range(20..80);
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;

@@ -17,7 +17,8 @@ use history::history::{History, QueueRef, SendOutcome};
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::nodes::{queue_ref, send_outcome, send_value};
+use crate::nodes::{queue_ref, send_outcome, send_value, staged_in};
+use raftmq::broker::retry::SCHEDULE_TOPIC;
 
 /// Topic of the plain producers (round-robin over every queue of both groups).
 pub const PLAIN_TOPIC: &str = "SimPlain";
@@ -152,28 +153,10 @@ async fn send_delayed(
     let message =
         client::Message::new(PLAIN_TOPIC, value.clone()).with_property("DELAY", level.to_string());
     let result = producer.send(message).await;
-    let outcome = match send_outcome(&result) {
-        // The position is the schedule queue's.
-        SendOutcome::Acked {
-            queue,
-            queue_offset,
-            node,
-        } => SendOutcome::Acked {
-            queue: QueueRef {
-                topic: raftmq::broker::retry::SCHEDULE_TOPIC.into(),
-                queue_id: level as u32 - 1,
-                ..queue
-            },
-            queue_offset,
-            node,
-        },
-        unknown => unknown,
-    };
-    let mut acked = false;
-    recorder.record(|h, t| {
-        acked = matches!(outcome, SendOutcome::Acked { .. });
-        h.record_delayed(t, lane, &value, outcome)
-    });
+    let schedule_queue = level as u32 - 1;
+    let outcome = staged_in(send_outcome(&result), SCHEDULE_TOPIC, schedule_queue);
+    let acked = matches!(outcome, SendOutcome::Acked { .. });
+    recorder.record(|h, t| h.record_delayed(t, lane, &value, outcome));
     acked
 }
 

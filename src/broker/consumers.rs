@@ -247,11 +247,8 @@ impl Consumers {
                 .unwrap_or_default()
         };
         for channel in channels {
-            let mut note = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED)
+            let note = RemotingCommand::server_request(request::NOTIFY_CONSUMER_IDS_CHANGED)
                 .with_ext("consumerGroup", group);
-            note.flag |= proto::remoting::command::FLAG_ONEWAY;
-            // JSON, as Java's broker sends its own requests: the C++ client reads no other.
-            note.serialize_type = proto::remoting::command::SerializeType::Json;
             channel.send(note);
         }
     }

@@ -129,16 +129,21 @@ impl Group {
         // Not `master()`: on a loaded machine a just-started group can be between masters.
         let master = self.wait_master_registered(Duration::from_secs(10)).await;
         let follower = (0..3).find(|i| *i != master).unwrap();
-        self.brokers[follower]
-            .take()
-            .unwrap()
-            .shutdown()
-            .await
-            .unwrap();
+        self.stop(follower).await;
         (master, follower)
     }
 
     /// The Raft replica of running broker `i`.
+    /// Shuts replica `i` down (it can be started again from its config).
+    pub async fn stop(&mut self, i: usize) {
+        self.brokers[i]
+            .take()
+            .expect("replica running")
+            .shutdown()
+            .await
+            .unwrap();
+    }
+
     pub fn replica(&self, i: usize) -> std::sync::Arc<raftmq::broker::replica::Replica<StdDisk>> {
         self.brokers[i]
             .as_ref()

@@ -390,7 +390,7 @@ async fn admin_calls_wait_while_no_master_is_registered() {
     let admin = client::Admin::new(group.client_config());
     let old = group.master().expect("a master");
     let old_id = group.configs[old].replication.as_ref().unwrap().replica_id;
-    group.brokers[old].take().unwrap().shutdown().await.unwrap();
+    group.stop(old).await;
     let status = admin
         .group_status("broker-a")
         .await
@@ -487,18 +487,13 @@ async fn retention_waits_for_followers_and_a_new_replica_catches_up_by_snapshot(
     assert_eq!(offset, Some(7), "the snapshot carries committed offsets");
 
     // Restarted, replica 4 keeps its log start, queues and state.
-    group.brokers[new].take().unwrap().shutdown().await.unwrap();
+    group.stop(new).await;
     group.brokers[new] = Some(start_broker_on_disk(config4).await.unwrap());
     wait_same_log(&group, master, new).await;
     assert_same_store(&group, master, new, "Retention", queues.len() as u32).await;
 
     // The old master goes; whoever masters now continues every queue where it was.
-    group.brokers[master]
-        .take()
-        .unwrap()
-        .shutdown()
-        .await
-        .unwrap();
+    group.stop(master).await;
     let master = group.wait_master(Duration::from_secs(15)).await;
     for i in 250..280 {
         let body = format!("{i}-after");

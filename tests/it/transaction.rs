@@ -414,12 +414,7 @@ async fn a_new_master_checks_back_what_the_old_one_left_and_ends_nothing_twice()
         Message::new("Orders", "left-pending").with_property("CHECK_IMMUNITY_TIME_IN_SECONDS", "2");
     send_tx_message(&producer, pending, LocalTransactionState::Unknown).await;
     let master = group.wait_master_registered(Duration::from_secs(10)).await;
-    group.brokers[master]
-        .take()
-        .unwrap()
-        .shutdown()
-        .await
-        .unwrap();
+    group.stop(master).await;
     let new_master = group.wait_master_registered(Duration::from_secs(15)).await;
     assert_ne!(new_master, master);
 

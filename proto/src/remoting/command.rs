@@ -137,6 +137,17 @@ impl RemotingCommand {
         }
     }
 
+    /// A oneway request a server sends to a client on the client's own connection
+    /// (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE): its header in JSON, as
+    /// Java's broker sends its own requests, since the C++ client reads no other.
+    pub fn server_request(code: i32) -> Self {
+        RemotingCommand {
+            flag: FLAG_ONEWAY,
+            serialize_type: SerializeType::Json,
+            ..RemotingCommand::request(code)
+        }
+    }
+
     /// A response to `request` with `code` (0 = SUCCESS) and an optional remark.
     pub fn response_to(request: &RemotingCommand, code: i32, remark: Option<String>) -> Self {
         RemotingCommand {

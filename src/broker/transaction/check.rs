@@ -8,7 +8,6 @@ use std::time::Duration;
 use proto::message::DecodeError;
 use proto::net::server::Channel;
 use proto::remoting::codes::request;
-use proto::remoting::command::{SerializeType, FLAG_ONEWAY};
 use proto::remoting::RemotingCommand;
 use proto::{MessageRef, NewMessage};
 use store::meta::MetaStore;
@@ -148,23 +147,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 self.transactions.with_book(|book| {
                     for item in parsed {
                         match item {
-                            Read::Half(copy) => {
-                                tracing::trace!(
-                                    txid = copy.txid,
-                                    at = copy.queue_offset,
-                                    "half copy read"
-                                );
-                                book.observe_half(copy, true)
-                            }
-                            Read::Op(op) => {
-                                tracing::trace!(
-                                    txid = op.txid,
-                                    at = op.queue_offset,
-                                    last_half = op.last_half,
-                                    "op read"
-                                );
-                                book.observe_op(op, true)
-                            }
+                            Read::Half(copy) => book.observe_half(copy, true),
+                            Read::Op(op) => book.observe_op(op, true),
                             Read::BadOp(at) => {
                                 tracing::warn!(
                                     offset = at,
@@ -345,7 +329,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             tracing::warn!(error = %e, "encoding a transaction check");
             return;
         }
-        let mut check = RemotingCommand::request(request::CHECK_TRANSACTION_STATE)
+        let mut check = RemotingCommand::server_request(request::CHECK_TRANSACTION_STATE)
             .with_ext("topic", &real_topic)
             .with_ext("tranStateTableOffset", stored.queue_offset)
             .with_ext("commitLogOffset", stored.physical_offset)
@@ -354,9 +338,6 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             .with_ext("offsetMsgId", stored.msg_id)
             .with_ext("bname", &self.config.broker_name)
             .with_body(body);
-        check.flag |= FLAG_ONEWAY;
-        // JSON, as Java's broker sends its own requests: the C++ client reads no other.
-        check.serialize_type = SerializeType::Json;
         check.opaque = self
             .transactions
             .next_opaque
