@@ -9,12 +9,16 @@
 //!   check-back).
 //! - [`admin`]: topics, routes, clusters, consumer progress, queries.
 //! - [`instance`]: what clients of one process share (connections, route cache).
+//! - [`dead_letter`]: reading a group's dead letters and resending them.
+//! - [`send_back`]: a push consumer's failed messages back to the broker, and
+//!   `%RETRY%` / `%DLQ%` topic names.
 //! - [`rebalance`], [`filter`], [`message`], [`config`], [`error`].
 //!
 //! Name servers come from [`ClientConfig::namesrv_addrs`] or `NAMESRV_ADDR`.
 
 pub mod admin;
 pub mod config;
+pub mod dead_letter;
 pub mod error;
 pub mod filter;
 pub mod instance;
@@ -26,6 +30,7 @@ pub mod producer;
 pub mod pull;
 pub mod push;
 pub mod rebalance;
+pub mod send_back;
 pub mod transaction;
 
 pub use admin::Admin;

@@ -7,11 +7,21 @@
 //! Broadcasting: every instance reads every queue and keeps its offsets locally.
 //!
 //! Each assigned queue has one task that pulls, calls the listener in queue order and
-//! advances the offset only after the listener returns `Success`, so delivery is at least
-//! once. A listener that returns `Later` gets the same messages again after
-//! `retry_delay` (RocketMQ instead re-sends them to `%RETRY%group`; raftmq retries in
-//! place, which also keeps orderly queues in order). The orderly mode also holds the
-//! broker's lock on each queue (LOCK_BATCH_MQ) while consuming it.
+//! advances the offset only after the listener is done with a batch, so delivery is at
+//! least once. A batch the listener answers `Later`:
+//! - concurrent clustering: is sent back to the broker (CONSUMER_SEND_MSG_BACK, see
+//!   [`crate::send_back`]) and the queue moves on; it returns through `%RETRY%group`,
+//!   which such a consumer subscribes to, after 10 s, then 30 s, 1 min, ... and goes to
+//!   `%DLQ%group` after the group's `retryMaxTimes` (16) or the consumer's
+//!   `max_reconsume_times`. A message the broker would not take back is consumed again
+//!   after `retry_delay`, as Java's consumer does.
+//! - orderly: is consumed again after `retry_delay`, keeping the queue in order (Java's
+//!   orderly consumer does the same up to its `maxReconsumeTimes`, unbounded by default).
+//! - broadcasting: is consumed again after `retry_delay` (Java's drops it: a broadcast
+//!   has no retry topic per instance).
+//!
+//! The orderly mode also holds the broker's lock on each queue (LOCK_BATCH_MQ) while
+//! consuming it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +44,7 @@ use crate::instance::{read_queues, ClientInstance};
 use crate::message::MessageExt;
 use crate::pull::{commit_consumer_offset, fetch_consumer_offset, pull, PullRequest, PullStatus};
 use crate::rebalance::allocate_averagely;
+use crate::send_back::{restore_retry_topic, retry_topic, send_back_request};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageModel {
@@ -80,6 +91,9 @@ pub struct PushConsumerBuilder {
     pub commit_interval: Duration,
     pub heartbeat_interval: Duration,
     pub retry_delay: Duration,
+    /// Send-backs before a message goes to `%DLQ%group`; `None`: the group's
+    /// `retryMaxTimes` on the broker (16 unless set with `raftmq group create`).
+    pub max_reconsume_times: Option<i32>,
 }
 
 impl PushConsumerBuilder {
@@ -98,6 +112,7 @@ impl PushConsumerBuilder {
             commit_interval: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(30),
             retry_delay: Duration::from_secs(1),
+            max_reconsume_times: None,
         }
     }
 
@@ -130,6 +145,13 @@ impl PushConsumerBuilder {
         self
     }
 
+    /// Send-backs before a failed message goes to `%DLQ%group` (RocketMQ's
+    /// `maxReconsumeTimes`); by default the group's `retryMaxTimes` on the broker.
+    pub fn max_reconsume_times(mut self, n: i32) -> Self {
+        self.max_reconsume_times = Some(n);
+        self
+    }
+
     /// How often the instance heartbeats to every broker (RocketMQ: 30 s).
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
@@ -144,7 +166,7 @@ impl PushConsumerBuilder {
 
     /// Starts consuming with `listener`.
     pub async fn start(
-        self,
+        mut self,
         listener: impl Fn(&[MessageExt]) -> ConsumeResult + Send + Sync + 'static,
     ) -> Result<PushConsumer> {
         if self.subscriptions.is_empty() {
@@ -153,6 +175,12 @@ impl PushConsumerBuilder {
             ));
         }
         proto::names::validate_name("consumer group", &self.group).map_err(ClientError::Invalid)?;
+        let user_topics: Vec<String> = self.subscriptions.keys().cloned().collect();
+        if self.sends_back() {
+            // Created by the broker on the group's first heartbeat: routed after it.
+            self.subscriptions
+                .insert(retry_topic(&self.group), TagFilter::parse("*"));
+        }
         let rebalance_now = Arc::new(Notify::new());
         let notify = rebalance_now.clone();
         let on_request: proto::net::rpc::OnRequest =
@@ -173,7 +201,7 @@ impl PushConsumerBuilder {
             rebalance_now,
             stopped: AtomicBool::new(false),
         });
-        for topic in inner.settings.subscriptions.keys() {
+        for topic in &user_topics {
             inner.instance.refresh_route(topic).await?;
         }
         inner.heartbeat().await;
@@ -187,6 +215,13 @@ impl PushConsumerBuilder {
     }
 }
 
+impl PushConsumerBuilder {
+    /// Concurrent clustering consumers send failed messages back (see the module doc).
+    fn sends_back(&self) -> bool {
+        self.model == MessageModel::Clustering && !self.orderly
+    }
+}
+
 pub struct PushConsumer {
     inner: Arc<Inner>,
     tasks: Vec<JoinHandle<()>>,
@@ -197,7 +232,8 @@ impl PushConsumer {
         &self.inner.instance.client_id
     }
 
-    /// The queues this instance consumes now.
+    /// The queues this instance consumes now: in concurrent clustering mode its share
+    /// of `%RETRY%group` too.
     pub fn assigned_queues(&self) -> Vec<MessageQueue> {
         self.inner
             .assigned
@@ -584,10 +620,11 @@ impl Inner {
             if result.status == PullStatus::Found {
                 #[cfg(feature = "fault-injection")]
                 self.planted_bugs(&queue, &mut result).await;
+                for m in &mut result.messages {
+                    restore_retry_topic(m, &self.settings.group);
+                }
                 for batch in result.messages.chunks(self.settings.consume_batch_max) {
-                    while (self.listener)(batch) == ConsumeResult::Later {
-                        tokio::time::sleep(self.settings.retry_delay).await;
-                    }
+                    self.consume(&queue, batch).await;
                     let next = batch.last().expect("non-empty batch").queue_offset + 1;
                     self.advance(&queue, next);
                 }
@@ -608,6 +645,41 @@ impl Inner {
                 self.advance(&queue, result.next_begin_offset);
             }
         }
+    }
+
+    /// Calls the listener until it is done with `batch`: it succeeded, or what it failed
+    /// is back with the broker.
+    async fn consume(&self, queue: &MessageQueue, batch: &[MessageExt]) {
+        let mut pending = std::borrow::Cow::Borrowed(batch);
+        while (self.listener)(&pending) == ConsumeResult::Later {
+            if self.settings.sends_back() {
+                let failed = self.send_back(queue, &pending).await;
+                if failed.is_empty() {
+                    return;
+                }
+                pending = std::borrow::Cow::Owned(failed);
+            }
+            tokio::time::sleep(self.settings.retry_delay).await;
+        }
+    }
+
+    /// Sends each message back to the master of the group it was pulled from; returns
+    /// those it would not take.
+    async fn send_back(&self, queue: &MessageQueue, messages: &[MessageExt]) -> Vec<MessageExt> {
+        let mut failed = Vec::new();
+        for m in messages {
+            let group = &self.settings.group;
+            let request = send_back_request(m, group, self.settings.max_reconsume_times);
+            let sent = match self.instance.master_addr(&queue.broker_name) {
+                Some(addr) => self.instance.invoke_ok(&addr, request).await.map(drop),
+                None => Err(ClientError::NoRoute(queue.broker_name.clone())),
+            };
+            if let Err(e) = sent {
+                tracing::warn!(?queue, msg_id = %m.msg_id, error = %e, "send-back failed; consuming it again");
+                failed.push(m.clone());
+            }
+        }
+        failed
     }
 
     /// PLANTED BUGS (see `crate::plant`): commit before processing, or reverse the

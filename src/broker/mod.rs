@@ -72,6 +72,8 @@ pub struct Broker<D: Disk, M: MetaStore> {
     /// Bumped when this broker schedules a delayed message: wakes the delivery tasks
     /// (see `retry`), which otherwise look again at most every second.
     scheduled: proto::watch::Sender<u64>,
+    /// `message_delay_level` parsed: each level's delay (level 1 first).
+    delay_levels_ms: Vec<u64>,
     /// Messages in and out, for metrics.
     traffic: Traffic,
     /// Request latency, for metrics.
@@ -177,6 +179,7 @@ pub async fn start<D: Disk, M: MetaStore>(
         locks: QueueLocks::default(),
         namesrv: RpcPool::new(None),
         scheduled: proto::watch::Sender::new(0),
+        delay_levels_ms: config.delay_levels_ms()?,
         traffic: Traffic::default(),
         rpc: RpcLatency::default(),
         config,
@@ -192,7 +195,7 @@ pub async fn start<D: Disk, M: MetaStore>(
         tasks.push(tokio::spawn(broker.clone().run_topic_sync()));
     }
     tasks.push(tokio::spawn(broker.clone().run_transaction_check()));
-    for level in 0..retry::DELAY_LEVELS_MS.len() {
+    for level in 0..broker.delay_levels_ms.len() {
         tasks.push(tokio::spawn(broker.clone().run_delivery(level)));
     }
     tracing::info!(%addr, broker = %broker.config.broker_name, "broker serving");

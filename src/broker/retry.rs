@@ -34,7 +34,8 @@ pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 /// The offsets of the delivery tasks are kept as this group's consumer offsets.
 pub(super) const SCHEDULE_GROUP: &str = "%SCHEDULE%";
 
-/// RocketMQ's `messageDelayLevel`: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
+/// RocketMQ's default `messageDelayLevel` (the broker's `message_delay_level`):
+/// "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
 pub const DELAY_LEVELS_MS: [u64; 18] = [
     1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
     480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
@@ -61,7 +62,10 @@ mod property {
 /// delivery task moves it to its topic once due. Returns the queue it was sent to when it
 /// was rescheduled. A level above the highest is the highest, as in Java; a level that
 /// is not a number is refused (Java would throw on it).
-pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32>, BadDelayLevel> {
+pub(super) fn schedule_if_delayed(
+    message: &mut NewMessage,
+    levels: usize,
+) -> Result<Option<u32>, BadDelayLevel> {
     let Some(level) = message.properties.get(property::DELAY) else {
         return Ok(None);
     };
@@ -72,7 +76,7 @@ pub(super) fn schedule_if_delayed(message: &mut NewMessage) -> Result<Option<u32
     if level <= 0 || message.topic == SCHEDULE_TOPIC {
         return Ok(None);
     }
-    let level = level.min(DELAY_LEVELS_MS.len() as i32);
+    let level = level.min(levels as i32);
     let real_queue = message.queue_id;
     message
         .properties
@@ -100,7 +104,7 @@ static DELIVER_EARLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 /// A producer's `DELAY` property that is not a number.
 #[derive(Debug, PartialEq, thiserror::Error)]
-#[error("property DELAY {0:?} is not a delay level (1..=18)")]
+#[error("property DELAY {0:?} is not a delay level (a number: 1 is the shortest)")]
 pub(super) struct BadDelayLevel(String);
 
 /// Why a delay level's delivery round stopped; the task logs it and tries again.
@@ -119,13 +123,13 @@ enum DeliveryError {
 /// The delay level a sent-back message waits at: the one the consumer asked for, else,
 /// as Java's broker does, 3 + the times it was already reconsumed (10 s, then 30 s, 1 min,
 /// ...), within the levels there are.
-fn retry_delay_level(requested: i32, reconsumed_before: i32) -> i32 {
+fn retry_delay_level(requested: i32, reconsumed_before: i32, levels: usize) -> i32 {
     let level = if requested == 0 {
         3 + reconsumed_before
     } else {
         requested
     };
-    level.clamp(1, DELAY_LEVELS_MS.len() as i32)
+    level.clamp(1, levels as i32)
 }
 
 impl<D: Disk, M: MetaStore> Broker<D, M> {
@@ -226,7 +230,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             if let Err(e) = self.ensure_group_topic(&retry_topic).await {
                 return Ok(put_error(req, &e));
             }
-            let level = retry_delay_level(delay_level, reconsume - 1);
+            let level = retry_delay_level(delay_level, reconsume - 1, self.delay_levels_ms.len());
             message
                 .properties
                 .insert(property::DELAY, level.to_string());
@@ -252,7 +256,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     /// Moves due messages of one delay level's queue to their real topic, forever.
     pub(super) async fn run_delivery(self: Arc<Self>, level_index: usize) {
         let queue_id = level_index as u32;
-        let delay_ms = DELAY_LEVELS_MS[level_index] as i64;
+        let delay_ms = self.delay_levels_ms[level_index] as i64;
         // Woken by newly scheduled messages only: waking the 18 levels on every arrival
         // in the store cost more CPU than the sends themselves (a sled read and a
         // ConsumeQueue read per level per message).
@@ -272,7 +276,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
 
     /// Scheduled messages not yet moved to their topic, over every delay level.
     pub(super) fn delayed_pending(&self) -> u64 {
-        (0..DELAY_LEVELS_MS.len() as u32)
+        (0..self.delay_levels_ms.len() as u32)
             .map(|queue_id| {
                 let end = self.store.max_offset(SCHEDULE_TOPIC, queue_id);
                 let delivered = self
@@ -367,23 +371,23 @@ mod tests {
     #[test]
     fn a_delayed_send_goes_to_its_levels_schedule_queue() {
         let mut m = delayed("2");
-        assert_eq!(schedule_if_delayed(&mut m), Ok(Some(3)));
+        assert_eq!(schedule_if_delayed(&mut m, 18), Ok(Some(3)));
         assert_eq!(m.topic, SCHEDULE_TOPIC);
         assert_eq!(m.queue_id, 1);
         assert_eq!(m.properties.get(property::REAL_TOPIC), Some("Orders"));
         assert_eq!(m.properties.get(property::REAL_QUEUE_ID), Some("3"));
         let mut top = delayed("40");
-        assert_eq!(schedule_if_delayed(&mut top), Ok(Some(3)));
+        assert_eq!(schedule_if_delayed(&mut top, 18), Ok(Some(3)));
         assert_eq!(top.queue_id, 17);
         assert_eq!(top.properties.get(property::DELAY), Some("18"));
         for not_delayed in ["0", "-1"] {
             let mut m = delayed(not_delayed);
-            assert_eq!(schedule_if_delayed(&mut m), Ok(None));
+            assert_eq!(schedule_if_delayed(&mut m, 18), Ok(None));
             assert_eq!(m.topic, "Orders");
         }
         let mut plain = NewMessage::new("Orders", 3, "body");
-        assert_eq!(schedule_if_delayed(&mut plain), Ok(None));
-        let e = schedule_if_delayed(&mut delayed("soon")).unwrap_err();
+        assert_eq!(schedule_if_delayed(&mut plain, 18), Ok(None));
+        let e = schedule_if_delayed(&mut delayed("soon"), 18).unwrap_err();
         assert_eq!(e, BadDelayLevel("soon".into()));
         assert!(e.to_string().contains("DELAY \"soon\""), "{e}");
     }
@@ -392,14 +396,17 @@ mod tests {
     fn a_default_retry_waits_as_java_does() {
         // First send-back of a message never reconsumed: level 3 (10 s), as
         // `3 + msgExt.getReconsumeTimes()` in Java's SendMessageProcessor.
-        assert_eq!(retry_delay_level(0, 0), 3);
+        assert_eq!(retry_delay_level(0, 0, 18), 3);
         assert_eq!(
-            DELAY_LEVELS_MS[retry_delay_level(0, 0) as usize - 1],
+            DELAY_LEVELS_MS[retry_delay_level(0, 0, 18) as usize - 1],
             10_000
         );
-        assert_eq!(retry_delay_level(0, 1), 4);
-        assert_eq!(retry_delay_level(0, 40), 18);
-        assert_eq!(retry_delay_level(1, 5), 1);
-        assert_eq!(retry_delay_level(99, 0), 18);
+        assert_eq!(retry_delay_level(0, 1, 18), 4);
+        assert_eq!(retry_delay_level(0, 40, 18), 18);
+        assert_eq!(retry_delay_level(1, 5, 18), 1);
+        assert_eq!(retry_delay_level(99, 0, 18), 18);
+        assert_eq!(retry_delay_level(0, 0, 2), 2);
+        let default = crate::config::parse_delay_levels(crate::config::DEFAULT_MESSAGE_DELAY_LEVEL);
+        assert_eq!(default.unwrap(), DELAY_LEVELS_MS);
     }
 }

@@ -117,7 +117,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     .get(transaction::property::TRANSACTION_ID)
                     .map(str::to_string);
             } else {
-                match super::retry::schedule_if_delayed(&mut message) {
+                match super::retry::schedule_if_delayed(&mut message, self.delay_levels_ms.len()) {
                     Ok(real_queue) => rerouted_from_queue = real_queue,
                     Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
                 }

@@ -5,6 +5,7 @@ mod admin;
 pub mod bench;
 mod consume;
 pub mod dev;
+mod dlq;
 mod failover;
 mod send;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// Find messages by key or by message id.
     #[command(subcommand)]
     Query(admin::QueryCommand),
+    /// A consumer group's dead letters (`%DLQ%group`): list them, or send them again.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -111,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => admin::cluster(cmd, config).await,
         Command::Group(cmd) => admin::group(cmd, config).await,
         Command::Query(cmd) => admin::query(cmd, config).await,
+        Command::Dlq(cmd) => dlq::run(cmd, config).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,
         Command::Dashboard(args) => dashboard(args, config).await,
     }

@@ -2,9 +2,11 @@
 //! (`broker_cluster_name`, `broker_name`, `listen_port`, `namesrv_addr`,
 //! `flush_disk_type`, ...). Unknown fields are rejected with their name.
 
+mod delay_levels;
 mod replication;
 mod runtime;
 
+pub use delay_levels::{parse_delay_levels, DEFAULT_MESSAGE_DELAY_LEVEL};
 pub use replication::{AckMode, Election, ReplicaAddrs, ReplicationSettings};
 pub use runtime::{effective_workers, BUSY_POLL_US_MAX};
 
@@ -61,6 +63,10 @@ pub struct BrokerConfig {
     /// Serve Prometheus metrics at `http://listen_addr:metrics_port/metrics` (0: off,
     /// the default; RocketMQ 5's exporter uses 5557). Served by `raftmq-broker`.
     pub metrics_port: u16,
+    /// The delays of the levels a producer's `DELAY` property and a consumer's send-back
+    /// choose from (RocketMQ `messageDelayLevel`): "1s 5s 10s 30s 1m ... 2h". Changing
+    /// it while messages wait re-times them: a waiting message keeps its level.
+    pub message_delay_level: String,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
     /// Transactional messages: when and how often the broker asks producers about
@@ -146,6 +152,7 @@ impl Default for BrokerConfig {
             worker_threads: 0,
             busy_poll_us: 0,
             metrics_port: 0,
+            message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.into(),
             store: StoreSettings::default(),
             transaction: TransactionSettings::default(),
             replication: None,
@@ -198,6 +205,7 @@ impl BrokerConfig {
             }
         }
         self.advertised_addr()?;
+        self.delay_levels_ms()?;
         if self.transaction.check_interval_ms == 0 {
             anyhow::bail!("transaction.check_interval_ms: must be more than 0");
         }
@@ -206,6 +214,12 @@ impl BrokerConfig {
             replication.validate()?;
         }
         Ok(())
+    }
+
+    /// `message_delay_level` in milliseconds per level (level 1 first).
+    pub fn delay_levels_ms(&self) -> anyhow::Result<Vec<u64>> {
+        parse_delay_levels(&self.message_delay_level)
+            .map_err(|e| anyhow::anyhow!("message_delay_level: {e}"))
     }
 
     /// `broker_ip1:listen_port`, what clients and name servers are told.

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use axum::extract::{Query, State};
 use axum::response::Html;
-use client::{Message, MessageExt};
+use client::MessageExt;
 use proto::remoting::body::MessageQueue;
 
 use super::html::{esc, num, page, table, url};
@@ -137,10 +137,7 @@ pub async fn resend(State(d): Shared, form: PostForm) -> Html<String> {
                 .filter(|t| !t.is_empty())
                 .cloned()
                 .unwrap_or_else(|| m.topic.clone());
-            let mut copy = Message::new(to.clone(), m.body.clone()).with_keys(m.keys.clone());
-            if let Some(tags) = &m.tags {
-                copy = copy.with_tags(tags.clone());
-            }
+            let copy = client::dead_letter::copy_to_topic(m, &to);
             match d.producer.send(copy).await {
                 Ok(r) => format!(
                     "<div class=\"card ok\">resent {} to {} as msgId <code id=\"resent\">{}</code> ({:?})</div>",

@@ -162,3 +162,180 @@ async fn a_producers_delay_level_delivers_to_its_queue_once_due_and_not_before()
     assert!(refused.contains("DELAY"), "{refused}");
     cluster.shutdown().await;
 }
+
+/// Every delay level 1 s: a send-back returns within a test's time.
+fn quick_retries(config: &mut raftmq::BrokerConfig) {
+    config.message_delay_level = "1s 1s 1s 1s 1s".into();
+}
+
+/// What the push consumer's listener saw: (topic, body, reconsume times).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, i32)>>>;
+
+/// A raftmq `PushConsumer` (concurrent, clustering) whose listener fails "flaky" once and
+/// "poison" always: both are sent back and return through `%RETRY%Flaky` showing their
+/// own topic, "poison" goes to `%DLQ%Flaky` after the group's `retryMaxTimes` (2), and
+/// the queue moves on meanwhile. Returns the consumer, still running.
+async fn failures_go_back_through_retry_then_dlq(
+    config: client::ClientConfig,
+) -> (client::PushConsumer, Seen) {
+    use client::{ConsumeFromWhere, ConsumeResult, PushConsumerBuilder};
+    let admin = client::Admin::new(config.clone());
+    let group = proto::remoting::body::SubscriptionGroupBody {
+        group_name: "Flaky".into(),
+        retry_max_times: 2,
+        ..Default::default()
+    };
+    eventually_async(Duration::from_secs(20), "the group's master", || async {
+        admin.create_subscription_group(&group, None).await.ok()
+    })
+    .await;
+    admin.create_topic("Jobs", 1, None, false).await.unwrap();
+    let seen = Seen::default();
+    let seen_log = seen.clone();
+    let record = seen.clone();
+    let consumer = PushConsumerBuilder::new("Flaky", config.clone())
+        .subscribe("Jobs", "*")
+        .consume_from(ConsumeFromWhere::FirstOffset)
+        .intervals(Duration::from_secs(1), Duration::from_millis(200))
+        .start(move |messages| {
+            let m = &messages[0];
+            let body = String::from_utf8(m.body.to_vec()).unwrap();
+            let result = match body.as_str() {
+                "poison" => ConsumeResult::Later,
+                "flaky" if m.reconsume_times == 0 => ConsumeResult::Later,
+                _ => ConsumeResult::Success,
+            };
+            let mut seen = record.lock().unwrap();
+            seen.push((m.topic.clone(), body, m.reconsume_times));
+            result
+        })
+        .await
+        .unwrap();
+    let producer = Producer::new("PG", config.clone());
+    crate::cluster::send_acked(
+        &producer,
+        ["flaky", "poison", "fine"]
+            .into_iter()
+            .map(|b| Message::new("Jobs", b)),
+    )
+    .await;
+    let reader = PullConsumer::new("DeadLetterReader", config.clone());
+    let dead = eventually_async(Duration::from_secs(30), "the dead letter", || async {
+        let queues = reader.fetch_queues("%DLQ%Flaky").await.ok()?;
+        let r = reader.pull(&queues[0], "*", 0, 8).await.ok()?;
+        (r.status == PullStatus::Found).then_some(r.messages)
+    })
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(&dead[0].body[..], b"poison");
+    assert_eq!(dead[0].reconsume_times, 3);
+    assert_eq!(
+        dead[0].properties.get("RETRY_TOPIC").map(String::as_str),
+        Some("Jobs")
+    );
+    // Nothing comes back from the dead-letter topic.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+    let expected: Vec<(String, String, i32)> = [
+        ("fine", 0),
+        ("flaky", 0),
+        ("flaky", 1),
+        ("poison", 0),
+        ("poison", 1),
+        ("poison", 2),
+    ]
+    .into_iter()
+    .map(|(body, times)| ("Jobs".to_string(), body.to_string(), times))
+    .collect();
+    assert_eq!(seen, expected);
+    (consumer, seen_log)
+}
+
+/// Every message of "Jobs" counts as consumed: the retries live elsewhere.
+async fn assert_jobs_consumed(config: client::ClientConfig) {
+    let admin = client::Admin::new(config);
+    let progress = admin.consumer_progress("Flaky", "Jobs").await.unwrap();
+    assert_eq!(
+        progress.iter().map(|q| q.lag()).sum::<u64>(),
+        0,
+        "{progress:?}"
+    );
+}
+
+/// Runs the `raftmq` binary against the name server `namesrv`; returns its stdout.
+async fn raftmq_cli(namesrv: String, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_raftmq"))
+            .arg("-n")
+            .arg(namesrv)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_consumer_sends_failures_back_on_a_single_broker() {
+    let cluster = TestCluster::start_with(quick_retries).await;
+    let config = cluster.client_config();
+    let (consumer, seen) = failures_go_back_through_retry_then_dlq(config.clone()).await;
+    assert_jobs_consumed(config).await;
+
+    // `raftmq dlq list` shows the dead letter; `resend` gives it to the group again.
+    let namesrv = cluster.namesrv.to_string();
+    let listed = raftmq_cli(namesrv.clone(), &["dlq", "list", "-g", "Flaky"]).await;
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("from=Jobs reconsumed=3"), "{listed}");
+    assert!(listed.ends_with("body=poison\n"), "{listed}");
+    let id = listed
+        .split("msgId=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let resent = raftmq_cli(namesrv.clone(), &["dlq", "resend", "-g", "Flaky", "-i", id]).await;
+    assert!(
+        resent.starts_with(&format!("resent {id} to %RETRY%Flaky")),
+        "{resent}"
+    );
+    eventually_async(
+        Duration::from_secs(10),
+        "the resent dead letter",
+        || async {
+            let seen = seen.lock().unwrap();
+            (seen.iter().filter(|s| s.1 == "poison" && s.2 == 0).count() == 2).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(seen.lock().unwrap().last().unwrap().0, "Jobs");
+    let unknown = raftmq_cli(namesrv.clone(), &["dlq", "list", "-g", "Nobody"]).await;
+    assert_eq!(unknown, "no dead letters for group Nobody\n");
+    consumer.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_consumer_sends_failures_back_on_a_raft_group() {
+    use raftmq::config::{AckMode, Election};
+    let group = crate::group::Group::start_with(
+        store::FlushMode::Async,
+        Election::Raft,
+        AckMode::Quorum,
+        quick_retries,
+    )
+    .await;
+    group.wait_master_registered(Duration::from_secs(20)).await;
+    let (consumer, _) = failures_go_back_through_retry_then_dlq(group.client_config()).await;
+    consumer.shutdown().await;
+    assert_jobs_consumed(group.client_config()).await;
+    group.shutdown().await;
+}

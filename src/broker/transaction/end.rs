@@ -152,12 +152,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 let mut message = committed_message(half)
                     .map_err(|e| PutError::Store(StoreError::MessageIllegal(e)))?;
                 // A DELAY level applies from the commit, as in Java.
-                delayed = crate::broker::retry::schedule_if_delayed(&mut message)
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(txid, error = %e, "committed message delivered at once");
-                        None
-                    })
-                    .is_some();
+                delayed = crate::broker::retry::schedule_if_delayed(
+                    &mut message,
+                    self.delay_levels_ms.len(),
+                )
+                .unwrap_or_else(|e| {
+                    tracing::warn!(txid, error = %e, "committed message delivered at once");
+                    None
+                })
+                .is_some();
                 messages.push(message);
             }
             Outcome::Rollback => {}
