@@ -67,6 +67,10 @@ pub enum F {
     /// A delayed send: `invoke`, then `ok` (stored, at its schedule-queue position) or
     /// `info`. Its value names its delay ([`crate::delayed`]).
     Delayed,
+    /// A consumer's listener answered a delivery "later" (RECONSUME_LATER): one `ok`
+    /// event, with the group and where the message was pulled from. The message must
+    /// come back to the group or reach its dead-letter topic.
+    Reject,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +255,22 @@ impl History {
         queue_offset: u64,
     ) {
         let e = self.push(time_ms, consumer, Type::Ok, F::Deliver, value);
+        e.queue = Some(queue);
+        e.queue_offset = Some(queue_offset);
+        e.group = Some(group.to_string());
+    }
+
+    /// `consumer`'s listener failed this delivery: the message goes back to `group`.
+    pub fn reject(
+        &mut self,
+        time_ms: i64,
+        consumer: &str,
+        group: &str,
+        value: &str,
+        queue: QueueRef,
+        queue_offset: u64,
+    ) {
+        let e = self.push(time_ms, consumer, Type::Ok, F::Reject, value);
         e.queue = Some(queue);
         e.queue_offset = Some(queue_offset);
         e.group = Some(group.to_string());

@@ -207,6 +207,8 @@ pub fn signature(record: &SeedRecord) -> Option<String> {
         "checker: delayed message early".to_string()
     } else if !r.delayed_lost.is_empty() {
         "checker: delayed message lost".to_string()
+    } else if !r.sent_back_lost.is_empty() {
+        "checker: sent-back message lost".to_string()
     } else if o.undelivered.iter().any(|(_, u)| !u.missing.is_empty()) {
         "checker: undelivered".to_string()
     } else if !o.liveness.is_empty() {

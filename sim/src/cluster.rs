@@ -138,7 +138,20 @@ fn broker_config(spec: &Spec, group: usize, id: u64) -> BrokerConfig {
         check_interval_ms: TX_CHECK_INTERVAL.as_millis() as u64,
         check_max: 15,
     };
+    config.message_delay_level = DELAY_LEVELS.into();
     config
+}
+
+/// The simulated brokers' `message_delay_level`: levels 1 and 2 as RocketMQ's (the
+/// producers' delayed sends use them), and short retries (a send-back waits at level
+/// 3 + its reconsume times: 2 s, 3 s, 4 s), so messages go back and return within the
+/// run's seconds.
+pub const DELAY_LEVELS: &str = "1s 5s 2s 3s 4s";
+
+/// The delay of `level` (from 1) on the simulated brokers.
+pub fn delay_ms(level: usize) -> u64 {
+    let levels = raftmq::config::parse_delay_levels(DELAY_LEVELS).expect("valid delay levels");
+    levels[level - 1]
 }
 
 /// How often the simulated masters check undecided transactions.

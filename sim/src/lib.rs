@@ -10,7 +10,8 @@
 //! Simulated build only:
 //! - `cluster`: name servers and Raft broker groups on simulated hosts, as a struct.
 //! - `workload`: producers, consumer hosts, the final read of every replica;
-//!   `transactions`: the transactional producers; `settle`: waiting, before the final
+//!   `transactions`: the transactional producers; `retries`: the consumer group that
+//!   fails messages and sends them back; `settle`: waiting, before the final
 //!   reads, for what the brokers move by themselves (transactions, delayed messages).
 //! - `swarm` and `nemesis`: the faults a seed turns on, and injecting them;
 //!   `compaction`: deleting the oldest log on demand, so followers need snapshots.
@@ -35,6 +36,8 @@ pub mod nodes;
 pub mod plant;
 #[cfg(madsim)]
 pub mod replicated;
+#[cfg(madsim)]
+pub mod retries;
 #[cfg(madsim)]
 pub mod scenario;
 #[cfg(madsim)]

@@ -97,7 +97,7 @@ mod runner {
 faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio, namesrv,
 client-partition, compact (default: all;
 each seed turns on a random subset of them, `--all-faults` turns on every one listed)
-planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery|snapshot-queues-at-zero|deliver-half-message|deliver-delayed-early";
+planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery|snapshot-queues-at-zero|deliver-half-message|deliver-delayed-early|drop-send-back";
     /// How `replay` hands its verdict to `run`.
     const REPORT_PREFIX: &str = "REPORT ";
 
@@ -369,7 +369,7 @@ planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|earl
         };
         let with_tail = tails.iter().filter(|t| **t > 0).count();
         println!(
-            "{n} seeds of {} (2 name servers, 2 groups x 3 replicas, 4 producers, 2 transactional, 3+1 consumers; swarm of {}): {} passed, {} failed",
+            "{n} seeds of {} (2 name servers, 2 groups x 3 replicas, 4 producers, 2 transactional, 3 orderly + 1 broadcasting + 1 failing consumers; swarm of {}): {} passed, {} failed",
             args.mode,
             faults(args).iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
             n as usize - failed.len(),

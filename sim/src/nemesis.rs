@@ -337,8 +337,7 @@ impl<'a> Nemesis<'a> {
             r.name
         ));
         let group = crate::cluster::group_name(g);
-        let compacted =
-            crate::compaction::compact(broker.store(), &group, &r.name, &self.recorder).await;
+        let compacted = crate::compaction::compact(&broker, &group, &r.name, &self.recorder).await;
         let what = match &compacted {
             Ok(offset) => format!("{} deleted its log below offset {offset}", r.name),
             Err(e) => format!("{} did not compact: {e}", r.name),

@@ -50,6 +50,7 @@ impl Outcome {
         list(&mut p, "tx-committed-lost", &r.tx_committed_lost);
         list(&mut p, "delayed-early", &r.delayed_early);
         list(&mut p, "delayed-lost", &r.delayed_lost);
+        list(&mut p, "sent-back-lost", &r.sent_back_lost);
         for (group, u) in &self.undelivered {
             if !u.missing.is_empty() {
                 p.push(format!(

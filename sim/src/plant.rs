@@ -22,6 +22,8 @@ pub enum Plant {
     DeliverHalfMessage,
     /// Delayed messages are delivered to their topic at once.
     DeliverDelayedEarly,
+    /// A consumer's send-back is answered and never stored.
+    DropSendBack,
 }
 
 impl FromStr for Plant {
@@ -36,11 +38,12 @@ impl FromStr for Plant {
             "snapshot-queues-at-zero" => Plant::SnapshotQueuesAtZero,
             "deliver-half-message" => Plant::DeliverHalfMessage,
             "deliver-delayed-early" => Plant::DeliverDelayedEarly,
+            "drop-send-back" => Plant::DropSendBack,
             other => {
                 return Err(format!(
                     "plant {other:?}: expected none, ack-before-quorum, skip-fsync, \
                      early-offset-commit, out-of-order-delivery, snapshot-queues-at-zero, \
-                     deliver-half-message or deliver-delayed-early"
+                     deliver-half-message, deliver-delayed-early or drop-send-back"
                 ))
             }
         })
@@ -58,6 +61,7 @@ impl std::fmt::Display for Plant {
             Plant::SnapshotQueuesAtZero => "snapshot-queues-at-zero",
             Plant::DeliverHalfMessage => "deliver-half-message",
             Plant::DeliverDelayedEarly => "deliver-delayed-early",
+            Plant::DropSendBack => "drop-send-back",
         })
     }
 }
@@ -79,6 +83,8 @@ impl Plant {
             Plant::DeliverHalfMessage => raftmq::broker::transaction::plant_deliver_half_messages(),
             #[cfg(feature = "fault-injection")]
             Plant::DeliverDelayedEarly => raftmq::broker::retry::plant_deliver_delayed_early(),
+            #[cfg(feature = "fault-injection")]
+            Plant::DropSendBack => raftmq::broker::retry::plant_drop_send_back(),
             #[cfg(not(feature = "fault-injection"))]
             _ => panic!("planted bugs need the fault-injection feature"),
         }

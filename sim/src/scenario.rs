@@ -14,11 +14,13 @@ use crate::cluster::{group_name, namesrv_spec, Cluster, Spec, TX_CHECK_INTERVAL}
 use crate::nemesis::{churn_consumers, Nemesis};
 pub use crate::outcome::Outcome;
 use crate::plant::Plant;
-use crate::settle::{await_zero, DELAYED_PENDING, TRANSACTIONS_PENDING};
+use crate::retries::{spawn_retry_consumer, RETRY_GROUP};
+use crate::settle::{await_group_settled, await_zero, DELAYED_PENDING, TRANSACTIONS_PENDING};
 use crate::swarm::{FaultKind, Swarm};
 use crate::transactions::spawn_tx_producer;
 use crate::workload::{
-    read_replica, spawn_producer, ConsumerHost, Recorder, BROADCAST_GROUP, GROUP, QUEUES, TOPICS,
+    read_replica, spawn_producer, ConsumerHost, Recorder, BROADCAST_GROUP, GROUP, PLAIN_TOPIC,
+    QUEUES, TOPICS,
 };
 use madsim::rand::Rng;
 use madsim::runtime::NodeHandle;
@@ -140,6 +142,14 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
             )
         })
         .collect();
+    // The group that fails some messages: they go back and return, or die.
+    let retry_consumer = spawn_retry_consumer(
+        &handle,
+        "10.1.14.1".parse().unwrap(),
+        "r1".into(),
+        namesrv.clone(),
+        recorder.clone(),
+    );
     let broadcast = ConsumerHost::start(
         &handle,
         "10.1.11.1".parse().unwrap(),
@@ -250,6 +260,20 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
             ));
         }
     }
+    // Nothing the failing group sent back is still on its way: a send-back is a write,
+    // which must not land between the final reads of two replicas.
+    let settle_ns = namesrv.clone();
+    let settled = on_host(&handle, "settle-retries", "10.1.12.6", async move {
+        await_group_settled(&settle_ns, RETRY_GROUP, bound, TX_CHECK_INTERVAL).await
+    })
+    .await
+    .unwrap_or(false);
+    if !settled {
+        outcome.liveness.push(format!(
+            "messages of {RETRY_GROUP} still on their way back {} s after the heal",
+            bound.as_secs()
+        ));
+    }
     for node in &tx_producers {
         handle.kill(node.id());
         madsim::net::NetSim::current().clog_node_out(node.id());
@@ -263,7 +287,7 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
     read_everything(&cluster, &handle, &namesrv, &recorder, &mut outcome).await;
     let allowance = options.spec.mode.allowance(swarm.power_loss());
     await_delivery(&recorder, allowance, bound, &mut outcome).await;
-    let _ = broadcast;
+    let _ = (broadcast, retry_consumer);
 
     let history = recorder.take();
     outcome.report = check(&history, allowance, true);
@@ -274,9 +298,9 @@ pub async fn run_quietly(options: Options) -> (History, Outcome) {
         .count();
     outcome.faults = history.events().iter().filter(|e| e.f == F::Fault).count();
     outcome.master_stalls_ms = crate::outcome::master_stalls_ms(history.events());
-    outcome.undelivered = [GROUP, BROADCAST_GROUP]
+    outcome.undelivered = DELIVERED_TO
         .iter()
-        .map(|g| (g.to_string(), undelivered(&history, g, &TOPICS)))
+        .map(|(g, topics)| (g.to_string(), undelivered(&history, g, topics)))
         .collect();
     let undelivered_ok = outcome
         .undelivered
@@ -379,7 +403,14 @@ async fn read_everything(
     outcome.liveness.extend(errors);
 }
 
-/// Waits until both consumer groups have received everything the replicas hold.
+/// Each consumer group and the topics it must receive everything of.
+const DELIVERED_TO: [(&str, &[&str]); 3] = [
+    (GROUP, &TOPICS),
+    (BROADCAST_GROUP, &TOPICS),
+    (RETRY_GROUP, &[PLAIN_TOPIC]),
+];
+
+/// Waits until every consumer group has received everything the replicas hold.
 async fn await_delivery(
     recorder: &Recorder,
     allowance: LossAllowance,
@@ -389,9 +420,9 @@ async fn await_delivery(
     let deadline = tokio::time::Instant::now() + bound;
     loop {
         let missing: usize = recorder.with(|h| {
-            [GROUP, BROADCAST_GROUP]
+            DELIVERED_TO
                 .iter()
-                .map(|g| undelivered(h, g, &TOPICS).violations(allowance))
+                .map(|(g, topics)| undelivered(h, g, topics).violations(allowance))
                 .sum()
         });
         if missing == 0 {

@@ -31,6 +31,40 @@ pub async fn await_zero(namesrv: &str, key: &str, bound: Duration, interval: Dur
     }
 }
 
+/// Waits until no message of `group` is on its way back: every master reports no
+/// delayed message pending (a send-back waits there for its delay) and the group has
+/// consumed everything it subscribes to, its retry topic included, twice in a row, a
+/// round (`interval`) apart. A message the group fails again is sent back before its
+/// offset moves, so a round that sees no lag sees that copy pending. Returns whether it
+/// settled within `bound`.
+pub async fn await_group_settled(
+    namesrv: &str,
+    group: &str,
+    bound: Duration,
+    interval: Duration,
+) -> bool {
+    let admin = client::Admin::new(client_config(namesrv, "settle"));
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut settled_seen = 0;
+    loop {
+        let pending = pending(&admin, DELAYED_PENDING).await;
+        let lag = admin
+            .consumer_progress_all(group)
+            .await
+            .map(|queues| queues.iter().map(|q| q.lag()).sum::<u64>());
+        let settled = pending == Some(0) && matches!(lag, Ok(0));
+        settled_seen = if settled { settled_seen + 1 } else { 0 };
+        if settled_seen >= 2 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::info!(target: "sim::settle", group, ?pending, ?lag, "group not settled");
+            return false;
+        }
+        tokio::time::sleep(interval + Duration::from_millis(100)).await;
+    }
+}
+
 /// `key` summed over every group's master; `None` if a master did not say (-1: it has
 /// not counted yet).
 async fn pending(admin: &client::Admin, key: &str) -> Option<usize> {

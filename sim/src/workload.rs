@@ -147,7 +147,7 @@ async fn send_delayed(
     seq: u64,
     level: usize,
 ) -> bool {
-    let delay_ms = raftmq::broker::retry::DELAY_LEVELS_MS[level - 1];
+    let delay_ms = crate::cluster::delay_ms(level);
     let value = history::delayed::value(lane, seq, delay_ms);
     recorder.record(|h, t| h.delayed_invoke(t, lane, &value));
     let message =
@@ -301,14 +301,39 @@ pub async fn read_replica(
             let messages = read_to_end(&instance, "SimReader", &queue, addr, 2)
                 .await
                 .map_err(|e| format!("reading {process}: {e}"))?;
-            recorder.record(|h, t| {
-                for m in &messages {
-                    let value = String::from_utf8_lossy(&m.body);
-                    h.read(t, process, &value, queue_ref(&queue), m.queue_offset);
-                }
-            });
+            record_reads(recorder, process, &queue, &messages);
             n += messages.len();
         }
     }
-    Ok(n)
+    // The failing group's dead letters, where it has any.
+    let queue = client::MessageQueue {
+        topic: crate::retries::dead_letter_topic(),
+        broker_name: broker.into(),
+        queue_id: 0,
+    };
+    let messages = match read_to_end(&instance, "SimReader", &queue, addr, 2).await {
+        Ok(messages) => messages,
+        Err(client::ClientError::Broker { code, .. })
+            if code == proto::remoting::codes::response::TOPIC_NOT_EXIST =>
+        {
+            Vec::new()
+        }
+        Err(e) => return Err(format!("reading {process}: {e}")),
+    };
+    record_reads(recorder, process, &queue, &messages);
+    Ok(n + messages.len())
+}
+
+fn record_reads(
+    recorder: &Recorder,
+    process: &str,
+    queue: &client::MessageQueue,
+    messages: &[client::MessageExt],
+) {
+    recorder.record(|h, t| {
+        for m in messages {
+            let value = String::from_utf8_lossy(&m.body);
+            h.read(t, process, &value, queue_ref(queue), m.queue_offset);
+        }
+    });
 }

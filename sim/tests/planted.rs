@@ -92,3 +92,9 @@ fn delivering_a_delayed_message_early_is_caught_within_100_seeds() {
     let out = caught("deliver-delayed-early").expect("an early delayed message went unnoticed");
     assert!(out.contains("delayed-early"), "{out}");
 }
+
+#[test]
+fn dropping_a_send_back_is_caught_within_100_seeds() {
+    let out = caught("drop-send-back").expect("a dropped send-back went unnoticed");
+    assert!(out.contains("sent-back-lost"), "{out}");
+}

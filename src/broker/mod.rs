@@ -216,6 +216,20 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         &self.store
     }
 
+    /// How far the broker's own consumers have read a system queue it moves messages out
+    /// of: the delay levels' delivery (`SCHEDULE_TOPIC_XXXX`) and the transaction book's
+    /// floors (the half and op topics); `None` for any other queue. Below it nothing is
+    /// needed any more: what a tool that deletes old log (the simulator's compaction)
+    /// must keep of such a queue starts there.
+    pub fn system_queue_consumed(&self, topic: &str, queue_id: u32) -> Option<u64> {
+        let group = match topic {
+            retry::SCHEDULE_TOPIC => retry::SCHEDULE_GROUP,
+            transaction::HALF_TOPIC | transaction::OP_TOPIC => transaction::TX_GROUP,
+            _ => return None,
+        };
+        self.consumer_offset(group, topic, queue_id).ok().flatten()
+    }
+
     /// The group replica, in a replicated group.
     pub fn replica(&self) -> Option<&Arc<replica::Replica<D>>> {
         self.replica.as_ref()

@@ -102,6 +102,16 @@ pub fn plant_deliver_delayed_early() {
 #[cfg(feature = "fault-injection")]
 static DELIVER_EARLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// PLANTED BUG (`fault-injection` builds only), which the simulator's checkers must
+/// catch: a send-back is answered SUCCESS and never stored.
+#[cfg(feature = "fault-injection")]
+pub fn plant_drop_send_back() {
+    DROP_SEND_BACK.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(feature = "fault-injection")]
+static DROP_SEND_BACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A producer's `DELAY` property that is not a number.
 #[derive(Debug, PartialEq, thiserror::Error)]
 #[error("property DELAY {0:?} is not a delay level (a number: 1 is the shortest)")]
@@ -242,6 +252,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             message.queue_id = (level - 1) as u32;
         }
         let scheduled = message.topic == SCHEDULE_TOPIC;
+        #[cfg(feature = "fault-injection")]
+        if DROP_SEND_BACK.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(ok(req));
+        }
         match self.put_messages(vec![message]).await {
             Ok(_) => {
                 if scheduled {

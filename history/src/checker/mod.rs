@@ -12,6 +12,7 @@
 //! | The replicas hold the same positions | `diverged` | `diverged` |
 //! | A transaction rolled back or never decided is never seen; a committed one is found | `tx_uncommitted_delivered`, `tx_committed_lost` | `transactions` |
 //! | A delayed message is never delivered early; an acknowledged one is found | `delayed_early`, `delayed_lost` | `delays` |
+//! | A message a group's listener failed comes back to the group or is a dead letter | `sent_back_lost` | `send_backs` |
 //! | Every stored message reaches every group ([`undelivered()`], a separate call) | [`Undelivered`] | `undelivered` |
 //! | Allowed, counted: unknown sends that appear, re-deliveries | `recovered`, `duplicated` | `counted` |
 //!
@@ -31,6 +32,7 @@ mod failed_but_read;
 mod fifo;
 mod lost;
 mod offsets;
+mod send_backs;
 mod transactions;
 mod undelivered;
 mod unexpected;
@@ -81,6 +83,10 @@ pub struct Report {
     /// Acknowledged delayed messages missing from the reads.
     #[serde(default)]
     pub delayed_lost: Vec<String>,
+    /// Messages a group's listener failed that neither came back to the group nor
+    /// reached its dead-letter topic.
+    #[serde(default)]
+    pub sent_back_lost: Vec<String>,
 }
 
 fn position(e: &Event) -> Option<(QueueRef, u64)> {
@@ -201,6 +207,7 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
     diverged::check(&o, &mut r);
     transactions::check(&o, allowance, &mut r);
     delays::check(&o, allowance, &mut r);
+    send_backs::check(&o, allowance, &mut r);
     let loss_allowed = match allowance {
         LossAllowance::None => r.lost.is_empty(),
         LossAllowance::Tail => r.lost.len() == r.lost_tail,
@@ -214,7 +221,8 @@ pub fn check(history: &History, allowance: LossAllowance, ordered: bool) -> Repo
         && r.tx_uncommitted_delivered.is_empty()
         && r.tx_committed_lost.is_empty()
         && r.delayed_early.is_empty()
-        && r.delayed_lost.is_empty();
+        && r.delayed_lost.is_empty()
+        && r.sent_back_lost.is_empty();
     r
 }
 
@@ -290,7 +298,7 @@ mod tests {
         let json = serde_json::to_string(&Report::default()).unwrap();
         assert_eq!(
             json,
-            r#"{"valid":false,"attempted":0,"acknowledged":0,"lost":[],"lost_tail":0,"unexpected":[],"failed_but_read":[],"recovered":0,"duplicated":0,"inconsistent_offsets":[],"fifo_violations":[],"diverged":[],"tx_uncommitted_delivered":[],"tx_committed_lost":[],"delayed_early":[],"delayed_lost":[]}"#
+            r#"{"valid":false,"attempted":0,"acknowledged":0,"lost":[],"lost_tail":0,"unexpected":[],"failed_but_read":[],"recovered":0,"duplicated":0,"inconsistent_offsets":[],"fifo_violations":[],"diverged":[],"tx_uncommitted_delivered":[],"tx_committed_lost":[],"delayed_early":[],"delayed_lost":[],"sent_back_lost":[]}"#
         );
     }
 }

@@ -38,7 +38,7 @@ pub const OP_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
 /// Where transactions checked `check_max` times without an answer go.
 pub const CHECK_MAX_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
 /// The half and op queues' floors are kept as this group's consumer offsets.
-const TX_GROUP: &str = "CID_RMQ_SYS_TRANS";
+pub(super) const TX_GROUP: &str = "CID_RMQ_SYS_TRANS";
 
 /// RocketMQ's `MessageSysFlag` transaction bits.
 const TRANSACTION_MASK: i32 = 0xC;
