@@ -413,6 +413,21 @@ impl Admin {
         Ok(table.table)
     }
 
+    /// A numeric runtime key (GET_BROKER_RUNTIME_INFO) summed over every broker group's
+    /// master; `None` if a master did not answer, lacks the key, or reports it negative
+    /// (not counted yet).
+    pub async fn runtime_sum(&self, key: &str) -> Option<u64> {
+        let cluster = self.cluster_info().await.ok()?;
+        let mut total = 0;
+        for data in cluster.broker_addr_table.values() {
+            let addr = data.master_addr()?;
+            let info = self.broker_runtime_info(addr).await.ok()?;
+            let n: i64 = info.get(key)?.parse().ok()?;
+            total += u64::try_from(n).ok()?;
+        }
+        Some(total)
+    }
+
     /// Messages of `topic` with key (or unique id) `key`, from every broker group.
     pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
         let route = self.instance.refresh_route(topic).await?;

@@ -40,6 +40,30 @@ pub enum SendOutcome {
     Unknown(String),
 }
 
+impl SendOutcome {
+    /// The outcome of a send the broker stored first in a queue of its own (a half
+    /// message in the half topic, a delayed one in its level's schedule queue): the
+    /// acknowledgement's offset is that queue's, whatever queue it names.
+    pub fn staged_in(self, topic: &str, queue_id: u32) -> SendOutcome {
+        match self {
+            SendOutcome::Acked {
+                queue,
+                queue_offset,
+                node,
+            } => SendOutcome::Acked {
+                queue: QueueRef {
+                    topic: topic.into(),
+                    queue_id,
+                    ..queue
+                },
+                queue_offset,
+                node,
+            },
+            unknown => unknown,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Type {
@@ -71,6 +95,14 @@ pub enum F {
     /// event, with the group and where the message was pulled from. The message must
     /// come back to the group or reach its dead-letter topic.
     Reject,
+}
+
+impl F {
+    /// A send of any kind: plain, a transaction's half message, or delayed. Each is
+    /// `invoke`, then `ok` or `info`, and shows the cluster taking writes.
+    pub fn is_send(self) -> bool {
+        matches!(self, F::Send | F::Tx | F::Delayed)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

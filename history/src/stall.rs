@@ -1,11 +1,11 @@
 //! How long writes stopped around a fault, as the producers saw it: from the fault's
-//! start to the first acknowledged send that was *invoked* after it started. A send
-//! invoked before the fault and acknowledged during it proves nothing about the
-//! fault: it may have been written before. Stalls are summarized by percentile.
+//! start to the first acknowledged send (of any kind) that was *invoked* after it
+//! started. A send invoked before the fault and acknowledged during it proves nothing
+//! about the fault: it may have been written before. Stalls are summarized by percentile.
 
 use std::collections::BTreeMap;
 
-use crate::history::{Event, Type, F};
+use crate::history::{Event, Type};
 
 /// Milliseconds from `start_ms` to the first acknowledgement of a send invoked at or
 /// after `start_ms` (by broker group `broker`, when given: a fault on one group's master
@@ -13,7 +13,7 @@ use crate::history::{Event, Type, F};
 pub fn write_stall_ms(events: &[Event], start_ms: i64, broker: Option<&str>) -> Option<i64> {
     let mut invoked: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     let mut first: Option<i64> = None;
-    for e in events.iter().filter(|e| e.f == F::Send) {
+    for e in events.iter().filter(|e| e.f.is_send()) {
         let key = (e.process.as_str(), e.value.as_str());
         match e.kind {
             Type::Invoke => {

@@ -40,6 +40,14 @@ pub struct BrokerToml {
     flush_disk_type: &'static str,
     register_broker_interval_ms: u64,
     replication: Replication,
+    transaction: Transaction,
+}
+
+/// The `[transaction]` table: undecided transactions checked within a run's seconds.
+#[derive(Clone, Debug, Serialize)]
+struct Transaction {
+    timeout_ms: u64,
+    check_interval_ms: u64,
 }
 
 /// The `[replication]` table.
@@ -117,6 +125,10 @@ impl Group {
                 ack: ack(self.mode.ack),
                 write_timeout_ms: 2_000,
             },
+            transaction: Transaction {
+                timeout_ms: 1_000,
+                check_interval_ms: 1_000,
+            },
         }
     }
 }
@@ -188,6 +200,11 @@ mod tests {
                 write_timeout_ms: 2_000,
                 ..ReplicationSettings::default()
             }),
+            transaction: raftmq::config::TransactionSettings {
+                timeout_ms: 1_000,
+                check_interval_ms: 1_000,
+                ..Default::default()
+            },
             ..BrokerConfig::default()
         }
     }

@@ -12,6 +12,13 @@ pub enum Workload {
     /// Each producer sends under its own key through a selector, so its messages go to
     /// one queue in order: FIFO is checked on both sides.
     Ordered,
+    /// Each producer is a transactional producer of one producer group: transactions
+    /// committed, rolled back, left undecided for the broker's check-back, or never
+    /// decided. A rolled-back or undecided one must never be seen, a committed one must.
+    Tx,
+    /// One send in three is delayed (delay level 1 or 2: 1 s or 5 s): never delivered
+    /// before its delay, not lost.
+    Delay,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -127,6 +134,8 @@ impl TestOptions {
         let workload = match self.workload {
             Workload::Queue => "queue",
             Workload::Ordered => "ordered",
+            Workload::Tx => "tx",
+            Workload::Delay => "delay",
         };
         let nemesis: Vec<String> = self
             .nemesis

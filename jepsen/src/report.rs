@@ -25,7 +25,7 @@ pub struct Op {
 pub fn ops(history: &History) -> Vec<Op> {
     let mut open: BTreeMap<&str, i64> = BTreeMap::new();
     let mut out = Vec::new();
-    for e in history.events().iter().filter(|e| e.f == F::Send) {
+    for e in history.events().iter().filter(|e| e.f.is_send()) {
         match e.kind {
             Type::Invoke => {
                 open.insert(e.process.as_str(), e.time_ms);
@@ -53,7 +53,7 @@ pub fn recovery_times(history: &History, faults: &mut [FaultInterval]) {
     let oks: Vec<i64> = history
         .events()
         .iter()
-        .filter(|e| e.f == F::Send && e.kind == Type::Ok)
+        .filter(|e| e.f.is_send() && e.kind == Type::Ok)
         .map(|e| e.time_ms)
         .collect();
     for f in faults {
@@ -117,11 +117,13 @@ pub fn counts(history: &History) -> Counts {
             .filter(|e: &&Event| e.f == f && e.kind == k)
             .count()
     };
+    // Plain, transactional and delayed sends alike.
+    let sends = |k: Type| n(F::Send, k) + n(F::Tx, k) + n(F::Delayed, k);
     Counts {
-        invoked: n(F::Send, Type::Invoke),
-        ok: n(F::Send, Type::Ok),
-        info: n(F::Send, Type::Info),
-        fail: n(F::Send, Type::Fail),
+        invoked: sends(Type::Invoke),
+        ok: sends(Type::Ok),
+        info: sends(Type::Info),
+        fail: sends(Type::Fail),
         delivered: n(F::Deliver, Type::Ok),
         read: n(F::Read, Type::Ok),
     }
@@ -163,6 +165,11 @@ pub fn anomalies(r: &Report, undelivered: usize) -> BTreeMap<String, usize> {
         ("inconsistent_offsets", r.inconsistent_offsets.len()),
         ("fifo_violations", r.fifo_violations.len()),
         ("diverged", r.diverged.len()),
+        ("tx_uncommitted_delivered", r.tx_uncommitted_delivered.len()),
+        ("tx_committed_lost", r.tx_committed_lost.len()),
+        ("delayed_early", r.delayed_early.len()),
+        ("delayed_lost", r.delayed_lost.len()),
+        ("sent_back_lost", r.sent_back_lost.len()),
         ("undelivered", undelivered),
     ]
     .into_iter()

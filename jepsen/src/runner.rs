@@ -72,6 +72,28 @@ async fn converged(cluster: &Mutex<Cluster>) -> Option<()> {
     Some(())
 }
 
+/// Runtime keys of what a master still holds and will move by itself.
+const PENDING: [&str; 2] = ["raftmqTransactionsPending", "raftmqDelayedPending"];
+
+/// Waits until the master holds nothing of [`PENDING`], seen twice a check round
+/// apart (a master counts what its last round read), for at most [`SETTLE_LIMIT`].
+async fn settle(admin: &Admin) -> bool {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut zero_seen = 0;
+    while Instant::now() < deadline {
+        let mut zero = true;
+        for key in PENDING {
+            zero &= admin.runtime_sum(key).await == Some(0);
+        }
+        zero_seen = if zero { zero_seen + 1 } else { 0 };
+        if zero_seen >= 2 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    false
+}
+
 pub struct Outcome {
     pub valid: bool,
     pub dir: PathBuf,
@@ -167,7 +189,8 @@ async fn drive(
         consumers.start_one().await?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let producers: Vec<_> = (1..=opts.producers)
+    let release = Arc::new(AtomicBool::new(false));
+    let mut producers: Vec<_> = (1..=opts.producers)
         .map(|k| {
             tokio::spawn(workload::produce(
                 k,
@@ -176,6 +199,7 @@ async fn drive(
                 opts.rate / opts.producers.max(1) as f64,
                 recorder.clone(),
                 stop.clone(),
+                release.clone(),
             ))
         })
         .collect();
@@ -208,8 +232,12 @@ async fn drive(
     let (faults, ()) = tokio::join!(nemesis, churn);
     let mut faults = faults?;
     stop.store(true, Ordering::Release);
-    for p in producers {
-        p.await?;
+    // Transactional producers stay to answer the broker's checks until everything is
+    // decided (below); the others are done.
+    if opts.workload != Workload::Tx {
+        for p in producers.drain(..) {
+            p.await?;
+        }
     }
 
     // Heal, then recovery: a write goes through, the replicas converge.
@@ -230,6 +258,13 @@ async fn drive(
     })
     .await
     .map(|()| healed.elapsed().as_millis() as i64);
+    // What the brokers move by themselves has moved before the final reads: every
+    // transaction decided or discarded, every delayed message in its topic.
+    let settled = settle(&admin).await;
+    release.store(true, Ordering::Release);
+    for p in producers {
+        p.await?;
+    }
     let convergence = poll(SETTLE_LIMIT, || converged(&cluster))
         .await
         .map(|()| healed.elapsed().as_millis() as i64);
@@ -292,6 +327,12 @@ async fn drive(
     if final_recovery.is_none() {
         problems.push(format!(
             "no write succeeded within {} s of the final heal",
+            SETTLE_LIMIT.as_secs()
+        ));
+    }
+    if !settled {
+        problems.push(format!(
+            "transactions undecided or delayed messages undelivered {} s after the final heal",
             SETTLE_LIMIT.as_secs()
         ));
     }

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use client::pull::read_to_end;
 use client::{
-    instance::ClientInstance, ClientConfig, ConsumeResult, Message, MessageModel, MessageQueue,
-    Producer, PushConsumer, PushConsumerBuilder, SendResult, SendStatus,
+    instance::ClientInstance, ClientConfig, ConsumeResult, LocalTransactionState, Message,
+    MessageModel, MessageQueue, Producer, PushConsumer, PushConsumerBuilder, SendResult,
+    SendStatus, TransactionProducer,
 };
 use history::history::{QueueRef, SendOutcome, Type, F};
+use history::transaction::{Decision, TxKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -95,7 +97,18 @@ fn queue_ref(q: &MessageQueue) -> QueueRef {
     }
 }
 
-/// Producer `k` (process `p<k>`): one send in flight, at `rate_per_s`, until `stop`.
+/// Where the broker first stores a delayed send: RocketMQ's schedule topic, one queue
+/// per delay level.
+const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// Where it first stores a transaction's half message.
+const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+/// Delays of levels 1 and 2 in the brokers' default `message_delay_level`.
+const DELAY_LEVEL_MS: [u64; 2] = [1_000, 5_000];
+/// The `tx` workload's producer group.
+pub const TX_GROUP: &str = "JepsenTxProducers";
+
+/// Producer `k` (process `p<k>`): one send in flight, at `rate_per_s`, until `stop`. A
+/// transactional one (`tx`) then stays, answering the broker's checks, until `release`.
 pub async fn produce(
     k: usize,
     namesrv: String,
@@ -103,17 +116,26 @@ pub async fn produce(
     rate_per_s: f64,
     recorder: Recorder,
     stop: Arc<AtomicBool>,
+    release: Arc<AtomicBool>,
 ) {
     let process = format!("p{k}");
-    let producer = Producer::new("JepsenProducers", client_config(&namesrv, &process));
     let period = Duration::from_secs_f64(1.0 / rate_per_s.max(0.01));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if workload == Workload::Tx {
+        return produce_transactions(&process, &namesrv, tick, &recorder, &stop, &release).await;
+    }
+    let producer = Producer::new("JepsenProducers", client_config(&namesrv, &process));
     let choice = (workload == Workload::Ordered).then_some(k);
     let mut seq = 0u64;
     while !stop.load(Ordering::Acquire) {
         tick.tick().await;
         seq += 1;
+        if workload == Workload::Delay && seq.is_multiple_of(3) {
+            let level = if seq.is_multiple_of(6) { 2 } else { 1 };
+            send_delayed(&producer, &recorder, &process, seq, level).await;
+            continue;
+        }
         send_one(
             &producer,
             &recorder,
@@ -123,6 +145,82 @@ pub async fn produce(
         )
         .await;
     }
+}
+
+/// Sends a message of delay `level` (1 or 2), recorded as a delayed send whose value
+/// names its delay.
+async fn send_delayed(
+    producer: &Producer,
+    recorder: &Recorder,
+    process: &str,
+    seq: u64,
+    level: u32,
+) {
+    let value = history::delayed::value(process, seq, DELAY_LEVEL_MS[level as usize - 1]);
+    recorder.record(|h, t| h.delayed_invoke(t, process, &value));
+    let message = Message::new(TOPIC, value.clone()).with_property("DELAY", level.to_string());
+    let result = producer.send(message).await;
+    let outcome = send_outcome(&result).staged_in(SCHEDULE_TOPIC, level - 1);
+    recorder.record(|h, t| h.record_delayed(t, process, &value, outcome));
+}
+
+fn local_state(decision: Decision) -> LocalTransactionState {
+    match decision {
+        Decision::Commit => LocalTransactionState::Commit,
+        Decision::Rollback => LocalTransactionState::Rollback,
+        Decision::Unknown => LocalTransactionState::Unknown,
+    }
+}
+
+/// Answers a check from the value alone, as every producer of the group does: any of
+/// them answers for a transaction another began.
+fn check(message: &client::MessageExt) -> LocalTransactionState {
+    let value = String::from_utf8_lossy(&message.body);
+    TxKind::of(&value).map_or(LocalTransactionState::Unknown, |k| {
+        local_state(k.on_check())
+    })
+}
+
+/// One transaction per tick, of each kind in turn ([`TxKind`]: committed, rolled back,
+/// undecided then decided by the check, never decided), until `stop`; then answers
+/// checks until `release`.
+async fn produce_transactions(
+    process: &str,
+    namesrv: &str,
+    mut tick: tokio::time::Interval,
+    recorder: &Recorder,
+    stop: &AtomicBool,
+    release: &AtomicBool,
+) {
+    let config = client_config(namesrv, process);
+    let producer = match TransactionProducer::start(TX_GROUP, config, check) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("jepsen: transactional producer {process}: {e}");
+            return;
+        }
+    };
+    // A restarted replica learns of the group's producers within a second.
+    producer.set_heartbeat_interval(Duration::from_secs(1));
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Acquire) {
+        tick.tick().await;
+        seq += 1;
+        let kind = TxKind::ALL[seq as usize % TxKind::ALL.len()];
+        let value = kind.value(process, seq);
+        recorder.record(|h, t| h.tx_invoke(t, process, &value));
+        let local = local_state(kind.local());
+        let message = Message::new(TOPIC, value.clone());
+        let result = producer
+            .send_in_transaction(message, |_, _| async move { local })
+            .await;
+        let outcome = send_outcome(&result.map(|r| r.send)).staged_in(HALF_TOPIC, 0);
+        recorder.record(|h, t| h.record_tx(t, process, &value, outcome));
+    }
+    while !release.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    producer.shutdown().await;
 }
 
 /// The consumer group: instances `c<k>` started and stopped during the run. A delivery

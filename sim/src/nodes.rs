@@ -55,27 +55,6 @@ pub(crate) fn send_outcome(result: &client::Result<client::SendResult>) -> SendO
     }
 }
 
-/// `outcome` with an acknowledged position moved to the system queue the broker staged
-/// the message in (a half message's, a delay level's): the offset is that queue's.
-pub(crate) fn staged_in(outcome: SendOutcome, topic: &str, queue_id: u32) -> SendOutcome {
-    match outcome {
-        SendOutcome::Acked {
-            queue,
-            queue_offset,
-            node,
-        } => SendOutcome::Acked {
-            queue: QueueRef {
-                topic: topic.into(),
-                queue_id,
-                ..queue
-            },
-            queue_offset,
-            node,
-        },
-        unknown => unknown,
-    }
-}
-
 /// Starts a name server on its own host at `addr`.
 pub fn start_namesrv(handle: &Handle, addr: SocketAddr) {
     handle

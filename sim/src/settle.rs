@@ -19,13 +19,13 @@ pub async fn await_zero(namesrv: &str, key: &str, bound: Duration, interval: Dur
     let deadline = tokio::time::Instant::now() + bound;
     let mut zero_seen = 0;
     loop {
-        let pending = pending(&admin, key).await;
+        let pending = admin.runtime_sum(key).await;
         zero_seen = if pending == Some(0) { zero_seen + 1 } else { 0 };
         if zero_seen >= 2 {
             return 0;
         }
         if tokio::time::Instant::now() >= deadline {
-            return pending.unwrap_or(usize::MAX);
+            return pending.map_or(usize::MAX, |n| n as usize);
         }
         tokio::time::sleep(interval + Duration::from_millis(100)).await;
     }
@@ -47,7 +47,7 @@ pub async fn await_group_settled(
     let deadline = tokio::time::Instant::now() + bound;
     let mut settled_seen = 0;
     loop {
-        let pending = pending(&admin, DELAYED_PENDING).await;
+        let pending = admin.runtime_sum(DELAYED_PENDING).await;
         let lag = admin
             .consumer_progress_all(group)
             .await
@@ -63,18 +63,4 @@ pub async fn await_group_settled(
         }
         tokio::time::sleep(interval + Duration::from_millis(100)).await;
     }
-}
-
-/// `key` summed over every group's master; `None` if a master did not say (-1: it has
-/// not counted yet).
-async fn pending(admin: &client::Admin, key: &str) -> Option<usize> {
-    let masters = admin.cluster_info().await.ok()?;
-    let mut total = 0;
-    for data in masters.broker_addr_table.values() {
-        let addr = data.master_addr()?;
-        let info = admin.broker_runtime_info(addr).await.ok()?;
-        let n: i64 = info.get(key)?.parse().ok()?;
-        total += usize::try_from(n).ok()?;
-    }
-    Some(total)
 }

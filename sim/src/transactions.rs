@@ -19,7 +19,7 @@ use history::transaction::{Decision, TxKind};
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::nodes::{send_outcome, staged_in};
+use crate::nodes::send_outcome;
 use crate::workload::{client_config, Recorder};
 use raftmq::broker::transaction::HALF_TOPIC;
 
@@ -72,7 +72,7 @@ pub fn spawn_tx_producer(
                     local
                 })
                 .await;
-            let outcome = staged_in(send_outcome(&result.map(|r| r.send)), HALF_TOPIC, 0);
+            let outcome = send_outcome(&result.map(|r| r.send)).staged_in(HALF_TOPIC, 0);
             recorder.record(|h, t| h.record_tx(t, &process, &value, outcome));
             let pause_ms = madsim::rand::thread_rng().gen_range(20..80);
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;

@@ -17,7 +17,7 @@ use history::history::{History, QueueRef, SendOutcome};
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::nodes::{queue_ref, send_outcome, send_value, staged_in};
+use crate::nodes::{queue_ref, send_outcome, send_value};
 use raftmq::broker::retry::SCHEDULE_TOPIC;
 
 /// Topic of the plain producers (round-robin over every queue of both groups).
@@ -154,7 +154,7 @@ async fn send_delayed(
         client::Message::new(PLAIN_TOPIC, value.clone()).with_property("DELAY", level.to_string());
     let result = producer.send(message).await;
     let schedule_queue = level as u32 - 1;
-    let outcome = staged_in(send_outcome(&result), SCHEDULE_TOPIC, schedule_queue);
+    let outcome = send_outcome(&result).staged_in(SCHEDULE_TOPIC, schedule_queue);
     let acked = matches!(outcome, SendOutcome::Acked { .. });
     recorder.record(|h, t| h.record_delayed(t, lane, &value, outcome));
     acked
