@@ -14,7 +14,8 @@
 //!   which such a consumer subscribes to, after 10 s, then 30 s, 1 min, ... and goes to
 //!   `%DLQ%group` after the group's `retryMaxTimes` (16) or the consumer's
 //!   `max_reconsume_times`. A message the broker would not take back is consumed again
-//!   after `retry_delay`, as Java's consumer does.
+//!   after `retry_delay` and sent back again if it fails (Java's consumer instead sends
+//!   a copy to `%RETRY%group` through its producer).
 //! - orderly: is consumed again after `retry_delay`, keeping the queue in order (Java's
 //!   orderly consumer does the same up to its `maxReconsumeTimes`, unbounded by default).
 //! - broadcasting: is consumed again after `retry_delay` (Java's drops it: a broadcast
@@ -672,12 +673,16 @@ impl Inner {
             let request = send_back_request(m, group, self.settings.max_reconsume_times);
             let sent = match self.instance.master_addr(&queue.broker_name) {
                 Some(addr) => self.instance.invoke_ok(&addr, request).await.map(drop),
-                None => Err(ClientError::NoRoute(queue.broker_name.clone())),
+                None => Err(ClientError::NoMaster(queue.broker_name.clone())),
             };
             if let Err(e) = sent {
                 tracing::warn!(?queue, msg_id = %m.msg_id, error = %e, "send-back failed; consuming it again");
                 failed.push(m.clone());
             }
+        }
+        if !failed.is_empty() {
+            // The master may have moved: ask the name servers before trying again.
+            let _ = self.instance.refresh_route(&queue.topic).await;
         }
         failed
     }

@@ -129,7 +129,10 @@ impl TransactionProducer {
 
     /// Sends `message` as a half message, runs `local` (the local transaction) once the
     /// broker stored it, and ends the transaction as `local` decided. A half message
-    /// the broker did not store is not run: the error is returned.
+    /// the broker did not store is not run: the error is returned. Once it is stored the
+    /// result is returned whatever happens to the END (oneway): one that does not arrive
+    /// is settled by the broker's check-back, as with Java's producer. Sending the
+    /// message again instead would make a second transaction.
     pub async fn send_in_transaction<F, Fut>(
         &self,
         message: Message,
@@ -152,13 +155,13 @@ impl TransactionProducer {
         half.properties
             .insert("PGROUP".into(), self.producer.group().to_string());
         let send = self.producer.send(half).await?;
-        let addr = self.broker_addr(&send.queue.broker_name)?;
+        let addr = self.end_addr(&send);
         // Every replica must know this producer before there is anything to check: the
         // one that checks may be a slave elected master later.
         let unknown_to: Vec<String> = {
             let heartbeated = self.heartbeated.lock().expect("heartbeated poisoned");
             let mut addrs = self.producer.instance().all_broker_addrs();
-            addrs.push(addr.clone());
+            addrs.extend(addr.clone());
             addrs.retain(|a| !heartbeated.contains(a));
             addrs
         };
@@ -170,15 +173,30 @@ impl TransactionProducer {
             // Stored, but maybe not durably or replicated: Java rolls these back.
             _ => LocalTransactionState::Rollback,
         };
-        self.end(&addr, &send, state).await?;
+        let ended = match &addr {
+            Some(addr) => self.end(addr, &send, state).await,
+            None => Err(ClientError::NoRoute(send.queue.broker_name.clone())),
+        };
+        if let Err(e) = ended {
+            tracing::warn!(msg_id = %send.msg_id, ?state, error = %e, "END_TRANSACTION not sent; the broker's check-back will ask");
+        }
         Ok(TransactionSendResult { send, state })
     }
 
-    fn broker_addr(&self, broker_name: &str) -> Result<String> {
-        self.producer
+    /// Where the END of a stored half message goes: its group's master, or, while the
+    /// route names none (an election), the broker that stored it.
+    fn end_addr(&self, send: &SendResult) -> Option<String> {
+        let master = self
+            .producer
             .instance()
-            .master_addr(broker_name)
-            .ok_or_else(|| ClientError::NoRoute(broker_name.to_string()))
+            .master_addr(&send.queue.broker_name);
+        master.or_else(|| {
+            let id = send
+                .offset_msg_id
+                .parse::<proto::message::MessageId>()
+                .ok()?;
+            Some(id.store_host.to_string())
+        })
     }
 
     /// END_TRANSACTION for a half message this producer sent, oneway.

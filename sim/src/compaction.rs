@@ -1,6 +1,6 @@
 //! Compaction: a replica deletes the oldest part of its log on demand, as disk pressure
 //! would, so that a follower that lacked those entries must catch up by snapshot and log
-//! (the snapshot boundary the issue asks the simulator to hit).
+//! (the snapshot boundary: a follower that installs a snapshot and goes on from it).
 //!
 //! Retention normally keeps what a consumer has not read yet only by age; here nothing
 //! is deleted that some consumer of the workload has not received, so the checkers can
@@ -56,13 +56,15 @@ pub async fn compact(
     });
     // A retried copy by position: its value was delivered before, from its first queue.
     let retry = retry_topic(RETRY_GROUP);
-    let retried: BTreeSet<(u32, u64)> = recorder.with(|h| {
+    // With its value: in the async modes a lost copy's position is reused.
+    let retried: BTreeSet<(u32, u64, String)> = recorder.with(|h| {
         h.events()
             .iter()
             .filter(|e| e.f == F::Deliver && e.group.as_deref() == Some(RETRY_GROUP))
             .filter_map(|e| {
                 let q = e.queue.as_ref()?;
-                (q.topic == retry && q.broker == group).then_some((q.queue_id, e.queue_offset?))
+                let at = (q.queue_id, e.queue_offset?, e.value.clone());
+                (q.topic == retry && q.broker == group).then_some(at)
             })
             .collect()
     });
@@ -70,7 +72,7 @@ pub async fn compact(
     // Whether every consumer owed the message at `queue_offset` of `topic` has it.
     let received = |topic: &str, queue_id: u32, queue_offset: u64, value: &str| {
         if topic == retry {
-            return retried.contains(&(queue_id, queue_offset));
+            return retried.contains(&(queue_id, queue_offset, value.to_string()));
         }
         if topic == dead_letters {
             return true; // Nobody consumes them; the final reads look for them.

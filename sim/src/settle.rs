@@ -35,7 +35,8 @@ pub async fn await_zero(namesrv: &str, key: &str, bound: Duration, interval: Dur
 /// delayed message pending (a send-back waits there for its delay) and the group has
 /// consumed everything it subscribes to, its retry topic included, twice in a row, a
 /// round (`interval`) apart. A message the group fails again is sent back before its
-/// offset moves, so a round that sees no lag sees that copy pending. Returns whether it
+/// offset moves, so a round that sees no lag sees that copy pending when it reads the
+/// pending count again (a copy waits there at least 2 s). Returns whether it
 /// settled within `bound`.
 pub async fn await_group_settled(
     namesrv: &str,
@@ -52,7 +53,9 @@ pub async fn await_group_settled(
             .consumer_progress_all(group)
             .await
             .map(|queues| queues.iter().map(|q| q.lag()).sum::<u64>());
-        let settled = pending == Some(0) && matches!(lag, Ok(0));
+        // Pending again after the lag: a copy sent back between the two reads is seen.
+        let pending_after = admin.runtime_sum(DELAYED_PENDING).await;
+        let settled = pending == Some(0) && matches!(lag, Ok(0)) && pending_after == Some(0);
         settled_seen = if settled { settled_seen + 1 } else { 0 };
         if settled_seen >= 2 {
             return true;

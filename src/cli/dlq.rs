@@ -60,9 +60,17 @@ pub async fn run(cmd: DlqCommand, config: ClientConfig) -> anyhow::Result<()> {
                 .filter(|m| all || ids.iter().any(|id| is(m, id)))
                 .collect();
             if let Some(missing) = ids.iter().find(|id| !letters.iter().any(|m| is(m, id))) {
+                if letters.len() >= READ_MAX {
+                    anyhow::bail!(
+                        "no dead letter {missing} among the first {READ_MAX} of group {group}"
+                    );
+                }
                 anyhow::bail!(
                     "no dead letter {missing} for group {group} (see raftmq dlq list -g {group})"
                 );
+            }
+            if all && letters.len() >= READ_MAX {
+                eprintln!("resending the first {READ_MAX} dead letters of {group}; run again for the rest");
             }
             let producer = Producer::new("raftmq-dlq-resend", config);
             for m in chosen {

@@ -65,7 +65,8 @@ pub struct BrokerConfig {
     pub metrics_port: u16,
     /// The delays of the levels a producer's `DELAY` property and a consumer's send-back
     /// choose from (RocketMQ `messageDelayLevel`): "1s 5s 10s 30s 1m ... 2h". Changing
-    /// it while messages wait re-times them: a waiting message keeps its level.
+    /// a delay re-times the messages waiting at its level; removing levels strands the
+    /// messages waiting at them (nothing delivers them), so keep their count.
     pub message_delay_level: String,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,

@@ -1,6 +1,6 @@
 //! **Send-backs**: a message a group's listener failed (a `reject` event) comes back to
-//! that group (a later delivery: through `%RETRY%group`, or again from its queue when
-//! the send-back itself failed or the consumer died first), or is found in the group's
+//! that group (a later delivery through `%RETRY%group`, or again from the position it
+//! failed at when the send-back itself failed or the consumer died first), or is found in the group's
 //! dead-letter topic `%DLQ%group` by the final reads (or recorded as compacted from it).
 //! Checked where nothing may be lost
 //! and the history has final reads: in the async modes a sent-back copy is as mortal as
@@ -13,6 +13,8 @@ use crate::history::{Event, F};
 
 /// `%DLQ%`, the dead-letter topics' prefix (RocketMQ's `MixAll.DLQ_GROUP_TOPIC_PREFIX`).
 pub const DLQ_PREFIX: &str = "%DLQ%";
+/// `%RETRY%`, the retry topics' prefix.
+pub const RETRY_PREFIX: &str = "%RETRY%";
 
 pub(super) fn check(o: &Observed, allowance: LossAllowance, r: &mut Report) {
     if allowance == LossAllowance::Tail || !o.has_reads {
@@ -27,12 +29,24 @@ pub(super) fn check(o: &Observed, allowance: LossAllowance, r: &mut Report) {
             Some((group, e.value.as_str()))
         })
         .collect();
+    // Back through the group's retry topic, or again from where it failed (the
+    // send-back refused, or the consumer gone before it): not merely another copy of
+    // the value, which a producer's retried send can make.
+    let came_back = |reject: &Event, e: &Event, group: &str| {
+        let retried = e
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.topic.strip_prefix(RETRY_PREFIX) == Some(group));
+        let again = e.queue == reject.queue && e.queue_offset == reject.queue_offset;
+        retried || again
+    };
     let delivered_after = |reject: &Event, group: &str| {
         o.seen.iter().any(|e| {
             e.f == F::Deliver
                 && e.index > reject.index
                 && e.value == reject.value
                 && e.group.as_deref() == Some(group)
+                && came_back(reject, e, group)
         })
     };
     let mut lost = BTreeSet::new();
@@ -95,7 +109,9 @@ mod tests {
             r.sent_back_lost,
             vec!["v3 failed by c1 of G at 130 ms: never delivered again, not in %DLQ%G"]
         );
-        // Another group's delivery or dead letter does not count for G.
+        // Another copy of the value from elsewhere (a producer's retried send) does
+        // not count, nor another group's delivery or dead letter.
+        h.deliver(2_900, "c1", "G", "v3", q(1), 0);
         h.deliver(3_000, "c9", "H", "v3", q(0), 3);
         h.read(
             9_000,
@@ -113,6 +129,11 @@ mod tests {
         );
         // Where a tail may be lost, a sent-back copy may be too.
         assert!(check(&h, LossAllowance::Tail, false)
+            .sent_back_lost
+            .is_empty());
+        // Delivered again from where it failed: its send-back was refused.
+        h.deliver(3_100, "c1", "G", "v3", q(0), 3);
+        assert!(check(&h, LossAllowance::None, false)
             .sent_back_lost
             .is_empty());
     }
