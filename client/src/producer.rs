@@ -329,8 +329,26 @@ impl Producer {
         mq: &MessageQueue,
     ) -> Result<(String, RemotingCommand, String)> {
         let id = self.unique_id();
+        // A consumer's copy for a retry topic carries its counts as properties, which go
+        // into the header, as Java's producer moves them.
+        let counts = message
+            .topic
+            .starts_with(crate::send_back::RETRY_PREFIX)
+            .then(|| retry_counts(message));
+        let stripped;
+        let message = match &counts {
+            Some((_, _, without)) => {
+                stripped = without.clone();
+                &stripped
+            }
+            None => message,
+        };
         let properties = message.encoded_properties(&id)?;
         let mut header = self.header(&message.topic, mq, &properties, message.flag, false);
+        if let Some((reconsume_times, max_reconsume_times, _)) = counts {
+            header.reconsume_times = reconsume_times;
+            header.max_reconsume_times = max_reconsume_times;
+        }
         if message
             .properties
             .get(TRAN_MSG)
@@ -364,6 +382,20 @@ impl Producer {
         result.msg_id = msg_id;
         Ok(result)
     }
+}
+
+/// A retry-topic copy's reconsume times and bound, and the message without them.
+fn retry_counts(message: &Message) -> (i32, Option<i32>, Message) {
+    let mut without = message.clone();
+    let mut take = |name: &str| {
+        without
+            .properties
+            .remove(name)
+            .and_then(|v| v.trim().parse::<i32>().ok())
+    };
+    let reconsume_times = take(crate::send_back::RECONSUME_TIME).unwrap_or(0);
+    let max = take(crate::send_back::MAX_RECONSUME_TIMES);
+    (reconsume_times, max, without)
 }
 
 fn retryable(e: &ClientError) -> bool {

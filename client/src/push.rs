@@ -13,9 +13,10 @@
 //!   [`crate::send_back`]) and the queue moves on; it returns through `%RETRY%group`,
 //!   which such a consumer subscribes to, after 10 s, then 30 s, 1 min, ... and goes to
 //!   `%DLQ%group` after the group's `retryMaxTimes` (16) or the consumer's
-//!   `max_reconsume_times`. A message the broker would not take back is consumed again
-//!   after `retry_delay` and sent back again if it fails (Java's consumer instead sends
-//!   a copy to `%RETRY%group` through its producer).
+//!   `max_reconsume_times`. A message the broker would not take back goes to
+//!   `%RETRY%group` through a producer instead, as Java's consumer sends it
+//!   ([`crate::send_back::fallback_copy`]); if that fails too, it is consumed again
+//!   after `retry_delay`.
 //! - orderly: is consumed again after `retry_delay`, keeping the queue in order (Java's
 //!   orderly consumer does the same up to its `maxReconsumeTimes`, unbounded by default).
 //! - broadcasting: is consumed again after `retry_delay` (Java's drops it: a broadcast
@@ -43,9 +44,10 @@ use crate::error::{ClientError, Result};
 use crate::filter::TagFilter;
 use crate::instance::{read_queues, ClientInstance};
 use crate::message::MessageExt;
+use crate::producer::Producer;
 use crate::pull::{commit_consumer_offset, fetch_consumer_offset, pull, PullRequest, PullStatus};
 use crate::rebalance::allocate_averagely;
-use crate::send_back::{restore_retry_topic, retry_topic, send_back_request};
+use crate::send_back::{fallback_copy, restore_retry_topic, retry_topic, send_back_request};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageModel {
@@ -191,9 +193,12 @@ impl PushConsumerBuilder {
                 }
             });
         let instance = ClientInstance::new(self.config.clone(), Some(on_request));
+        // Java's consumers send with the group "CLIENT_INNER_PRODUCER" too.
+        let retry_producer = Producer::new("CLIENT_INNER_PRODUCER", self.config.clone());
         let inner = Arc::new(Inner {
             settings: self,
             instance,
+            retry_producer,
             listener: Arc::new(listener),
             assigned: Mutex::default(),
             heartbeated: Mutex::default(),
@@ -274,6 +279,8 @@ impl PushConsumer {
 struct Inner {
     settings: PushConsumerBuilder,
     instance: Arc<ClientInstance>,
+    /// Sends a failed message to the retry topic when the broker refuses its send-back.
+    retry_producer: Producer,
     listener: Listener,
     assigned: Mutex<BTreeMap<MessageQueue, JoinHandle<()>>>,
     /// Next offset to consume per queue; committed from here.
@@ -675,9 +682,18 @@ impl Inner {
                 Some(addr) => self.instance.invoke_ok(&addr, request).await.map(drop),
                 None => Err(ClientError::NoMaster(queue.broker_name.clone())),
             };
-            if let Err(e) = sent {
-                tracing::warn!(?queue, msg_id = %m.msg_id, error = %e, "send-back failed; consuming it again");
-                failed.push(m.clone());
+            let Err(e) = sent else { continue };
+            // As Java's consumer: the copy goes to the retry topic through a producer.
+            let copy = fallback_copy(m, group, self.settings.max_reconsume_times);
+            match self.retry_producer.send(copy).await {
+                Ok(r) if r.status == crate::producer::SendStatus::Ok => {
+                    tracing::info!(?queue, msg_id = %m.msg_id, error = %e, "send-back refused; sent to the retry topic instead");
+                }
+                outcome => {
+                    let why = outcome.map_or_else(|e| e.to_string(), |r| format!("{:?}", r.status));
+                    tracing::warn!(?queue, msg_id = %m.msg_id, error = %e, retry = why, "send-back failed; consuming it again");
+                    failed.push(m.clone());
+                }
             }
         }
         if !failed.is_empty() {

@@ -14,6 +14,11 @@ pub const DLQ_PREFIX: &str = "%DLQ%";
 pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
 /// The first message's id, kept across its retries.
 pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+/// A copy sent to a retry topic carries its reconsume times here; the producer moves it
+/// into the send's header (Java's `PROPERTY_RECONSUME_TIME`).
+pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
+/// And its bound (Java's `PROPERTY_MAX_RECONSUME_TIMES`), likewise.
+pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
 
 /// `%RETRY%group`: where the group's sent-back messages return.
 pub fn retry_topic(group: &str) -> String {
@@ -62,6 +67,40 @@ pub fn send_back_request(
     }
 }
 
+/// What a consumer sends to `%RETRY%group` itself when the broker would not take a
+/// failed message back, as Java's `sendMessageBack` falls back to: the message with
+/// its properties, its first topic and id, one more reconsumption, and the delay level
+/// the broker would have chosen (3 + reconsume times). The broker sends it to
+/// `%DLQ%group` instead once it has been reconsumed more than the bound.
+pub fn fallback_copy(
+    message: &MessageExt,
+    group: &str,
+    max_reconsume_times: Option<i32>,
+) -> crate::message::Message {
+    let origin = message
+        .properties
+        .get(ORIGIN_MESSAGE_ID)
+        .unwrap_or(&message.msg_id)
+        .clone();
+    let mut copy = crate::message::Message::new(retry_topic(group), message.body.clone());
+    copy.tags = message.tags.clone();
+    copy.keys = message.keys.clone();
+    for (name, value) in &message.properties {
+        if !matches!(name.as_str(), "TAGS" | "KEYS" | "UNIQ_KEY" | "TRAN_MSG") {
+            copy.properties.insert(name.clone(), value.clone());
+        }
+    }
+    let mut copy = copy
+        .with_property(RETRY_TOPIC, message.topic.as_str())
+        .with_property(ORIGIN_MESSAGE_ID, origin)
+        .with_property(RECONSUME_TIME, (message.reconsume_times + 1).to_string())
+        .with_property("DELAY", (3 + message.reconsume_times).to_string());
+    if let Some(n) = max_reconsume_times {
+        copy = copy.with_property(MAX_RECONSUME_TIMES, n.to_string());
+    }
+    copy
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +122,37 @@ mod tests {
             store_timestamp_ms: 0,
             reconsume_times: 0,
         }
+    }
+
+    #[test]
+    fn a_fallback_copy_counts_one_more_reconsumption_under_the_first_id() {
+        let mut failed = message("Orders");
+        failed.reconsume_times = 2;
+        failed.tags = Some("paid".into());
+        failed.properties.insert("tenant".into(), "acme".into());
+        failed.properties.insert("UNIQ_KEY".into(), "UNIQ".into());
+        let copy = fallback_copy(&failed, "Workers", Some(5));
+        assert_eq!(copy.topic, "%RETRY%Workers");
+        assert_eq!(copy.tags.as_deref(), Some("paid"));
+        let props: Vec<(&str, &str)> = copy
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            props,
+            vec![
+                ("DELAY", "5"),
+                ("MAX_RECONSUME_TIMES", "5"),
+                ("ORIGIN_MESSAGE_ID", "UNIQ"),
+                ("RECONSUME_TIME", "3"),
+                ("RETRY_TOPIC", "Orders"),
+                ("tenant", "acme"),
+            ]
+        );
+        assert!(!fallback_copy(&failed, "Workers", None)
+            .properties
+            .contains_key(MAX_RECONSUME_TIMES));
     }
 
     #[test]

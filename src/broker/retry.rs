@@ -161,6 +161,50 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         Ok(())
     }
 
+    /// How often `group`'s messages are reconsumed before they are dead letters: the
+    /// request's bound, else the group's `retry_max_times`, else RocketMQ's 16. As Java's
+    /// broker does, the request's counts only from clients of V3_4_9 on: the C++ client
+    /// (V3_1_8) has no setting for it, and its users cap retries per group.
+    pub(super) fn max_reconsume_times(
+        &self,
+        group: &str,
+        client_version: i32,
+        from_request: Option<i32>,
+    ) -> i32 {
+        match from_request.filter(|_| client_version >= MQ_VERSION_V3_4_9) {
+            Some(n) => n,
+            None => self
+                .subscription_group(group)
+                .map_or(MAX_RECONSUME_TIMES, |g| {
+                    i32::try_from(g.retry_max_times).unwrap_or(i32::MAX)
+                }),
+        }
+    }
+
+    /// A consumer's own copy for its retry topic (sent when the broker refused its
+    /// send-back) goes to the group's dead-letter topic once reconsumed more than the
+    /// bound, as Java's `handleRetryAndDLQ` sends it. Returns whether it did.
+    pub(super) async fn dead_letter_if_spent(
+        &self,
+        message: &mut NewMessage,
+        client_version: i32,
+        max_from_request: Option<i32>,
+    ) -> Result<bool, PutError> {
+        let Some(group) = message.topic.strip_prefix(RETRY_PREFIX) else {
+            return Ok(false);
+        };
+        let max = self.max_reconsume_times(group, client_version, max_from_request);
+        if message.reconsume_times <= max {
+            return Ok(false);
+        }
+        let dlq = format!("{DLQ_PREFIX}{group}");
+        self.ensure_group_topic(&dlq).await?;
+        message.topic = dlq;
+        message.queue_id = 0;
+        message.properties.remove(property::DELAY);
+        Ok(true)
+    }
+
     /// CONSUMER_SEND_MSG_BACK.
     pub(super) async fn send_back(
         &self,
@@ -169,22 +213,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         let offset: u64 = req.ext_parse("offset")?;
         let group: String = req.ext_parse("group")?;
         let delay_level: i32 = req.ext_parse_opt("delayLevel")?.unwrap_or(0);
-        // The request's bound, else the group's `retry_max_times`, else RocketMQ's 16. As
-        // Java's broker does, the request's counts only from clients of V3_4_9 on: the
-        // C++ client (V3_1_8) has no setting for it, and its users cap retries per group.
-        let from_request = if req.version >= MQ_VERSION_V3_4_9 {
-            req.ext_parse_opt("maxReconsumeTimes")?
-        } else {
-            None
-        };
-        let max_reconsume: i32 = match from_request {
-            Some(n) => n,
-            None => self
-                .subscription_group(&group)
-                .map_or(MAX_RECONSUME_TIMES, |g| {
-                    i32::try_from(g.retry_max_times).unwrap_or(i32::MAX)
-                }),
-        };
+        let max_reconsume =
+            self.max_reconsume_times(&group, req.version, req.ext_parse_opt("maxReconsumeTimes")?);
         if let Err(e) = proto::names::validate_name("group", &group) {
             return Ok(RemotingCommand::response_to(
                 req,

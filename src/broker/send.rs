@@ -90,6 +90,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             reconsume_times: header.reconsume_times,
             prepared_transaction_offset: 0,
         };
+        let mut template = template;
+        if template.topic.starts_with(super::retry::RETRY_PREFIX) {
+            // Rare, and it may create a topic: boxed, as above.
+            let spent =
+                self.dead_letter_if_spent(&mut template, req.version, header.max_reconsume_times);
+            if let Err(e) = Box::pin(spent).await {
+                return Ok(put_error(req, &e));
+            }
+        }
         // Where a delayed or half message was really sent, which the response names.
         let mut rerouted_from_queue = None;
         let mut transaction_id = None;

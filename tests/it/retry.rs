@@ -339,3 +339,63 @@ async fn a_push_consumer_sends_failures_back_on_a_raft_group() {
     assert_jobs_consumed(group.client_config()).await;
     group.shutdown().await;
 }
+
+/// A consumer whose send-back the broker refused sends the copy to the retry topic
+/// itself (`client::send_back::fallback_copy`, as Java's consumer does): its counts
+/// travel in the send's header, it waits out its delay, and once reconsumed more than
+/// the bound it goes to the dead-letter topic instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumers_own_retry_copy_waits_its_delay_or_is_a_dead_letter() {
+    use client::send_back::fallback_copy;
+    let cluster = TestCluster::start_with(quick_retries).await;
+    let config = cluster.client_config();
+    let admin = client::Admin::new(config.clone());
+    admin.create_topic("Work2", 1, None, false).await.unwrap();
+    admin
+        .create_topic("%RETRY%Raw", 1, None, false)
+        .await
+        .unwrap();
+    let producer = Producer::new("PG", config.clone());
+    producer
+        .send(Message::new("Work2", "fragile").with_property("tenant", "acme"))
+        .await
+        .unwrap();
+    let reader = PullConsumer::new("Reader", config.clone());
+    let pull_one = |topic: &'static str| {
+        let reader = &reader;
+        async move {
+            let queues = reader.fetch_queues(topic).await.ok()?;
+            let r = reader.pull(&queues[0], "*", 0, 8).await.ok()?;
+            (r.status == PullStatus::Found).then(|| r.messages[0].clone())
+        }
+    };
+    let failed = pull_one("Work2").await.unwrap();
+    let copy = fallback_copy(&failed, "Raw", Some(2));
+    let sent = producer.send(copy).await.unwrap();
+    assert_eq!(sent.status, client::SendStatus::Ok);
+    let retried = eventually_async(Duration::from_secs(10), "the retry copy", || {
+        pull_one("%RETRY%Raw")
+    })
+    .await;
+    assert_eq!(&retried.body[..], b"fragile");
+    assert_eq!(retried.reconsume_times, 1);
+    let props = &retried.properties;
+    assert_eq!(props.get("RETRY_TOPIC").map(String::as_str), Some("Work2"));
+    assert_eq!(props.get("ORIGIN_MESSAGE_ID"), Some(&failed.msg_id));
+    assert_eq!(props.get("tenant").map(String::as_str), Some("acme"));
+    assert!(!props.contains_key("RECONSUME_TIME"), "{props:?}");
+    assert!(!props.contains_key("MAX_RECONSUME_TIMES"), "{props:?}");
+
+    // Reconsumed twice already, bound 2: the third copy is a dead letter, at once.
+    let mut spent = retried.clone();
+    spent.reconsume_times = 2;
+    producer
+        .send(fallback_copy(&spent, "Raw", Some(2)))
+        .await
+        .unwrap();
+    let dead = pull_one("%DLQ%Raw").await.expect("a dead letter at once");
+    assert_eq!(&dead.body[..], b"fragile");
+    assert_eq!(dead.reconsume_times, 3);
+    assert!(!dead.properties.contains_key("DELAY"));
+    cluster.shutdown().await;
+}
