@@ -428,6 +428,36 @@ impl Admin {
         Some(total)
     }
 
+    /// Waits until every master reports zero for each of `keys` (numeric runtime keys
+    /// such as a count of what it still has to move), for at most `bound`. A master
+    /// counts what its last round read, so zero must be seen twice, `round` apart.
+    /// Returns `Some(0)` once settled, else what was still pending at the bound (`None`:
+    /// a master did not say).
+    pub async fn await_runtime_zero(
+        &self,
+        keys: &[&str],
+        bound: std::time::Duration,
+        round: std::time::Duration,
+    ) -> Option<u64> {
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut zero_seen = 0;
+        loop {
+            let mut pending = Some(0);
+            for key in keys {
+                let n = self.runtime_sum(key).await;
+                pending = pending.zip(n).map(|(a, b)| a + b);
+            }
+            zero_seen = if pending == Some(0) { zero_seen + 1 } else { 0 };
+            if zero_seen >= 2 {
+                return Some(0);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return pending;
+            }
+            tokio::time::sleep(round).await;
+        }
+    }
+
     /// Messages of `topic` with key (or unique id) `key`, from every broker group.
     pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
         let route = self.instance.refresh_route(topic).await?;

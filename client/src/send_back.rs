@@ -8,27 +8,13 @@ use proto::remoting::RemotingCommand;
 
 use crate::message::MessageExt;
 
-pub const RETRY_PREFIX: &str = "%RETRY%";
-pub const DLQ_PREFIX: &str = "%DLQ%";
-/// The topic a retried message was first sent to (set by the broker on send-back).
-pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
-/// The first message's id, kept across its retries.
-pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+pub use proto::names::{dlq_topic, retry_topic, DLQ_PREFIX, RETRY_PREFIX};
+pub use proto::properties::keys::{ORIGIN_MESSAGE_ID, RETRY_TOPIC};
 /// A copy sent to a retry topic carries its reconsume times here; the producer moves it
 /// into the send's header (Java's `PROPERTY_RECONSUME_TIME`).
 pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
 /// And its bound (Java's `PROPERTY_MAX_RECONSUME_TIMES`), likewise.
 pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
-
-/// `%RETRY%group`: where the group's sent-back messages return.
-pub fn retry_topic(group: &str) -> String {
-    format!("{RETRY_PREFIX}{group}")
-}
-
-/// `%DLQ%group`: where the group's messages go after their last retry.
-pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_PREFIX}{group}")
-}
 
 /// A message read from the group's retry topic shows the topic it was sent to, as Java's
 /// `resetRetryAndNamespace` does; its queue and offset stay the retry queue's.

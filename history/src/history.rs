@@ -286,10 +286,8 @@ impl History {
         queue: QueueRef,
         queue_offset: u64,
     ) {
-        let e = self.push(time_ms, consumer, Type::Ok, F::Deliver, value);
-        e.queue = Some(queue);
-        e.queue_offset = Some(queue_offset);
-        e.group = Some(group.to_string());
+        let at = (queue, queue_offset);
+        self.consumed(F::Deliver, time_ms, consumer, group, value, at);
     }
 
     /// `consumer`'s listener failed this delivery: the message goes back to `group`.
@@ -302,7 +300,21 @@ impl History {
         queue: QueueRef,
         queue_offset: u64,
     ) {
-        let e = self.push(time_ms, consumer, Type::Ok, F::Reject, value);
+        let at = (queue, queue_offset);
+        self.consumed(F::Reject, time_ms, consumer, group, value, at);
+    }
+
+    /// What a consumer of `group` did with the message at `at`.
+    fn consumed(
+        &mut self,
+        f: F,
+        time_ms: i64,
+        consumer: &str,
+        group: &str,
+        value: &str,
+        (queue, queue_offset): (QueueRef, u64),
+    ) {
+        let e = self.push(time_ms, consumer, Type::Ok, f, value);
         e.queue = Some(queue);
         e.queue_offset = Some(queue_offset);
         e.group = Some(group.to_string());

@@ -118,7 +118,13 @@ pub fn counts(history: &History) -> Counts {
             .count()
     };
     // Plain, transactional and delayed sends alike.
-    let sends = |k: Type| n(F::Send, k) + n(F::Tx, k) + n(F::Delayed, k);
+    let sends = |k: Type| {
+        history
+            .events()
+            .iter()
+            .filter(|e| e.f.is_send() && e.kind == k)
+            .count()
+    };
     Counts {
         invoked: sends(Type::Invoke),
         ok: sends(Type::Ok),

@@ -75,23 +75,14 @@ async fn converged(cluster: &Mutex<Cluster>) -> Option<()> {
 /// Runtime keys of what a master still holds and will move by itself.
 const PENDING: [&str; 2] = ["raftmqTransactionsPending", "raftmqDelayedPending"];
 
-/// Waits until the master holds nothing of [`PENDING`], seen twice a check round
-/// apart (a master counts what its last round read), for at most [`SETTLE_LIMIT`].
+/// Waits until the master holds nothing of [`PENDING`], for at most [`SETTLE_LIMIT`],
+/// a check round (1 s) apart.
 async fn settle(admin: &Admin) -> bool {
-    let deadline = Instant::now() + SETTLE_LIMIT;
-    let mut zero_seen = 0;
-    while Instant::now() < deadline {
-        let mut zero = true;
-        for key in PENDING {
-            zero &= admin.runtime_sum(key).await == Some(0);
-        }
-        zero_seen = if zero { zero_seen + 1 } else { 0 };
-        if zero_seen >= 2 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
-    }
-    false
+    let round = Duration::from_millis(1_100);
+    admin
+        .await_runtime_zero(&PENDING, SETTLE_LIMIT, round)
+        .await
+        == Some(0)
 }
 
 pub struct Outcome {

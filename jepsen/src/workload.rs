@@ -15,6 +15,7 @@ use client::{
 };
 use history::history::{QueueRef, SendOutcome, Type, F};
 use history::transaction::{Decision, TxKind};
+use proto::names::{HALF_TOPIC, SCHEDULE_TOPIC};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -97,11 +98,6 @@ fn queue_ref(q: &MessageQueue) -> QueueRef {
     }
 }
 
-/// Where the broker first stores a delayed send: RocketMQ's schedule topic, one queue
-/// per delay level.
-const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
-/// Where it first stores a transaction's half message.
-const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
 /// Delays of levels 1 and 2 in the brokers' default `message_delay_level`.
 const DELAY_LEVEL_MS: [u64; 2] = [1_000, 5_000];
 /// The `tx` workload's producer group.

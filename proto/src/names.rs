@@ -1,5 +1,24 @@
 //! Validation of topic and group names (RocketMQ's `TopicValidator`).
 
+/// Prefix of a consumer group's retry topic, `%RETRY%group`.
+pub const RETRY_PREFIX: &str = "%RETRY%";
+/// Prefix of a consumer group's dead-letter topic, `%DLQ%group`.
+pub const DLQ_PREFIX: &str = "%DLQ%";
+/// Where the broker keeps delayed messages until due, a queue per delay level.
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// Where the broker keeps transactions' half messages until they end.
+pub const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+
+/// `%RETRY%group`: where the group's sent-back messages return.
+pub fn retry_topic(group: &str) -> String {
+    format!("{RETRY_PREFIX}{group}")
+}
+
+/// `%DLQ%group`: where the group's messages go after their last retry.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{DLQ_PREFIX}{group}")
+}
+
 /// Longest topic or group name, in bytes.
 pub const NAME_SIZE_MAX: usize = 127;
 

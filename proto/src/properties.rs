@@ -21,6 +21,10 @@ pub mod keys {
     pub const UNIQ_KEY: &str = "UNIQ_KEY";
     /// Separator between several keys in [`KEYS`].
     pub const KEY_SEPARATOR: char = ' ';
+    /// The topic a retried message was first sent to (set on send-back).
+    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    /// The first message's id, kept across its retries.
+    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
 }
 
 /// An ordered list of properties, kept in its encoded form.

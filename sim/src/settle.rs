@@ -16,19 +16,9 @@ pub const DELAYED_PENDING: &str = "raftmqDelayedPending";
 /// say).
 pub async fn await_zero(namesrv: &str, key: &str, bound: Duration, interval: Duration) -> usize {
     let admin = client::Admin::new(client_config(namesrv, "settle"));
-    let deadline = tokio::time::Instant::now() + bound;
-    let mut zero_seen = 0;
-    loop {
-        let pending = admin.runtime_sum(key).await;
-        zero_seen = if pending == Some(0) { zero_seen + 1 } else { 0 };
-        if zero_seen >= 2 {
-            return 0;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return pending.map_or(usize::MAX, |n| n as usize);
-        }
-        tokio::time::sleep(interval + Duration::from_millis(100)).await;
-    }
+    let round = interval + Duration::from_millis(100);
+    let pending = admin.await_runtime_zero(&[key], bound, round).await;
+    pending.map_or(usize::MAX, |n| n as usize)
 }
 
 /// Waits until no message of `group` is on its way back: every master reports no

@@ -205,7 +205,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 &[
                     ("consumer_group", &group),
                     ("topic", &topic),
-                    ("is_retry", flag(topic.starts_with("%RETRY%"))),
+                    (
+                        "is_retry",
+                        flag(topic.starts_with(proto::names::RETRY_PREFIX)),
+                    ),
                     ("is_system", flag(is_system_topic(&topic))),
                 ],
             );

@@ -28,9 +28,7 @@ use store::{Disk, GetStatus, StoreError};
 use super::write::{put_error, PutError};
 use super::{ok, store_error, Broker};
 
-pub const RETRY_PREFIX: &str = "%RETRY%";
-pub const DLQ_PREFIX: &str = "%DLQ%";
-pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+pub use proto::names::{DLQ_PREFIX, RETRY_PREFIX, SCHEDULE_TOPIC};
 /// The offsets of the delivery tasks are kept as this group's consumer offsets.
 pub(super) const SCHEDULE_GROUP: &str = "%SCHEDULE%";
 
@@ -49,14 +47,13 @@ const MQ_VERSION_V3_4_9: i32 = 121;
 const MAX_RECONSUME_TIMES: i32 = 16;
 
 mod property {
-    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
-    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    pub use proto::properties::keys::{ORIGIN_MESSAGE_ID, RETRY_TOPIC};
     pub const DELAY: &str = "DELAY";
     pub const REAL_TOPIC: &str = "REAL_TOPIC";
     pub const REAL_QUEUE_ID: &str = "REAL_QID";
 }
 
-/// A producer's delayed message (`DELAY` level 1..=18, as RocketMQ's `messageDelayLevel`)
+/// A producer's delayed message (`DELAY` level 1, 2, ... of `message_delay_level`)
 /// goes to the schedule topic's queue for its level, with its topic and queue kept in
 /// `REAL_TOPIC` / `REAL_QID`, as Java's `CommitLog.asyncPutMessage` does; the level's
 /// delivery task moves it to its topic once due. Returns the queue it was sent to when it

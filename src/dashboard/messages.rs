@@ -7,6 +7,7 @@ use std::fmt::Write;
 use axum::extract::{Query, State};
 use axum::response::Html;
 use client::MessageExt;
+use proto::names::DLQ_PREFIX;
 use proto::remoting::body::MessageQueue;
 
 use super::html::{esc, num, page, table, url};
@@ -158,7 +159,10 @@ pub async fn dead_letters(State(d): Shared) -> Html<String> {
         Ok(t) => t,
         Err(e) => return Html(page("Dead letters", "/dlq", &failed("topic list", e))),
     };
-    let dlq: Vec<&String> = topics.iter().filter(|t| t.starts_with("%DLQ%")).collect();
+    let dlq: Vec<&String> = topics
+        .iter()
+        .filter(|t| t.starts_with(DLQ_PREFIX))
+        .collect();
     let mut body = String::from(
         "<p class=\"muted\">A consumer group's messages that failed more often than its \
          retry limit (<code>%DLQ%group</code>). Resend puts a copy back on the topic it came from.</p>",
@@ -172,7 +176,7 @@ pub async fn dead_letters(State(d): Shared) -> Html<String> {
         let stats = d.admin.topic_stats(topic).await.unwrap_or_default();
         let total: u64 = stats.iter().map(|(_, o)| o.max_offset - o.min_offset).sum();
         rows.push(vec![
-            esc(topic.trim_start_matches("%DLQ%")),
+            esc(topic.trim_start_matches(DLQ_PREFIX)),
             format!("<a href=\"/topic?name={}\">{}</a>", url(topic), esc(topic)),
             num(&format!("dlq-{topic}"), total),
         ]);
@@ -189,12 +193,7 @@ pub async fn dead_letters(State(d): Shared) -> Html<String> {
                 continue;
             };
             for m in &r.messages {
-                let origin = m
-                    .properties
-                    .get("RETRY_TOPIC")
-                    .cloned()
-                    .unwrap_or_else(|| m.topic.clone());
-                cards.push_str(&message_card(m, &origin));
+                cards.push_str(&message_card(m, client::dead_letter::origin_topic(m)));
                 shown += 1;
             }
         }

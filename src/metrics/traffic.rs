@@ -204,7 +204,7 @@ pub fn is_system_topic(topic: &str) -> bool {
 
 /// Retry and dead-letter topics (`%RETRY%group`, `%DLQ%group`).
 pub fn is_retry_or_dlq(topic: &str) -> bool {
-    topic.starts_with("%RETRY%") || topic.starts_with("%DLQ%")
+    topic.starts_with(proto::names::RETRY_PREFIX) || topic.starts_with(proto::names::DLQ_PREFIX)
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use proto::{MessageRef, NewMessage};
 use crate::config::TransactionSettings;
 use book::{HalfCopy, Op, TxBook};
 
-pub const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+pub use proto::names::HALF_TOPIC;
 pub const OP_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
 /// Where transactions checked `check_max` times without an answer go.
 pub const CHECK_MAX_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
