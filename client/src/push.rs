@@ -422,13 +422,16 @@ impl Inner {
     }
 
     async fn group_members(&self, topic: &str) -> Result<Vec<String>> {
-        let route = self.instance.route(topic).await?;
-        let addr = route
-            .broker_datas
-            .iter()
-            .find_map(|b| b.master_addr())
-            .ok_or_else(|| ClientError::NoRoute(topic.to_string()))?
-            .to_string();
+        let master = |route: &proto::remoting::body::TopicRouteData| {
+            let addr = route.broker_datas.iter().find_map(|b| b.master_addr());
+            addr.map(str::to_string)
+        };
+        let mut addr = master(&self.instance.route(topic).await?);
+        if addr.is_none() {
+            // Cached during an election: ask the name servers again.
+            addr = master(&self.instance.refresh_route(topic).await?);
+        }
+        let addr = addr.ok_or_else(|| ClientError::NoRoute(topic.to_string()))?;
         let request = RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP)
             .with_ext("consumerGroup", &self.settings.group);
         let response = self.instance.invoke_ok(&addr, request).await?;
@@ -443,10 +446,12 @@ impl Inner {
             return;
         }
         let mut wanted = Vec::new();
+        let mut unrouted = false;
         for topic in self.settings.subscriptions.keys() {
             let route = match self.instance.route(topic).await {
                 Ok(route) => route,
                 Err(e) => {
+                    unrouted = true;
                     tracing::warn!(client = %self.instance.client_id, %topic, error = %e, "rebalance: no route; keeping the current queues");
                     let assigned = self.assigned.lock().expect("assigned poisoned");
                     wanted.extend(assigned.keys().filter(|q| &q.topic == topic).cloned());
@@ -470,6 +475,13 @@ impl Inner {
                     wanted.extend(assigned.keys().filter(|q| &q.topic == topic).cloned());
                 }
             }
+        }
+        if unrouted {
+            // Maybe this group's retry topic, which a master creates on the group's
+            // heartbeat: one sent with routes cached during an election reached no
+            // master. Heartbeat again with fresh routes.
+            self.instance.refresh_all_routes().await;
+            self.heartbeat().await;
         }
         let removed: Vec<(MessageQueue, JoinHandle<()>)> = {
             let mut assigned = self.assigned.lock().expect("assigned poisoned");
