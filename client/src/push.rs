@@ -8,7 +8,8 @@
 //!
 //! Each assigned queue has one task that pulls, calls the listener in queue order and
 //! advances the offset only after the listener is done with a batch, so delivery is at
-//! least once. A batch the listener answers `Later`:
+//! least once. A message consumed again in place shows one more reconsumption each
+//! time, as in Java. A batch the listener answers `Later`:
 //! - concurrent clustering: is sent back to the broker (CONSUMER_SEND_MSG_BACK, see
 //!   [`crate::send_back`]) and the queue moves on; it returns through `%RETRY%group`,
 //!   which such a consumer subscribes to, after 10 s, then 30 s, 1 min, ... and goes to
@@ -678,6 +679,11 @@ impl Inner {
                     return;
                 }
                 pending = std::borrow::Cow::Owned(failed);
+            }
+            // Consumed again here: counted as a reconsumption, as Java's consumer counts
+            // a message it could not send back and an orderly one it suspends.
+            for m in pending.to_mut() {
+                m.reconsume_times += 1;
             }
             tokio::time::sleep(self.settings.retry_delay).await;
         }
