@@ -47,6 +47,19 @@ impl Message {
         self
     }
 
+    /// Delivered `delay_ms` after the broker takes it in (a RocketMQ 5 timer message,
+    /// Java's `setDelayTimeMs`); the broker refuses a delay beyond its
+    /// `timer_max_delay_sec` (3 days by default).
+    pub fn with_timer_delay_ms(self, delay_ms: u64) -> Self {
+        self.with_property("TIMER_DELAY_MS", delay_ms.to_string())
+    }
+
+    /// Delivered at `epoch_ms` (Java's `setDeliverTimeMs`); a time already past is
+    /// delivered at once.
+    pub fn with_deliver_time_ms(self, epoch_ms: i64) -> Self {
+        self.with_property("TIMER_DELIVER_MS", epoch_ms.to_string())
+    }
+
     /// The encoded property string, with `uniq_key` as UNIQ_KEY. Tags, keys and
     /// properties must not hold the characters that separate properties on the wire.
     pub(crate) fn encoded_properties(&self, uniq_key: &str) -> Result<String> {

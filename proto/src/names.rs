@@ -8,6 +8,9 @@ pub const DLQ_PREFIX: &str = "%DLQ%";
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 /// Where the broker keeps transactions' half messages until they end.
 pub const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+/// Where the broker keeps timer messages (`TIMER_DELIVER_MS` and the like) until due:
+/// the queues of its timing wheel.
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
 
 /// `%RETRY%group`: where the group's sent-back messages return.
 pub fn retry_topic(group: &str) -> String {

@@ -25,6 +25,9 @@ pub mod keys {
     pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
     /// The first message's id, kept across its retries.
     pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    /// A timer message's delivery time (epoch ms), set by the broker when it takes the
+    /// message in; the ConsumeQueue of the timer topic holds it in place of a tag hash.
+    pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
 }
 
 /// An ordered list of properties, kept in its encoded form.

@@ -10,6 +10,7 @@
 //! - [`register`]: registration with every name server;
 //! - [`metrics`]: what the broker exports to Prometheus, gathered at scrape time;
 //! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery;
+//! - [`timer`]: timer messages (`TIMER_DELAY_SEC` and the like) and their timing wheel;
 //! - [`transaction`]: half messages, END_TRANSACTION and the check-back, with
 //!   [`producers`], the producer connections checks go to;
 //! - [`replica`]: Raft replication of the group (`[replication]` in the config), and
@@ -31,6 +32,7 @@ pub mod replica;
 pub mod retry;
 mod send;
 pub mod stats;
+pub mod timer;
 pub mod topics;
 pub mod transaction;
 mod write;
@@ -74,6 +76,9 @@ pub struct Broker<D: Disk, M: MetaStore> {
     scheduled: proto::watch::Sender<u64>,
     /// `message_delay_level` parsed: each level's delay (level 1 first).
     delay_levels_ms: Vec<u64>,
+    /// When the timer task's next round is (epoch ms); a timer message ready sooner
+    /// changes it, which wakes the task (see `timer`).
+    timer_wake: proto::watch::Sender<i64>,
     /// Messages in and out, for metrics.
     traffic: Traffic,
     /// Request latency, for metrics.
@@ -180,6 +185,7 @@ pub async fn start<D: Disk, M: MetaStore>(
         namesrv: RpcPool::new(None),
         scheduled: proto::watch::Sender::new(0),
         delay_levels_ms: config.delay_levels_ms()?,
+        timer_wake: proto::watch::Sender::new(i64::MAX),
         traffic: Traffic::default(),
         rpc: RpcLatency::default(),
         config,
@@ -198,6 +204,7 @@ pub async fn start<D: Disk, M: MetaStore>(
     for level in 0..broker.delay_levels_ms.len() {
         tasks.push(tokio::spawn(broker.clone().run_delivery(level)));
     }
+    tasks.push(tokio::spawn(broker.clone().run_timers()));
     tracing::info!(%addr, broker = %broker.config.broker_name, "broker serving");
     Ok(RunningBroker {
         broker,
@@ -217,13 +224,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
     }
 
     /// How far the broker's own consumers have read a system queue it moves messages out
-    /// of: the delay levels' delivery (`SCHEDULE_TOPIC_XXXX`) and the transaction book's
+    /// of: the delay levels' delivery (`SCHEDULE_TOPIC_XXXX`), the timing wheel's
+    /// (`rmq_sys_wheel_timer`) and the transaction book's
     /// floors (the half and op topics); `None` for any other queue. Below it nothing is
     /// needed any more: what a tool that deletes old log (the simulator's compaction)
     /// must keep of such a queue starts there.
     pub fn system_queue_consumed(&self, topic: &str, queue_id: u32) -> Option<u64> {
         let group = match topic {
             retry::SCHEDULE_TOPIC => retry::SCHEDULE_GROUP,
+            timer::TIMER_TOPIC => timer::TIMER_GROUP,
             transaction::HALF_TOPIC | transaction::OP_TOPIC => transaction::TX_GROUP,
             _ => return None,
         };

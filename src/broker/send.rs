@@ -126,8 +126,20 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     .get(transaction::property::TRANSACTION_ID)
                     .map(str::to_string);
             } else {
+                let timer = super::timer::schedule_if_timer(
+                    &mut message,
+                    proto::clock::now_ms(),
+                    self.config.timer_max_delay_sec as i64 * 1_000,
+                    self.config.timer_wheel_enable,
+                );
+                match timer {
+                    Ok(Some(real_queue)) => rerouted_from_queue = Some(real_queue),
+                    Ok(None) => {}
+                    Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
+                }
                 match super::retry::schedule_if_delayed(&mut message, self.delay_levels_ms.len()) {
-                    Ok(real_queue) => rerouted_from_queue = real_queue,
+                    Ok(Some(real_queue)) => rerouted_from_queue = Some(real_queue),
+                    Ok(None) => {}
                     Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
                 }
             }
@@ -137,6 +149,16 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             return refuse(
                 response::MESSAGE_ILLEGAL,
                 "a batch cannot hold transactional messages (TRAN_MSG)".into(),
+            );
+        }
+        if let Some(name) = messages
+            .iter()
+            .find_map(delay_property)
+            .filter(|_| header.batch)
+        {
+            return refuse(
+                response::MESSAGE_ILLEGAL,
+                format!("a batch cannot hold delayed or timer messages ({name})"),
             );
         }
         let message_type = if messages
@@ -163,6 +185,13 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         } else {
             &single_size[..]
         };
+        // A timer message wakes the timer task (see below): where it waits, and when due.
+        let first_queue_id = messages.first().map_or(0, |m| m.queue_id);
+        let timer_due_ms = messages
+            .first()
+            .filter(|m| m.topic == super::timer::TIMER_TOPIC)
+            .and_then(|m| m.properties.get(super::timer::property::TIMER_OUT_MS))
+            .and_then(|ms| ms.parse::<i64>().ok());
         match self.put_messages(messages).await {
             Ok(results) => {
                 self.traffic.record_in(header.topic, message_type, sizes);
@@ -173,7 +202,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     // (a transaction's END_TRANSACTION names it back).
                     first.queue_id = queue_id;
                     if transaction_id.is_none() && message_type == MessageType::Delay {
-                        self.scheduled.send_modify(|v| *v += 1);
+                        match timer_due_ms {
+                            Some(due_ms) => self.timer_placed(first_queue_id, due_ms),
+                            None => self.scheduled.send_modify(|v| *v += 1),
+                        }
                     }
                 }
                 let response = RemotingCommand::response_to(req, response::SUCCESS, None);
@@ -235,11 +267,25 @@ fn is_transactional(message: &NewMessage) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// The property that makes a message delayed or a timer message, if any: a batch's
+/// entries cannot be (Java's producer refuses a delayed batch).
+fn delay_property(message: &NewMessage) -> Option<&'static str> {
+    use super::timer::property::{DELAY, DELAY_MS, DELAY_SEC, DELIVER_MS};
+    let props = &message.properties;
+    if props.get(DELAY).is_some_and(|level| level.trim() != "0") {
+        return Some(DELAY);
+    }
+    [DELAY_SEC, DELAY_MS, DELIVER_MS]
+        .into_iter()
+        .find(|name| props.get(name).is_some())
+}
+
 /// Topics the broker writes itself: a producer may not send to them (Java's
 /// `TopicValidator.isNotAllowedSendTopic`).
 fn is_system_topic(topic: &str) -> bool {
     [
         super::retry::SCHEDULE_TOPIC,
+        super::timer::TIMER_TOPIC,
         transaction::HALF_TOPIC,
         transaction::OP_TOPIC,
         transaction::CHECK_MAX_TOPIC,

@@ -29,8 +29,12 @@ pub mod keys {
     /// round reads new half messages every `transaction.check_interval_ms`); -1 on a
     /// slave, or a master that has not counted yet.
     pub const TX_PENDING: &str = "raftmqTransactionsPending";
-    /// Delayed messages (and sent-back retries) not yet moved to their topic.
+    /// Delayed messages (and sent-back retries) and timer messages not yet moved to
+    /// their topic.
     pub const DELAYED_PENDING: &str = "raftmqDelayedPending";
+    /// Timer messages alone not yet delivered to their topic (RocketMQ 5's
+    /// `timerOffsetBehind` counts the same backlog its way).
+    pub const TIMERS_PENDING: &str = "raftmqTimersPending";
     /// Producers connected, over all producer groups.
     pub const PRODUCERS: &str = "raftmqProducers";
 }
@@ -106,6 +110,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             n.load(std::sync::atomic::Ordering::Relaxed).to_string()
         };
         let ended = |o| self.transactions.ended_total(o).to_string();
+        let timers_pending = self.timers_pending();
         // -1 until this replica, as master, has counted them in its current term.
         let tx_pending = match &self.replica {
             Some(r) if !r.is_master() => None,
@@ -142,7 +147,11 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             (keys::TX_CHECKS, load(&self.transactions.checks_sent)),
             (keys::TX_PENDING, tx_pending),
             (keys::PRODUCERS, self.producers.count().to_string()),
-            (keys::DELAYED_PENDING, self.delayed_pending().to_string()),
+            (
+                keys::DELAYED_PENDING,
+                (self.delayed_pending() + timers_pending).to_string(),
+            ),
+            (keys::TIMERS_PENDING, timers_pending.to_string()),
         ] {
             table.table.insert(key.to_string(), value);
         }

@@ -54,6 +54,10 @@ pub struct ProduceArgs {
     /// delayed send costs next to a plain one.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=18), conflicts_with = "tx")]
     pub delay_level: Option<u8>,
+    /// Send timer messages due this many milliseconds after each send
+    /// (`TIMER_DELAY_MS`): what a timer send costs next to a plain one.
+    #[arg(long, conflicts_with_all = ["tx", "delay_level"])]
+    pub timer_ms: Option<u64>,
     /// Send each message as a transaction that commits at once (a half message, then
     /// END_TRANSACTION): the latency is the half message's send, the commit goes oneway.
     #[arg(long)]
@@ -239,12 +243,13 @@ pub async fn produce(args: ProduceArgs, config: ClientConfig) -> anyhow::Result<
         Sender::Plain(Producer::new("raftmq-bench-producer", config))
     });
     let body = Bytes::from(vec![b'x'; args.size]);
-    let delay_level = args.delay_level;
+    let (delay_level, timer_ms) = (args.delay_level, args.timer_ms);
     let message = move |topic: &str, body: &Bytes| {
         let m = Message::new(topic.to_string(), body.clone());
-        match delay_level {
-            Some(level) => m.with_property("DELAY", level.to_string()),
-            None => m,
+        match (delay_level, timer_ms) {
+            (Some(level), _) => m.with_property("DELAY", level.to_string()),
+            (None, Some(ms)) => m.with_timer_delay_ms(ms),
+            (None, None) => m,
         }
     };
     // Warm the route and connections.

@@ -49,9 +49,13 @@ pub struct SendArgs {
     /// ... 18 = 2 h), as a producer's `setDelayTimeLevel`.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=18))]
     delay_level: Option<u8>,
+    /// Deliver this many milliseconds after the broker takes the message in (a RocketMQ
+    /// 5 timer message, `TIMER_DELAY_MS`; up to the broker's `timer_max_delay_sec`).
+    #[arg(long, conflicts_with = "delay_level")]
+    timer_ms: Option<u64>,
     /// Send as a transaction whose local transaction decides this: the message is
     /// delivered only once committed (`unknown` leaves it to the broker's check-back).
-    #[arg(long, value_enum, conflicts_with_all = ["oneway", "delay_level"])]
+    #[arg(long, value_enum, conflicts_with_all = ["oneway", "delay_level", "timer_ms"])]
     transaction: Option<Decision>,
     /// How this producer answers the broker's checks of its undecided transactions.
     #[arg(long, value_enum, default_value = "commit", requires = "transaction")]
@@ -72,6 +76,9 @@ pub async fn run(args: SendArgs, config: ClientConfig) -> anyhow::Result<()> {
         let mut message = message(&args, i);
         if let Some(level) = args.delay_level {
             message = message.with_property("DELAY", level.to_string());
+        }
+        if let Some(ms) = args.timer_ms {
+            message = message.with_timer_delay_ms(ms);
         }
         if args.oneway {
             producer.send_oneway(message).await?;

@@ -68,6 +68,12 @@ pub struct BrokerConfig {
     /// a delay re-times the messages waiting at its level; removing levels strands the
     /// messages waiting at them (nothing delivers them), so keep their count.
     pub message_delay_level: String,
+    /// Take timer messages (`TIMER_DELAY_SEC`, `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`);
+    /// when off they are refused by name (RocketMQ `timerWheelEnable`).
+    pub timer_wheel_enable: bool,
+    /// How far ahead a timer message may be due, in seconds (RocketMQ
+    /// `timerMaxDelaySec`, 3 days); at most 60 days, what the wheel spans.
+    pub timer_max_delay_sec: u64,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
     /// Transactional messages: when and how often the broker asks producers about
@@ -154,6 +160,8 @@ impl Default for BrokerConfig {
             busy_poll_us: 0,
             metrics_port: 0,
             message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.into(),
+            timer_wheel_enable: true,
+            timer_max_delay_sec: 3 * 86_400,
             store: StoreSettings::default(),
             transaction: TransactionSettings::default(),
             replication: None,
@@ -207,6 +215,13 @@ impl BrokerConfig {
         }
         self.advertised_addr()?;
         self.delay_levels_ms()?;
+        let wheel_max_sec = crate::broker::timer::wheel::MAX_DELAY_MS as u64 / 1_000;
+        if self.timer_max_delay_sec > wheel_max_sec {
+            anyhow::bail!(
+                "timer_max_delay_sec: {} is more than the timing wheel spans ({wheel_max_sec})",
+                self.timer_max_delay_sec
+            );
+        }
         if self.transaction.check_interval_ms == 0 {
             anyhow::bail!("transaction.check_interval_ms: must be more than 0");
         }

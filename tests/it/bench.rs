@@ -16,12 +16,13 @@ fn counted(topic: &str, concurrency: usize, count: u64) -> ProduceArgs {
         queues: 4,
         interval_secs: None,
         delay_level: None,
+        timer_ms: None,
         tx: false,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transactional_and_delayed_runs_report_every_send() {
+async fn transactional_delayed_and_timer_runs_report_every_send() {
     let cluster = TestCluster::start().await;
     for args in [
         ProduceArgs {
@@ -32,8 +33,15 @@ async fn transactional_and_delayed_runs_report_every_send() {
             delay_level: Some(1),
             ..counted("BenchDelay", 4, 100)
         },
+        ProduceArgs {
+            timer_ms: Some(1_500),
+            ..counted("BenchTimer", 4, 100)
+        },
     ] {
-        let what = format!("tx {} delay {:?}", args.tx, args.delay_level);
+        let what = format!(
+            "tx {} delay {:?} timer {:?}",
+            args.tx, args.delay_level, args.timer_ms
+        );
         let report = produce(args, cluster.client_config()).await.unwrap();
         assert_eq!((report.sent, report.failed), (100, 0), "{what}");
     }

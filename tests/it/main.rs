@@ -19,5 +19,6 @@ mod replication;
 mod retry;
 mod roundtrip;
 mod stats;
+mod timer;
 mod transaction;
 mod visibility;

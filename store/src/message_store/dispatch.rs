@@ -22,7 +22,8 @@ use crate::index::{key_hash, IndexEntry, KeyIndex};
 pub(super) struct MessageView<'a> {
     pub topic: &'a str,
     pub queue_id: u32,
-    pub tags: Option<&'a str>,
+    /// What the ConsumeQueue unit holds besides the message's place: see [`tag_code`].
+    pub tag_code: i64,
     /// `KEYS`: keys separated by `KEY_SEPARATOR`.
     pub keys: Option<&'a str>,
     pub uniq_key: Option<&'a str>,
@@ -35,7 +36,11 @@ impl<'a> MessageView<'a> {
         MessageView {
             topic: &message.topic,
             queue_id: message.queue_id,
-            tags: message.tags(),
+            tag_code: tag_code(
+                &message.topic,
+                message.tags(),
+                message.properties.get(keys::TIMER_OUT_MS),
+            ),
             keys: message.properties.get(keys::KEYS),
             uniq_key: message.properties.get(keys::UNIQ_KEY),
             store_timestamp_ms,
@@ -47,12 +52,27 @@ impl<'a> MessageView<'a> {
         MessageView {
             topic: message.topic(),
             queue_id: message.queue_id(),
-            tags: message.tags(),
+            tag_code: tag_code(
+                message.topic(),
+                message.tags(),
+                message.property(keys::TIMER_OUT_MS),
+            ),
             keys: message.property(keys::KEYS),
             uniq_key: message.property(keys::UNIQ_KEY),
             store_timestamp_ms: message.store_timestamp_ms(),
         }
     }
+}
+
+/// The unit's third field: the Java hash of the message's tag (0 without one), which a
+/// pull filters on; in the timer topic, the message's delivery time in epoch ms
+/// (`TIMER_OUT_MS`, 0 if missing or malformed), so the timing wheel reads when its
+/// queues' messages are due from the units alone, as Java's schedule topic does.
+fn tag_code(topic: &str, tags: Option<&str>, timer_out_ms: Option<&str>) -> i64 {
+    if topic == proto::names::TIMER_TOPIC {
+        return timer_out_ms.and_then(|ms| ms.parse().ok()).unwrap_or(0);
+    }
+    tags.map_or(0, proto::hash::java_string_hash)
 }
 
 /// Where a message's payload landed in the CommitLog.
@@ -90,7 +110,7 @@ pub(super) fn dispatch_message(
     CqUnit {
         commitlog_offset: at.commitlog_offset,
         size: at.size,
-        tag_hash: message.tags.map_or(0, proto::hash::java_string_hash),
+        tag_hash: message.tag_code,
     }
 }
 
@@ -133,7 +153,7 @@ mod tests {
         MessageView {
             topic: "T",
             queue_id: 3,
-            tags: Some("TagA"),
+            tag_code: tag_code("T", Some("TagA"), None),
             keys,
             uniq_key: uniq,
             store_timestamp_ms: 42,
@@ -156,11 +176,18 @@ mod tests {
                 tag_hash: proto::hash::java_string_hash("TagA"),
             }
         );
-        let untagged = MessageView {
-            tags: None,
-            ..view(None, None)
-        };
-        assert_eq!(dispatch_message(&untagged, AT, None).tag_hash, 0);
+        assert_eq!(tag_code("T", None, Some("5")), 0);
+    }
+
+    #[test]
+    fn a_timer_unit_carries_the_delivery_time() {
+        let timer = proto::names::TIMER_TOPIC;
+        assert_eq!(
+            tag_code(timer, Some("TagA"), Some("1700000000123")),
+            1_700_000_000_123
+        );
+        assert_eq!(tag_code(timer, None, Some("soon")), 0);
+        assert_eq!(tag_code(timer, None, None), 0);
     }
 
     #[test]

@@ -467,6 +467,30 @@ impl<D: Disk> MessageStore<D> {
         })
     }
 
+    /// Up to `max_count` ConsumeQueue units of a queue from `offset` on (fewer at its
+    /// end; none below its start), without reading the messages: for a reader that
+    /// decides from the units which messages it needs (the timing wheel).
+    pub async fn queue_units(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_count: usize,
+    ) -> Result<Vec<crate::consume_queue::CqUnit>> {
+        self.settled().await?;
+        let Some(queue) = self.shared.queue(topic, queue_id) else {
+            return Ok(Vec::new());
+        };
+        let max = self.readable_max(&queue);
+        if offset < queue.min_offset() || offset >= max {
+            return Ok(Vec::new());
+        }
+        // Never past `max`: in a replicated store, units beyond it are uncommitted.
+        queue
+            .read(offset, max_count.min((max - offset) as usize))
+            .await
+    }
+
     /// The message stored at CommitLog offset `physical_offset` (a lookup by msg id).
     pub async fn message_at(&self, physical_offset: u64) -> Result<Option<Bytes>> {
         self.shared.commit_log.read_unsized(physical_offset).await
