@@ -129,7 +129,20 @@ pub async fn produce(
         seq += 1;
         if workload == Workload::Delay && seq.is_multiple_of(3) {
             let level = if seq.is_multiple_of(6) { 2 } else { 1 };
-            send_delayed(&producer, &recorder, &process, seq, level).await;
+            send_delayed(&producer, &recorder, &process, seq, Delay::Level(level)).await;
+            continue;
+        }
+        if workload == Workload::Delay && seq % 6 == 4 {
+            // A timer message, due 0.5 to 5 s after its send.
+            let delay_ms = 500 + (seq * 389) % 4_500;
+            send_delayed(
+                &producer,
+                &recorder,
+                &process,
+                seq,
+                Delay::TimerMs(delay_ms),
+            )
+            .await;
             continue;
         }
         send_one(
@@ -143,20 +156,41 @@ pub async fn produce(
     }
 }
 
-/// Sends a message of delay `level` (1 or 2), recorded as a delayed send whose value
-/// names its delay.
+/// How a delayed send asks for its delay.
+#[derive(Clone, Copy, Debug)]
+enum Delay {
+    /// Delay level 1 or 2 (`DELAY`).
+    Level(u32),
+    /// A timer message (`TIMER_DELAY_MS`).
+    TimerMs(u64),
+}
+
+/// Sends a delayed message, recorded as a delayed send whose value names its delay.
 async fn send_delayed(
     producer: &Producer,
     recorder: &Recorder,
     process: &str,
     seq: u64,
-    level: u32,
+    delay: Delay,
 ) {
-    let value = history::delayed::value(process, seq, DELAY_LEVEL_MS[level as usize - 1]);
+    let delay_ms = match delay {
+        Delay::Level(level) => DELAY_LEVEL_MS[level as usize - 1],
+        Delay::TimerMs(ms) => ms,
+    };
+    let value = history::delayed::value(process, seq, delay_ms);
     recorder.record(|h, t| h.delayed_invoke(t, process, &value));
-    let message = Message::new(TOPIC, value.clone()).with_property("DELAY", level.to_string());
+    let message = Message::new(TOPIC, value.clone());
+    let message = match delay {
+        Delay::Level(level) => message.with_property("DELAY", level.to_string()),
+        Delay::TimerMs(ms) => message.with_timer_delay_ms(ms),
+    };
     let result = producer.send(message).await;
-    let outcome = send_outcome(&result).staged_in(SCHEDULE_TOPIC, level - 1);
+    // A timer's acknowledgement is at a place in a wheel slot the client does not
+    // learn; no checker reads a delayed send's position.
+    let outcome = match delay {
+        Delay::Level(level) => send_outcome(&result).staged_in(SCHEDULE_TOPIC, level - 1),
+        Delay::TimerMs(_) => send_outcome(&result),
+    };
     recorder.record(|h, t| h.record_delayed(t, process, &value, outcome));
 }
 

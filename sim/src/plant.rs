@@ -24,6 +24,8 @@ pub enum Plant {
     DeliverDelayedEarly,
     /// A consumer's send-back is answered and never stored.
     DropSendBack,
+    /// Timer messages are delivered up to 3 s before their time.
+    DeliverTimersEarly,
 }
 
 impl FromStr for Plant {
@@ -39,11 +41,13 @@ impl FromStr for Plant {
             "deliver-half-message" => Plant::DeliverHalfMessage,
             "deliver-delayed-early" => Plant::DeliverDelayedEarly,
             "drop-send-back" => Plant::DropSendBack,
+            "deliver-timers-early" => Plant::DeliverTimersEarly,
             other => {
                 return Err(format!(
                     "plant {other:?}: expected none, ack-before-quorum, skip-fsync, \
                      early-offset-commit, out-of-order-delivery, snapshot-queues-at-zero, \
-                     deliver-half-message, deliver-delayed-early or drop-send-back"
+                     deliver-half-message, deliver-delayed-early, drop-send-back or \
+                     deliver-timers-early"
                 ))
             }
         })
@@ -62,6 +66,7 @@ impl std::fmt::Display for Plant {
             Plant::DeliverHalfMessage => "deliver-half-message",
             Plant::DeliverDelayedEarly => "deliver-delayed-early",
             Plant::DropSendBack => "drop-send-back",
+            Plant::DeliverTimersEarly => "deliver-timers-early",
         })
     }
 }
@@ -85,6 +90,8 @@ impl Plant {
             Plant::DeliverDelayedEarly => raftmq::broker::retry::plant_deliver_delayed_early(),
             #[cfg(feature = "fault-injection")]
             Plant::DropSendBack => raftmq::broker::retry::plant_drop_send_back(),
+            #[cfg(feature = "fault-injection")]
+            Plant::DeliverTimersEarly => raftmq::broker::timer::plant_deliver_timers_early(),
             #[cfg(not(feature = "fault-injection"))]
             _ => panic!("planted bugs need the fault-injection feature"),
         }

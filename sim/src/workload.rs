@@ -108,14 +108,24 @@ pub fn spawn_producer(
             let sends = lane_names.iter().map(|lane| {
                 let (producer, recorder) = (&producer, &recorder);
                 async move {
-                    // Now and then a plain lane sends a delayed message (1 s or 5 s).
-                    let delay_level = match madsim::rand::thread_rng().gen_range(0..12) {
-                        0 if ordered.is_none() => Some(1),
-                        1 if ordered.is_none() => Some(2),
+                    // Now and then a plain lane sends a delayed message (1 s or 5 s), or
+                    // a timer message: mostly within the wheel's second ring, rarely
+                    // one that waits in its minute ring first.
+                    let mut rng = madsim::rand::thread_rng();
+                    let delay = match rng.gen_range(0..12) {
+                        0 if ordered.is_none() => Some(Delay::Level(1)),
+                        1 if ordered.is_none() => Some(Delay::Level(2)),
+                        2 if ordered.is_none() => {
+                            Some(Delay::TimerMs(match rng.gen_range(0..40) {
+                                0 => rng.gen_range(61_000..66_000),
+                                _ => rng.gen_range(200..5_000),
+                            }))
+                        }
                         _ => None,
                     };
-                    if let Some(level) = delay_level {
-                        return send_delayed(producer, recorder, lane, seq, level).await;
+                    drop(rng);
+                    if let Some(delay) = delay {
+                        return send_delayed(producer, recorder, lane, seq, delay).await;
                     }
                     let value = format!("{lane}-{seq}");
                     recorder.record(|h, t| h.send_invoke(t, lane, &value));
@@ -138,23 +148,43 @@ pub fn spawn_producer(
     (node, task)
 }
 
-/// Sends a message of delay `level` to the plain topic, recorded as a delayed send
-/// (its value names the delay); returns whether it was acknowledged.
+/// How a delayed send asks for its delay.
+#[derive(Clone, Copy, Debug)]
+enum Delay {
+    /// A delay level of the brokers' `message_delay_level` (`DELAY`).
+    Level(usize),
+    /// A timer message (`TIMER_DELAY_MS`).
+    TimerMs(u64),
+}
+
+/// Sends a delayed message to the plain topic, recorded as a delayed send (its value
+/// names the delay); returns whether it was acknowledged.
 async fn send_delayed(
     producer: &Producer,
     recorder: &Recorder,
     lane: &str,
     seq: u64,
-    level: usize,
+    delay: Delay,
 ) -> bool {
-    let delay_ms = crate::cluster::delay_ms(level);
+    let delay_ms = match delay {
+        Delay::Level(level) => crate::cluster::delay_ms(level),
+        Delay::TimerMs(ms) => ms,
+    };
     let value = history::delayed::value(lane, seq, delay_ms);
     recorder.record(|h, t| h.delayed_invoke(t, lane, &value));
-    let message =
-        client::Message::new(PLAIN_TOPIC, value.clone()).with_property("DELAY", level.to_string());
+    let message = client::Message::new(PLAIN_TOPIC, value.clone());
+    let message = match delay {
+        Delay::Level(level) => message.with_property("DELAY", level.to_string()),
+        Delay::TimerMs(ms) => message.with_timer_delay_ms(ms),
+    };
     let result = producer.send(message).await;
-    let schedule_queue = level as u32 - 1;
-    let outcome = send_outcome(&result).staged_in(SCHEDULE_TOPIC, schedule_queue);
+    // A delay level's send is acknowledged at its place in the level's schedule queue; a
+    // timer's at its place in a wheel slot the client does not learn (no checker reads
+    // a delayed send's position).
+    let outcome = match delay {
+        Delay::Level(level) => send_outcome(&result).staged_in(SCHEDULE_TOPIC, level as u32 - 1),
+        Delay::TimerMs(_) => send_outcome(&result),
+    };
     let acked = matches!(outcome, SendOutcome::Acked { .. });
     recorder.record(|h, t| h.record_delayed(t, lane, &value, outcome));
     acked

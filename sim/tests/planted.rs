@@ -98,3 +98,9 @@ fn dropping_a_send_back_is_caught_within_100_seeds() {
     let out = caught("drop-send-back").expect("a dropped send-back went unnoticed");
     assert!(out.contains("sent-back-lost"), "{out}");
 }
+
+#[test]
+fn delivering_a_timer_message_early_is_caught_within_100_seeds() {
+    let out = caught("deliver-timers-early").expect("an early timer message went unnoticed");
+    assert!(out.contains("delayed-early"), "{out}");
+}

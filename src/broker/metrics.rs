@@ -75,6 +75,14 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 count(n),
             );
         }
+        if self.replica.as_ref().is_none_or(|r| r.is_master()) {
+            out.gauge(
+                "rocketmq_timing_messages",
+                "Timer messages waiting in the timing wheel, all topics together (on the master).",
+                node.clone(),
+                count(self.timers_pending() as usize),
+            );
+        }
         out.counter(
             "raftmq_transaction_checks",
             "CHECK_TRANSACTION_STATE requests sent to producers.",

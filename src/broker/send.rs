@@ -135,6 +135,10 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 match timer {
                     Ok(Some(real_queue)) => rerouted_from_queue = Some(real_queue),
                     Ok(None) => {}
+                    // As Java answers WHEEL_TIMER_NOT_ENABLE.
+                    Err(e @ super::timer::BadTimer::Disabled { .. }) => {
+                        return refuse(response::SYSTEM_ERROR, e.to_string())
+                    }
                     Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
                 }
                 match super::retry::schedule_if_delayed(&mut message, self.delay_levels_ms.len()) {

@@ -49,8 +49,10 @@ pub mod property {
     pub(crate) const DELAY: &str = "DELAY";
 }
 
-/// Units read from a queue's head at a time.
-const READ_UNITS: usize = 32;
+/// Units read from a queue's head at a time: the moves of one read go in one write,
+/// and a queue's reads wait for each other's writes, so a read's size bounds how fast
+/// one slot drains (256 per write).
+const READ_UNITS: usize = 256;
 /// Bytes of messages moved in one write (at least one message).
 const MOVE_BYTES_MAX: usize = 1 << 20;
 /// The longest the task sleeps: a master that just took over, a missed wake-up and a
@@ -160,6 +162,25 @@ pub(super) fn schedule_if_timer(
     Ok(Some(real_queue))
 }
 
+/// PLANTED BUG (`fault-injection` builds only), which the simulator's checkers must
+/// catch: the timer task runs 3 s ahead of the clock, delivering messages early.
+#[cfg(feature = "fault-injection")]
+pub fn plant_deliver_timers_early() {
+    TIMERS_EARLY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(feature = "fault-injection")]
+static TIMERS_EARLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The clock the timer task moves messages by.
+fn timer_now_ms() -> i64 {
+    #[cfg(feature = "fault-injection")]
+    if TIMERS_EARLY.load(std::sync::atomic::Ordering::Relaxed) {
+        return proto::clock::now_ms() + 3_000;
+    }
+    proto::clock::now_ms()
+}
+
 /// Why a round of the timer task stopped; the task logs it and tries again.
 #[derive(Debug, thiserror::Error)]
 enum TimerError {
@@ -248,7 +269,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 if offset >= end {
                     break;
                 }
-                let now_ms = proto::clock::now_ms();
+                let now_ms = timer_now_ms();
                 let seen = &mut heads[queue_id as usize];
                 if let Some(s) = seen.filter(|s| s.offset == offset && s.end == end) {
                     if s.ready_ms > now_ms {
@@ -260,6 +281,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     .store
                     .queue_units(TIMER_TOPIC, queue_id, offset, READ_UNITS)
                     .await?;
+                if units.is_empty() {
+                    break; // not readable yet (uncommitted): its placement wakes the task
+                }
                 let dues: Vec<i64> = units.iter().map(|u| u.tag_hash).collect();
                 let step = wheel::step(queue_id, &dues, now_ms);
                 *seen = step.wait_ms.map(|w| HeadSeen {
@@ -303,7 +327,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             }
             handled += 1;
             bytes += unit.size as usize;
-            let Some(stored) = self.store.message_at(unit.commitlog_offset).await? else {
+            let Some(stored) = self.store.message_of(unit).await? else {
                 tracing::warn!(
                     offset = unit.commitlog_offset,
                     "timer message no longer stored; skipped"
@@ -344,7 +368,7 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
 
     /// Wakes the timer task if a message just placed in `queue_id`, due at `due_ms`, is
     /// ready before the task's next round.
-    pub(super) fn timer_placed(&self, queue_id: u32, due_ms: i64) {
+    pub(crate) fn timer_placed(&self, queue_id: u32, due_ms: i64) {
         let ready_ms = wheel::ready_at(queue_id, due_ms);
         self.timer_wake.send_if_modified(|next_ms| {
             let sooner = ready_ms < *next_ms;

@@ -491,6 +491,17 @@ impl<D: Disk> MessageStore<D> {
             .await
     }
 
+    /// The message a ConsumeQueue unit points at, or `None` when retention removed it.
+    pub async fn message_of(&self, unit: &crate::consume_queue::CqUnit) -> Result<Option<Bytes>> {
+        if unit.commitlog_offset < self.shared.commit_log.min_offset() {
+            return Ok(None);
+        }
+        self.shared
+            .commit_log
+            .read(unit.commitlog_offset, unit.size)
+            .await
+    }
+
     /// The message stored at CommitLog offset `physical_offset` (a lookup by msg id).
     pub async fn message_at(&self, physical_offset: u64) -> Result<Option<Bytes>> {
         self.shared.commit_log.read_unsized(physical_offset).await
