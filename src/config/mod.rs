@@ -72,7 +72,8 @@ pub struct BrokerConfig {
     /// when off they are refused by name (RocketMQ `timerWheelEnable`).
     pub timer_wheel_enable: bool,
     /// How far ahead a timer message may be due, in seconds (RocketMQ
-    /// `timerMaxDelaySec`, 3 days); at most 60 days, what the wheel spans.
+    /// `timerMaxDelaySec`, 3 days); at most 60 days, what the wheel spans, and at most
+    /// `store.file_reserved_hours`, so retention never deletes a pending timer.
     pub timer_max_delay_sec: u64,
     /// Store settings beyond the flush mode.
     pub store: StoreSettings,
@@ -222,6 +223,17 @@ impl BrokerConfig {
                 self.timer_max_delay_sec
             );
         }
+        // A timer message waits in the CommitLog segment it was written to until its
+        // slot moves it on (at most its delay): that segment must outlive it.
+        let reserved_sec = self.store.file_reserved_hours.saturating_mul(3_600);
+        if self.timer_max_delay_sec > reserved_sec {
+            anyhow::bail!(
+                "timer_max_delay_sec: {} s is longer than store.file_reserved_hours ({} h keeps \
+                 {reserved_sec} s): a timer message would be deleted before it is due",
+                self.timer_max_delay_sec,
+                self.store.file_reserved_hours
+            );
+        }
         if self.transaction.check_interval_ms == 0 {
             anyhow::bail!("transaction.check_interval_ms: must be more than 0");
         }
@@ -368,6 +380,27 @@ mod tests {
                 .unwrap()
                 .worker_threads,
             1
+        );
+    }
+
+    #[test]
+    fn a_timer_may_not_outlive_the_wheel_or_its_segment() {
+        let base = "broker_name = \"b\"\n";
+        BrokerConfig::parse(&format!("{base}timer_max_delay_sec = 259200")).unwrap();
+        let e = BrokerConfig::parse(&format!("{base}timer_max_delay_sec = 5270400"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than the timing wheel spans"), "{e}");
+        let e = BrokerConfig::parse(&format!(
+            "{base}timer_max_delay_sec = 259201\n[store]\nfile_reserved_hours = 72"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "timer_max_delay_sec: 259201 s is longer than store.file_reserved_hours (72 h"
+            ),
+            "{e}"
         );
     }
 }

@@ -407,6 +407,7 @@ async fn retention_waits_for_followers_and_a_new_replica_catches_up_by_snapshot(
         c.store.commitlog_segment_size = 64 << 10;
         c.store.message_size_max = 16 << 10;
         c.store.file_reserved_hours = 0;
+        c.timer_max_delay_sec = 0; // no timer may outlive a segment
         c.store.disk_max_used_space_ratio = 1.0;
     })
     .await;

@@ -118,6 +118,22 @@ async fn timer_messages_arrive_in_their_queue_once_due_and_not_before() {
         )
         .await;
     assert_eq!(pending, Some(0));
+    // A timer an hour away waits in the wheel's minute ring, counted as pending.
+    producer
+        .send(Message::new("Timers", "in an hour").with_timer_delay_ms(3_600_000))
+        .await
+        .unwrap();
+    eventually_async(Duration::from_secs(5), "one timer pending", || async {
+        (admin.runtime_sum("raftmqTimersPending").await == Some(1)).then_some(())
+    })
+    .await;
+    for queue_id in 0..4 {
+        let got = queue_messages(config.clone(), "Timers", queue_id).await;
+        assert!(
+            got.iter().all(|m| body(m) != "in an hour"),
+            "delivered early"
+        );
+    }
 
     // Refused by name: not a number, beyond timer_max_delay_sec, inside a batch.
     for (name, value, says) in [
