@@ -97,7 +97,7 @@ mod runner {
 faults: kill, power, group-power, pause, partition, one-way, loss, latency, eio, namesrv,
 client-partition, compact (default: all;
 each seed turns on a random subset of them, `--all-faults` turns on every one listed)
-planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery|snapshot-queues-at-zero|deliver-half-message|deliver-delayed-early|drop-send-back";
+planted bugs (fault-injection builds): --plant ack-before-quorum|skip-fsync|early-offset-commit|out-of-order-delivery|snapshot-queues-at-zero|deliver-half-message|deliver-delayed-early|drop-send-back|deliver-timers-early";
     /// How `replay` hands its verdict to `run`.
     const REPORT_PREFIX: &str = "REPORT ";
 
