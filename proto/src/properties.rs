@@ -28,6 +28,12 @@ pub mod keys {
     /// A timer message's delivery time (epoch ms), set by the broker when it takes the
     /// message in; the ConsumeQueue of the timer topic holds it in place of a tag hash.
     pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+    /// A delay level (1, 2, ...) of the broker's `message_delay_level`.
+    pub const DELAY: &str = "DELAY";
+    /// Where a message the broker keeps in a system queue of its own (delayed, timer,
+    /// half) belongs: its topic and queue id.
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    pub const REAL_QUEUE_ID: &str = "REAL_QID";
 }
 
 /// An ordered list of properties, kept in its encoded form.

@@ -9,6 +9,8 @@
 //! - [`topics`], [`consumers`], [`locks`]: the broker's state besides the store;
 //! - [`register`]: registration with every name server;
 //! - [`metrics`]: what the broker exports to Prometheus, gathered at scrape time;
+//! - [`park`]: messages kept in a system queue until moved on (`REAL_TOPIC`), and
+//!   parking a send for later delivery;
 //! - [`retry`]: CONSUMER_SEND_MSG_BACK, retry and dead-letter topics, delayed delivery;
 //! - [`timer`]: timer messages (`TIMER_DELAY_SEC` and the like) and their timing wheel;
 //! - [`transaction`]: half messages, END_TRANSACTION and the check-back, with
@@ -24,6 +26,7 @@ pub mod locks;
 mod membership;
 mod metrics;
 mod offsets;
+mod park;
 mod producers;
 mod proposer;
 mod pull;

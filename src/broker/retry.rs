@@ -25,6 +25,7 @@ use proto::{MessageRef, NewMessage};
 use store::meta::{MetaStore, TopicConfig};
 use store::{Disk, GetStatus, StoreError};
 
+use super::park::{park, unpark};
 use super::write::{put_error, PutError};
 use super::{ok, store_error, Broker};
 
@@ -47,10 +48,7 @@ const MQ_VERSION_V3_4_9: i32 = 121;
 const MAX_RECONSUME_TIMES: i32 = 16;
 
 mod property {
-    pub use proto::properties::keys::{ORIGIN_MESSAGE_ID, RETRY_TOPIC};
-    pub const DELAY: &str = "DELAY";
-    pub const REAL_TOPIC: &str = "REAL_TOPIC";
-    pub const REAL_QUEUE_ID: &str = "REAL_QID";
+    pub use proto::properties::keys::{DELAY, ORIGIN_MESSAGE_ID, RETRY_TOPIC};
 }
 
 /// A producer's delayed message (`DELAY` level 1, 2, ... of `message_delay_level`)
@@ -74,19 +72,10 @@ pub(super) fn schedule_if_delayed(
         return Ok(None);
     }
     let level = level.min(levels as i32);
-    let real_queue = message.queue_id;
     message
         .properties
         .insert(property::DELAY, level.to_string());
-    message
-        .properties
-        .insert(property::REAL_TOPIC, message.topic.as_str());
-    message
-        .properties
-        .insert(property::REAL_QUEUE_ID, real_queue.to_string());
-    message.topic = SCHEDULE_TOPIC.to_string();
-    message.queue_id = (level - 1) as u32;
-    Ok(Some(real_queue))
+    Ok(Some(park(message, SCHEDULE_TOPIC, (level - 1) as u32)))
 }
 
 /// PLANTED BUG (`fault-injection` builds only), which the simulator's checkers must
@@ -271,12 +260,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             message
                 .properties
                 .insert(property::DELAY, level.to_string());
-            message
-                .properties
-                .insert(property::REAL_TOPIC, retry_topic.as_str());
-            message.properties.insert(property::REAL_QUEUE_ID, "0");
-            message.topic = SCHEDULE_TOPIC.to_string();
-            message.queue_id = (level - 1) as u32;
+            message.topic = retry_topic;
+            message.queue_id = 0;
+            park(&mut message, SCHEDULE_TOPIC, (level - 1) as u32);
         }
         let scheduled = message.topic == SCHEDULE_TOPIC;
         #[cfg(feature = "fault-injection")]
@@ -367,20 +353,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 return Ok(Duration::from_millis((due_ms - now_ms) as u64).min(idle));
             }
             let mut message = stored.to_new_message();
-            let real_topic = message
-                .properties
-                .get(property::REAL_TOPIC)
-                .map(str::to_string);
-            let real_queue = message
-                .properties
-                .get(property::REAL_QUEUE_ID)
-                .and_then(|q| q.parse().ok());
-            if let (Some(topic), Some(queue_id)) = (real_topic, real_queue) {
-                message.topic = topic;
-                message.queue_id = queue_id;
+            if unpark(&mut message) {
                 message.properties.remove(property::DELAY);
-                message.properties.remove(property::REAL_TOPIC);
-                message.properties.remove(property::REAL_QUEUE_ID);
                 self.put_messages(vec![message])
                     .await
                     .map_err(DeliveryError::Deliver)?;
@@ -415,8 +389,14 @@ mod tests {
         assert_eq!(schedule_if_delayed(&mut m, 18), Ok(Some(3)));
         assert_eq!(m.topic, SCHEDULE_TOPIC);
         assert_eq!(m.queue_id, 1);
-        assert_eq!(m.properties.get(property::REAL_TOPIC), Some("Orders"));
-        assert_eq!(m.properties.get(property::REAL_QUEUE_ID), Some("3"));
+        assert_eq!(
+            m.properties.get(super::super::park::REAL_TOPIC),
+            Some("Orders")
+        );
+        assert_eq!(
+            m.properties.get(super::super::park::REAL_QUEUE_ID),
+            Some("3")
+        );
         let mut top = delayed("40");
         assert_eq!(schedule_if_delayed(&mut top, 18), Ok(Some(3)));
         assert_eq!(top.queue_id, 17);

@@ -11,6 +11,8 @@ use proto::NewMessage;
 use store::meta::{MetaStore, TopicConfig};
 use store::Disk;
 
+use super::park::{BadDelay, Later};
+use super::timer::BadTimer;
 use super::topics::AUTO_CREATE_TOPIC;
 use super::transaction;
 use super::write::{put_error, with_put_fields, PutError, WriteError};
@@ -102,6 +104,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         // Where a delayed or half message was really sent, which the response names.
         let mut rerouted_from_queue = None;
         let mut transaction_id = None;
+        // How a delayed or timer message was parked, to wake its deliverer once stored.
+        let mut later = None;
         let messages: Vec<NewMessage> = if header.batch {
             match batch::decode(&req.body) {
                 Ok(entries) if !entries.is_empty() => entries
@@ -126,24 +130,15 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     .get(transaction::property::TRANSACTION_ID)
                     .map(str::to_string);
             } else {
-                let timer = super::timer::schedule_if_timer(
-                    &mut message,
-                    proto::clock::now_ms(),
-                    self.config.timer_max_delay_sec as i64 * 1_000,
-                    self.config.timer_wheel_enable,
-                );
-                match timer {
-                    Ok(Some(real_queue)) => rerouted_from_queue = Some(real_queue),
-                    Ok(None) => {}
+                match self.park_if_later(&mut message) {
+                    Ok(parked) => {
+                        rerouted_from_queue = parked.as_ref().map(Later::real_queue);
+                        later = parked;
+                    }
                     // As Java answers WHEEL_TIMER_NOT_ENABLE.
-                    Err(e @ super::timer::BadTimer::Disabled { .. }) => {
+                    Err(e @ BadDelay::Timer(BadTimer::Disabled { .. })) => {
                         return refuse(response::SYSTEM_ERROR, e.to_string())
                     }
-                    Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
-                }
-                match super::retry::schedule_if_delayed(&mut message, self.delay_levels_ms.len()) {
-                    Ok(Some(real_queue)) => rerouted_from_queue = Some(real_queue),
-                    Ok(None) => {}
                     Err(e) => return refuse(response::MESSAGE_ILLEGAL, e.to_string()),
                 }
             }
@@ -155,11 +150,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                 "a batch cannot hold transactional messages (TRAN_MSG)".into(),
             );
         }
-        if let Some(name) = messages
-            .iter()
-            .find_map(delay_property)
-            .filter(|_| header.batch)
-        {
+        let delayed_entry = || messages.iter().find_map(delay_property);
+        if let Some(name) = header.batch.then(delayed_entry).flatten() {
             return refuse(
                 response::MESSAGE_ILLEGAL,
                 format!("a batch cannot hold delayed or timer messages ({name})"),
@@ -189,13 +181,6 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
         } else {
             &single_size[..]
         };
-        // A timer message wakes the timer task (see below): where it waits, and when due.
-        let first_queue_id = messages.first().map_or(0, |m| m.queue_id);
-        let timer_due_ms = messages
-            .first()
-            .filter(|m| m.topic == super::timer::TIMER_TOPIC)
-            .and_then(|m| m.properties.get(super::timer::property::TIMER_OUT_MS))
-            .and_then(|ms| ms.parse::<i64>().ok());
         match self.put_messages(messages).await {
             Ok(results) => {
                 self.traffic.record_in(header.topic, message_type, sizes);
@@ -205,12 +190,9 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
                     // the offset is the message's place in the schedule or half queue
                     // (a transaction's END_TRANSACTION names it back).
                     first.queue_id = queue_id;
-                    if transaction_id.is_none() && message_type == MessageType::Delay {
-                        match timer_due_ms {
-                            Some(due_ms) => self.timer_placed(first_queue_id, due_ms),
-                            None => self.scheduled.send_modify(|v| *v += 1),
-                        }
-                    }
+                }
+                if let Some(later) = &later {
+                    self.wake_for(later);
                 }
                 let response = RemotingCommand::response_to(req, response::SUCCESS, None);
                 let response = with_put_fields(response, &results, &first);

@@ -26,6 +26,7 @@ use proto::{MessageRef, NewMessage};
 use store::meta::MetaStore;
 use store::{Disk, StoreError};
 
+use super::park::{park, unpark};
 use super::write::PutError;
 use super::Broker;
 
@@ -44,9 +45,7 @@ pub mod property {
     pub const DELIVER_MS: &str = "TIMER_DELIVER_MS";
     /// When the broker delivered the message to its topic (epoch ms).
     pub const DEQUEUE_MS: &str = "TIMER_DEQUEUE_MS";
-    pub(crate) const REAL_TOPIC: &str = "REAL_TOPIC";
-    pub(crate) const REAL_QUEUE_ID: &str = "REAL_QID";
-    pub(crate) const DELAY: &str = "DELAY";
+    pub(crate) use proto::properties::keys::DELAY;
 }
 
 /// Units read from a queue's head at a time: the moves of one read go in one write,
@@ -82,18 +81,32 @@ pub(super) enum BadTimer {
     Disabled { name: &'static str },
 }
 
+/// Where a timer message was placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Placed {
+    /// The wheel's queue it waits in.
+    pub queue_id: u32,
+    /// When it is due (`TIMER_OUT_MS`).
+    pub due_ms: i64,
+    /// The queue the producer named.
+    pub real_queue: u32,
+}
+
 /// Takes a timer message in, as Java's `HookUtils.transformTimerMessage`: its delivery
-/// time goes to `TIMER_OUT_MS`, its topic and queue to `REAL_TOPIC` / `REAL_QID`, and it
-/// is sent to the wheel's queue for that time; returns the queue the producer named.
-/// The delay properties are dropped (a copy sent on later must not be delayed again).
-/// A message due already is stored as it is; a `DELAY` level wins over the timer
-/// properties, which are then dropped, as in Java.
+/// time goes to `TIMER_OUT_MS`, and it is parked ([`park`]) in the wheel's queue for
+/// that time. The delay properties are dropped (a copy sent on later must not be
+/// delayed again). A message due already is stored as it is; a `DELAY` level wins over
+/// the timer properties, which are then dropped, as in Java.
 pub(super) fn schedule_if_timer(
     message: &mut NewMessage,
     now_ms: i64,
     max_delay_ms: i64,
     enabled: bool,
-) -> Result<Option<u32>, BadTimer> {
+) -> Result<Option<Placed>, BadTimer> {
+    // Every send passes here: one scan of the properties for the common case.
+    if !message.properties.as_str().contains("TIMER_") {
+        return Ok(None);
+    }
     let delay_level = message.properties.get(property::DELAY);
     if delay_level.is_some_and(|l| l.trim().parse::<i32>().is_ok_and(|l| l > 0)) {
         for name in [
@@ -152,14 +165,14 @@ pub(super) fn schedule_if_timer(
     let Some(queue_id) = wheel::place(deliver_ms, now_ms) else {
         return Ok(None);
     };
-    let real_queue = message.queue_id;
-    let props = &mut message.properties;
-    props.insert(TIMER_OUT_MS, deliver_ms.to_string());
-    props.insert(property::REAL_TOPIC, message.topic.as_str());
-    props.insert(property::REAL_QUEUE_ID, real_queue.to_string());
-    message.topic = TIMER_TOPIC.to_string();
-    message.queue_id = queue_id;
-    Ok(Some(real_queue))
+    message
+        .properties
+        .insert(TIMER_OUT_MS, deliver_ms.to_string());
+    Ok(Some(Placed {
+        queue_id,
+        due_ms: deliver_ms,
+        real_queue: park(message, TIMER_TOPIC, queue_id),
+    }))
 }
 
 /// PLANTED BUG (`fault-injection` builds only), which the simulator's checkers must
@@ -339,23 +352,16 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             match wheel::place(unit.tag_hash, now_ms) {
                 Some(queue_id) => message.queue_id = queue_id,
                 None => {
-                    let props = &mut message.properties;
-                    let real_topic = props.get(property::REAL_TOPIC).map(str::to_string);
-                    let real_queue = props
-                        .get(property::REAL_QUEUE_ID)
-                        .and_then(|q| q.parse().ok());
-                    let (Some(topic), Some(queue_id)) = (real_topic, real_queue) else {
+                    if !unpark(&mut message) {
                         tracing::warn!(
                             offset = unit.commitlog_offset,
                             "timer message without a real topic; dropped"
                         );
                         continue;
-                    };
-                    props.remove(property::REAL_TOPIC);
-                    props.remove(property::REAL_QUEUE_ID);
-                    props.insert(property::DEQUEUE_MS, now_ms.to_string());
-                    message.topic = topic;
-                    message.queue_id = queue_id;
+                    }
+                    message
+                        .properties
+                        .insert(property::DEQUEUE_MS, now_ms.to_string());
                 }
             }
             batch.push(message);
@@ -392,7 +398,7 @@ mod tests {
         m
     }
 
-    fn admit(m: &mut NewMessage) -> Result<Option<u32>, BadTimer> {
+    fn admit(m: &mut NewMessage) -> Result<Option<Placed>, BadTimer> {
         schedule_if_timer(m, NOW, 3 * 86_400_000, true)
     }
 
@@ -404,12 +410,22 @@ mod tests {
             (property::DELIVER_MS, "1700000090000"),
         ] {
             let mut m = timer(name, value);
-            assert_eq!(admit(&mut m), Ok(Some(3)), "{name}");
+            assert_eq!(
+                admit(&mut m).map(|p| p.map(|p| p.real_queue)),
+                Ok(Some(3)),
+                "{name}"
+            );
             assert_eq!(m.topic, TIMER_TOPIC);
             assert_eq!(m.queue_id, wheel::place(NOW + 90_000, NOW).unwrap());
             assert_eq!(m.properties.get(TIMER_OUT_MS), Some("1700000090000"));
-            assert_eq!(m.properties.get(property::REAL_TOPIC), Some("Orders"));
-            assert_eq!(m.properties.get(property::REAL_QUEUE_ID), Some("3"));
+            assert_eq!(
+                m.properties.get(super::super::park::REAL_TOPIC),
+                Some("Orders")
+            );
+            assert_eq!(
+                m.properties.get(super::super::park::REAL_QUEUE_ID),
+                Some("3")
+            );
             assert_eq!(m.properties.get(name), None, "{name} dropped");
         }
         // Seconds first, as in Java.

@@ -146,39 +146,16 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             return Ok(false);
         };
         let mut messages = Vec::with_capacity(2);
-        let mut delayed = false;
-        let mut timer: Option<(u32, i64)> = None;
+        let mut later = None;
         match outcome {
             Outcome::Commit => {
                 let mut message = committed_message(half)
                     .map_err(|e| PutError::Store(StoreError::MessageIllegal(e)))?;
                 // A timer or a DELAY level applies from the commit, as in Java.
-                let now_ms = proto::clock::now_ms();
-                timer = crate::broker::timer::schedule_if_timer(
-                    &mut message,
-                    now_ms,
-                    self.config.timer_max_delay_sec as i64 * 1_000,
-                    self.config.timer_wheel_enable,
-                )
-                .unwrap_or_else(|e| {
+                later = self.park_if_later(&mut message).unwrap_or_else(|e| {
                     tracing::warn!(txid, error = %e, "committed message delivered at once");
                     None
-                })
-                .and_then(|_| {
-                    let due_ms = message
-                        .properties
-                        .get(crate::broker::timer::property::TIMER_OUT_MS)?;
-                    Some((message.queue_id, due_ms.parse().ok()?))
                 });
-                delayed = crate::broker::retry::schedule_if_delayed(
-                    &mut message,
-                    self.delay_levels_ms.len(),
-                )
-                .unwrap_or_else(|e| {
-                    tracing::warn!(txid, error = %e, "committed message delivered at once");
-                    None
-                })
-                .is_some();
                 messages.push(message);
             }
             Outcome::Rollback => {}
@@ -198,11 +175,8 @@ impl<D: Disk, M: MetaStore> Broker<D, M> {
             outcome,
         };
         self.write_end(end, messages).await?;
-        if delayed {
-            self.scheduled.send_modify(|v| *v += 1);
-        }
-        if let Some((queue_id, due_ms)) = timer {
-            self.timer_placed(queue_id, due_ms);
+        if let Some(later) = &later {
+            self.wake_for(later);
         }
         Ok(true)
     }

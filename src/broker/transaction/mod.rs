@@ -60,8 +60,7 @@ pub mod property {
     pub const CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
     pub const CHECK_IMMUNITY_SECONDS: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
     pub const UNIQ_KEY: &str = "UNIQ_KEY";
-    pub const REAL_TOPIC: &str = "REAL_TOPIC";
-    pub const REAL_QUEUE_ID: &str = "REAL_QID";
+    pub use proto::properties::keys::{REAL_QUEUE_ID, REAL_TOPIC};
     pub const TAGS: &str = "TAGS";
     /// raftmq's, on op records: the highest half-queue offset of the transaction's
     /// copies when it ended, and how it ended (`commit`, `rollback` or `discard`).
@@ -200,16 +199,8 @@ pub(super) fn prepare_half(message: &mut NewMessage) -> bool {
     {
         message.properties.insert(property::TRANSACTION_ID, uniq);
     }
-    let real_queue = message.queue_id.to_string();
-    message
-        .properties
-        .insert(property::REAL_TOPIC, message.topic.as_str());
-    message
-        .properties
-        .insert(property::REAL_QUEUE_ID, real_queue);
     message.sys_flag &= !TRANSACTION_MASK;
-    message.topic = HALF_TOPIC.to_string();
-    message.queue_id = 0;
+    super::park::park(message, HALF_TOPIC, 0);
     true
 }
 
@@ -225,18 +216,10 @@ fn transaction_id(half: &MessageRef<'_>) -> String {
 /// The message a committed half message becomes: its real topic and queue, committed.
 fn committed_message(half: &MessageRef<'_>) -> Result<NewMessage, String> {
     let mut message = half.to_new_message();
-    let topic = message
-        .properties
-        .remove(property::REAL_TOPIC)
-        .ok_or("the half message has no REAL_TOPIC")?;
-    let queue_id = message
-        .properties
-        .remove(property::REAL_QUEUE_ID)
-        .and_then(|q| q.parse().ok())
-        .ok_or("the half message has no REAL_QID")?;
+    if !super::park::unpark(&mut message) {
+        return Err("the half message has no REAL_TOPIC and REAL_QID".into());
+    }
     message.properties.remove(property::TRAN_MSG);
-    message.topic = topic;
-    message.queue_id = queue_id;
     message.sys_flag = (message.sys_flag & !TRANSACTION_MASK) | TRANSACTION_COMMIT_TYPE;
     message.prepared_transaction_offset = half.physical_offset() as i64;
     Ok(message)
